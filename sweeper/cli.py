@@ -1,0 +1,109 @@
+"""sweeper's command line: parse arguments, call one module, turn errors into one line.
+
+Exit codes: 0 done; 1 the sweep ran but some configurations failed, or an internal
+error; 2 bad input (usage, spec, results directory); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import SweeperError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage over several lines; one is enough
+        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sweeper", description="Hyperparameter sweeps for semi-supervised deep generative models.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the sweep a spec describes")
+    run.add_argument("spec", help="spec file (YAML), e.g. search_spaces/quickstart.yaml")
+    run.add_argument("--out", help="results directory (default: results/<sweep name>)")
+    run.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port (default: start Ray here)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    report = commands.add_parser("report", help="print the table of one or more results directories")
+    report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
+    report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    report.add_argument("--rows", help="column for the rows (default: the most varied hyperparameter)")
+    report.add_argument("--cols", default="model", help="column for the columns (default: model)")
+
+    validate = commands.add_parser("validate", help="check a spec without running anything")
+    validate.add_argument("spec")
+
+    commands.add_parser("models", help="list the models and the hyperparameters each takes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SweeperError as e:
+        print(f"sweeper: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sweeper: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("SWEEPER_DEBUG"):
+            raise
+        print(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    from . import spec as spec_module
+    from . import sweep
+
+    spec = spec_module.load(args.spec)
+    out = args.out or os.path.join("results", spec.name)
+    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet)
+    print(f"results: {outcome.out_dir} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
+          f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
+    print(f"report:  sweeper report {out}")
+    if outcome.errored:
+        print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report(args) -> int:
+    from . import report
+
+    print(report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols), end="")
+    return 0
+
+
+def _validate(args) -> int:
+    from . import space
+    from . import spec as spec_module
+
+    spec = spec_module.load(args.spec)
+    print(f"{args.spec}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
+          f"of {', '.join(spec.models)} on {spec.dataset}, {spec.epochs} epochs each")
+    return 0
+
+
+def _models(args) -> int:
+    from . import models
+
+    for name, cls in sorted(models.MODELS.items()):
+        print(f"{name}: {cls.summary}")
+        for hp, h in cls.hyperparameters().items():
+            bounds = "".join([f" >= {h.low:g}" if h.low is not None else "", f" <= {h.high:g}" if h.high is not None else ""])
+            print(f"    {hp} = {h.default:g}{bounds}  {h.help}")
+    return 0
+
+
+COMMANDS = {"run": _run, "report": _report, "validate": _validate, "models": _models}
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""A dataset as whole arrays with a fixed train/validation/test split, and its labelled subset."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    n_classes: int
+    x_train: np.ndarray  # float32 (N, D), values in [0, 1]
+    y_train: np.ndarray  # int64 (N,)
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the spec checks need to know of a dataset without loading it."""
+
+    n_train: int
+    n_classes: int
+    summary: str
+
+
+def fixed_split(n: int, n_val: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of train, validation and test: one permutation, the same on every machine."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
+
+
+def labelled_split(labels: np.ndarray, label_count: int, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced labelled subset of `label_count` points chosen by `seed`, and the rest.
+
+    Returns sorted indices into `labels`: (labelled, unlabelled), disjoint, covering all.
+    """
+    if label_count % n_classes:
+        raise ValueError(f"label_count {label_count} is not a multiple of the {n_classes} classes")
+    per_class = label_count // n_classes
+    rng = np.random.default_rng([seed, 0x5EED])  # a stream of its own, apart from init and batches
+    chosen = []
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} training points, fewer than {per_class} labels")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    labelled = np.sort(np.concatenate(chosen))
+    unlabelled = np.setdiff1d(np.arange(len(labels)), labelled)
+    return labelled, unlabelled

@@ -1,0 +1,9 @@
+"""Errors a user can act on. The command line prints their message as one line."""
+
+
+class SweeperError(Exception):
+    """Something the user must fix; the message says what, where, and what to do."""
+
+
+class SpecError(SweeperError):
+    """A spec file that cannot be run as written."""

@@ -1,0 +1,47 @@
+"""What every model offers the training loop."""
+from __future__ import annotations
+
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import nn
+
+from .parts import ARCHITECTURE, Hyper
+
+# Optimiser settings are hyperparameters of every model.
+OPTIMISER = {"lr": Hyper(1e-3, low=1e-7, high=1.0, help="Adam learning rate")}
+
+
+class Batch(NamedTuple):
+    x_labelled: torch.Tensor  # (B_l, D)
+    y_labelled: torch.Tensor  # (B_l,) int64
+    x_unlabelled: torch.Tensor  # (B_u, D)
+
+
+class Model(nn.Module):
+    """A semi-supervised model: a loss over a batch, and a classifier.
+
+    `forward(batch, weights, key)` returns (loss, parts): `weights` maps each name in
+    `weights` to a 0-d tensor, `key` is an int64 tensor (see parts.normal), `parts`
+    maps names from results.LOSS_PARTS to 0-d tensors. No state is kept between calls,
+    so the loss is a pure function of (parameters, batch, weights, key) through
+    torch.func.functional_call.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    weights: ClassVar[dict[str, Hyper]] = {}  # loss weights, given to forward as tensors
+    shape: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # network sizes, given to __init__
+
+    def __init__(self, n_features: int, n_classes: int):
+        super().__init__()
+        self.n_features = n_features
+        self.n_classes = n_classes
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Hyper]:
+        return {**cls.weights, **cls.shape, **OPTIMISER}
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for x."""
+        raise NotImplementedError

@@ -1,0 +1,25 @@
+"""Supervised baseline: the classifier q(y|x) trained on the labelled data alone."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Batch, Model
+from .parts import ARCHITECTURE, mlp
+
+
+class Baseline(Model):
+    name = "baseline"
+    summary = "the classifier alone, trained on labelled data only"
+    shape = {"hidden": ARCHITECTURE["hidden"]}
+
+    def __init__(self, n_features: int, n_classes: int, hidden: int):
+        super().__init__(n_features, n_classes)
+        self.classifier = mlp([n_features, hidden, n_classes])
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+    def forward(self, batch: Batch, weights: dict[str, torch.Tensor], key: torch.Tensor):
+        cross_entropy = F.cross_entropy(self.classifier(batch.x_labelled), batch.y_labelled)
+        return cross_entropy, {"ce": cross_entropy}

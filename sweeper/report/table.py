@@ -1,0 +1,71 @@
+"""Table 1-style tables from a trials table: rows × columns, cells mean ± std (n) over seeds."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..errors import SweeperError
+from ..results import TRIAL_FIELDS_AFTER, TRIAL_FIELDS_BEFORE
+
+FORMATS = ("markdown", "latex", "csv")
+NOT_TAKEN = "n/a"  # row label for models that do not take the row's hyperparameter
+MISSING = "–"
+_NOT_AXES = {name for name, _ in TRIAL_FIELDS_AFTER} | {"trial_id", "config_id", "seed"}
+
+
+def default_rows(trials: pd.DataFrame) -> str:
+    """The hyperparameter with the most distinct values; else label_count; else dataset."""
+    fixed_columns = {name for name, _ in TRIAL_FIELDS_BEFORE + TRIAL_FIELDS_AFTER}
+    counts = {c: trials[c].nunique() for c in trials.columns if c not in fixed_columns}
+    swept = [c for c in counts if counts[c] > 1]
+    if swept:
+        return max(swept, key=lambda c: counts[c])  # ties: the first hyperparameter column
+    return "label_count" if trials["label_count"].nunique() > 1 else "dataset"
+
+
+def summarise(trials: pd.DataFrame, rows: str, cols: str, value: str = "test_acc") -> pd.DataFrame:
+    """mean, std (ddof=1) and n of `value` over the completed trials in each (rows, cols) cell."""
+    for axis, name in (("--rows", rows), ("--cols", cols)):
+        if name not in trials.columns or name in _NOT_AXES:
+            allowed = sorted(c for c in trials.columns if c not in _NOT_AXES)
+            raise SweeperError(f"{axis} {name}: not a column of these results; choose one of: {', '.join(allowed)}")
+    done = trials[trials["status"] == "completed"]
+    grouped = done.groupby([rows, cols], dropna=False, sort=True)[value]
+    summary = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    return summary.sort_values([rows, cols], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _label(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return NOT_TAKEN
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    spread = MISSING if math.isnan(std) else f"{100 * std:.2f}"
+    return f"{100 * mean:.2f} ± {spread} ({n})"
+
+
+def render(summary: pd.DataFrame, rows: str, cols: str, fmt: str = "markdown") -> str:
+    if fmt == "csv":
+        return summary.rename(columns={"mean": "test_acc_mean", "std": "test_acc_std"}).to_csv(index=False)
+    row_values = list(dict.fromkeys(summary[rows].tolist()))
+    col_values = list(dict.fromkeys(sorted(summary[cols].tolist(), key=_label)))
+    cells = {(_label(r[rows]), _label(r[cols])): _cell(r["mean"], r["std"], int(r["n"])) for _, r in summary.iterrows()}
+    header = [rows] + [_label(c) for c in col_values]
+    body = [[_label(r)] + [cells.get((_label(r), _label(c)), MISSING) for c in col_values] for r in row_values]
+    caption = "test accuracy % at the epoch of best validation accuracy: mean ± std over seeds (n)"
+    if fmt == "markdown":
+        lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(line) + " |" for line in body]
+        return "\n".join(lines) + "\n"
+    if fmt == "latex":
+        escape = lambda s: s.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--")  # noqa: E731
+        lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(col_values) + "}", r"\toprule"]
+        lines.append(" & ".join(escape(h) for h in header) + r" \\")
+        lines.append(r"\midrule")
+        lines += [" & ".join(escape(c) for c in line) + r" \\" for line in body]
+        lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{escape(caption)}}}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    raise SweeperError(f"--format {fmt}: unknown format; choose one of: {', '.join(FORMATS)}")

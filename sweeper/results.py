@@ -1,0 +1,114 @@
+"""The results store: Parquet datasets under a results directory, readable without sweeper.
+
+    DIR/epochs/<config_id>.parquet   one row per trial (a configuration × seed) and epoch
+    DIR/trials/<config_id>.parquet   one row per trial
+
+One file per configuration, named by its Ray Tune trial id, written whole each time: a
+retried or resumed configuration replaces its file, so its rows never appear twice.
+Each file is written under a hidden temporary name and renamed into place; readers
+(pyarrow, pandas, DuckDB) skip names starting with '.', so they never see half a file.
+Every file of a sweep has the same columns; hyperparameters a model lacks are null.
+
+No torch and no Ray here.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import SweeperError
+
+TABLES = ("epochs", "trials")
+STATUSES = ("running", "completed", "diverged", "failed")
+
+_ID = [("trial_id", pa.string()), ("config_id", pa.string()), ("model", pa.string()), ("seed", pa.int64())]
+EPOCH_FIELDS = _ID + [
+    ("epoch", pa.int64()),
+    ("loss", pa.float64()),
+    ("recon", pa.float64()),
+    ("kl", pa.float64()),
+    ("ce", pa.float64()),
+    ("val_acc", pa.float64()),
+    ("test_acc", pa.float64()),
+    ("entropy_unlabelled", pa.float64()),
+    ("wall_s", pa.float64()),
+]
+TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64())]
+TRIAL_FIELDS_AFTER = [
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("best_val_acc", pa.float64()),
+    ("test_acc", pa.float64()),
+    ("best_epoch", pa.int64()),
+    ("epochs", pa.int64()),
+    ("wall_s", pa.float64()),
+]
+
+
+def epoch_schema() -> pa.Schema:
+    return pa.schema(EPOCH_FIELDS)
+
+
+def trial_schema(hyperparameters: list[str]) -> pa.Schema:
+    """Trial columns, with one float64 column per hyperparameter of the sweep."""
+    return pa.schema(TRIAL_FIELDS_BEFORE + [(h, pa.float64()) for h in hyperparameters] + TRIAL_FIELDS_AFTER)
+
+
+def write_configuration(
+    out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: list[str]
+) -> None:
+    """Write (or replace) every row of one configuration: its epochs, then its trials."""
+    _write(Path(out_dir) / "epochs" / f"{config_id}.parquet", epochs, epoch_schema())
+    _write(Path(out_dir) / "trials" / f"{config_id}.parquet", trials, trial_schema(hyperparameters))
+
+
+def _write(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+    unknown = set().union(*rows) - set(schema.names) if rows else set()
+    if unknown:
+        raise ValueError(f"columns not in the results schema: {sorted(unknown)}")
+    status = {r.get("status") for r in rows} - {None}
+    if not status <= set(STATUSES):
+        raise ValueError(f"unknown status {sorted(status - set(STATUSES))}")
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with atomic(path) as temporary:
+        pq.write_table(table, temporary)
+
+
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A hidden temporary path beside `path`, renamed onto it if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, path)  # atomic on POSIX: readers see the old file or the new one
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: list[str] | None = None) -> pd.DataFrame:
+    """One table ("trials" or "epochs") of one or several results directories, as a DataFrame."""
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {TABLES}")
+    dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
+    frames = []
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
+        files = sorted((d / table).glob("*.parquet")) if (d / table).is_dir() else []
+        if not files:
+            raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
+        try:
+            frames.append(pd.read_parquet(d / table, columns=columns))
+        except (pa.ArrowException, OSError, KeyError, ValueError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise SweeperError(f"{d / table}: cannot read these results ({first}); was it written by sweeper?") from None
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

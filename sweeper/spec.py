@@ -1,0 +1,297 @@
+"""A spec file (YAML) → a validated, typed Spec. Nothing here runs anything.
+
+Every problem is a SpecError whose message names the file and the key, says what is
+wrong and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+SAMPLERS = ("grid", "random", "tpe")
+METRICS = ("val_acc",)  # selection metric: maximised; test accuracy is read at its best epoch
+TOP_KEYS = (
+    "name", "description", "dataset", "label_count", "models", "seeds", "epochs", "batch",
+    "fixed", "search", "metric", "sampler", "sampler_seed", "trials", "resources", "max_concurrent",
+)
+REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
+
+
+@dataclass(frozen=True)
+class Grid:
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    dataset: str
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: int
+    label_count: int = 100
+    batch_labelled: int = 100
+    batch_unlabelled: int = 100
+    fixed: dict[str, float] = field(default_factory=dict)
+    search: dict[str, Grid | Range] = field(default_factory=dict)
+    metric: str = "val_acc"
+    sampler: str = "grid"
+    sampler_seed: int = 0
+    trials: int | None = None  # configurations to sample; a grid runs all of its points
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_concurrent: int | None = None
+    description: str = ""
+    source: str = "<spec>"
+
+    def hyperparameters(self, model: str) -> dict[str, float]:
+        """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
+        from . import models
+
+        taken = models.hyperparameters(model)
+        return {name: self.fixed.get(name, h.default) for name, h in taken.items()}
+
+    def searched(self, model: str) -> dict[str, Grid | Range]:
+        """The searched hyperparameters `model` takes, in spec order."""
+        from . import models
+
+        taken = models.hyperparameters(model)
+        return {name: domain for name, domain in self.search.items() if name in taken}
+
+    def hyperparameter_names(self) -> list[str]:
+        """Every hyperparameter of every model in the sweep, sorted: the results' columns."""
+        from . import models
+
+        return sorted({name for m in self.models for name in models.hyperparameters(m)})
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def load(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file; give the path of a spec, e.g. search_spaces/quickstart.yaml") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read the spec ({type(e).__name__}); give a readable YAML file") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}: {where}not valid YAML ({problem}); fix the syntax there") from None
+    return parse(raw, source=str(path))
+
+
+def parse(raw: Any, source: str = "<spec>") -> Spec:
+    """Validate a spec already read from YAML."""
+    from . import models
+    from .data import DATASETS
+
+    def fail(key: str, problem: str) -> SpecError:
+        return SpecError(f"{source}: {key}: {problem}")
+
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a spec must be a mapping of keys to values, got {type(raw).__name__}; see README 'Spec format'")
+    for k in raw:
+        if k not in TOP_KEYS:
+            raise fail(str(k), f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
+    for k in REQUIRED:
+        if k not in raw:
+            raise SpecError(f"{source}: missing required key '{k}'; required keys: {', '.join(REQUIRED)}")
+
+    name = _string(raw["name"], "name", fail)
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise fail("name", f"must be letters, digits, '-', '_' or '.', got {name!r}")
+
+    dataset = _string(raw["dataset"], "dataset", fail)
+    if dataset not in DATASETS:
+        raise fail("dataset", f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(DATASETS))}")
+    info = DATASETS[dataset]
+
+    model_names = raw["models"]
+    if isinstance(model_names, str):
+        model_names = [model_names]
+    if not isinstance(model_names, list) or not model_names:
+        raise fail("models", "expected a non-empty list of model names")
+    for m in model_names:
+        if m not in models.MODELS:
+            raise fail("models", f"unknown model {m!r}; registered models: {', '.join(sorted(models.MODELS))}")
+    if len(set(model_names)) != len(model_names):
+        raise fail("models", "a model is listed twice")
+
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds:
+        raise fail("seeds", "expected a non-empty list of integers, e.g. [0, 1, 2]")
+    for s in seeds:
+        _integer(s, "seeds", fail, low=0)
+    if len(set(seeds)) != len(seeds):
+        dup = next(s for s in seeds if seeds.count(s) > 1)
+        raise fail("seeds", f"seed {dup} is listed twice; each seed runs once per configuration")
+
+    epochs = _integer(raw["epochs"], "epochs", fail, low=1)
+    label_count = _integer(raw.get("label_count", 100), "label_count", fail, low=info.n_classes)
+    if label_count % info.n_classes:
+        raise fail("label_count", f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; labelled subsets are class-balanced")
+    if label_count >= info.n_train:
+        raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
+
+    batch = raw.get("batch", {})
+    if not isinstance(batch, dict):
+        raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}")
+    for k in batch:
+        if k not in ("labelled", "unlabelled"):
+            raise fail(f"batch.{k}", "unknown key; allowed keys: labelled, unlabelled")
+    batch_labelled = _integer(batch.get("labelled", 100), "batch.labelled", fail, low=1)
+    batch_unlabelled = _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)
+    if batch_unlabelled > info.n_train - label_count:
+        raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {info.n_train - label_count} unlabelled points of {dataset}")
+
+    taken: dict[str, list[str]] = {}
+    for m in model_names:
+        for hp in models.hyperparameters(m):
+            taken.setdefault(hp, []).append(m)
+
+    def check_value(key: str, hp: str, value) -> float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        problem = models.hyperparameters(taken[hp][0])[hp].check(value)
+        if problem:
+            raise fail(key, problem)
+        return value
+
+    def check_taken(key: str, hp: str) -> None:
+        if hp not in taken:
+            who = f"{model_names[0]} takes" if len(model_names) == 1 else f"none of {', '.join(model_names)} takes"
+            they = model_names[0] if len(model_names) == 1 else "they"
+            raise fail(key, f"{who} no hyperparameter {hp!r}; remove it or add a model that takes it "
+                            f"({they} {'takes' if len(model_names) == 1 else 'take'}: {', '.join(sorted(taken))})")
+
+    fixed_raw = raw.get("fixed", {}) or {}
+    if not isinstance(fixed_raw, dict):
+        raise fail("fixed", "expected a mapping of hyperparameter names to values")
+    fixed = {}
+    for hp, value in fixed_raw.items():
+        check_taken(f"fixed.{hp}", hp)
+        fixed[hp] = check_value(f"fixed.{hp}", hp, value)
+
+    search_raw = raw.get("search", {}) or {}
+    if not isinstance(search_raw, dict):
+        raise fail("search", "expected a mapping of hyperparameter names to a list (grid) or {low, high, log} (range)")
+    search: dict[str, Grid | Range] = {}
+    for hp, domain in search_raw.items():
+        key = f"search.{hp}"
+        check_taken(key, hp)
+        if hp in fixed:
+            raise fail(key, "is also under 'fixed'; a hyperparameter is either fixed or searched")
+        search[hp] = _domain(domain, key, hp, fail, check_value)
+
+    sampler = _string(raw.get("sampler", "grid"), "sampler", fail)
+    if sampler not in SAMPLERS:
+        raise fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    ranges = [hp for hp, d in search.items() if isinstance(d, Range)]
+    if sampler == "grid" and ranges:
+        raise fail("sampler", f"grid cannot sample the range of {ranges[0]!r}; give it a list of values or use sampler: tpe or random")
+    trials = raw.get("trials")
+    if trials is not None:
+        trials = _integer(trials, "trials", fail, low=1)
+    if sampler != "grid" and trials is None:
+        raise fail("trials", f"sampler {sampler} needs the number of configurations to try, e.g. trials: 20")
+
+    resources = raw.get("resources", {}) or {}
+    if not isinstance(resources, dict):
+        raise fail("resources", "expected a mapping {cpu: N, gpu: F}")
+    for k in resources:
+        if k not in ("cpu", "gpu"):
+            raise fail(f"resources.{k}", "unknown key; allowed keys: cpu, gpu")
+    cpu = _number(resources.get("cpu", 1), "resources.cpu", fail)
+    gpu = _number(resources.get("gpu", 0), "resources.gpu", fail)
+    if cpu <= 0:
+        raise fail("resources.cpu", f"must be > 0, got {cpu!r}")
+    if gpu < 0:
+        raise fail("resources.gpu", f"must be >= 0 (a fraction shares one GPU between trials), got {gpu!r}")
+    max_concurrent = raw.get("max_concurrent")
+    if max_concurrent is not None:
+        max_concurrent = _integer(max_concurrent, "max_concurrent", fail, low=1)
+
+    metric = _string(raw.get("metric", "val_acc"), "metric", fail)
+    if metric not in METRICS:
+        raise fail("metric", f"unknown selection metric {metric!r}; allowed: {', '.join(METRICS)}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise fail("description", "expected text")
+
+    return Spec(
+        name=name, dataset=dataset, models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
+        label_count=label_count, batch_labelled=batch_labelled, batch_unlabelled=batch_unlabelled,
+        fixed=fixed, search=search, metric=metric, sampler=sampler,
+        sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
+        trials=trials, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
+        description=description, source=source,
+    )
+
+
+def _domain(domain, key, hp, fail, check_value) -> Grid | Range:
+    if isinstance(domain, list):
+        if not domain:
+            raise fail(key, "empty grid; list at least one value")
+        values = tuple(check_value(key, hp, v) for v in domain)
+        if len(set(values)) != len(values):
+            raise fail(key, "a grid value is listed twice")
+        return Grid(values)
+    if isinstance(domain, dict):
+        for k in domain:
+            if k not in ("low", "high", "log"):
+                raise fail(f"{key}.{k}", "unknown key; a range has low, high and optionally log")
+        if "low" not in domain or "high" not in domain:
+            raise fail(key, "a range needs both low and high")
+        low = check_value(f"{key}.low", hp, domain["low"])
+        high = check_value(f"{key}.high", hp, domain["high"])
+        log = domain.get("log", False)
+        if not isinstance(log, bool):
+            raise fail(f"{key}.log", f"expected true or false, got {log!r}")
+        if low > high:
+            raise fail(key, f"low {low!r} is above high {high!r}")
+        if log and low <= 0:
+            raise fail(key, f"a log range needs low > 0, got {low!r}")
+        return Range(float(low), float(high), log)
+    raise fail(key, f"expected a list of values (grid) or {{low, high, log}} (range), got {domain!r}")
+
+
+def _string(value, key, fail) -> str:
+    if not isinstance(value, str) or not value:
+        raise fail(key, f"expected text, got {value!r}")
+    return value
+
+
+def _number(value, key, fail) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise fail(key, f"expected a number, got {value!r}")
+    return value
+
+
+def _integer(value, key, fail, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(key, f"expected an integer, got {value!r}")
+    if value < low:
+        raise fail(key, f"must be >= {low}, got {value}")
+    return value

@@ -1,0 +1,146 @@
+"""Ray Tune runs a spec: a Tuner with OptunaSearch, storage under the results directory.
+
+    DIR/spec.yaml        the spec as it was run
+    DIR/optuna.journal   the Optuna study (optuna-dashboard DIR/optuna.journal)
+    DIR/tune/            Ray Tune's experiment state and checkpoints
+    DIR/epochs, trials   results (results.py), written by the trials themselves
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from . import space
+from .errors import SweeperError
+from .spec import Spec
+from .trainable import Setup, train_configuration
+
+STUDY_FILE = "optuna.journal"
+TUNE_DIR = "tune"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    out_dir: Path
+    configurations: int
+    errored: int
+    wall_s: float
+
+
+def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
+        num_cpus: int | None = None, stream: TextIO = sys.stdout) -> Outcome:
+    out = Path(out_dir).resolve()
+    if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
+        raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(spec.source).is_file():
+        shutil.copyfile(spec.source, out / "spec.yaml")
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started_ray = _start_ray(address, num_cpus)
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(train_configuration, setup=Setup(spec, str(out))),
+                {"cpu": spec.cpu, "gpu": spec.gpu},
+            ),
+            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), num_samples=space.configuration_count(spec)),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR,
+                storage_path=str(out),
+                verbose=0,
+                callbacks=[] if quiet else [Progress(spec, stream)],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        start = time.monotonic()
+        grid = tuner.fit()
+        return Outcome(out, len(grid), len(grid.errors), time.monotonic() - start)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _searcher(spec: Spec, out: Path):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    searcher = OptunaSearch(
+        space=space.DefineByRun(spec),
+        metric="objective",
+        mode="max",
+        points_to_evaluate=space.grid_points(spec) if spec.sampler == "grid" else None,
+        sampler=space.sampler(spec),
+        study_name=spec.name,
+        storage=storage,
+    )
+    if spec.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+    return searcher
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Join `address`, or start Ray in this process. True if this call started it."""
+    if ray.is_initialized():
+        return False
+    options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=num_cpus, **options)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise SweeperError(f"cannot start or join {where} ({str(e).splitlines()[0]}); check --address and that the cluster is up") from None
+    return True
+
+
+class Progress(tune.Callback):
+    """One line when a trial starts or ends, and at most every `every_s` while results come in."""
+
+    def __init__(self, spec: Spec, stream: TextIO, every_s: float = 10.0):
+        self.total = space.configuration_count(spec)
+        self.seeds = len(spec.seeds)
+        self.stream = stream
+        self.every_s = every_s
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.best: tuple[float, dict] | None = None
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._print(trials)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        objective = result.get("objective")
+        if objective is not None and (self.best is None or objective > self.best[0]):
+            self.best = (objective, trial.config)
+        if time.monotonic() - self.last >= self.every_s:
+            self._print(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._print(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._print(trials)
+
+    def _print(self, trials) -> None:
+        self.last = time.monotonic()
+        count = lambda status: sum(t.status == status for t in trials)  # noqa: E731
+        line = (f"[{self.last - self.start:6.0f}s] configurations: {count('TERMINATED')}/{self.total} done, "
+                f"{count('RUNNING')} running, {count('ERROR')} failed ({self.seeds} seeds each)")
+        if self.best:
+            objective, config = self.best
+            settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+            line += f"; best mean val_acc {objective:.4f}: {settings}"
+        print(line, file=self.stream, flush=True)

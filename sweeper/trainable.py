@@ -1,0 +1,93 @@
+"""The Ray Tune trainable: one configuration (all its seeds) → tune.report each epoch.
+
+After every epoch it writes the configuration's rows (results.py), then reports the
+metrics with a checkpoint. A retried trial starts from that checkpoint and rewrites the
+same file, so rows are neither lost nor doubled.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from . import results, space
+from .data import load
+from .spec import Spec
+from .train import Plan, Trial
+
+CHECKPOINT_FILE = "trial.pt"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every trial of a sweep shares."""
+
+    spec: Spec
+    out_dir: str
+
+
+def train_configuration(config: dict, setup: Setup) -> None:
+    spec = setup.spec
+    torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
+    config_id = tune.get_context().get_trial_id()
+    model, hyper = space.configuration(spec, config)
+    device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
+    plan = Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled, device)
+    trial = Trial(plan, load(spec.dataset))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            trial.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, weights_only=False))
+
+    try:
+        for epoch in trial.epochs():
+            _write(setup, config_id, trial, hyper)
+            with tempfile.TemporaryDirectory() as d:
+                torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
+                tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
+    except Exception as e:
+        _write(setup, config_id, trial, hyper, error=f"{type(e).__name__}: {e}")
+        raise
+
+
+def _metrics(trial: Trial, epoch: int) -> dict:
+    latest = [m.history[-1] for m in trial.members if m.history and m.history[-1]["epoch"] == epoch]
+    live = [row for row in latest if math.isfinite(row["loss"])]
+    mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
+    return {
+        "objective": trial.objective(),
+        "val_acc": mean("val_acc"),
+        "test_acc": mean("test_acc"),
+        "loss": mean("loss"),
+        "epoch": epoch,
+        "diverged": sum(m.status == "diverged" for m in trial.members),
+    }
+
+
+def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> None:
+    spec = setup.spec
+    ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in trial.members}
+    epochs = [{**ids[row["seed"]], **row} for m in trial.members for row in m.history]
+    trials = [
+        {
+            **ids[m.seed],
+            "seed": m.seed,
+            "dataset": spec.dataset,
+            "label_count": spec.label_count,
+            **{name: float(value) for name, value in hyper.items()},
+            "status": "failed" if error and m.status == "running" else m.status,
+            "error": error if m.status == "running" else None,
+            "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),
+            "test_acc": m.test_acc,
+            "best_epoch": m.best_epoch,
+            "epochs": len(m.history),
+            "wall_s": m.wall_s,
+        }
+        for m in trial.members
+    ]
+    results.write_configuration(setup.out_dir, config_id, epochs, trials, spec.hyperparameter_names())

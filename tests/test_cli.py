@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+from conftest import tiny_spec
+from sweeper.cli import main
+
+
+def test_validate_a_good_spec(write_spec, capsys):
+    path = write_spec(tiny_spec())
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok: 3 configurations × 2 seeds of m2, baseline on digits, 2 epochs each\n"
+
+
+def test_a_bad_spec_is_one_line_on_stderr_and_exit_2(write_spec):
+    path = write_spec(tiny_spec(models=["m2", "m9"]))
+    done = subprocess.run([sys.executable, "-m", "sweeper", "validate", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == f"sweeper: error: {path}: models: unknown model 'm9'; registered models: baseline, m2\n"
+
+
+def test_usage_errors_are_one_line_too():
+    done = subprocess.run([sys.executable, "-m", "sweeper", "report", "--format", "html", "x"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "invalid choice: 'html'" in done.stderr
+
+
+def test_report_of_a_missing_directory(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == f"sweeper: error: {tmp_path / 'none'}: no such results directory; give the --out directory of a sweep (default results/<name>)\n"
+
+
+def test_models_lists_each_model_and_its_hyperparameters(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "m2: Kingma's M2" in out and "    alpha = 0.1 >= 0  weight of the labelled cross-entropy" in out
+    assert out.index("baseline:") < out.index("m2:")

@@ -1,0 +1,93 @@
+import pytest
+
+from conftest import tiny_spec
+from sweeper import spec as spec_module
+from sweeper.errors import SpecError
+from sweeper.spec import Grid, Range
+
+
+def load(write_spec, **overrides):
+    return spec_module.load(write_spec(tiny_spec(**overrides)))
+
+
+def error(write_spec, content) -> str:
+    path = write_spec(content)
+    with pytest.raises(SpecError) as info:
+        spec_module.load(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message[len(f"{path}: "):]
+
+
+def test_a_good_spec_becomes_a_typed_spec(write_spec):
+    spec = load(write_spec, search={"alpha": [0.5, 5], "lr": {"low": 1e-4, "high": 1e-2, "log": True}}, sampler="tpe", trials=4)
+    assert spec.models == ("m2", "baseline")
+    assert spec.seeds == (0, 1)
+    assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(1e-4, 1e-2, log=True)}
+    assert (spec.batch_labelled, spec.batch_unlabelled, spec.label_count) == (25, 200, 50)
+    assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
+    assert spec.hyperparameters("baseline") == {"hidden": 16, "lr": 1e-3}
+    assert spec.hyperparameter_names() == ["alpha", "hidden", "latent", "lr"]
+
+
+def test_the_quickstart_spec_is_valid():
+    spec = spec_module.load("search_spaces/quickstart.yaml")
+    assert spec.models == ("m2", "baseline") and len(spec.search["alpha"].values) >= 4 and len(spec.seeds) == 3
+
+
+def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
+    spec = load(write_spec, fixed={"hidden": 16, "lr": "1e-3"})
+    assert spec.fixed["lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, label_count, models, seeds, epochs, batch, fixed, search, metric, sampler, sampler_seed, trials, resources, max_concurrent"),
+        ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: baseline, m2"),
+        ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: digits"),
+        ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
+        ({"epochs": 0}, "epochs: must be >= 1, got 0"),
+        ({"seeds": [0, 1, 0]}, "seeds: seed 0 is listed twice; each seed runs once per configuration"),
+        ({"label_count": 55}, "label_count: 55 is not a multiple of the 10 classes of digits; labelled subsets are class-balanced"),
+        ({"label_count": 2000}, "label_count: 2000 leaves no unlabelled data: digits has 1257 training points"),
+        ({"batch": {"labelled": 0}}, "batch.labelled: must be >= 1, got 0"),
+        ({"search": {"alpha": []}}, "search.alpha: empty grid; list at least one value"),
+        ({"search": {"alpha": [1, -1]}}, "search.alpha: must be >= 0, got -1"),
+        ({"search": {"alpha": {"low": 10, "high": 1}}}, "search.alpha: low 10 is above high 1"),
+        ({"search": {"alpha": {"low": 0, "high": 1, "log": True}}, "sampler": "tpe", "trials": 3}, "search.alpha: a log range needs low > 0, got 0"),
+        ({"search": {"alpha": {"low": 0.1, "high": 1}}}, "sampler: grid cannot sample the range of 'alpha'; give it a list of values or use sampler: tpe or random"),
+        ({"sampler": "tpe"}, "trials: sampler tpe needs the number of configurations to try, e.g. trials: 20"),
+        ({"sampler": "bayes"}, "sampler: unknown sampler 'bayes'; allowed: grid, random, tpe"),
+        ({"fixed": {"hidden": 2.5}}, "fixed.hidden: expected an integer, got 2.5"),
+        ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0, got 0"),
+        ({"search": {"alpha": [1], "hidden": [8]}, "fixed": {"hidden": 16}}, "search.hidden: is also under 'fixed'; a hyperparameter is either fixed or searched"),
+    ],
+)
+def test_bad_specs_get_one_line_naming_the_key(write_spec, overrides, message):
+    assert error(write_spec, tiny_spec(**overrides)) == message
+
+
+def test_a_hyperparameter_no_listed_model_takes_names_both(write_spec):
+    message = error(write_spec, tiny_spec(models=["baseline"], fixed={}, search={"alpha": [1]}))
+    assert message == "search.alpha: baseline takes no hyperparameter 'alpha'; remove it or add a model that takes it (baseline takes: hidden, lr)"
+
+
+def test_yaml_syntax_errors_give_the_line(write_spec):
+    assert error(write_spec, "name: x\nmodels: [m2\nseeds: [0]\n").startswith("line 3: not valid YAML")
+
+
+def test_a_spec_that_is_not_a_mapping(write_spec):
+    assert error(write_spec, "- m2\n- baseline\n") == "a spec must be a mapping of keys to values, got list; see README 'Spec format'"
+
+
+def test_a_missing_required_key(write_spec):
+    content = tiny_spec()
+    del content["seeds"]
+    assert error(write_spec, content) == "missing required key 'seeds'; required keys: name, dataset, models, seeds, epochs"
+
+
+def test_a_missing_file():
+    with pytest.raises(SpecError, match=r"^nope.yaml: no such file; give the path of a spec"):
+        spec_module.load("nope.yaml")
