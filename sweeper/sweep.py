@@ -14,7 +14,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 import optuna
 import ray
@@ -40,7 +39,7 @@ class Outcome:
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
-        num_cpus: int | None = None, stream: TextIO = sys.stdout) -> Outcome:
+        num_cpus: int | None = None) -> Outcome:
     out = Path(out_dir).resolve()
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
@@ -62,7 +61,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
                 name=TUNE_DIR,
                 storage_path=str(out),
                 verbose=0,
-                callbacks=[] if quiet else [Progress(spec, stream)],
+                callbacks=[] if quiet else [Progress(spec)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
@@ -107,12 +106,14 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
 
 
 class Progress(tune.Callback):
-    """One line when a trial starts or ends, and at most every `every_s` while results come in."""
+    """One line on stdout when a trial starts or ends, and at most every `every_s` between.
 
-    def __init__(self, spec: Spec, stream: TextIO, every_s: float = 10.0):
+    Holds no stream: Tune pickles its callbacks with the experiment state.
+    """
+
+    def __init__(self, spec: Spec, every_s: float = 10.0):
         self.total = space.configuration_count(spec)
         self.seeds = len(spec.seeds)
-        self.stream = stream
         self.every_s = every_s
         self.start = time.monotonic()
         self.last = 0.0
@@ -128,19 +129,20 @@ class Progress(tune.Callback):
         if time.monotonic() - self.last >= self.every_s:
             self._print(trials)
 
+    # Tune calls these before it sets the trial's new status
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._print(trials)
+        self._print(trials, ended=(trial, "TERMINATED"))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._print(trials)
+        self._print(trials, ended=(trial, "ERROR"))
 
-    def _print(self, trials) -> None:
+    def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
-        count = lambda status: sum(t.status == status for t in trials)  # noqa: E731
-        line = (f"[{self.last - self.start:6.0f}s] configurations: {count('TERMINATED')}/{self.total} done, "
-                f"{count('RUNNING')} running, {count('ERROR')} failed ({self.seeds} seeds each)")
+        status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
+        line = (f"[{self.last - self.start:6.0f}s] configurations: {status.count('TERMINATED')}/{self.total} done, "
+                f"{status.count('RUNNING')} running, {status.count('ERROR')} failed ({self.seeds} seeds each)")
         if self.best:
             objective, config = self.best
             settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
             line += f"; best mean val_acc {objective:.4f}: {settings}"
-        print(line, file=self.stream, flush=True)
+        print(line, file=sys.stdout, flush=True)

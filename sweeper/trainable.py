@@ -70,7 +70,12 @@ def _metrics(trial: Trial, epoch: int) -> dict:
 
 
 def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> None:
-    spec = setup.spec
+    epochs, trials = rows(setup.spec, config_id, trial, hyper, error)
+    results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_names())
+
+
+def rows(spec: Spec, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> tuple[list[dict], list[dict]]:
+    """The configuration's rows so far: (epochs, trials). With `error`, running seeds failed."""
     ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in trial.members}
     epochs = [{**ids[row["seed"]], **row} for m in trial.members for row in m.history]
     trials = [
@@ -81,7 +86,7 @@ def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str |
             "label_count": spec.label_count,
             **{name: float(value) for name, value in hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
-            "error": error if m.status == "running" else None,
+            "error": error if error and m.status == "running" else None,
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),
             "test_acc": m.test_acc,
             "best_epoch": m.best_epoch,
@@ -90,4 +95,4 @@ def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str |
         }
         for m in trial.members
     ]
-    results.write_configuration(setup.out_dir, config_id, epochs, trials, spec.hyperparameter_names())
+    return epochs, trials

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .base import Batch, Model
 from .parts import (
+    ConditionalMLP,
     GaussianEncoder,
     Hyper,
     bernoulli_log_likelihood,
@@ -36,8 +37,8 @@ class M2(Model):
     def __init__(self, n_features: int, n_classes: int, hidden: int, latent: int):
         super().__init__(n_features, n_classes)
         self.latent = latent
-        self.encoder = GaussianEncoder(n_features + n_classes, hidden, latent)  # q(z|x,y)
-        self.decoder = mlp([latent + n_classes, hidden, n_features])  # p(x|y,z), logits
+        self.encoder = GaussianEncoder((n_features, n_classes), hidden, latent)  # q(z|x,y)
+        self.decoder = ConditionalMLP((latent, n_classes), hidden, n_features)  # p(x|y,z), logits
         self.classifier = mlp([n_features, hidden, n_classes])  # q(y|x)
         self.log_prior_y = -math.log(n_classes)  # p(y) uniform
 
@@ -45,10 +46,10 @@ class M2(Model):
         return self.classifier(x)
 
     def elbo(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor):
-        """L(x, y) for one-hot y, with its reconstruction and KL terms (all over leading dims)."""
-        mu, log_var = self.encoder(torch.cat([x, y], -1))
+        """L(x, y) for one-hot y, with its reconstruction and KL terms; x and y broadcast."""
+        mu, log_var = self.encoder(x, y)
         z = reparameterise(mu, log_var, eps)
-        log_px = bernoulli_log_likelihood(self.decoder(torch.cat([z, y], -1)), x)
+        log_px = bernoulli_log_likelihood(self.decoder(z, y), x)
         kl = kl_standard_normal(mu, log_var)
         return log_px + self.log_prior_y - kl, log_px, kl
 
@@ -60,7 +61,7 @@ class M2(Model):
             x_l, one_hot(batch.y_labelled, k, x_l.dtype), normal(fold_in(key, 0), (n_l, self.latent))
         )
 
-        x_all, y_all = enumerate_labels(x_u, k)  # every label at once: (B_u, K, .)
+        x_all, y_all = enumerate_labels(x_u, k)  # every label at once: (B_u, 1, D) with (1, K, K)
         every_label, log_px_u, kl_u = self.elbo(x_all, y_all, normal(fold_in(key, 1), (n_u, k, self.latent)))
         logits_u = self.classifier(x_u)
         q_y = logits_u.softmax(-1)

@@ -64,15 +64,46 @@ def mlp(sizes: list[int], activation=nn.Softplus) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class GaussianEncoder(nn.Module):
-    """q(z | inputs) = N(mu, diag(exp(log_var))) from an MLP."""
+class JointLinear(nn.Module):
+    """W [a; b; ...] + bias over several inputs, as W_a a + W_b b + ... + bias.
 
-    def __init__(self, n_in: int, hidden: int, latent: int):
+    The same map as a Linear over the concatenation (Xavier init over the whole W), but
+    each input keeps its own shape: an x of shape (B, 1, D) and every label (1, K, K)
+    broadcast to (B, K, H), so x is projected once rather than once per label.
+    """
+
+    def __init__(self, in_sizes: tuple[int, ...], n_out: int):
         super().__init__()
-        self.body = mlp([n_in, hidden, 2 * latent])
+        bound = math.sqrt(6.0 / (sum(in_sizes) + n_out))
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(n_out, n).uniform_(-bound, bound)) for n in in_sizes)
+        self.bias = nn.Parameter(torch.zeros(n_out))
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_var = self.body(inputs).chunk(2, dim=-1)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return sum((F.linear(x, w) for x, w in zip(inputs, self.weights, strict=True)), self.bias)
+
+
+class ConditionalMLP(nn.Module):
+    """An MLP over several inputs (e.g. x and y): a JointLinear first layer, then `mlp`."""
+
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, n_out: int, activation=nn.Softplus):
+        super().__init__()
+        self.first = JointLinear(in_sizes, hidden)
+        self.activation = activation()
+        self.rest = mlp([hidden, n_out])
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.activation(self.first(*inputs)))
+
+
+class GaussianEncoder(nn.Module):
+    """q(z | inputs) = N(mu, diag(exp(log_var))), from a ConditionalMLP over the inputs."""
+
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int):
+        super().__init__()
+        self.body = ConditionalMLP(in_sizes, hidden, 2 * latent)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_var = self.body(*inputs).chunk(2, dim=-1)
         return mu, log_var
 
 
@@ -80,8 +111,11 @@ class GaussianEncoder(nn.Module):
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x | logits) summed over the last dimension; x may be grey levels in [0, 1]."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    """log p(x | logits) summed over the last dimension; x may be grey levels in [0, 1].
+
+    x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l); x broadcasts against l.
+    """
+    return (x * logits - F.softplus(logits)).sum(-1)
 
 
 def kl_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -100,14 +134,11 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def enumerate_labels(x: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pair every row of x with every label: shapes (B, K, D) and one-hot (B, K, K).
+    """Every row of x with every label, as broadcastable views: (B, 1, D) and one-hot (1, K, K).
 
-    Lets a model evaluate L(x, y) for all y in one batched pass instead of a loop.
+    A model evaluates L(x, y) for all y in one batched pass, with no loop and no copy of x.
     """
-    batch = x.shape[0]
-    x_all = x.unsqueeze(1).expand(batch, n_classes, x.shape[-1])
-    y_all = torch.eye(n_classes, dtype=x.dtype, device=x.device).expand(batch, n_classes, n_classes)
-    return x_all, y_all
+    return x.unsqueeze(1), torch.eye(n_classes, dtype=x.dtype, device=x.device).unsqueeze(0)
 
 
 def one_hot(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:

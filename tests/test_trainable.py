@@ -1,0 +1,42 @@
+"""The rows a configuration writes, without Ray: statuses for completed, diverged and failed seeds."""
+import math
+
+import torch
+
+from conftest import tiny_spec
+from sweeper import results, space
+from sweeper.data import load
+from sweeper.spec import parse
+from sweeper.trainable import rows
+from sweeper.train import Plan, Trial
+
+
+def trial_and_hyper(epochs=2):
+    spec = parse(tiny_spec(epochs=epochs))
+    model, hyper = space.configuration(spec, {"model": "m2", "alpha": 5.0})
+    plan = Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled)
+    return spec, Trial(plan, load("digits")), hyper
+
+
+def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
+    spec, trial, hyper = trial_and_hyper()
+    with torch.no_grad():
+        for p in trial.members[1].model.parameters():
+            p.fill_(float("nan"))
+    for _ in trial.epochs():
+        pass
+    epochs, trials = rows(spec, "c1", trial, hyper)
+    results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_names())
+    written = results.read(tmp_path).sort_values("seed")
+    assert written["trial_id"].tolist() == ["c1-seed0", "c1-seed1"]
+    assert written["status"].tolist() == ["completed", "diverged"]
+    assert written["alpha"].tolist() == [5.0, 5.0] and written["hidden"].tolist() == [16.0, 16.0]
+    assert written["epochs"].tolist() == [2, 1] and math.isnan(written["test_acc"].iloc[1])
+    assert len(results.read(tmp_path, "epochs")) == 3
+
+
+def test_an_error_marks_the_running_seeds_failed_with_the_message():
+    spec, trial, hyper = trial_and_hyper(epochs=3)
+    next(trial.epochs())
+    _, trials = rows(spec, "c2", trial, hyper, error="RuntimeError: out of memory")
+    assert [(t["status"], t["error"], t["epochs"]) for t in trials] == [("failed", "RuntimeError: out of memory", 1)] * 2
