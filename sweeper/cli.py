@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="spec file (YAML), e.g. search_spaces/quickstart.yaml")
     run.add_argument("--out", help="results directory (default: results/<sweep name>)")
     run.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port (default: start Ray here)")
+    run.add_argument("--data-dir", help="where dataset files are (default: $SWEEPER_DATA_DIR, else ~/.cache/sweeper)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
 
     report = commands.add_parser("report", help="print the table of one or more results directories")
@@ -64,7 +65,7 @@ def _run(args) -> int:
 
     spec = spec_module.load(args.spec)
     out = args.out or os.path.join("results", spec.name)
-    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet)
+    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir)
     print(f"results: {outcome.out_dir} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
           f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
     print(f"report:  sweeper report {out}")

@@ -7,3 +7,7 @@ class SweeperError(Exception):
 
 class SpecError(SweeperError):
     """A spec file that cannot be run as written."""
+
+
+class DataError(SweeperError):
+    """A dataset file that is missing, unreadable or not the file it should be."""

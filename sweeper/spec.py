@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
+from .data.base import PREPROCESS, DataOptions
 from .errors import SpecError
 
 SAMPLERS = ("grid", "random", "tpe")
 METRICS = ("val_acc",)  # selection metric: maximised; test accuracy is read at its best epoch
 TOP_KEYS = (
-    "name", "description", "dataset", "label_count", "models", "seeds", "epochs", "batch",
+    "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch",
     "fixed", "search", "metric", "sampler", "sampler_seed", "trials", "resources", "max_concurrent",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
@@ -43,6 +44,7 @@ class Spec:
     seeds: tuple[int, ...]
     epochs: int
     label_count: int = 100
+    data: DataOptions = DataOptions()
     batch_labelled: int = 100
     batch_unlabelled: int = 100
     fixed: dict[str, float] = field(default_factory=dict)
@@ -102,7 +104,7 @@ def load(path: str | Path) -> Spec:
 def parse(raw: Any, source: str = "<spec>") -> Spec:
     """Validate a spec already read from YAML."""
     from . import models
-    from .data import DATASETS
+    from .data import DATASETS, TOY
 
     def fail(key: str, problem: str) -> SpecError:
         return SpecError(f"{source}: {key}: {problem}")
@@ -152,6 +154,9 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if label_count >= info.n_train:
         raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
 
+    data = _data_options(raw.get("data", {}) or {}, dataset, TOY, fail)
+    n_unlabelled = info.n_train if data.labelled_in_unlabelled else info.n_train - label_count
+
     batch = raw.get("batch", {})
     if not isinstance(batch, dict):
         raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}")
@@ -160,8 +165,8 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
             raise fail(f"batch.{k}", "unknown key; allowed keys: labelled, unlabelled")
     batch_labelled = _integer(batch.get("labelled", 100), "batch.labelled", fail, low=1)
     batch_unlabelled = _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)
-    if batch_unlabelled > info.n_train - label_count:
-        raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {info.n_train - label_count} unlabelled points of {dataset}")
+    if batch_unlabelled > n_unlabelled:
+        raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}")
 
     taken: dict[str, list[str]] = {}
     for m in model_names:
@@ -242,12 +247,33 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
 
     return Spec(
         name=name, dataset=dataset, models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
-        label_count=label_count, batch_labelled=batch_labelled, batch_unlabelled=batch_unlabelled,
+        label_count=label_count, data=data, batch_labelled=batch_labelled, batch_unlabelled=batch_unlabelled,
         fixed=fixed, search=search, metric=metric, sampler=sampler,
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
         trials=trials, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
         description=description, source=source,
     )
+
+
+def _data_options(raw, dataset: str, toy: tuple[str, ...], fail) -> DataOptions:
+    if not isinstance(raw, dict):
+        raise fail("data", "expected a mapping {preprocess: ..., labelled_in_unlabelled: ..., noise: ...}")
+    for k in raw:
+        if k not in ("preprocess", "labelled_in_unlabelled", "noise"):
+            raise fail(f"data.{k}", "unknown key; allowed keys: preprocess, labelled_in_unlabelled, noise")
+    preprocess = raw.get("preprocess", "scale")
+    if preprocess not in PREPROCESS:
+        raise fail("data.preprocess", f"unknown preprocessing {preprocess!r}; allowed: {', '.join(PREPROCESS)}")
+    both = raw.get("labelled_in_unlabelled", False)
+    if not isinstance(both, bool):
+        raise fail("data.labelled_in_unlabelled", f"expected true or false, got {both!r}")
+    noise = raw.get("noise")
+    if noise is not None:
+        if dataset not in toy:
+            raise fail("data.noise", f"only the toy sets ({', '.join(toy)}) take noise, not {dataset}")
+        if _number(noise, "data.noise", fail) < 0:
+            raise fail("data.noise", f"must be >= 0, got {noise!r}")
+    return DataOptions(preprocess, both, None if noise is None else float(noise))
 
 
 def _domain(domain, key, hp, fail, check_value) -> Grid | Range:

@@ -21,7 +21,7 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from . import space
+from . import data, space
 from .errors import SweeperError
 from .spec import Spec
 from .trainable import Setup, train_configuration
@@ -39,8 +39,9 @@ class Outcome:
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
-        num_cpus: int | None = None) -> Outcome:
+        num_cpus: int | None = None, data_dir: str | Path | None = None) -> Outcome:
     out = Path(out_dir).resolve()
+    dataset = data.load(spec.dataset, data_dir, spec.data)  # here, so a bad file stops the sweep before it starts
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     try:
         tuner = tune.Tuner(
             tune.with_resources(
-                tune.with_parameters(train_configuration, setup=Setup(spec, str(out))),
+                tune.with_parameters(train_configuration, setup=Setup(spec, str(out)), data=dataset),
                 {"cpu": spec.cpu, "gpu": spec.gpu},
             ),
             tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), num_samples=space.configuration_count(spec)),

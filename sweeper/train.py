@@ -18,7 +18,7 @@ import torch
 from . import models
 from .data import Dataset, labelled_split
 from .models import Batch
-from .models.parts import entropy, fold_in, key
+from .models.parts import entropy, fold_in, key, uniform
 
 LOSS_PARTS = ("recon", "kl", "ce")  # the parts a model may report; the rest are NaN
 
@@ -35,6 +35,8 @@ class Plan:
     batch_labelled: int
     batch_unlabelled: int
     device: str = "cpu"
+    labelled_in_unlabelled: bool = False  # the unlabelled set is the whole training set
+    dynamic_binarize: bool = False  # x ~ Bernoulli(grey level) afresh for every batch (Kingma)
 
 
 @dataclass
@@ -69,6 +71,11 @@ def batch_indices(n: int, steps: int, size: int, order: torch.Generator, device)
     return flat[: steps * size].view(steps, size)
 
 
+def binarize(x: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """A Bernoulli draw per pixel with its grey level as probability."""
+    return (uniform(key, x.shape) < x).to(x.dtype)
+
+
 class Trial:
     def __init__(self, plan: Plan, data: Dataset):
         self.plan = plan
@@ -85,6 +92,8 @@ class Trial:
     def _member(self, seed: int, data: Dataset) -> Member:
         device = self.x_train.device
         labelled, unlabelled = labelled_split(data.y_train, self.plan.label_count, data.n_classes, seed)
+        if self.plan.labelled_in_unlabelled:
+            unlabelled = np.arange(len(data.y_train))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # initial weights, built on the CPU: the same on any device
             model = models.build(self.plan.model, data.n_features, data.n_classes, self.plan.hyper)
@@ -114,8 +123,11 @@ class Trial:
         missing = torch.tensor(float("nan"), device=device)
         totals = torch.zeros(1 + len(LOSS_PARTS), device=device)
         for s in range(steps):
-            batch = Batch(self.x_train[labelled[s]], self.y_train[labelled[s]], self.x_train[unlabelled[s]])
-            loss, parts = m.model(batch, self.weights, fold_in(m.key, m.step))
+            step_key = fold_in(m.key, m.step)
+            x_l, x_u = self.x_train[labelled[s]], self.x_train[unlabelled[s]]
+            if plan.dynamic_binarize:
+                x_l, x_u = binarize(x_l, fold_in(step_key, -1)), binarize(x_u, fold_in(step_key, -2))
+            loss, parts = m.model(Batch(x_l, self.y_train[labelled[s]], x_u), self.weights, step_key)
             m.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             m.optimizer.step()

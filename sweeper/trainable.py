@@ -15,7 +15,7 @@ import torch
 from ray import tune
 
 from . import results, space
-from .data import load
+from .data import Dataset
 from .spec import Spec
 from .train import Plan, Trial
 
@@ -30,14 +30,14 @@ class Setup:
     out_dir: str
 
 
-def train_configuration(config: dict, setup: Setup) -> None:
+def train_configuration(config: dict, setup: Setup, data: Dataset) -> None:
+    """`data` arrives through Ray's object store: read by the driver, fetched once per node."""
     spec = setup.spec
     torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
     config_id = tune.get_context().get_trial_id()
     model, hyper = space.configuration(spec, config)
     device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
-    plan = Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled, device)
-    trial = Trial(plan, load(spec.dataset))
+    trial = Trial(plan_of(spec, model, hyper, device), data)
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -53,6 +53,11 @@ def train_configuration(config: dict, setup: Setup) -> None:
     except Exception as e:
         _write(setup, config_id, trial, hyper, error=f"{type(e).__name__}: {e}")
         raise
+
+
+def plan_of(spec: Spec, model: str, hyper: dict[str, float], device: str = "cpu") -> Plan:
+    return Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled,
+                device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize")
 
 
 def _metrics(trial: Trial, epoch: int) -> dict:

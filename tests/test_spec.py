@@ -44,9 +44,9 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, label_count, models, seeds, epochs, batch, fixed, search, metric, sampler, sampler_seed, trials, resources, max_concurrent"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, fixed, search, metric, sampler, sampler_seed, trials, resources, max_concurrent"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: baseline, m2"),
-        ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: digits"),
+        ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
         ({"epochs": 0}, "epochs: must be >= 1, got 0"),
         ({"seeds": [0, 1, 0]}, "seeds: seed 0 is listed twice; each seed runs once per configuration"),
@@ -62,6 +62,9 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"sampler": "bayes"}, "sampler: unknown sampler 'bayes'; allowed: grid, random, tpe"),
         ({"fixed": {"hidden": 2.5}}, "fixed.hidden: expected an integer, got 2.5"),
         ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0, got 0"),
+        ({"data": {"preprocess": "whiten"}}, "data.preprocess: unknown preprocessing 'whiten'; allowed: scale, dynamic_binarize, static_binarize, standardize"),
+        ({"data": {"noise": 0.1}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
+        ({"data": {"labelled_in_unlabelled": "yes"}}, "data.labelled_in_unlabelled: expected true or false, got 'yes'"),
         ({"search": {"alpha": [1], "hidden": [8]}, "fixed": {"hidden": 16}}, "search.hidden: is also under 'fixed'; a hyperparameter is either fixed or searched"),
     ],
 )

@@ -69,3 +69,24 @@ def test_test_accuracy_is_read_at_the_epoch_of_best_validation_accuracy():
     m = trial.members[0]
     best = max(m.history, key=lambda row: row["val_acc"])  # the first of equal maxima
     assert (m.best_epoch, m.best_val_acc, m.test_acc) == (best["epoch"], best["val_acc"], best["test_acc"])
+
+
+def test_dynamic_binarisation_draws_a_fresh_binary_batch_from_the_grey_levels():
+    from sweeper.models.parts import key
+    from sweeper.train import binarize
+
+    x = torch.full((2000, 10), 0.3)
+    first, second = binarize(x, key(0)), binarize(x, key(1))
+    assert set(first.unique().tolist()) == {0.0, 1.0} and abs(first.mean().item() - 0.3) < 0.01
+    assert not torch.equal(first, second)
+
+
+def test_data_options_reach_the_trial():
+    from dataclasses import replace
+
+    data = load("digits")
+    both = Trial(replace(plan(epochs=1), labelled_in_unlabelled=True, dynamic_binarize=True), data)
+    assert len(both.members[0].unlabelled) == len(data.y_train)
+    apart = Trial(plan(epochs=1), data)
+    assert len(apart.members[0].unlabelled) == len(data.y_train) - 50
+    assert history(both)[0] != history(apart)[0] and math.isfinite(both.members[0].history[0]["loss"])

@@ -7,15 +7,14 @@ from conftest import tiny_spec
 from sweeper import results, space
 from sweeper.data import load
 from sweeper.spec import parse
-from sweeper.trainable import rows
-from sweeper.train import Plan, Trial
+from sweeper.trainable import plan_of, rows
+from sweeper.train import Trial
 
 
 def trial_and_hyper(epochs=2):
     spec = parse(tiny_spec(epochs=epochs))
     model, hyper = space.configuration(spec, {"model": "m2", "alpha": 5.0})
-    plan = Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled)
-    return spec, Trial(plan, load("digits")), hyper
+    return spec, Trial(plan_of(spec, model, hyper), load("digits")), hyper
 
 
 def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):

@@ -1,19 +1,54 @@
-"""Datasets by name. Each module gives INFO (sizes, without loading) and load()."""
+"""Datasets by name: what the spec checks need (DATASETS), loading, preprocessing, splits.
+
+Files live in DATA_DIR/<dataset>/ (see fetch.data_dir); digits and the toy sets need none.
+"""
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 
-from . import digits
-from .base import Dataset, DatasetInfo, labelled_split
+import numpy as np
 
-_MODULES = {"digits": digits}
-DATASETS: dict[str, DatasetInfo] = {name: module.INFO for name, module in _MODULES.items()}
+from . import cifar, digits, mnist, svhn, toy
+from .base import PREPROCESS, DataOptions, Dataset, DatasetInfo, labelled_split
+from .fetch import data_dir
+
+_LOADERS = {
+    "digits": (digits.INFO, lambda directory, noise: digits.load()),
+    "mnist": (mnist.MNIST, lambda directory, noise: mnist.load_mnist(directory / "mnist")),
+    "fashion_mnist": (mnist.FASHION_MNIST, lambda directory, noise: mnist.load_fashion_mnist(directory / "fashion_mnist")),
+    "cifar10": (cifar.INFO, lambda directory, noise: cifar.load(directory / "cifar10")),
+    "svhn": (svhn.INFO, lambda directory, noise: svhn.load(directory / "svhn")),
+    "moons": (toy.MOONS, lambda directory, noise: toy.load("moons", noise)),
+    "circles": (toy.CIRCLES, lambda directory, noise: toy.load("circles", noise)),
+}
+DATASETS: dict[str, DatasetInfo] = {name: info for name, (info, _) in _LOADERS.items()}
+TOY = ("moons", "circles")
+STATIC_BINARIZE_SEED = 1
+
+
+def load(name: str, directory: str | Path | None = None, options: DataOptions = DataOptions()) -> Dataset:
+    """The dataset `name`, verified, split and preprocessed (read once per process)."""
+    return _preprocess(_load(name, data_dir(directory), options.noise), options.preprocess)
 
 
 @lru_cache(maxsize=4)
-def load(name: str) -> Dataset:
-    """The dataset `name`, loaded once per process."""
-    return _MODULES[name].load()
+def _load(name: str, directory: Path, noise: float | None) -> Dataset:
+    return _LOADERS[name][1](directory, noise)
 
 
-__all__ = ["DATASETS", "Dataset", "DatasetInfo", "labelled_split", "load"]
+def _preprocess(data: Dataset, how: str) -> Dataset:
+    splits = ("x_train", "x_val", "x_test")
+    if how in ("scale", "dynamic_binarize"):  # loaders scale to [0, 1]; dynamic binarisation is per batch
+        return data
+    if how == "static_binarize":  # one Bernoulli draw per pixel, the same for every run
+        rng = np.random.default_rng(STATIC_BINARIZE_SEED)
+        return replace(data, **{s: (rng.random(getattr(data, s).shape) < getattr(data, s)).astype(np.float32) for s in splits})
+    if how == "standardize":  # zero mean, unit variance per feature, from the training split
+        mean, std = data.x_train.mean(0), np.maximum(data.x_train.std(0), 1e-3)
+        return replace(data, **{s: ((getattr(data, s) - mean) / std).astype(np.float32) for s in splits})
+    raise ValueError(f"unknown preprocessing {how!r}; one of {PREPROCESS}")
+
+
+__all__ = ["DATASETS", "PREPROCESS", "TOY", "DataOptions", "Dataset", "DatasetInfo", "data_dir", "labelled_split", "load"]

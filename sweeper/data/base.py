@@ -22,6 +22,18 @@ class Dataset:
         return self.x_train.shape[1]
 
 
+PREPROCESS = ("scale", "dynamic_binarize", "static_binarize", "standardize")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How a spec wants its data: the `data:` mapping of a spec."""
+
+    preprocess: str = "scale"  # one of PREPROCESS; dynamic_binarize happens per batch in training
+    labelled_in_unlabelled: bool = False  # do labelled points also appear in the unlabelled set?
+    noise: float | None = None  # toy sets only; None: the set's default
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What the spec checks need to know of a dataset without loading it."""

@@ -171,10 +171,18 @@ def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
     return _mix(key ^ _mix(torch.as_tensor(data, dtype=torch.int64, device=key.device) * _GOLDEN + 2))
 
 
-def normal(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
-    """Standard normal noise of `shape`, a pure function of `key`."""
+def _uniform64(key: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     counters = torch.arange(math.prod(shape), dtype=torch.int64, device=key.device)
     bits = _mix(key * _GOLDEN + counters * _M2)
     # top 24 bits -> uniform in (0, 1), centred in its bucket so 0 and 1 never occur
-    uniform = (((bits >> 40) & 0xFFFFFF).to(torch.float64) + 0.5) / float(1 << 24)
-    return torch.special.ndtri(uniform).to(dtype).reshape(shape)
+    return ((((bits >> 40) & 0xFFFFFF).to(torch.float64) + 0.5) / float(1 << 24)).reshape(shape)
+
+
+def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+    """Uniform noise in (0, 1) of `shape`, a pure function of `key`."""
+    return _uniform64(key, shape).to(dtype)
+
+
+def normal(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise of `shape`, a pure function of `key`."""
+    return torch.special.ndtri(_uniform64(key, shape)).to(dtype)

@@ -1,0 +1,116 @@
+"""Files of a dataset: found in the data directory or downloaded, and always verified.
+
+A file is used only if its checksum matches: the MD5 of its uncompressed content where
+that is known (it survives recompression), else the MD5 of the file as published.
+A download goes to a hidden temporary name and is renamed into place only once it is
+complete and verified; a failed or bad download leaves nothing behind.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+
+TIMEOUT_S = 60
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file of a dataset: where it is published and how to recognise a good copy."""
+
+    name: str  # file name in the dataset's directory
+    urls: tuple[str, ...]  # the standard address first, then mirrors
+    md5: str | None = None  # of the file as published
+    content_md5: str | None = None  # of its uncompressed content (gzip files)
+
+    def expected(self) -> str:
+        parts = [f"MD5 {self.content_md5} uncompressed" if self.content_md5 else "", f"MD5 {self.md5} as published" if self.md5 else ""]
+        return " or ".join(p for p in parts if p)
+
+
+def data_dir(option: str | os.PathLike | None = None) -> Path:
+    """--data-dir, else $SWEEPER_DATA_DIR, else ~/.cache/sweeper."""
+    chosen = option or os.environ.get("SWEEPER_DATA_DIR") or Path.home() / ".cache" / "sweeper"
+    return Path(chosen).expanduser()
+
+
+def ensure(source: Source, directory: Path) -> Path:
+    """The verified file `source` in `directory`, downloading it if it is not there.
+
+    A gzip file may also be there uncompressed (name without .gz), when its content MD5 is known.
+    """
+    path = directory / source.name
+    if source.name.endswith(".gz") and source.content_md5 and not path.exists() and path.with_suffix("").exists():
+        path = path.with_suffix("")
+    if path.exists():
+        problem = check(path, source)
+        if problem:
+            raise DataError(f"{path}: {problem}; expected {source.expected()}. Replace it with a good copy "
+                            f"(from {source.urls[0]}) or delete it to download it again")
+        return path
+    return _download(source, directory / source.name)
+
+
+def check(path: Path, source: Source) -> str | None:
+    """Why `path` is not a good copy of `source`, or None."""
+    try:
+        raw = _md5(path, gzip_content=False)
+        if source.md5 and raw == source.md5:
+            return None
+        if source.content_md5:
+            content = _md5(path, gzip_content=_is_gzip(path))
+            if content == source.content_md5:
+                return None
+            return f"checksum mismatch (uncompressed content has MD5 {content})"
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        return f"truncated or corrupt ({type(e).__name__}: {e})"
+    return f"checksum mismatch (MD5 {raw})"
+
+
+def _download(source: Source, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in source.urls:
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(temporary, "wb") as out:
+                shutil.copyfileobj(response, out, _CHUNK)
+            problem = check(temporary, source)
+            if problem is None:
+                os.replace(temporary, path)
+                return path
+            failures.append(f"{url}: {problem}")
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
+        finally:
+            temporary.unlink(missing_ok=True)
+    raise DataError(f"{path}: missing, and no good copy could be downloaded ({'; '.join(failures)}); "
+                    f"put a copy there by hand ({source.expected()})")
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _md5(path: Path, gzip_content: bool) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with (gzip.open(path, "rb") if gzip_content else open(path, "rb")) as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_content(path: Path):
+    """A binary file object over the (uncompressed) content of a raw or gzip file."""
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
