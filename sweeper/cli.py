@@ -99,7 +99,9 @@ def _models(args) -> int:
         print(f"{name}: {cls.summary}")
         for hp, h in cls.hyperparameters().items():
             bounds = "".join([f" >= {h.low:g}" if h.low is not None else "", f" <= {h.high:g}" if h.high is not None else ""])
-            print(f"    {hp} = {h.default:g}{bounds}  {h.help}")
+            default = h.default if h.choices else f"{h.default:g}"
+            allowed = f" (one of {', '.join(h.choices)})" if h.choices else bounds
+            print(f"    {hp} = {default}{allowed}  {h.help}")
     return 0
 
 

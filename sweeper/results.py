@@ -38,6 +38,7 @@ EPOCH_FIELDS = _ID + [
     ("val_acc", pa.float64()),
     ("test_acc", pa.float64()),
     ("entropy_unlabelled", pa.float64()),
+    ("mi_unlabelled", pa.float64()),
     ("wall_s", pa.float64()),
 ]
 TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64())]
@@ -56,13 +57,14 @@ def epoch_schema() -> pa.Schema:
     return pa.schema(EPOCH_FIELDS)
 
 
-def trial_schema(hyperparameters: list[str]) -> pa.Schema:
-    """Trial columns, with one float64 column per hyperparameter of the sweep."""
-    return pa.schema(TRIAL_FIELDS_BEFORE + [(h, pa.float64()) for h in hyperparameters] + TRIAL_FIELDS_AFTER)
+def trial_schema(hyperparameters: dict[str, str]) -> pa.Schema:
+    """Trial columns, with a column per hyperparameter of the sweep: "number" (float64) or "text" (string)."""
+    types = {"number": pa.float64(), "text": pa.string()}
+    return pa.schema(TRIAL_FIELDS_BEFORE + [(h, types[kind]) for h, kind in hyperparameters.items()] + TRIAL_FIELDS_AFTER)
 
 
 def write_configuration(
-    out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: list[str]
+    out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: dict[str, str]
 ) -> None:
     """Write (or replace) every row of one configuration: its epochs, then its trials."""
     _write(Path(out_dir) / "epochs" / f"{config_id}.parquet", epochs, epoch_schema())

@@ -73,11 +73,12 @@ class Spec:
         taken = models.hyperparameters(model)
         return {name: domain for name, domain in self.search.items() if name in taken}
 
-    def hyperparameter_names(self) -> list[str]:
-        """Every hyperparameter of every model in the sweep, sorted: the results' columns."""
+    def hyperparameter_columns(self) -> dict[str, str]:
+        """Every hyperparameter of every model in the sweep, sorted, as "number" or "text": the results' columns."""
         from . import models
 
-        return sorted({name for m in self.models for name in models.hyperparameters(m)})
+        kinds = {name: "text" if h.choices else "number" for m in self.models for name, h in models.hyperparameters(m).items()}
+        return dict(sorted(kinds.items()))
 
 
 # ---------------------------------------------------------------------------- loading

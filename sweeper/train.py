@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch
 from . import models
 from .data import Dataset, labelled_split
 from .models import Batch
-from .models.parts import entropy, fold_in, key, uniform
+from .models.parts import entropy, fold_in, key, mutual_information, uniform
 
 LOSS_PARTS = ("recon", "kl", "ce")  # the parts a model may report; the rest are NaN
 
@@ -45,7 +45,7 @@ class Member:
 
     seed: int
     model: models.Model
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None  # None: the model is fitted by EM
     labelled: torch.Tensor  # indices into the training set
     unlabelled: torch.Tensor
     order: torch.Generator  # batch order
@@ -78,7 +78,8 @@ def binarize(x: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
 
 class Trial:
     def __init__(self, plan: Plan, data: Dataset):
-        self.plan = plan
+        defaults = {name: h.default for name, h in models.hyperparameters(plan.model).items()}
+        self.plan = plan = replace(plan, hyper={**defaults, **plan.hyper})
         self.epoch = 0
         device = torch.device(plan.device)
         as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
@@ -87,6 +88,7 @@ class Trial:
         self.x_test, self.y_test = as_tensor(data.x_test), as_tensor(data.y_test)
         cls = models.MODELS[plan.model]
         self.weights = {name: torch.tensor(float(plan.hyper[name]), device=device) for name in cls.weights}
+        self.weights["data_ratio"] = len(data.y_train) / plan.label_count  # for Kingma's alpha x N / N_labelled
         self.members = [self._member(seed, data) for seed in plan.seeds]
 
     def _member(self, seed: int, data: Dataset) -> Member:
@@ -96,9 +98,10 @@ class Trial:
             unlabelled = np.arange(len(data.y_train))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # initial weights, built on the CPU: the same on any device
-            model = models.build(self.plan.model, data.n_features, data.n_classes, self.plan.hyper)
+            model = models.build(self.plan.model, data.input_shape, data.n_classes, self.plan.hyper)
         model.to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(self.plan.hyper["lr"]), foreach=True)
+        by_em = hasattr(model, "em_step")
+        optimizer = None if by_em else torch.optim.Adam(model.parameters(), lr=float(self.plan.hyper["lr"]), foreach=True)
         order = torch.Generator(device=device)
         order.manual_seed(int(np.random.default_rng([seed, 0xBA7C]).integers(2**62)))
         return Member(
@@ -115,19 +118,24 @@ class Trial:
     # ------------------------------------------------------------------ training
 
     def _train_epoch(self, m: Member) -> torch.Tensor:
-        """One pass; returns the summed [loss, *LOSS_PARTS] on the device."""
+        """One pass; returns the mean [loss, *LOSS_PARTS] on the device."""
         plan, device = self.plan, self.x_train.device
+        missing = torch.tensor(float("nan"), device=device)
+        if m.optimizer is None:  # one EM iteration over the whole training set
+            neg_log_likelihood = m.model.em_step(self.x_train[m.labelled], self.y_train[m.labelled], self.x_train[m.unlabelled])
+            return torch.stack([neg_log_likelihood.to(missing.dtype), *(missing for _ in LOSS_PARTS)])
+        # schedules (KL warm-up, M1's stages) read how far training is; the same for every step of an epoch
+        weights = {**self.weights, "epoch": self.epoch - 1, "progress": (self.epoch - 1) / plan.epochs}
         steps = steps_per_epoch(len(m.unlabelled), plan.batch_unlabelled)
         labelled = m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
         unlabelled = m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
-        missing = torch.tensor(float("nan"), device=device)
         totals = torch.zeros(1 + len(LOSS_PARTS), device=device)
         for s in range(steps):
             step_key = fold_in(m.key, m.step)
             x_l, x_u = self.x_train[labelled[s]], self.x_train[unlabelled[s]]
             if plan.dynamic_binarize:
                 x_l, x_u = binarize(x_l, fold_in(step_key, -1)), binarize(x_u, fold_in(step_key, -2))
-            loss, parts = m.model(Batch(x_l, self.y_train[labelled[s]], x_u), self.weights, step_key)
+            loss, parts = m.model(Batch(x_l, self.y_train[labelled[s]], x_u), weights, step_key)
             m.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             m.optimizer.step()
@@ -137,13 +145,15 @@ class Trial:
 
     @torch.no_grad()
     def _evaluate(self, m: Member) -> torch.Tensor:
-        """[validation accuracy, test accuracy, mean entropy of q(y|x) on the unlabelled set]."""
+        """[validation accuracy, test accuracy, mean entropy and mutual information of q(y|x) on the unlabelled set]."""
         accuracy = lambda x, y: (m.model.classify(x).argmax(-1) == y).float().mean()  # noqa: E731
+        logits_u = m.model.classify(self.x_train[m.unlabelled])
         return torch.stack(
             [
                 accuracy(self.x_val, self.y_val),
                 accuracy(self.x_test, self.y_test),
-                entropy(m.model.classify(self.x_train[m.unlabelled])).mean(),
+                entropy(logits_u).mean(),
+                mutual_information(logits_u),
             ]
         )
 
@@ -162,11 +172,11 @@ class Trial:
 
     def _record(self, m: Member, metrics: list[float], seconds: float) -> None:
         loss, *parts = metrics[: 1 + len(LOSS_PARTS)]
-        val_acc, test_acc, ent = metrics[1 + len(LOSS_PARTS) :]
+        val_acc, test_acc, ent, mi = metrics[1 + len(LOSS_PARTS) :]
         m.wall_s += seconds
         m.history.append(
             dict(seed=m.seed, epoch=self.epoch, loss=loss, **dict(zip(LOSS_PARTS, parts)),
-                 val_acc=val_acc, test_acc=test_acc, entropy_unlabelled=ent, wall_s=seconds)
+                 val_acc=val_acc, test_acc=test_acc, entropy_unlabelled=ent, mi_unlabelled=mi, wall_s=seconds)
         )
         if not math.isfinite(loss):
             m.status = "diverged"
@@ -190,7 +200,7 @@ class Trial:
             "members": [
                 {
                     "model": m.model.state_dict(),
-                    "optimizer": m.optimizer.state_dict(),
+                    "optimizer": m.optimizer.state_dict() if m.optimizer else None,
                     "order": m.order.get_state(),
                     "step": m.step.item(),
                     **{name: getattr(m, name) for name in self._SCALARS},
@@ -203,7 +213,8 @@ class Trial:
         self.epoch = state["epoch"]
         for m, saved in zip(self.members, state["members"], strict=True):
             m.model.load_state_dict(saved["model"])
-            m.optimizer.load_state_dict(saved["optimizer"])
+            if m.optimizer:
+                m.optimizer.load_state_dict(saved["optimizer"])
             m.order.set_state(saved["order"])
             m.step.fill_(saved["step"])
             for name in self._SCALARS:

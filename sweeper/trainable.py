@@ -76,7 +76,7 @@ def _metrics(trial: Trial, epoch: int) -> dict:
 
 def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> None:
     epochs, trials = rows(setup.spec, config_id, trial, hyper, error)
-    results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_names())
+    results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
 
 
 def rows(spec: Spec, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> tuple[list[dict], list[dict]]:
@@ -89,7 +89,7 @@ def rows(spec: Spec, config_id: str, trial: Trial, hyper: dict, error: str | Non
             "seed": m.seed,
             "dataset": spec.dataset,
             "label_count": spec.label_count,
-            **{name: float(value) for name, value in hyper.items()},
+            **{name: value if isinstance(value, str) else float(value) for name, value in hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
             "error": error if error and m.status == "running" else None,
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),

@@ -16,7 +16,7 @@ def test_a_bad_spec_is_one_line_on_stderr_and_exit_2(write_spec):
     done = subprocess.run([sys.executable, "-m", "sweeper", "validate", str(path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == f"sweeper: error: {path}: models: unknown model 'm9'; registered models: baseline, m2\n"
+    assert done.stderr == f"sweeper: error: {path}: models: unknown model 'm9'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm\n"
 
 
 def test_usage_errors_are_one_line_too():

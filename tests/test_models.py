@@ -5,14 +5,28 @@ import torch
 
 from sweeper import models
 from sweeper.models import Batch
-from sweeper.models.parts import fold_in, key, normal, one_hot
+from sweeper.models.parts import (
+    ImageDecoder,
+    ImageFeatures,
+    fold_in,
+    key,
+    kl_standard_normal,
+    log_normal,
+    normal,
+    one_hot,
+    one_label_at_a_time,
+    reverse_gradient,
+)
 
-N_FEATURES, N_CLASSES = 12, 4
+SHAPE, N_CLASSES = (1, 4, 4), 4  # tiny 4x4 "images", so the CNN runs too
+N_FEATURES = 16
+GRADIENT_MODELS = sorted(name for name, cls in models.MODELS.items() if not hasattr(cls, "em_step"))
+ENUMERATING = sorted(name for name, cls in models.MODELS.items() if cls.enumerates)
 
 
-def tiny(name: str, seed: int = 0) -> models.Model:
+def tiny(name: str, seed: int = 0, **settings) -> models.Model:
     torch.manual_seed(seed)
-    return models.build(name, N_FEATURES, N_CLASSES, {"hidden": 8, "latent": 3})
+    return models.build(name, SHAPE, N_CLASSES, {"hidden": 8, "latent": 3, "auxiliary": 3, "features": 5, **settings})
 
 
 def batch(seed: int = 0, n_labelled: int = 6, n_unlabelled: int = 5) -> Batch:
@@ -24,8 +38,10 @@ def batch(seed: int = 0, n_labelled: int = 6, n_unlabelled: int = 5) -> Batch:
     )
 
 
-def weights(**values):
-    return {name: torch.tensor(float(v)) for name, v in values.items()}
+def weights(model: str, progress: float = 0.9, **values) -> dict:
+    """Every loss weight at its default (or as given), and the schedule values the loop adds."""
+    w = {name: torch.tensor(float(values.get(name, h.default))) for name, h in models.MODELS[model].weights.items()}
+    return {**w, "epoch": 0, "progress": progress, "data_ratio": 10.0}
 
 
 def test_noise_is_a_pure_function_of_the_key():
@@ -38,37 +54,153 @@ def test_noise_is_a_pure_function_of_the_key():
     assert abs(((sample > 1.96).float().mean().item()) - 0.025) < 0.002  # the tail, not just the moments
 
 
-def test_m2_enumerates_every_label_in_one_pass_equal_to_a_loop():
-    model, b, k = tiny("m2"), batch(), key(3)
-    loss, parts = model(b, weights(alpha=2.0), k)
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_loss_is_finite_and_falls_on_a_tiny_problem(name, network):
+    model, b = tiny(name, network=network), batch(n_labelled=16, n_unlabelled=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(40):
+        loss, parts = model(b, weights(name), key(step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5
+    assert model.classify(b.x_unlabelled).shape == (16, N_CLASSES)
 
-    # the same objective, label by label, with the same noise
-    eps_l = normal(fold_in(k, 0), (6, 3))
-    eps_u = normal(fold_in(k, 1), (5, N_CLASSES, 3))
-    labelled, _, _ = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32), eps_l)
-    q_y = model.classifier(b.x_unlabelled).softmax(-1)
-    unlabelled = torch.zeros(5)
-    for y in range(N_CLASSES):
-        y_onehot = one_hot(torch.full((5,), y), N_CLASSES, torch.float32)
-        elbo_y, _, _ = model.elbo(b.x_unlabelled, y_onehot, eps_u[:, y])
-        unlabelled += q_y[:, y] * (elbo_y - torch.log(q_y[:, y]))
-    ce = torch.nn.functional.cross_entropy(model.classifier(b.x_labelled), b.y_labelled)
-    expected = -labelled.mean() - unlabelled.mean() + 2.0 * ce
-    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(parts["ce"], ce)
+
+@pytest.mark.parametrize("name", ENUMERATING)
+def test_batched_label_enumeration_equals_a_loop_over_labels(name):
+    model, b = tiny(name), batch()
+    batched, batched_parts = model(b, weights(name), key(3))
+    with one_label_at_a_time():
+        looped, looped_parts = model(b, weights(name), key(3))
+    torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batched_parts["recon"], looped_parts["recon"], rtol=1e-5, atol=1e-5)
 
 
 def test_m2_unlabelled_term_sends_gradient_to_the_classifier():
     # alpha = 0: the cross-entropy is switched off and L(x, y) does not involve q(y|x),
     # so any gradient reaching the classifier comes through U(x)
     model, b = tiny("m2"), batch()
-    loss, _ = model(b, weights(alpha=0.0), key(0))
+    loss, _ = model(b, weights("m2", alpha=0.0), key(0))
     classifier = list(model.classifier.parameters())
-    from_unlabelled = torch.autograd.grad(loss, classifier)
-    assert sum(g.abs().sum() for g in from_unlabelled) > 0
+    assert sum(g.abs().sum() for g in torch.autograd.grad(loss, classifier)) > 0
+    labelled = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32), torch.zeros(6, 3), weights("m2")).value
+    assert torch.autograd.grad(labelled.sum(), classifier, allow_unused=True) == (None,) * len(classifier)
 
-    labelled_only, _, _ = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32), torch.zeros(6, 3))
-    assert torch.autograd.grad(labelled_only.sum(), classifier, allow_unused=True) == (None,) * len(classifier)
+
+def importance_sampled_log_px_y(model, x, y, samples=4000):
+    """log p(x, y) of an M2 by importance sampling from q(z|x,y): tight with many samples."""
+    with torch.no_grad():
+        y_hot = one_hot(y, N_CLASSES, x.dtype)
+        mu, log_var = model.encoder(x, y_hot)
+        z = mu + (0.5 * log_var).exp() * normal(key(11), (samples, *mu.shape))
+        decoded = model.decoder(z, y_hot.expand(samples, -1, -1))
+        log_px = (x * decoded - torch.nn.functional.softplus(decoded)).sum(-1)
+        log_w = log_px + log_normal(z, torch.zeros_like(z), torch.zeros_like(z)) - log_normal(z, mu, log_var) + model.log_prior_y
+        return torch.logsumexp(log_w, 0) - math.log(samples)
+
+
+def test_m2_bounds_are_not_above_log_likelihood():
+    model, b = tiny("m2", seed=1), batch(n_labelled=6, n_unlabelled=6)
+    with torch.no_grad():
+        expected_elbo = []
+        for s in range(300):  # E_q[L] by Monte Carlo over the noise
+            bound = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32),
+                               normal(key(100 + s), (6, 3)), weights("m2")).value
+            expected_elbo.append(bound)
+        elbo = torch.stack(expected_elbo).mean(0)
+    log_pxy = importance_sampled_log_px_y(model, b.x_labelled, b.y_labelled)
+    assert (elbo <= log_pxy + 0.05).all()
+    assert (log_pxy - elbo).max() > 0.01  # the bound is a real bound here, not an identity
+
+    # unlabelled: U(x) <= log p(x) = logsumexp_y log p(x, y)
+    x = b.x_unlabelled
+    log_px = torch.logsumexp(torch.stack([importance_sampled_log_px_y(model, x, torch.full((6,), k)) for k in range(N_CLASSES)]), 0)
+    with torch.no_grad():
+        every = torch.stack([model.every_label(x, key(200 + s), weights("m2"))[0] for s in range(300)]).mean(0)
+        logits = model.classifier(x)
+        q = logits.softmax(-1)
+        u = (q * every).sum(-1) - (q * logits.log_softmax(-1)).sum(-1)
+    assert (u <= log_px + 0.05).all()
+
+
+def test_optimized_elbo_with_beta_gamma_epsilon_zero_is_m2():
+    m2, optimized = tiny("m2"), tiny("optimized_elbo")
+    optimized.load_state_dict(m2.state_dict())
+    b = batch()
+    expected, _ = m2(b, weights("m2", alpha=2.0), key(5))
+    got, _ = optimized(b, weights("optimized_elbo", alpha=2.0, beta=0, gamma=0, epsilon=0), key(5))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    changed, _ = optimized(b, weights("optimized_elbo", alpha=2.0, beta=1.0, gamma=1.0, epsilon=0.1), key(5))
+    assert not torch.isclose(changed, got)
+
+
+def test_jurasinski_simplified_splits_into_a_vae_and_a_classifier():
+    model, b = tiny("jurasinski_simplified"), batch()
+    w = weights("jurasinski_simplified", lam=0.5)
+    loss, parts = model(b, w, key(4))
+    vae_l, _, _, z_l = model.vae_bound(b.x_labelled, fold_in(key(4), 0), w)
+    vae_u, _, _, _ = model.vae_bound(b.x_unlabelled, fold_in(key(4), 1), w)
+    classifier = torch.nn.functional.cross_entropy(model.label_given_z(z_l), b.y_labelled)
+    torch.testing.assert_close(loss, -(0.5 * vae_l.mean() + vae_u.mean()) + 0.5 * classifier)
+
+
+def test_adgm_with_1_and_10_samples_differ_only_in_the_sample_count():
+    one, ten = tiny("adgm", mc_samples=1), tiny("adgm", mc_samples=10)
+    assert one.state_dict().keys() == ten.state_dict().keys()
+    assert all(torch.equal(one.state_dict()[k], ten.state_dict()[k]) for k in one.state_dict())
+    b = batch()
+    spread = lambda m: torch.stack([m(b, weights("adgm"), key(s))[0] for s in range(30)]).detach().std()  # noqa: E731
+    assert spread(ten) < 0.6 * spread(one)  # more samples, a less noisy estimate of the same bound
+
+
+def test_adversarial_m2_plays_the_adversary_against_the_encoder():
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    (reverse_gradient(x) * torch.tensor([3.0, 4.0])).sum().backward()
+    assert x.grad.tolist() == [-3.0, -4.0]
+    model, b = tiny("m2_adversarial"), batch()
+    _, parts = model(b, weights("m2_adversarial"), key(0))
+    grad = torch.autograd.grad(parts["adversary"], [model.adversary[0].weight, model.encoder.body.first.weights[0]])
+    assert grad[0].abs().sum() > 0 and grad[1].abs().sum() > 0
+
+
+def test_m1_trains_the_vae_first_then_only_the_classifier():
+    model, b = tiny("m1", vae_fraction=0.5), batch()
+    vae_loss, vae_parts = model(b, weights("m1", progress=0.2), key(0))
+    assert set(vae_parts) == {"recon", "kl"}
+    assert torch.autograd.grad(vae_loss, list(model.head.parameters()), allow_unused=True) == (None,) * 4
+    head_loss, _ = model(b, weights("m1", progress=0.5), key(0))
+    assert torch.autograd.grad(head_loss, list(model.vae.parameters()), allow_unused=True) == (None,) * len(list(model.vae.parameters()))
+    for kind in ("logistic", "svm"):
+        linear = tiny("m1", classifier=kind)
+        loss, _ = linear(b, weights("m1", progress=0.9), key(0))
+        assert isinstance(linear.head, torch.nn.Linear) and math.isfinite(loss.item())
+
+
+def test_ssgmm_log_likelihood_never_falls_and_it_separates_two_blobs_from_4_labels():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [4.0, 1.0]])
+    y = torch.arange(400) % 2
+    x = centres[y] + torch.randn(400, 2, generator=g) @ torch.tensor([[1.0, 0.3], [0.0, 0.6]])
+    labelled = torch.tensor([0, 1, 2, 3])
+    for covariance in ("full", "diag"):
+        model = models.build("ssgmm", (2,), 2, {"covariance": covariance})
+        nll = [model.em_step(x[labelled], y[labelled], x[4:]).item() for _ in range(15)]
+        assert all(later <= earlier + 1e-9 for earlier, later in zip(nll, nll[1:]))
+        accuracy = (model.classify(x[4:]).argmax(-1) == y[4:]).float().mean().item()
+        assert accuracy > 0.95
+
+
+def test_cnn_networks_keep_raj_shapes():
+    for image in ((1, 28, 28), (3, 32, 32)):
+        trunk = ImageFeatures(image)
+        assert trunk(torch.zeros(2, math.prod(image))).shape == (2, 64 * (image[1] // 4) * (image[2] // 4))
+        decoder = ImageDecoder((50, 10), image)
+        assert decoder(torch.zeros(2, 5, 50), torch.zeros(1, 5, 10)).shape == (2, 5, math.prod(image))
 
 
 def test_baseline_ignores_unlabelled_data():
@@ -79,22 +211,9 @@ def test_baseline_ignores_unlabelled_data():
     assert set(parts) == {"ce"}
 
 
-@pytest.mark.parametrize("name, w", [("m2", {"alpha": 1.0}), ("baseline", {})])
-def test_loss_is_finite_and_falls_on_a_tiny_problem(name, w):
-    model, b = tiny(name), batch(n_labelled=16, n_unlabelled=16)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(30):
-        loss, _ = model(b, weights(**w), key(step))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.9 * losses[0]
-
-
 def test_every_model_declares_the_hyperparameters_it_takes():
-    assert set(models.hyperparameters("m2")) == {"alpha", "hidden", "latent", "lr"}
-    assert set(models.hyperparameters("baseline")) == {"hidden", "lr"}
+    assert {"alpha", "sigma2", "likelihood", "kl_warmup", "alpha_scale", "lr"} <= set(models.hyperparameters("m2"))
+    assert {"lam"} <= set(models.hyperparameters("jurasinski")) and {"beta", "gamma", "epsilon"} <= set(models.hyperparameters("optimized_elbo"))
+    assert "lr" not in models.hyperparameters("ssgmm") and "mc_samples" in models.hyperparameters("adgm")
     assert models.hyperparameters("m2")["alpha"].check(-1) == "must be >= 0, got -1"
+    assert models.hyperparameters("m2")["likelihood"].check("poisson") == "expected one of bernoulli, gaussian, got 'poisson'"

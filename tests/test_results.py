@@ -5,7 +5,7 @@ import pytest
 from sweeper import results
 from sweeper.errors import SweeperError
 
-HYPER = ["alpha", "hidden", "lr"]
+HYPER = {"alpha": "number", "hidden": "number", "lr": "number"}
 
 
 def trial_row(config_id, model, seed, status="completed", test_acc=0.9, **hyper):

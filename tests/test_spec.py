@@ -27,8 +27,9 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(1e-4, 1e-2, log=True)}
     assert (spec.batch_labelled, spec.batch_unlabelled, spec.label_count) == (25, 200, 50)
     assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
-    assert spec.hyperparameters("baseline") == {"hidden": 16, "lr": 1e-3}
-    assert spec.hyperparameter_names() == ["alpha", "hidden", "latent", "lr"]
+    assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
+    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2"]
+    assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
 
 
 def test_the_quickstart_spec_is_valid():
@@ -45,7 +46,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
     "overrides, message",
     [
         ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, fixed, search, metric, sampler, sampler_seed, trials, resources, max_concurrent"),
-        ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: baseline, m2"),
+        ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
         ({"epochs": 0}, "epochs: must be >= 1, got 0"),
@@ -74,7 +75,7 @@ def test_bad_specs_get_one_line_naming_the_key(write_spec, overrides, message):
 
 def test_a_hyperparameter_no_listed_model_takes_names_both(write_spec):
     message = error(write_spec, tiny_spec(models=["baseline"], fixed={}, search={"alpha": [1]}))
-    assert message == "search.alpha: baseline takes no hyperparameter 'alpha'; remove it or add a model that takes it (baseline takes: hidden, lr)"
+    assert message == "search.alpha: baseline takes no hyperparameter 'alpha'; remove it or add a model that takes it (baseline takes: hidden, lr, network)"
 
 
 def test_yaml_syntax_errors_give_the_line(write_spec):

@@ -25,7 +25,7 @@ def test_same_seed_same_numbers_and_seeds_differ():
     assert first == again
     assert first[0] != first[1]
     assert [row["epoch"] for row in first[0]] == [1, 2]
-    assert set(first[0][0]) == {"seed", "epoch", "loss", "recon", "kl", "ce", "val_acc", "test_acc", "entropy_unlabelled"}
+    assert set(first[0][0]) == {"seed", "epoch", "loss", "recon", "kl", "ce", "val_acc", "test_acc", "entropy_unlabelled", "mi_unlabelled"}
 
 
 def test_a_seed_alone_gives_the_numbers_it_gives_beside_others():

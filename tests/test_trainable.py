@@ -25,7 +25,7 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
     for _ in trial.epochs():
         pass
     epochs, trials = rows(spec, "c1", trial, hyper)
-    results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_names())
+    results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_columns())
     written = results.read(tmp_path).sort_values("seed")
     assert written["trial_id"].tolist() == ["c1-seed0", "c1-seed1"]
     assert written["status"].tolist() == ["completed", "diverged"]

@@ -16,10 +16,15 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) of the flat rows
 
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.image_shape or (self.n_features,)
 
 
 PREPROCESS = ("scale", "dynamic_binarize", "static_binarize", "standardize")

@@ -50,4 +50,4 @@ def load(directory: Path) -> Dataset:
     test_x, test_y = read_records(archive, (TEST_MEMBER,))
     scale = lambda images: (images / np.float32(255)).astype(np.float32)  # noqa: E731
     x = scale(train_x)
-    return Dataset("cifar10", 10, x[:N_TRAIN], train_y[:N_TRAIN], x[N_TRAIN:], train_y[N_TRAIN:], scale(test_x), test_y)
+    return Dataset("cifar10", 10, x[:N_TRAIN], train_y[:N_TRAIN], x[N_TRAIN:], train_y[N_TRAIN:], scale(test_x), test_y, (3, 32, 32))

@@ -20,4 +20,4 @@ def load() -> Dataset:
     y = bunch.target.astype(np.int64)
     train, val, test = fixed_split(len(y), n_val=180, n_test=360, seed=SPLIT_SEED)
     assert len(train) == INFO.n_train
-    return Dataset("digits", INFO.n_classes, x[train], y[train], x[val], y[val], x[test], y[test])
+    return Dataset("digits", INFO.n_classes, x[train], y[train], x[val], y[val], x[test], y[test], (1, 8, 8))

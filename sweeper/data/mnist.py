@@ -56,7 +56,7 @@ def load_files(name: str, directory: Path, srcs: list[Source], n_train: int = N_
     flat = lambda images: (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
     x, y = flat(train_x), train_y.astype(np.int64)
     return Dataset(name, 10, x[:n_train], y[:n_train], x[n_train : n_train + n_val], y[n_train : n_train + n_val],
-                   flat(test_x), test_y.astype(np.int64))
+                   flat(test_x), test_y.astype(np.int64), (1, 28, 28))
 
 
 def load_mnist(directory: Path) -> Dataset:

@@ -40,4 +40,4 @@ def load(directory: Path) -> Dataset:
     test_x, test_y = read_mat(ensure(TEST, directory))
     scale = lambda images: (images / np.float32(255)).astype(np.float32)  # noqa: E731
     x, n = scale(train_x), len(train_y) - N_VAL
-    return Dataset("svhn", 10, x[:n], train_y[:n], x[n:], train_y[n:], scale(test_x), test_y)
+    return Dataset("svhn", 10, x[:n], train_y[:n], x[n:], train_y[n:], scale(test_x), test_y, (3, 32, 32))

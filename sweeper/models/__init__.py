@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 from .base import OPTIMISER, Batch, Model
+from .adgm import ADGM
 from .baseline import Baseline
+from .jurasinski import Jurasinski
+from .jurasinski_simplified import JurasinskiSimplified
+from .m1 import M1
+from .m1m2 import M1M2
 from .m2 import M2
+from .m2_adversarial import M2Adversarial
+from .optimized_elbo import OptimizedELBO
 from .parts import Hyper
+from .ssgmm import SSGMM
 
-MODELS: dict[str, type[Model]] = {cls.name: cls for cls in (Baseline, M2)}
+MODELS: dict[str, type[Model]] = {
+    cls.name: cls
+    for cls in (Baseline, M1, M2, M1M2, ADGM, Jurasinski, JurasinskiSimplified, OptimizedELBO, M2Adversarial, SSGMM)
+}
 
 
 def hyperparameters(model: str) -> dict[str, Hyper]:
@@ -14,11 +25,14 @@ def hyperparameters(model: str) -> dict[str, Hyper]:
     return MODELS[model].hyperparameters()
 
 
-def build(model: str, n_features: int, n_classes: int, hyper: dict[str, float]) -> Model:
-    """A fresh `model` for data of this size; network sizes read from `hyper`."""
+def build(model: str, input_shape: tuple[int, ...], n_classes: int, hyper: dict[str, float | str]) -> Model:
+    """A fresh `model` for inputs of `input_shape`; sizes and options read from `hyper`."""
     cls = MODELS[model]
-    sizes = {name: int(hyper.get(name, h.default)) for name, h in cls.shape.items()}
-    return cls(n_features, n_classes, **sizes)
+    settings = {}
+    for name, h in cls.shape.items():
+        value = hyper.get(name, h.default)
+        settings[name] = value if h.choices else int(value) if h.integer else float(value)
+    return cls(tuple(input_shape), n_classes, **settings)
 
 
 __all__ = ["MODELS", "OPTIMISER", "Batch", "Hyper", "Model", "build", "hyperparameters"]

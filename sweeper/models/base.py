@@ -1,6 +1,7 @@
 """What every model offers the training loop."""
 from __future__ import annotations
 
+import math
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -22,20 +23,25 @@ class Model(nn.Module):
     """A semi-supervised model: a loss over a batch, and a classifier.
 
     `forward(batch, weights, key)` returns (loss, parts): `weights` maps each name in
-    `weights` to a 0-d tensor, `key` is an int64 tensor (see parts.normal), `parts`
-    maps names from results.LOSS_PARTS to 0-d tensors. No state is kept between calls,
-    so the loss is a pure function of (parameters, batch, weights, key) through
-    torch.func.functional_call.
+    `weights` to a 0-d tensor, plus "progress" (the fraction of training done, a float,
+    for schedules) and "data_ratio" (training points per labelled point); `key` is an
+    int64 tensor (see parts.normal); `parts` maps names from train.LOSS_PARTS to 0-d
+    tensors. No state is kept between calls, so the loss is a pure function of
+    (parameters, batch, weights, key) through torch.func.functional_call.
+
+    A model fitted by EM instead defines em_step(x_labelled, y_labelled, x_unlabelled).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     weights: ClassVar[dict[str, Hyper]] = {}  # loss weights, given to forward as tensors
-    shape: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # network sizes, given to __init__
+    shape: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # sizes and options, given to __init__
+    enumerates: ClassVar[bool] = False  # sums a bound over every label (parts.over_labels)
 
-    def __init__(self, n_features: int, n_classes: int):
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int):
         super().__init__()
-        self.n_features = n_features
+        self.input_shape = input_shape
+        self.n_features = math.prod(input_shape)
         self.n_classes = n_classes
 
     @classmethod

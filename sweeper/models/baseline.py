@@ -5,17 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from .base import Batch, Model
-from .parts import ARCHITECTURE, mlp
+from .parts import ARCHITECTURE, Network
 
 
 class Baseline(Model):
     name = "baseline"
     summary = "the classifier alone, trained on labelled data only"
-    shape = {"hidden": ARCHITECTURE["hidden"]}
+    shape = {"hidden": ARCHITECTURE["hidden"], "network": ARCHITECTURE["network"]}
 
-    def __init__(self, n_features: int, n_classes: int, hidden: int):
-        super().__init__(n_features, n_classes)
-        self.classifier = mlp([n_features, hidden, n_classes])
+    def __init__(self, input_shape, n_classes: int, hidden: int, network: str = "mlp"):
+        super().__init__(input_shape, n_classes)
+        self.classifier = Network(network, self.input_shape, hidden).classifier(n_classes)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)

@@ -4,74 +4,122 @@ Labelled:   L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z))
 Unlabelled: U(x)    = sum_y q(y|x) L(x, y) + H(q(y|x))
 Loss (per-example means over each batch):
             -mean L(x, y) - mean U(x) + alpha * mean CE(q(y|x), y)
+
+Options: a Bernoulli or a Gaussian likelihood with variance sigma2 (Jurasiński §3.1: sigma2
+weighs reconstruction against the KL); KL warm-up over the first kl_warmup epochs; alpha per
+example (alpha_scale: batch) or Kingma's alpha x N / N_labelled (alpha_scale: dataset).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .base import Batch, Model
 from .parts import (
-    ConditionalMLP,
-    GaussianEncoder,
+    ARCHITECTURE,
     Hyper,
+    Network,
     bernoulli_log_likelihood,
     entropy,
-    enumerate_labels,
     fold_in,
+    gaussian_log_likelihood,
     kl_standard_normal,
-    mlp,
     normal,
     one_hot,
+    over_labels,
     reparameterise,
 )
+
+LIKELIHOOD = {
+    "likelihood": Hyper("bernoulli", choices=("bernoulli", "gaussian"), help="p(x|...): Bernoulli, or Gaussian with variance sigma2"),
+}
+SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likelihood: its reconstruction weight")}
+
+
+def log_likelihood(kind: str, decoded: torch.Tensor, x: torch.Tensor, weights: dict) -> torch.Tensor:
+    """log p(x | decoded) for the model's likelihood (decoded: logits or means)."""
+    if kind == "bernoulli":
+        return bernoulli_log_likelihood(decoded, x)
+    return gaussian_log_likelihood(decoded, x, weights["sigma2"])
+
+
+class Bound(NamedTuple):
+    value: torch.Tensor  # L(x, y)
+    log_px: torch.Tensor
+    kl: torch.Tensor
+    z: torch.Tensor
 
 
 class M2(Model):
     name = "m2"
     summary = "Kingma's M2: VAE with the label as a latent, alpha-weighted classifier"
-    weights = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy")}
+    enumerates = True
+    weights = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy"), **SIGMA2}
+    shape = {
+        **ARCHITECTURE,
+        **LIKELIHOOD,
+        "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
+        "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
+    }
 
-    def __init__(self, n_features: int, n_classes: int, hidden: int, latent: int):
-        super().__init__(n_features, n_classes)
-        self.latent = latent
-        self.encoder = GaussianEncoder((n_features, n_classes), hidden, latent)  # q(z|x,y)
-        self.decoder = ConditionalMLP((latent, n_classes), hidden, n_features)  # p(x|y,z), logits
-        self.classifier = mlp([n_features, hidden, n_classes])  # q(y|x)
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+                 likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch"):
+        super().__init__(input_shape, n_classes)
+        self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
+        net = Network(network, self.input_shape, hidden)
+        self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
+        self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
+        self.classifier = net.classifier(n_classes)  # q(y|x)
         self.log_prior_y = -math.log(n_classes)  # p(y) uniform
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)
 
-    def elbo(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor):
+    def kl_weight(self, weights: dict) -> float:
+        return min(1.0, (weights.get("epoch", 0) + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, weights: dict) -> Bound:
         """L(x, y) for one-hot y, with its reconstruction and KL terms; x and y broadcast."""
         mu, log_var = self.encoder(x, y)
         z = reparameterise(mu, log_var, eps)
-        log_px = bernoulli_log_likelihood(self.decoder(z, y), x)
+        log_px = log_likelihood(self.likelihood, self.decoder(z, y), x, weights)
         kl = kl_standard_normal(mu, log_var)
-        return log_px + self.log_prior_y - kl, log_px, kl
+        return Bound(log_px + self.log_prior_y - self.kl_weight(weights) * kl, log_px, kl, z)
 
-    def forward(self, batch: Batch, weights: dict[str, torch.Tensor], key: torch.Tensor):
+    def every_label(self, x: torch.Tensor, key: torch.Tensor, weights: dict) -> tuple[torch.Tensor, ...]:
+        """(L, log p(x|y,z), KL) of x with every label, each (B, K): one batched pass."""
+        eps = normal(key, (x.shape[0], self.n_classes, self.latent))
+        value, log_px, kl, _ = over_labels(lambda x, y, label: self.elbo(x, y, eps[:, label], weights), self.n_classes, x)
+        return value, log_px, kl
+
+    def alpha(self, weights: dict) -> torch.Tensor:
+        return weights["alpha"] * (weights["data_ratio"] if self.alpha_scale == "dataset" else 1.0)
+
+    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+        loss, parts, _ = self.objective(batch, weights, key)
+        return loss, parts
+
+    def objective(self, batch: Batch, weights: dict, key: torch.Tensor):
+        """(loss, parts, the labelled Bound) — the bound for models built on M2."""
         x_l, x_u = batch.x_labelled, batch.x_unlabelled
-        n_l, n_u, k = x_l.shape[0], x_u.shape[0], self.n_classes
+        # noise per (example, label), the true label's taken: the draw every_label would give it
+        eps_l = normal(fold_in(key, 0), (x_l.shape[0], self.n_classes, self.latent))
+        eps_l = eps_l[torch.arange(x_l.shape[0], device=x_l.device), batch.y_labelled]
+        labelled = self.elbo(x_l, one_hot(batch.y_labelled, self.n_classes, x_l.dtype), eps_l, weights)
 
-        labelled, log_px_l, kl_l = self.elbo(
-            x_l, one_hot(batch.y_labelled, k, x_l.dtype), normal(fold_in(key, 0), (n_l, self.latent))
-        )
-
-        x_all, y_all = enumerate_labels(x_u, k)  # every label at once: (B_u, 1, D) with (1, K, K)
-        every_label, log_px_u, kl_u = self.elbo(x_all, y_all, normal(fold_in(key, 1), (n_u, k, self.latent)))
+        every_label, log_px_u, kl_u = self.every_label(x_u, fold_in(key, 1), weights)
         logits_u = self.classifier(x_u)
         q_y = logits_u.softmax(-1)
         unlabelled = (q_y * every_label).sum(-1) + entropy(logits_u)
 
         cross_entropy = F.cross_entropy(self.classifier(x_l), batch.y_labelled)
-        loss = -labelled.mean() - unlabelled.mean() + weights["alpha"] * cross_entropy
+        loss = -labelled.value.mean() - unlabelled.mean() + self.alpha(weights) * cross_entropy
         parts = {
-            "recon": -(log_px_l.mean() + (q_y * log_px_u).sum(-1).mean()),
-            "kl": kl_l.mean() + (q_y * kl_u).sum(-1).mean(),
+            "recon": -(labelled.log_px.mean() + (q_y * log_px_u).sum(-1).mean()),
+            "kl": labelled.kl.mean() + (q_y * kl_u).sum(-1).mean(),
             "ce": cross_entropy,
         }
-        return loss, parts
+        return loss, parts, labelled

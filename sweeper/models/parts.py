@@ -19,16 +19,22 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Hyper:
-    """A hyperparameter a model takes: its default and the values it accepts."""
+    """A hyperparameter a model takes: its default and the values it accepts.
 
-    default: float
+    Numbers have bounds; options (e.g. the likelihood) have `choices` and a text default.
+    """
+
+    default: float | str
     low: float | None = None
     high: float | None = None
     integer: bool = False
     help: str = ""
+    choices: tuple[str, ...] | None = None
 
     def check(self, value) -> str | None:
         """Why `value` is not allowed, or None."""
+        if self.choices is not None:
+            return None if value in self.choices else f"expected one of {', '.join(self.choices)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected a number, got {value!r}"
         if self.integer and not float(value).is_integer():
@@ -46,6 +52,7 @@ class Hyper:
 ARCHITECTURE = {
     "hidden": Hyper(500, low=1, integer=True, help="units in each hidden layer"),
     "latent": Hyper(50, low=1, integer=True, help="size of z"),
+    "network": Hyper("mlp", choices=("mlp", "cnn"), help="MLP, or Raj's CNN for 28x28x1 and 32x32x3 images"),
 }
 
 # ---------------------------------------------------------------- networks
@@ -95,15 +102,93 @@ class ConditionalMLP(nn.Module):
         return self.rest(self.activation(self.first(*inputs)))
 
 
-class GaussianEncoder(nn.Module):
-    """q(z | inputs) = N(mu, diag(exp(log_var))), from a ConditionalMLP over the inputs."""
+class ImageFeatures(nn.Module):
+    """Raj's CNN encoder trunk: two stride-2 3x3 convolutions (32, 64 filters, ReLU), flattened.
 
-    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int):
+    Takes flat images (..., C*H*W) and returns (..., 64*H/4*W/4); leading dimensions pass through.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int]):
         super().__init__()
+        channels, height, width = image_shape
+        self.image_shape = image_shape
+        self.convolutions = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        self.n_out = 64 * (height // 4) * (width // 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        images = x.reshape(-1, *self.image_shape)
+        return self.convolutions(images).reshape(*lead, self.n_out)
+
+
+class ImageDecoder(nn.Module):
+    """Raj's CNN decoder: a joint linear layer over its inputs to 64 x H/4 x W/4, then two
+    stride-2 transposed convolutions (32 filters, ReLU; then C), flattened to (..., C*H*W)."""
+
+    def __init__(self, in_sizes: tuple[int, ...], image_shape: tuple[int, int, int]):
+        super().__init__()
+        channels, height, width = image_shape
+        self.grid = (64, height // 4, width // 4)
+        self.first = JointLinear(in_sizes, math.prod(self.grid))
+        self.deconvolutions = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(32, channels, 3, stride=2, padding=1, output_padding=1),
+        )
+        self.n_out = channels * height * width
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        hidden = self.first(*inputs)
+        lead = hidden.shape[:-1]
+        return self.deconvolutions(hidden.reshape(-1, *self.grid)).reshape(*lead, self.n_out)
+
+
+class Network:
+    """Builds the model's networks as an MLP or as Raj's CNN, for inputs of `input_shape`."""
+
+    def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int):
+        if kind == "cnn" and (len(input_shape) != 3 or input_shape[1] % 4 or input_shape[2] % 4):
+            raise ValueError(f"network cnn needs images with sides divisible by 4; this data has shape {input_shape}")
+        self.kind, self.input_shape, self.hidden = kind, input_shape, hidden
+        self.n_features = math.prod(input_shape)
+
+    def features(self) -> tuple[nn.Module, int]:
+        """A trunk for x and the size of what it gives."""
+        if self.kind == "cnn":
+            trunk = ImageFeatures(self.input_shape)
+            return trunk, trunk.n_out
+        return nn.Identity(), self.n_features
+
+    def classifier(self, n_classes: int) -> nn.Module:
+        """q(y|x): logits."""
+        trunk, n = self.features()
+        return nn.Sequential(trunk, mlp([n, self.hidden, n_classes]))
+
+    def encoder(self, *other_inputs: int, latent: int) -> "GaussianEncoder":
+        """q(z | x, others...) with a Gaussian over `latent` dimensions."""
+        trunk, n = self.features()
+        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk)
+
+    def decoder(self, *in_sizes: int) -> nn.Module:
+        """p(x | inputs): the logits or means of x, from the given inputs."""
+        if self.kind == "cnn":
+            return ImageDecoder(in_sizes, self.input_shape)
+        return ConditionalMLP(in_sizes, self.hidden, self.n_features)
+
+
+class GaussianEncoder(nn.Module):
+    """q(z | x, others) = N(mu, diag(exp(log_var))): a trunk for x, then a ConditionalMLP."""
+
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int, trunk: nn.Module | None = None):
+        super().__init__()
+        self.trunk = trunk or nn.Identity()
         self.body = ConditionalMLP(in_sizes, hidden, 2 * latent)
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, log_var = self.body(*inputs).chunk(2, dim=-1)
+    def forward(self, x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, log_var = self.body(self.trunk(x), *others).chunk(2, dim=-1)
         return mu, log_var
 
 
@@ -116,6 +201,17 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l); x broadcasts against l.
     """
     return (x * logits - F.softplus(logits)).sum(-1)
+
+
+def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Tensor:
+    """log N(x | mean, sigma2 I) summed over the last dimension; sigma2 weighs reconstruction."""
+    d = x.shape[-1]
+    return -0.5 * (x - mean).square().sum(-1) / sigma2 - 0.5 * d * torch.log(2 * math.pi * torch.as_tensor(sigma2))
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(z | mu, diag(exp(log_var))) summed over the last dimension."""
+    return -0.5 * ((z - mu).square() / log_var.exp() + log_var + math.log(2 * math.pi)).sum(-1)
 
 
 def kl_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -133,16 +229,62 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(-1)
 
 
-def enumerate_labels(x: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every row of x with every label, as broadcastable views: (B, 1, D) and one-hot (1, K, K).
+def mutual_information(logits: torch.Tensor) -> torch.Tensor:
+    """I(y; x) over a batch: H(mean q(y|x)) - mean H(q(y|x))."""
+    q = logits.softmax(-1)
+    mean_q = q.mean(0)
+    return -(mean_q * mean_q.clamp_min(1e-12).log()).sum() - entropy(logits).mean()
 
-    A model evaluates L(x, y) for all y in one batched pass, with no loop and no copy of x.
-    """
-    return x.unsqueeze(1), torch.eye(n_classes, dtype=x.dtype, device=x.device).unsqueeze(0)
+
+def smooth_labels(y: torch.Tensor, n_classes: int, epsilon, dtype=torch.float32) -> torch.Tensor:
+    """1 - epsilon on the label, epsilon / (K - 1) on each other class."""
+    hot = one_hot(y, n_classes, dtype)
+    return hot * (1 - epsilon) + (1 - hot) * (epsilon / (n_classes - 1))
+
+
+def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
+    """x going forward, -gradient going back: one optimiser then plays a min-max game."""
+    return 2 * x.detach() - x
 
 
 def one_hot(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
     return F.one_hot(y, n_classes).to(dtype)
+
+
+_ONE_BY_ONE = False
+
+
+def over_labels(bound, n_classes: int, *inputs: torch.Tensor):
+    """bound(*inputs, y, label) for every label, stacked on a label dimension after the batch ones.
+
+    `bound` is written once for broadcastable tensors: it gets each input with a label
+    dimension inserted before its last, (..., B, 1, D), every one-hot label (1, K, K) and
+    label = slice(None), and returns tensors of shape (..., B, K); it indexes any per-label
+    noise with `label`. Inside one_label_at_a_time() the same bound is called once per label
+    instead, with the inputs as they are and y one label (a reference for tests).
+    """
+    first = inputs[0]
+    if not _ONE_BY_ONE:
+        eye = torch.eye(n_classes, dtype=first.dtype, device=first.device).unsqueeze(0)
+        return bound(*(x.unsqueeze(-2) for x in inputs), eye, slice(None))
+    eye = torch.eye(n_classes, dtype=first.dtype, device=first.device)
+    per_label = [bound(*inputs, eye[k].expand(*first.shape[:-1], n_classes), k) for k in range(n_classes)]
+    at = first.dim() - 1  # the label dimension comes after the batch dimensions
+    if isinstance(per_label[0], tuple):
+        return tuple(torch.stack(parts, dim=at) for parts in zip(*per_label))
+    return torch.stack(per_label, dim=at)
+
+
+class one_label_at_a_time:
+    """Within this block over_labels loops over the labels (the slow, obvious way)."""
+
+    def __enter__(self):
+        global _ONE_BY_ONE
+        _ONE_BY_ONE = True
+
+    def __exit__(self, *exc):
+        global _ONE_BY_ONE
+        _ONE_BY_ONE = False
 
 
 # ---------------------------------------------------------------- keys and noise

@@ -1,0 +1,49 @@
+"""Jurasiński's "ours, simplified": p(x, y | z) = p(x | z) p(y | z).
+
+Labelled:   L(x, y) = E_q(z|x)[log p(x|z) + log p(y|z)] - KL(q(z|x) || p(z))
+Unlabelled: U(x)    = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))      (a plain VAE bound)
+Loss:       -(lam * mean L + mean U)
+            = -(lam * mean VAE(x_l) + mean VAE(x_u)) + lam * mean CE(p(y|z), y)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Batch, Model
+from .jurasinski import LAMBDA
+from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .parts import ARCHITECTURE, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
+
+
+class JurasinskiSimplified(Model):
+    name = "jurasinski_simplified"
+    summary = "Jurasiński's 'ours, simplified': a VAE and p(y|z) trained together, weighted by lam"
+    weights = {**LAMBDA, **SIGMA2}
+    shape = {**ARCHITECTURE, **LIKELIHOOD}
+
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", likelihood: str = "bernoulli"):
+        super().__init__(input_shape, n_classes)
+        self.likelihood = likelihood
+        net = Network(network, self.input_shape, hidden)
+        self.encoder = net.encoder(latent=latent)  # q(z|x)
+        self.decoder = net.decoder(latent)  # p(x|z)
+        self.label_given_z = mlp([latent, hidden, n_classes])  # p(y|z)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.label_given_z(self.encoder(x)[0])
+
+    def vae_bound(self, x: torch.Tensor, key: torch.Tensor, weights: dict):
+        """(E[log p(x|z)] - KL, log p(x|z), KL, z) per example."""
+        mu, log_var = self.encoder(x)
+        z = reparameterise(mu, log_var, normal(key, mu.shape))
+        log_px = log_likelihood(self.likelihood, self.decoder(z), x, weights)
+        kl = kl_standard_normal(mu, log_var)
+        return log_px - kl, log_px, kl, z
+
+    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+        vae_l, log_px_l, kl_l, z_l = self.vae_bound(batch.x_labelled, fold_in(key, 0), weights)
+        vae_u, log_px_u, kl_u, _ = self.vae_bound(batch.x_unlabelled, fold_in(key, 1), weights)
+        cross_entropy = F.cross_entropy(self.label_given_z(z_l), batch.y_labelled)  # -mean log p(y|z)
+        loss = -(weights["lam"] * vae_l.mean() + vae_u.mean()) + weights["lam"] * cross_entropy
+        return loss, {"recon": -(log_px_l.mean() + log_px_u.mean()), "kl": kl_l.mean() + kl_u.mean(), "ce": cross_entropy}

@@ -1,0 +1,80 @@
+"""M1 (Kingma et al. 2014): a VAE trained on all data, then a classifier on the means of q(z|x).
+
+Both stages run in one trial: while progress < vae_fraction the loss is the VAE's
+-mean(E[log p(x|z)] - KL) over labelled and unlabelled x; afterwards the encoder is fixed and
+the loss is the classifier's on the means of q(z|x_l). The classifier is an MLP, logistic
+regression, or a linear SVM (multiclass hinge with L2), Kingma's M1+TSVM stand-in; the last two
+are the same models scikit-learn fits, trained here in torch so they share the training step.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Batch, Model
+from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .parts import ARCHITECTURE, Hyper, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
+
+STAGES = {"vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier")}
+SVM_L2 = 1e-3
+
+
+class VAE(nn.Module):
+    """q(z|x) and p(x|z): the unsupervised half of M1, also M1+M2's feature extractor."""
+
+    def __init__(self, net: Network, latent: int, likelihood: str):
+        super().__init__()
+        self.likelihood = likelihood
+        self.encoder = net.encoder(latent=latent)
+        self.decoder = net.decoder(latent)
+
+    def bound(self, x: torch.Tensor, key: torch.Tensor, weights: dict):
+        """(E[log p(x|z)] - KL, log p(x|z), KL) per example."""
+        mu, log_var = self.encoder(x)
+        z = reparameterise(mu, log_var, normal(key, mu.shape))
+        log_px = log_likelihood(self.likelihood, self.decoder(z), x, weights)
+        kl = kl_standard_normal(mu, log_var)
+        return log_px - kl, log_px, kl
+
+    def loss(self, batch: Batch, key: torch.Tensor, weights: dict):
+        x = torch.cat([batch.x_labelled, batch.x_unlabelled])
+        bound, log_px, kl = self.bound(x, key, weights)
+        return -bound.mean(), {"recon": -log_px.mean(), "kl": kl.mean()}
+
+
+class M1(Model):
+    name = "m1"
+    summary = "Kingma's M1: a VAE, then a classifier (mlp, logistic or svm) on the means of q(z|x)"
+    weights = dict(SIGMA2)
+    shape = {
+        **ARCHITECTURE,
+        **LIKELIHOOD,
+        **STAGES,
+        "classifier": Hyper("mlp", choices=("mlp", "logistic", "svm"), help="the classifier on the features"),
+    }
+
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, classifier: str = "mlp"):
+        super().__init__(input_shape, n_classes)
+        self.vae_fraction, self.classifier_kind = vae_fraction, classifier
+        self.vae = VAE(Network(network, self.input_shape, hidden), latent, likelihood)
+        self.head = mlp([latent, hidden, n_classes]) if classifier == "mlp" else nn.Linear(latent, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.encoder(x)[0]
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+        if weights["progress"] < self.vae_fraction:
+            return self.vae.loss(batch, fold_in(key, 0), weights)
+        scores = self.head(self.features(batch.x_labelled).detach())
+        if self.classifier_kind == "svm":  # Crammer-Singer multiclass hinge, L2 on the weights
+            true = scores.gather(-1, batch.y_labelled[:, None])
+            margins = (scores - true + 1.0).scatter(-1, batch.y_labelled[:, None], 0.0)
+            loss = margins.amax(-1).clamp_min(0).mean() + SVM_L2 * self.head.weight.square().sum()
+            return loss, {"ce": F.cross_entropy(scores, batch.y_labelled)}
+        cross_entropy = F.cross_entropy(scores, batch.y_labelled)
+        return cross_entropy, {"ce": cross_entropy}

@@ -1,0 +1,50 @@
+"""M1+M2 (Kingma et al. 2014): M2 trained on the latent features of an M1 VAE.
+
+One trial, two stages: while progress < vae_fraction the M1 VAE learns q(z1|x) on all x; then
+the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
+label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)).
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import Batch, Model
+from .m1 import STAGES, VAE
+from .m2 import LIKELIHOOD, M2
+from .parts import ARCHITECTURE, Hyper, Network, fold_in, normal, reparameterise
+
+
+class M1M2(Model):
+    name = "m1m2"
+    summary = "Kingma's M1+M2: M2 on the latent features of an M1 VAE trained first in the same trial"
+    enumerates = True
+    weights = dict(M2.weights)
+    shape = {
+        **ARCHITECTURE,
+        **LIKELIHOOD,
+        **STAGES,
+        "features": Hyper(50, low=1, integer=True, help="size of M1's z1, the features M2 models"),
+    }
+
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50):
+        super().__init__(input_shape, n_classes)
+        self.vae_fraction = vae_fraction
+        self.m1 = VAE(Network(network, self.input_shape, hidden), features, likelihood)
+        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", likelihood="gaussian")
+
+    def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
+        """z1 ~ q(z1|x), or its mean without a key; never a path for gradients into M1."""
+        mu, log_var = self.m1.encoder(x)
+        z1 = mu if key is None else reparameterise(mu, log_var, normal(key, mu.shape))
+        return z1.detach()
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.m2.classify(self.features(x))
+
+    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+        if weights["progress"] < self.vae_fraction:
+            return self.m1.loss(batch, fold_in(key, 0), weights)
+        on_features = Batch(self.features(batch.x_labelled, fold_in(key, 1)), batch.y_labelled,
+                            self.features(batch.x_unlabelled, fold_in(key, 2)))
+        return self.m2(on_features, weights, fold_in(key, 3))

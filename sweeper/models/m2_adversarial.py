@@ -1,0 +1,31 @@
+"""Adversarial M2 (Jurasiński, Appendix E): an adversary f(y | z') tries to read the label
+from the encoder's z', and the encoder is trained to stop it:
+
+    min_f max_{encoder, decoder}  J_M2 + adversary * E_q(z'|x,y)[-log f(y | z')]
+
+played with one optimiser: z' reaches f through a gradient reversal, so f descends its
+cross-entropy while the encoder ascends it.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Batch
+from .m2 import M2
+from .parts import Hyper, mlp, reverse_gradient
+
+
+class M2Adversarial(M2):
+    name = "m2_adversarial"
+    summary = "M2 with an adversary that predicts y from z', played against the encoder"
+    weights = {**M2.weights, "adversary": Hyper(1.0, low=0.0, help="weight of the adversary's cross-entropy in the game")}
+
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, **options):
+        super().__init__(input_shape, n_classes, hidden, latent, **options)
+        self.adversary = mlp([latent, hidden, n_classes])  # f(y|z')
+
+    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+        loss, parts, labelled = self.objective(batch, weights, key)
+        adversary_ce = F.cross_entropy(self.adversary(reverse_gradient(labelled.z)), batch.y_labelled)
+        return loss + weights["adversary"] * adversary_ce, {**parts, "adversary": adversary_ce}
