@@ -64,3 +64,18 @@ def test_a_directory_that_holds_a_sweep_is_not_overwritten(write_spec, tmp_path,
     (tmp_path / "out" / "trials").mkdir(parents=True)
     assert main(["run", str(write_spec(tiny_spec())), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.endswith("already holds a sweep; choose another --out directory or remove this one\n")
+
+
+def test_every_model_runs_in_a_sweep_and_beats_chance(write_spec, tmp_path):
+    from sweeper.models import MODELS
+
+    spec = tiny_spec(models=sorted(MODELS), seeds=[0], epochs=20, search={}, batch={"labelled": 25, "unlabelled": 100},
+                     fixed={"hidden": 32, "latent": 8, "auxiliary": 8, "features": 8, "lr": 0.003, "vae_fraction": 0.3})
+    out = tmp_path / "out"
+    assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
+    trials = pd.read_parquet(out / "trials").set_index("model")
+    assert sorted(trials.index) == sorted(MODELS)
+    assert trials["status"].eq("completed").all()
+    assert (trials["test_acc"] > 0.2).all(), trials["test_acc"].to_dict()  # chance is 0.1
+    assert trials.loc["ssgmm", "lr"] != trials.loc["ssgmm", "lr"]  # NaN: EM takes no learning rate
+    assert trials.loc["m2", "likelihood"] == "bernoulli"

@@ -44,8 +44,8 @@ class SSGMM(Model):
         diff = x[:, None, :] - self.mu[None]  # (N, K, D)
         d = x.shape[-1]
         if self.full:
-            chol = torch.linalg.cholesky(self.cov)  # (K, D, D)
-            solved = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False).squeeze(-1)
+            chol = torch.linalg.cholesky(self.cov)  # (K, D, D); one solve per class, all points at once
+            solved = torch.linalg.solve_triangular(chol, diff.permute(1, 2, 0), upper=False).permute(2, 0, 1)
             log_det = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
         else:
             solved = diff / self.cov.sqrt()[None]
