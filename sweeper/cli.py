@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port (default: start Ray here)")
     run.add_argument("--data-dir", help="where dataset files are (default: $SWEEPER_DATA_DIR, else ~/.cache/sweeper)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--scale", default="full", choices=["full", "smoke"],
+                     help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
 
     report = commands.add_parser("report", help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a spec without running anything")
     validate.add_argument("spec")
+    validate.add_argument("--scale", default="full", choices=["full", "smoke"])
 
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser
@@ -63,8 +66,8 @@ def _run(args) -> int:
     from . import spec as spec_module
     from . import sweep
 
-    spec = spec_module.load(args.spec)
-    out = args.out or os.path.join("results", spec.name)
+    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
+    out = args.out or os.path.join("results", spec.name + ("" if args.scale == "full" else f"-{args.scale}"))
     outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir)
     print(f"results: {outcome.out_dir} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
           f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
@@ -86,9 +89,9 @@ def _validate(args) -> int:
     from . import space
     from . import spec as spec_module
 
-    spec = spec_module.load(args.spec)
+    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
     print(f"{args.spec}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
-          f"of {', '.join(spec.models)} on {spec.dataset}, {spec.epochs} epochs each")
+          f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each")
     return 0
 
 

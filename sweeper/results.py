@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from .errors import SweeperError
 
 TABLES = ("epochs", "trials")
-STATUSES = ("running", "completed", "diverged", "failed")
+STATUSES = ("running", "completed", "stopped", "diverged", "failed")
 
 _ID = [("trial_id", pa.string()), ("config_id", pa.string()), ("model", pa.string()), ("seed", pa.int64())]
 EPOCH_FIELDS = _ID + [
@@ -41,7 +41,8 @@ EPOCH_FIELDS = _ID + [
     ("mi_unlabelled", pa.float64()),
     ("wall_s", pa.float64()),
 ]
-TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64())]
+TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64()),
+                              ("batch_labelled", pa.int64()), ("batch_unlabelled", pa.int64())]
 TRIAL_FIELDS_AFTER = [
     ("status", pa.string()),
     ("error", pa.string()),
@@ -93,6 +94,18 @@ def atomic(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)  # atomic on POSIX: readers see the old file or the new one
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def mark_stopped(out_dir: str | Path, config_id: str) -> None:
+    """A configuration ended early by a scheduler: its running trials become "stopped"."""
+    path = Path(out_dir) / "trials" / f"{config_id}.parquet"
+    if not path.exists():
+        return
+    table = pq.read_table(path)
+    status = [("stopped" if s == "running" else s) for s in table.column("status").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
+    with atomic(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: list[str] | None = None) -> pd.DataFrame:

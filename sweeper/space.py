@@ -1,9 +1,10 @@
 """A spec → an Optuna search space (define-by-run), its sampler, and the grid's points.
 
 The space is conditional: `model` is chosen first and only that model's hyperparameters
-are suggested, so a baseline is not rerun for every alpha. Seeds are not part of the
-space: one configuration trains every seed of the spec (see train.py), and the sampler
-is told the mean over seeds.
+are suggested, so a baseline is not rerun for every alpha. Data settings that are lists in
+the spec (dataset, label_count, batch) are axes like the hyperparameters; zipped ones are
+one categorical over their pairs. Seeds are not part of the space: one configuration trains
+every seed of the spec (see train.py), and the sampler is told the mean over seeds.
 
 A grid is not left to GridSampler, which repeats points when trials run in parallel
 (optuna#2039): every point is enqueued in the study, and each ask pops exactly one.
@@ -11,11 +12,37 @@ A grid is not left to GridSampler, which repeats points when trials run in paral
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
 from .spec import Grid, Spec
+
+ZIP_JOIN = "|"  # joins the values of zipped axes into one categorical value
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What one Tune trial trains, for every seed of the spec."""
+
+    model: str
+    hyper: dict[str, float | str]
+    dataset: str
+    label_count: int
+    batch_labelled: int
+    batch_unlabelled: int
+
+
+def _axis_groups(spec: Spec) -> list[tuple[str, tuple]]:
+    """The data axes that vary, as (Optuna parameter name, values): zipped ones as one group."""
+    axes = spec.data_axes()
+    groups = []
+    if spec.zip:
+        paired = zip(*(axes[a] for a in spec.zip))
+        groups.append((ZIP_JOIN.join(spec.zip), tuple(ZIP_JOIN.join(str(v) for v in pair) for pair in paired)))
+    groups += [(a, values) for a, values in axes.items() if a not in spec.zip and len(values) > 1]
+    return groups
 
 
 class DefineByRun:
@@ -25,6 +52,8 @@ class DefineByRun:
         self.spec = spec
 
     def __call__(self, trial: optuna.Trial) -> None:
+        for name, values in _axis_groups(self.spec):
+            trial.suggest_categorical(name, list(values))
         model = trial.suggest_categorical("model", list(self.spec.models))
         for name, domain in self.spec.searched(model).items():
             if isinstance(domain, Grid):
@@ -36,12 +65,15 @@ class DefineByRun:
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
-    """Every configuration of an all-grid spec: per model, the product of its grids."""
+    """Every configuration of an all-grid spec: data axes × per model, the product of its grids."""
+    groups = _axis_groups(spec)
     points = []
-    for model in spec.models:
-        searched = spec.searched(model)
-        for values in itertools.product(*(d.values for d in searched.values())):
-            points.append({"model": model, **dict(zip(searched, values))})
+    for data_values in itertools.product(*(values for _, values in groups)):
+        data = dict(zip((name for name, _ in groups), data_values))
+        for model in spec.models:
+            searched = spec.searched(model)
+            for values in itertools.product(*(d.values for d in searched.values())):
+                points.append({**data, "model": model, **dict(zip(searched, values))})
     return points
 
 
@@ -54,16 +86,26 @@ def sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     seed = spec.sampler_seed
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if spec.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     # random; also for a grid, whose points are all enqueued and never sampled
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def configuration(spec: Spec, params: dict[str, Any]) -> tuple[str, dict[str, float]]:
-    """(model, every hyperparameter of it) for the params Optuna chose."""
+def configuration(spec: Spec, params: dict[str, Any]) -> Configuration:
+    """The configuration for the params Optuna chose (data axes not chosen take the spec's one value)."""
+    data = {axis: values[0] for axis, values in spec.data_axes().items()}
+    for name, _ in _axis_groups(spec):
+        if name in params:
+            parts = str(params[name]).split(ZIP_JOIN) if ZIP_JOIN in name else [params[name]]
+            data.update(zip(name.split(ZIP_JOIN), parts))
     model = params["model"]
     hyper = spec.hyperparameters(model)
     hyper.update({name: params[name] for name in spec.searched(model)})
-    return model, hyper
+    labelled, unlabelled = (int(n) for n in str(data["batch"]).split(":"))
+    return Configuration(model, hyper, str(data["dataset"]), int(data["label_count"]), labelled, unlabelled)
 
 
 def _is_integer(model: str, name: str) -> bool:
@@ -72,4 +114,4 @@ def _is_integer(model: str, name: str) -> bool:
     return models.hyperparameters(model)[name].integer
 
 
-__all__ = ["configuration", "configuration_count", "DefineByRun", "grid_points", "sampler"]
+__all__ = ["Configuration", "DefineByRun", "configuration", "configuration_count", "grid_points", "sampler"]

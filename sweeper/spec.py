@@ -6,7 +6,7 @@ wrong and what is allowed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,15 @@ import yaml
 from .data.base import PREPROCESS, DataOptions
 from .errors import SpecError
 
-SAMPLERS = ("grid", "random", "tpe")
+SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 METRICS = ("val_acc",)  # selection metric: maximised; test accuracy is read at its best epoch
+OBJECTIVES = {"val_acc": "max", "wall_s": "min"}  # what a sampler optimises: the first, or both (nsga2)
+SCHEDULERS = ("asha", "median")
+DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lists, i.e. grid axes
 TOP_KEYS = (
-    "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch",
-    "fixed", "search", "metric", "sampler", "sampler_seed", "trials", "resources", "max_concurrent",
+    "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
+    "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
+    "resources", "max_concurrent",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 
@@ -37,27 +41,43 @@ class Range:
 
 
 @dataclass(frozen=True)
+class Scheduler:
+    """Early stopping by a Ray Tune scheduler on validation accuracy."""
+
+    kind: str  # asha or median
+    grace_period: int = 1  # epochs before a trial may be stopped
+    reduction_factor: int = 3  # asha only
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
-    dataset: str
+    datasets: tuple[str, ...]  # more than one: a grid axis
     models: tuple[str, ...]
     seeds: tuple[int, ...]
     epochs: int
-    label_count: int = 100
+    label_counts: tuple[int, ...] = (100,)  # more than one: a grid axis
     data: DataOptions = DataOptions()
-    batch_labelled: int = 100
-    batch_unlabelled: int = 100
-    fixed: dict[str, float] = field(default_factory=dict)
+    batches: tuple[tuple[int, int], ...] = ((100, 100),)  # (labelled, unlabelled) per batch; an axis too
+    zip: tuple[str, ...] = ()  # data axes paired element by element instead of crossed
+    fixed: dict[str, float | str] = field(default_factory=dict)
     search: dict[str, Grid | Range] = field(default_factory=dict)
     metric: str = "val_acc"
+    objectives: tuple[str, ...] = ("val_acc",)
     sampler: str = "grid"
     sampler_seed: int = 0
     trials: int | None = None  # configurations to sample; a grid runs all of its points
+    scheduler: Scheduler | None = None
     cpu: float = 1.0
     gpu: float = 0.0
     max_concurrent: int | None = None
     description: str = ""
     source: str = "<spec>"
+
+    def data_axes(self) -> dict[str, tuple]:
+        """Every data setting, as the tuple of its values (one value: not an axis)."""
+        return {"dataset": self.datasets, "label_count": self.label_counts,
+                "batch": tuple(f"{labelled}:{unlabelled}" for labelled, unlabelled in self.batches)}
 
     def hyperparameters(self, model: str) -> dict[str, float]:
         """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
@@ -82,6 +102,31 @@ class Spec:
 
 
 # ---------------------------------------------------------------------------- loading
+
+
+SMOKE_SIZES = {"hidden": 16, "latent": 4, "auxiliary": 4, "features": 4}
+
+
+def at_scale(spec: Spec, scale: str) -> Spec:
+    """The spec itself ("full"), or its "smoke" version: the same models, grids, axes and seeds axis,
+    trained in seconds on embedded data (image sets become digits) with tiny networks."""
+    if scale == "full":
+        return spec
+    if scale != "smoke":
+        raise SpecError(f"--scale {scale}: unknown scale; allowed: full, smoke")
+    from .data import TOY
+
+    counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
+    fixed = {**spec.fixed, **{k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k not in spec.search}}
+    scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
+    return replace(
+        spec,
+        datasets=tuple(d if d in TOY else "digits" for d in spec.datasets),
+        label_counts=tuple(counts[c] for c in spec.label_counts),
+        batches=tuple((min(labelled, 10), min(unlabelled, 100)) for labelled, unlabelled in spec.batches),
+        epochs=2, seeds=spec.seeds[:2], trials=spec.trials and min(spec.trials, 3),
+        fixed=fixed, scheduler=scheduler,
+    )
 
 
 def load(path: str | Path) -> Spec:
@@ -123,10 +168,12 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise fail("name", f"must be letters, digits, '-', '_' or '.', got {name!r}")
 
-    dataset = _string(raw["dataset"], "dataset", fail)
-    if dataset not in DATASETS:
-        raise fail("dataset", f"unknown dataset {dataset!r}; known datasets: {', '.join(sorted(DATASETS))}")
-    info = DATASETS[dataset]
+    datasets = _as_list(raw["dataset"])
+    for d in datasets:
+        if not isinstance(d, str) or d not in DATASETS:
+            raise fail("dataset", f"unknown dataset {d!r}; known datasets: {', '.join(sorted(DATASETS))}")
+    if len(set(datasets)) != len(datasets):
+        raise fail("dataset", "a dataset is listed twice")
 
     model_names = raw["models"]
     if isinstance(model_names, str):
@@ -149,25 +196,41 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         raise fail("seeds", f"seed {dup} is listed twice; each seed runs once per configuration")
 
     epochs = _integer(raw["epochs"], "epochs", fail, low=1)
-    label_count = _integer(raw.get("label_count", 100), "label_count", fail, low=info.n_classes)
-    if label_count % info.n_classes:
-        raise fail("label_count", f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; labelled subsets are class-balanced")
-    if label_count >= info.n_train:
-        raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
+    label_counts = _as_list(raw.get("label_count", 100))
+    if not label_counts:
+        raise fail("label_count", "empty list; give a number or a list of numbers")
+    for count in label_counts:
+        _integer(count, "label_count", fail, low=1)
+    data = _data_options(raw.get("data", {}) or {}, datasets, TOY, fail)
 
-    data = _data_options(raw.get("data", {}) or {}, dataset, TOY, fail)
-    n_unlabelled = info.n_train if data.labelled_in_unlabelled else info.n_train - label_count
+    batches = []
+    for batch in _as_list(raw.get("batch", {})):
+        if not isinstance(batch, dict):
+            raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}, or a list of them")
+        for k in batch:
+            if k not in ("labelled", "unlabelled"):
+                raise fail(f"batch.{k}", "unknown key; allowed keys: labelled, unlabelled")
+        batches.append((_integer(batch.get("labelled", 100), "batch.labelled", fail, low=1),
+                        _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)))
 
-    batch = raw.get("batch", {})
-    if not isinstance(batch, dict):
-        raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}")
-    for k in batch:
-        if k not in ("labelled", "unlabelled"):
-            raise fail(f"batch.{k}", "unknown key; allowed keys: labelled, unlabelled")
-    batch_labelled = _integer(batch.get("labelled", 100), "batch.labelled", fail, low=1)
-    batch_unlabelled = _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)
-    if batch_unlabelled > n_unlabelled:
-        raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}")
+    zipped = tuple(_as_list(raw.get("zip", [])))
+    for axis in zipped:
+        if axis not in DATA_AXES:
+            raise fail("zip", f"{axis!r} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
+    lengths = {axis: len({"dataset": datasets, "label_count": label_counts, "batch": batches}[axis]) for axis in zipped}
+    if len(set(lengths.values())) > 1:
+        raise fail("zip", "zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items()) + "); pair them element by element")
+
+    for combination in _data_combinations(datasets, label_counts, batches, zipped):
+        dataset, label_count, (batch_labelled, batch_unlabelled) = combination
+        info = DATASETS[dataset]
+        if label_count % info.n_classes:
+            raise fail("label_count", f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; labelled subsets are class-balanced")
+        if label_count >= info.n_train:
+            raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
+        n_unlabelled = info.n_train if data.labelled_in_unlabelled else info.n_train - label_count
+        if batch_unlabelled > n_unlabelled:
+            raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}")
 
     taken: dict[str, list[str]] = {}
     for m in model_names:
@@ -214,14 +277,32 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     sampler = _string(raw.get("sampler", "grid"), "sampler", fail)
     if sampler not in SAMPLERS:
         raise fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    objectives = tuple(_as_list(raw.get("objectives", ["val_acc"])))
+    for o in objectives:
+        if o not in OBJECTIVES:
+            raise fail("objectives", f"unknown objective {o!r}; allowed: {', '.join(OBJECTIVES)}")
+    if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
+        raise fail("objectives", "give one objective, or two different ones for nsga2")
     ranges = [hp for hp, d in search.items() if isinstance(d, Range)]
     if sampler == "grid" and ranges:
         raise fail("sampler", f"grid cannot sample the range of {ranges[0]!r}; give it a list of values or use sampler: tpe or random")
+    if sampler == "nsga2" and len(objectives) != 2:
+        raise fail("sampler", "nsga2 optimises two objectives; add objectives: [val_acc, wall_s]")
+    if len(objectives) == 2 and sampler not in ("nsga2", "tpe", "random"):
+        raise fail("objectives", f"sampler {sampler} optimises one objective; use nsga2, tpe or random for two")
+    if sampler == "cmaes":
+        categorical = [hp for hp, d in search.items() if isinstance(d, Grid)] + (["models"] if len(model_names) > 1 else [])
+        categorical += [axis for axis, values in (("dataset", datasets), ("label_count", label_counts), ("batch", batches)) if len(values) > 1]
+        if categorical:
+            raise fail("sampler", f"cmaes samples continuous ranges only, but {categorical[0]!r} is a list; use tpe, or one value")
+        if not ranges:
+            raise fail("sampler", "cmaes needs at least one range to sample")
     trials = raw.get("trials")
     if trials is not None:
         trials = _integer(trials, "trials", fail, low=1)
     if sampler != "grid" and trials is None:
         raise fail("trials", f"sampler {sampler} needs the number of configurations to try, e.g. trials: 20")
+    scheduler = _scheduler(raw.get("scheduler"), fail)
 
     resources = raw.get("resources", {}) or {}
     if not isinstance(resources, dict):
@@ -247,16 +328,52 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         raise fail("description", "expected text")
 
     return Spec(
-        name=name, dataset=dataset, models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
-        label_count=label_count, data=data, batch_labelled=batch_labelled, batch_unlabelled=batch_unlabelled,
-        fixed=fixed, search=search, metric=metric, sampler=sampler,
+        name=name, datasets=tuple(datasets), models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
+        label_counts=tuple(label_counts), data=data, batches=tuple(batches), zip=zipped,
+        fixed=fixed, search=search, metric=metric, objectives=objectives, sampler=sampler,
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
-        trials=trials, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
+        trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
         description=description, source=source,
     )
 
 
-def _data_options(raw, dataset: str, toy: tuple[str, ...], fail) -> DataOptions:
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _data_combinations(datasets, label_counts, batches, zipped) -> list[tuple]:
+    """Every (dataset, label_count, batch) the sweep trains: zipped axes paired, the rest crossed."""
+    import itertools
+
+    axes = {"dataset": datasets, "label_count": label_counts, "batch": batches}
+    groups = [list(zip(*(axes[a] for a in zipped)))] if zipped else []
+    free = [a for a in axes if a not in zipped]
+    combos = []
+    for values in itertools.product(*groups, *(axes[a] for a in free)):
+        chosen = dict(zip(zipped, values[0])) if zipped else {}
+        chosen.update(zip(free, values[1:] if zipped else values))
+        combos.append((chosen["dataset"], chosen["label_count"], chosen["batch"]))
+    return combos
+
+
+def _scheduler(raw, fail) -> Scheduler | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"type": raw}
+    if not isinstance(raw, dict):
+        raise fail("scheduler", "expected asha, median, or a mapping {type, grace_period, reduction_factor}")
+    for k in raw:
+        if k not in ("type", "grace_period", "reduction_factor"):
+            raise fail(f"scheduler.{k}", "unknown key; allowed keys: type, grace_period, reduction_factor")
+    kind = raw.get("type")
+    if kind not in SCHEDULERS:
+        raise fail("scheduler.type", f"unknown scheduler {kind!r}; allowed: {', '.join(SCHEDULERS)}")
+    return Scheduler(kind, _integer(raw.get("grace_period", 1), "scheduler.grace_period", fail, low=1),
+                     _integer(raw.get("reduction_factor", 3), "scheduler.reduction_factor", fail, low=2))
+
+
+def _data_options(raw, datasets: list[str], toy: tuple[str, ...], fail) -> DataOptions:
     if not isinstance(raw, dict):
         raise fail("data", "expected a mapping {preprocess: ..., labelled_in_unlabelled: ..., noise: ...}")
     for k in raw:
@@ -270,8 +387,9 @@ def _data_options(raw, dataset: str, toy: tuple[str, ...], fail) -> DataOptions:
         raise fail("data.labelled_in_unlabelled", f"expected true or false, got {both!r}")
     noise = raw.get("noise")
     if noise is not None:
-        if dataset not in toy:
-            raise fail("data.noise", f"only the toy sets ({', '.join(toy)}) take noise, not {dataset}")
+        other = [d for d in datasets if d not in toy]
+        if other:
+            raise fail("data.noise", f"only the toy sets ({', '.join(toy)}) take noise, not {other[0]}")
         if _number(noise, "data.noise", fail) < 0:
             raise fail("data.noise", f"must be >= 0, got {noise!r}")
     return DataOptions(preprocess, both, None if noise is None else float(noise))

@@ -18,12 +18,13 @@ from pathlib import Path
 import optuna
 import ray
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from . import data, space
+from . import data, results, space
 from .errors import SweeperError
-from .spec import Spec
+from .spec import OBJECTIVES, Spec
 from .trainable import Setup, train_configuration
 
 STUDY_FILE = "optuna.journal"
@@ -41,7 +42,8 @@ class Outcome:
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
         num_cpus: int | None = None, data_dir: str | Path | None = None) -> Outcome:
     out = Path(out_dir).resolve()
-    dataset = data.load(spec.dataset, data_dir, spec.data)  # here, so a bad file stops the sweep before it starts
+    # read here, once, so a bad file stops the sweep before it starts; trials get them through the object store
+    datasets = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
     out.mkdir(parents=True, exist_ok=True)
@@ -54,15 +56,16 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     try:
         tuner = tune.Tuner(
             tune.with_resources(
-                tune.with_parameters(train_configuration, setup=Setup(spec, str(out)), data=dataset),
+                tune.with_parameters(train_configuration, setup=Setup(spec, str(out)), data=datasets),
                 {"cpu": spec.cpu, "gpu": spec.gpu},
             ),
-            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), num_samples=space.configuration_count(spec)),
+            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec),
+                                        num_samples=space.configuration_count(spec)),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=str(out),
                 verbose=0,
-                callbacks=[] if quiet else [Progress(spec)],
+                callbacks=[MarkStopped(str(out))] + ([] if quiet else [Progress(spec)]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
@@ -76,10 +79,11 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
 
 def _searcher(spec: Spec, out: Path):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
+    metrics = {"val_acc": "objective", "wall_s": "wall_s"}  # objective: mean over seeds of the best val_acc
     searcher = OptunaSearch(
         space=space.DefineByRun(spec),
-        metric="objective",
-        mode="max",
+        metric=[metrics[o] for o in spec.objectives] if len(spec.objectives) > 1 else "objective",
+        mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max",
         points_to_evaluate=space.grid_points(spec) if spec.sampler == "grid" else None,
         sampler=space.sampler(spec),
         study_name=spec.name,
@@ -88,6 +92,26 @@ def _searcher(spec: Spec, out: Path):
     if spec.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
     return searcher
+
+
+def _scheduler(spec: Spec):
+    """Early stopping on the epoch's mean validation accuracy, or none."""
+    if spec.scheduler is None:
+        return None
+    options = dict(time_attr="training_iteration", metric="val_acc", mode="max", grace_period=spec.scheduler.grace_period)
+    if spec.scheduler.kind == "asha":
+        return ASHAScheduler(max_t=spec.epochs, reduction_factor=spec.scheduler.reduction_factor, **options)
+    return MedianStoppingRule(min_samples_required=2, **options)
+
+
+class MarkStopped(tune.Callback):
+    """A trial the scheduler ended never finishes its epochs: its rows say so."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        results.mark_stopped(self.out_dir, trial.trial_id)
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> bool:

@@ -30,14 +30,14 @@ class Setup:
     out_dir: str
 
 
-def train_configuration(config: dict, setup: Setup, data: Dataset) -> None:
-    """`data` arrives through Ray's object store: read by the driver, fetched once per node."""
+def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) -> None:
+    """`data` (by dataset name) arrives through Ray's object store: read by the driver, fetched once per node."""
     spec = setup.spec
     torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
     config_id = tune.get_context().get_trial_id()
-    model, hyper = space.configuration(spec, config)
+    chosen = space.configuration(spec, config)
     device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
-    trial = Trial(plan_of(spec, model, hyper, device), data)
+    trial = Trial(plan_of(spec, chosen, device), data[chosen.dataset])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -46,18 +46,18 @@ def train_configuration(config: dict, setup: Setup, data: Dataset) -> None:
 
     try:
         for epoch in trial.epochs():
-            _write(setup, config_id, trial, hyper)
+            _write(setup, config_id, trial, chosen)
             with tempfile.TemporaryDirectory() as d:
                 torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
                 tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
     except Exception as e:
-        _write(setup, config_id, trial, hyper, error=f"{type(e).__name__}: {e}")
+        _write(setup, config_id, trial, chosen, error=f"{type(e).__name__}: {e}")
         raise
 
 
-def plan_of(spec: Spec, model: str, hyper: dict[str, float], device: str = "cpu") -> Plan:
-    return Plan(model, hyper, spec.label_count, spec.seeds, spec.epochs, spec.batch_labelled, spec.batch_unlabelled,
-                device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize")
+def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
+    return Plan(chosen.model, chosen.hyper, chosen.label_count, spec.seeds, spec.epochs, chosen.batch_labelled,
+                chosen.batch_unlabelled, device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize")
 
 
 def _metrics(trial: Trial, epoch: int) -> dict:
@@ -71,15 +71,16 @@ def _metrics(trial: Trial, epoch: int) -> dict:
         "loss": mean("loss"),
         "epoch": epoch,
         "diverged": sum(m.status == "diverged" for m in trial.members),
+        "wall_s": sum(m.wall_s for m in trial.members),  # training time so far: nsga2's second objective
     }
 
 
-def _write(setup: Setup, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> None:
-    epochs, trials = rows(setup.spec, config_id, trial, hyper, error)
+def _write(setup: Setup, config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None) -> None:
+    epochs, trials = rows(config_id, trial, chosen, error)
     results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
 
 
-def rows(spec: Spec, config_id: str, trial: Trial, hyper: dict, error: str | None = None) -> tuple[list[dict], list[dict]]:
+def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None) -> tuple[list[dict], list[dict]]:
     """The configuration's rows so far: (epochs, trials). With `error`, running seeds failed."""
     ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in trial.members}
     epochs = [{**ids[row["seed"]], **row} for m in trial.members for row in m.history]
@@ -87,9 +88,11 @@ def rows(spec: Spec, config_id: str, trial: Trial, hyper: dict, error: str | Non
         {
             **ids[m.seed],
             "seed": m.seed,
-            "dataset": spec.dataset,
-            "label_count": spec.label_count,
-            **{name: value if isinstance(value, str) else float(value) for name, value in hyper.items()},
+            "dataset": chosen.dataset,
+            "label_count": chosen.label_count,
+            "batch_labelled": chosen.batch_labelled,
+            "batch_unlabelled": chosen.batch_unlabelled,
+            **{name: value if isinstance(value, str) else float(value) for name, value in chosen.hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
             "error": error if error and m.status == "running" else None,
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),

@@ -57,5 +57,5 @@ def test_csv_table_has_the_numbers(sweep_dir):
 def test_other_axes_and_a_bad_axis(sweep_dir):
     text = report.table([sweep_dir], rows="model", cols="dataset")
     assert "| baseline | 82.00 ± 2.83 (2) |" in text and "| m2 | 92.75 ± 2.22 (4) |" in text
-    with pytest.raises(SweeperError, match=r"^--rows seed: not a column of these results; choose one of: alpha, dataset, hidden, label_count, lr, model$"):
+    with pytest.raises(SweeperError, match=r"^--rows seed: not a column of these results; choose one of: alpha, batch_labelled, batch_unlabelled, dataset, hidden, label_count, lr, model$"):
         report.table([sweep_dir], rows="seed")

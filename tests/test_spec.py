@@ -25,10 +25,10 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     assert spec.models == ("m2", "baseline")
     assert spec.seeds == (0, 1)
     assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(1e-4, 1e-2, log=True)}
-    assert (spec.batch_labelled, spec.batch_unlabelled, spec.label_count) == (25, 200, 50)
+    assert (spec.batches, spec.label_counts, spec.datasets) == (((25, 200),), (50,), ("digits",))
     assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
     assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
-    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2"]
+    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2"]
     assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
 
 
@@ -45,7 +45,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, fixed, search, metric, sampler, sampler_seed, trials, resources, max_concurrent"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
@@ -60,7 +60,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"search": {"alpha": {"low": 0, "high": 1, "log": True}}, "sampler": "tpe", "trials": 3}, "search.alpha: a log range needs low > 0, got 0"),
         ({"search": {"alpha": {"low": 0.1, "high": 1}}}, "sampler: grid cannot sample the range of 'alpha'; give it a list of values or use sampler: tpe or random"),
         ({"sampler": "tpe"}, "trials: sampler tpe needs the number of configurations to try, e.g. trials: 20"),
-        ({"sampler": "bayes"}, "sampler: unknown sampler 'bayes'; allowed: grid, random, tpe"),
+        ({"sampler": "bayes"}, "sampler: unknown sampler 'bayes'; allowed: grid, random, tpe, cmaes, nsga2"),
         ({"fixed": {"hidden": 2.5}}, "fixed.hidden: expected an integer, got 2.5"),
         ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0, got 0"),
         ({"data": {"preprocess": "whiten"}}, "data.preprocess: unknown preprocessing 'whiten'; allowed: scale, dynamic_binarize, static_binarize, standardize"),

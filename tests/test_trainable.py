@@ -13,8 +13,8 @@ from sweeper.train import Trial
 
 def trial_and_hyper(epochs=2):
     spec = parse(tiny_spec(epochs=epochs))
-    model, hyper = space.configuration(spec, {"model": "m2", "alpha": 5.0})
-    return spec, Trial(plan_of(spec, model, hyper), load("digits")), hyper
+    chosen = space.configuration(spec, {"model": "m2", "alpha": 5.0})
+    return spec, Trial(plan_of(spec, chosen), load("digits")), chosen
 
 
 def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
@@ -24,7 +24,7 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
             p.fill_(float("nan"))
     for _ in trial.epochs():
         pass
-    epochs, trials = rows(spec, "c1", trial, hyper)
+    epochs, trials = rows("c1", trial, hyper)
     results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_columns())
     written = results.read(tmp_path).sort_values("seed")
     assert written["trial_id"].tolist() == ["c1-seed0", "c1-seed1"]
@@ -37,5 +37,5 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
 def test_an_error_marks_the_running_seeds_failed_with_the_message():
     spec, trial, hyper = trial_and_hyper(epochs=3)
     next(trial.epochs())
-    _, trials = rows(spec, "c2", trial, hyper, error="RuntimeError: out of memory")
+    _, trials = rows("c2", trial, hyper, error="RuntimeError: out of memory")
     assert [(t["status"], t["error"], t["epochs"]) for t in trials] == [("failed", "RuntimeError: out of memory", 1)] * 2

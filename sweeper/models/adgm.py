@@ -17,7 +17,7 @@ import math
 import torch
 
 from .base import Batch, Model
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .m2 import ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, scaled_alpha
 from .parts import (
     ARCHITECTURE,
     ConditionalMLP,
@@ -44,19 +44,21 @@ class ADGM(Model):
     shape = {
         **ARCHITECTURE,
         **LIKELIHOOD,
+        **ALPHA_SCALE,
         "auxiliary": Hyper(100, low=1, integer=True, help="size of the auxiliary a"),
         "mc_samples": Hyper(1, low=1, integer=True, help="Monte Carlo samples of a and z (the paper: 1 and 10)"),
         "generative_a": Hyper("prior", choices=("prior", "conditional"), help="p(a) = N(0, I), or p(a|x,y,z)"),
         "z_given_a": Hyper("no", choices=("no", "yes"), help="q(z|y,x), or q(z|a,y,x)"),
     }
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
-                 likelihood: str = "bernoulli", auxiliary: int = 100, mc_samples: int = 1,
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
+                 likelihood: str = "bernoulli", alpha_scale: str = "batch", auxiliary: int = 100, mc_samples: int = 1,
                  generative_a: str = "prior", z_given_a: str = "no"):
         super().__init__(input_shape, n_classes)
         self.latent, self.auxiliary, self.samples, self.likelihood = latent, auxiliary, mc_samples, likelihood
+        self.alpha_scale = alpha_scale
         self.conditional_a, self.z_given_a = generative_a == "conditional", z_given_a == "yes"
-        net = Network(network, self.input_shape, hidden)
+        net = Network(network, self.input_shape, hidden, depth)
         self.q_a = net.encoder(latent=auxiliary)  # q(a|x)
         self.q_z = net.encoder(n_classes, *([auxiliary] if self.z_given_a else []), latent=latent)  # q(z|y,x[,a])
         trunk, n = net.features()  # q(y|a,x): a trunk for x, then an MLP over (x features, a)
@@ -112,7 +114,7 @@ class ADGM(Model):
         q_y = logits_u.softmax(-1)
         unlabelled = ((q_y * every_label).sum(-1) + entropy(logits_u) + prior_a(a_u) - log_qa_u).mean(0)
 
-        loss = -labelled.mean() - unlabelled.mean() + weights["alpha"] * cross_entropy
+        loss = -labelled.mean() - unlabelled.mean() + scaled_alpha(weights, self.alpha_scale) * cross_entropy
         return loss, {
             "recon": -(log_px_l.mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + (q_y * kl_u).sum(-1).mean(),

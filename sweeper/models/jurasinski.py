@@ -23,10 +23,10 @@ class Jurasinski(Model):
     weights = {**LAMBDA, **SIGMA2}
     shape = {**ARCHITECTURE, **LIKELIHOOD}
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", likelihood: str = "bernoulli"):
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1, likelihood: str = "bernoulli"):
         super().__init__(input_shape, n_classes)
         self.latent, self.likelihood = latent, likelihood
-        net = Network(network, self.input_shape, hidden)
+        net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(latent=latent)  # q(z|x)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
         self.label_given_z = mlp([latent, hidden, n_classes])  # p(y|z)

@@ -54,11 +54,11 @@ class M1(Model):
         "classifier": Hyper("mlp", choices=("mlp", "logistic", "svm"), help="the classifier on the features"),
     }
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, classifier: str = "mlp"):
         super().__init__(input_shape, n_classes)
         self.vae_fraction, self.classifier_kind = vae_fraction, classifier
-        self.vae = VAE(Network(network, self.input_shape, hidden), latent, likelihood)
+        self.vae = VAE(Network(network, self.input_shape, hidden, depth), latent, likelihood)
         self.head = mlp([latent, hidden, n_classes]) if classifier == "mlp" else nn.Linear(latent, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,11 +26,11 @@ class M1M2(Model):
         "features": Hyper(50, low=1, integer=True, help="size of M1's z1, the features M2 models"),
     }
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50):
         super().__init__(input_shape, n_classes)
         self.vae_fraction = vae_fraction
-        self.m1 = VAE(Network(network, self.input_shape, hidden), features, likelihood)
+        self.m1 = VAE(Network(network, self.input_shape, hidden, depth), features, likelihood)
         self.m2 = M2((features,), n_classes, hidden, latent, "mlp", likelihood="gaussian")
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:

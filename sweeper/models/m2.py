@@ -36,6 +36,9 @@ from .parts import (
 LIKELIHOOD = {
     "likelihood": Hyper("bernoulli", choices=("bernoulli", "gaussian"), help="p(x|...): Bernoulli, or Gaussian with variance sigma2"),
 }
+ALPHA_SCALE = {
+    "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
+}
 SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likelihood: its reconstruction weight")}
 
 
@@ -44,6 +47,11 @@ def log_likelihood(kind: str, decoded: torch.Tensor, x: torch.Tensor, weights: d
     if kind == "bernoulli":
         return bernoulli_log_likelihood(decoded, x)
     return gaussian_log_likelihood(decoded, x, weights["sigma2"])
+
+
+def scaled_alpha(weights: dict, scale: str) -> torch.Tensor:
+    """alpha as given, or Kingma's alpha x N / N_labelled."""
+    return weights["alpha"] * (weights["data_ratio"] if scale == "dataset" else 1.0)
 
 
 class Bound(NamedTuple):
@@ -62,14 +70,14 @@ class M2(Model):
         **ARCHITECTURE,
         **LIKELIHOOD,
         "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
-        "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
+        **ALPHA_SCALE,
     }
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp",
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch"):
         super().__init__(input_shape, n_classes)
         self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
-        net = Network(network, self.input_shape, hidden)
+        net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
         self.classifier = net.classifier(n_classes)  # q(y|x)
@@ -96,7 +104,7 @@ class M2(Model):
         return value, log_px, kl
 
     def alpha(self, weights: dict) -> torch.Tensor:
-        return weights["alpha"] * (weights["data_ratio"] if self.alpha_scale == "dataset" else 1.0)
+        return scaled_alpha(weights, self.alpha_scale)
 
     def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
         loss, parts, _ = self.objective(batch, weights, key)

@@ -53,6 +53,7 @@ ARCHITECTURE = {
     "hidden": Hyper(500, low=1, integer=True, help="units in each hidden layer"),
     "latent": Hyper(50, low=1, integer=True, help="size of z"),
     "network": Hyper("mlp", choices=("mlp", "cnn"), help="MLP, or Raj's CNN for 28x28x1 and 32x32x3 images"),
+    "depth": Hyper(1, low=1, integer=True, help="hidden layers of the MLP encoders and decoders"),
 }
 
 # ---------------------------------------------------------------- networks
@@ -92,11 +93,11 @@ class JointLinear(nn.Module):
 class ConditionalMLP(nn.Module):
     """An MLP over several inputs (e.g. x and y): a JointLinear first layer, then `mlp`."""
 
-    def __init__(self, in_sizes: tuple[int, ...], hidden: int, n_out: int, activation=nn.Softplus):
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, n_out: int, activation=nn.Softplus, depth: int = 1):
         super().__init__()
         self.first = JointLinear(in_sizes, hidden)
         self.activation = activation()
-        self.rest = mlp([hidden, n_out])
+        self.rest = mlp([hidden] * depth + [n_out], activation)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.rest(self.activation(self.first(*inputs)))
@@ -149,10 +150,10 @@ class ImageDecoder(nn.Module):
 class Network:
     """Builds the model's networks as an MLP or as Raj's CNN, for inputs of `input_shape`."""
 
-    def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int):
+    def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int, depth: int = 1):
         if kind == "cnn" and (len(input_shape) != 3 or input_shape[1] % 4 or input_shape[2] % 4):
             raise ValueError(f"network cnn needs images with sides divisible by 4; this data has shape {input_shape}")
-        self.kind, self.input_shape, self.hidden = kind, input_shape, hidden
+        self.kind, self.input_shape, self.hidden, self.depth = kind, input_shape, hidden, depth
         self.n_features = math.prod(input_shape)
 
     def features(self) -> tuple[nn.Module, int]:
@@ -170,22 +171,22 @@ class Network:
     def encoder(self, *other_inputs: int, latent: int) -> "GaussianEncoder":
         """q(z | x, others...) with a Gaussian over `latent` dimensions."""
         trunk, n = self.features()
-        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk)
+        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, self.depth)
 
     def decoder(self, *in_sizes: int) -> nn.Module:
         """p(x | inputs): the logits or means of x, from the given inputs."""
         if self.kind == "cnn":
             return ImageDecoder(in_sizes, self.input_shape)
-        return ConditionalMLP(in_sizes, self.hidden, self.n_features)
+        return ConditionalMLP(in_sizes, self.hidden, self.n_features, depth=self.depth)
 
 
 class GaussianEncoder(nn.Module):
     """q(z | x, others) = N(mu, diag(exp(log_var))): a trunk for x, then a ConditionalMLP."""
 
-    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int, trunk: nn.Module | None = None):
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int, trunk: nn.Module | None = None, depth: int = 1):
         super().__init__()
         self.trunk = trunk or nn.Identity()
-        self.body = ConditionalMLP(in_sizes, hidden, 2 * latent)
+        self.body = ConditionalMLP(in_sizes, hidden, 2 * latent, depth=depth)
 
     def forward(self, x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_var = self.body(self.trunk(x), *others).chunk(2, dim=-1)

@@ -1,0 +1,82 @@
+"""The Optuna space: grid points, zipped axes, sampling and decoding, without Ray."""
+import optuna
+import pytest
+
+from conftest import tiny_spec
+from sweeper import space
+from sweeper.spec import at_scale, load, parse
+
+KINGMA = "search_spaces/kingma-table1.yaml"
+
+
+def test_every_grid_point_once_conditional_on_the_model():
+    spec = parse(tiny_spec(search={"alpha": [0.5, 5.0], "hidden": [8, 16]}, fixed={}))
+    points = space.grid_points(spec)
+    assert len(points) == 2 * 2 + 2  # m2: alpha x hidden; baseline: hidden only
+    assert len({tuple(sorted(p.items())) for p in points}) == len(points)
+    assert {"model": "baseline", "hidden": 8} in points
+
+
+def test_enqueued_points_are_each_asked_exactly_once_through_define_by_run():
+    spec = parse(tiny_spec(search={"alpha": [0.5, 5.0, 50.0]}))
+    study = optuna.create_study(direction="maximize", sampler=space.sampler(spec))
+    for point in space.grid_points(spec):
+        study.enqueue_trial(point)
+    define = space.DefineByRun(spec)
+    asked = []
+    for _ in range(space.configuration_count(spec)):
+        trial = study.ask()
+        define(trial)
+        asked.append(tuple(sorted(trial.params.items())))
+    assert sorted(asked) == sorted(tuple(sorted(p.items())) for p in space.grid_points(spec))
+
+
+def test_zipped_axes_pair_label_counts_with_batch_ratios():
+    spec = load(KINGMA)
+    points = space.grid_points(spec)
+    assert len(points) == 4 * 4  # 4 (label count, batch) pairs x 4 models, no crossing
+    chosen = {(c.label_count, c.batch_labelled, c.batch_unlabelled) for c in (space.configuration(spec, p) for p in points)}
+    assert chosen == {(100, 1, 499), (600, 3, 247), (1000, 5, 245), (3000, 15, 235)}
+    m1 = space.configuration(spec, next(p for p in points if p["model"] == "m1"))
+    assert m1.hyper["classifier"] == "svm" and m1.dataset == "mnist"
+
+
+def test_smoke_scale_keeps_the_structure_on_embedded_data():
+    full, smoke = load(KINGMA), at_scale(load(KINGMA), "smoke")
+    assert space.configuration_count(smoke) == space.configuration_count(full)
+    assert smoke.datasets == ("digits",) and smoke.label_counts == (20, 30, 40, 50)
+    assert smoke.batches == ((1, 100), (3, 100), (5, 100), (10, 100)) and smoke.zip == full.zip
+    assert (smoke.epochs, smoke.seeds, smoke.fixed["hidden"], smoke.fixed["lr"]) == (2, (0, 1), 16, 0.0003)
+
+
+def test_a_sampled_space_draws_within_its_ranges():
+    spec = parse(tiny_spec(models=["m2"], search={"alpha": {"low": 0.1, "high": 10, "log": True}, "latent": {"low": 2, "high": 8}},
+                           sampler="tpe", trials=5, fixed={"hidden": 16}))
+    study = optuna.create_study(direction="maximize", sampler=space.sampler(spec))
+    for i in range(5):
+        trial = study.ask()
+        space.DefineByRun(spec)(trial)
+        chosen = space.configuration(spec, trial.params)
+        assert 0.1 <= chosen.hyper["alpha"] <= 10 and isinstance(chosen.hyper["latent"], int) and 2 <= chosen.hyper["latent"] <= 8
+        study.tell(trial, i)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"zip": ["label_count", "batch"], "label_count": [20, 30], "batch": [{"labelled": 1}]},
+         "zip: zipped lists differ in length (label_count: 2, batch: 1); pair them element by element"),
+        ({"zip": ["seeds"]}, "zip: 'seeds' cannot be zipped; zip pairs lists of: dataset, label_count, batch"),
+        ({"models": ["m2"], "search": {"alpha": [1, 2], "lr": {"low": 0.001, "high": 0.01}}, "sampler": "cmaes", "trials": 3},
+         "sampler: cmaes samples continuous ranges only, but 'alpha' is a list; use tpe, or one value"),
+        ({"sampler": "nsga2", "trials": 3}, "sampler: nsga2 optimises two objectives; add objectives: [val_acc, wall_s]"),
+        ({"objectives": ["val_acc", "loss"]}, "objectives: unknown objective 'loss'; allowed: val_acc, wall_s"),
+        ({"scheduler": {"type": "hyperband"}}, "scheduler.type: unknown scheduler 'hyperband'; allowed: asha, median"),
+        ({"label_count": [50, 2000]}, "label_count: 2000 leaves no unlabelled data: digits has 1257 training points"),
+        ({"dataset": ["digits", "moons"], "label_count": 50, "data": {"noise": 0.2}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
+    ],
+)
+def test_more_bad_specs(write_spec, overrides, message):
+    from test_spec import error
+
+    assert error(write_spec, tiny_spec(**overrides)) == message
