@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     validate.add_argument("--scale", default="full", choices=["full", "smoke"])
 
+    estimate = commands.add_parser("estimate", help="time a few training steps of each configuration and project the sweep's compute")
+    estimate.add_argument("spec")
+    estimate.add_argument("--scale", default="full", choices=["full", "smoke"])
+
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser
 
@@ -95,6 +99,25 @@ def _validate(args) -> int:
     return 0
 
 
+def _estimate(args) -> int:
+    from . import estimate
+    from . import spec as spec_module
+
+    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
+    estimates = estimate.estimate(spec)
+    by_model: dict[str, float] = {}
+    for e in estimates:
+        by_model[e.configuration.model] = by_model.get(e.configuration.model, 0.0) + e.train_s
+    total = sum(by_model.values())
+    count = len(estimates) if spec.sampler == "grid" else spec.trials
+    print(f"{args.spec}: {count} configurations × {len(spec.seeds)} seeds = {count * len(spec.seeds)} runs of {spec.epochs} epochs; "
+          f"training ≈ {total / 3600:.2f} CPU core-hours measured here (steps timed on 1 thread; evaluation and Ray overhead not counted)")
+    for model, seconds in sorted(by_model.items(), key=lambda kv: -kv[1]):
+        steps = [e.step_s for e in estimates if e.configuration.model == model]
+        print(f"    {model}: {seconds / 3600:.2f} core-hours ({1000 * min(steps):.1f}–{1000 * max(steps):.1f} ms a step)")
+    return 0
+
+
 def _models(args) -> int:
     from . import models
 
@@ -108,7 +131,7 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "report": _report, "validate": _validate, "models": _models}
+COMMANDS = {"run": _run, "report": _report, "validate": _validate, "estimate": _estimate, "models": _models}
 
 
 def entry() -> None:

@@ -1,11 +1,16 @@
 """Integration: tiny sweeps through a real Ray Tune and Optuna (num_cpus=2)."""
+from pathlib import Path
+
 import optuna
 import pandas as pd
 import pytest
 
 from conftest import tiny_spec
-from sweeper import sweep
+from sweeper import space, sweep
 from sweeper.cli import main
+from sweeper.spec import at_scale, load
+
+SPECS = sorted((Path(__file__).resolve().parent.parent / "search_spaces").glob("*.yaml"))
 
 pytestmark = pytest.mark.ray
 
@@ -18,9 +23,9 @@ def local_ray():
     ray.shutdown()
 
 
-def study(out):
+def study(out, name="tiny"):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / sweep.STUDY_FILE)))
-    return optuna.load_study(study_name="tiny", storage=storage)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def test_a_grid_sweep_runs_every_point_once_per_seed_and_reports(write_spec, tmp_path, capsys):
@@ -43,6 +48,10 @@ def test_a_grid_sweep_runs_every_point_once_per_seed_and_reports(write_spec, tmp
     assert sorted(str(sorted(t.params.items())) for t in ot_trials) == sorted(
         [str([("model", "baseline")]), str([("alpha", 0.5), ("model", "m2")]), str([("alpha", 5.0), ("model", "m2")])]
     )
+    # seeds are an axis of their own: the sampler was told the mean over seeds of each configuration
+    best = trials.groupby(["model", trials["alpha"].fillna(-1)])["best_val_acc"].mean()
+    for t in ot_trials:
+        assert t.value == pytest.approx(best[(t.params["model"], t.params.get("alpha", -1))])
 
     assert main(["report", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -79,3 +88,36 @@ def test_every_model_runs_in_a_sweep_and_beats_chance(write_spec, tmp_path):
     assert (trials["test_acc"] > 0.2).all(), trials["test_acc"].to_dict()  # chance is 0.1
     assert trials.loc["ssgmm", "lr"] != trials.loc["ssgmm", "lr"]  # NaN: EM takes no learning rate
     assert trials.loc["m2", "likelihood"] == "bernoulli"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_spec_runs_at_smoke_scale(path, tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
+    spec = at_scale(load(path), "smoke")
+    trials = pd.read_parquet(out / "trials")
+    assert len(trials) == space.configuration_count(spec) * len(spec.seeds)
+    assert trials["trial_id"].is_unique and trials["status"].isin(["completed", "stopped"]).all()
+
+
+def test_asha_stops_poor_configurations_and_their_rows_say_stopped(write_spec, tmp_path):
+    spec = tiny_spec(models=["baseline"], seeds=[0], epochs=4, fixed={"hidden": 16}, max_concurrent=1,
+                     search={"lr": [0.01, 0.008, 0.006, 1.0e-7, 2.0e-7, 3.0e-7]},  # run in this order: the good first
+                     scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
+    out = tmp_path / "out"
+    assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
+    trials = pd.read_parquet(out / "trials")
+    poor = trials[trials["lr"] < 1e-6]
+    assert poor["status"].eq("stopped").all() and poor["epochs"].lt(4).all()
+    assert trials["status"].eq("completed").any() and not trials["status"].eq("running").any()
+
+
+def test_nsga2_optimises_accuracy_and_wall_time(write_spec, tmp_path):
+    spec = tiny_spec(models=["m2"], seeds=[0], epochs=1, search={"alpha": {"low": 0.1, "high": 10.0}},
+                     sampler="nsga2", objectives=["val_acc", "wall_s"], trials=3)
+    out = tmp_path / "out"
+    assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
+    ot = study(out)
+    assert len(ot.directions) == 2
+    done = ot.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(done) == 3 and all(len(t.values) == 2 and t.values[1] > 0 for t in done)

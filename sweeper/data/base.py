@@ -46,6 +46,7 @@ class DatasetInfo:
     n_train: int
     n_classes: int
     summary: str
+    input_shape: tuple[int, ...] = ()  # (channels, height, width) or (features,)
 
 
 def fixed_split(n: int, n_val: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ TRAIN_MEMBERS = tuple(f"cifar-10-batches-bin/data_batch_{i}.bin" for i in range(
 TEST_MEMBER = "cifar-10-batches-bin/test_batch.bin"
 RECORD = 1 + 3 * 32 * 32
 N_TRAIN, N_VAL = 45_000, 5_000
-INFO = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="CIFAR-10 (binary), 32x32x3, 45k/5k/10k")
+INFO = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="CIFAR-10 (binary), 32x32x3, 45k/5k/10k", input_shape=(3, 32, 32))
 
 
 def read_records(archive: Path, members: tuple[str, ...], source: Source = ARCHIVE) -> tuple[np.ndarray, np.ndarray]:

@@ -26,8 +26,8 @@ FASHION_GZ_MD5 = ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aa
                   "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")
 FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 
-MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="MNIST, 28x28, 50k/10k/10k")
-FASHION_MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="Fashion-MNIST, 28x28, 50k/10k/10k")
+MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="MNIST, 28x28, 50k/10k/10k", input_shape=(1, 28, 28))
+FASHION_MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="Fashion-MNIST, 28x28, 50k/10k/10k", input_shape=(1, 28, 28))
 
 
 def sources(urls: tuple[str, ...], gz_md5: tuple[str, ...], content_md5=(None,) * 4) -> list[Source]:

@@ -17,7 +17,7 @@ URL = "http://ufldl.stanford.edu/housenumbers/"
 TRAIN = Source("train_32x32.mat", (URL + "train_32x32.mat",), md5="e26dedcc434d2e4c54c9b2d4a06d8373")
 TEST = Source("test_32x32.mat", (URL + "test_32x32.mat",), md5="eb5a983be6a315427106f1b164d9cef3")
 N_VAL = 5_000
-INFO = DatasetInfo(n_train=73_257 - N_VAL, n_classes=10, summary="SVHN, 32x32x3, 68257/5000/26032")
+INFO = DatasetInfo(n_train=73_257 - N_VAL, n_classes=10, summary="SVHN, 32x32x3, 68257/5000/26032", input_shape=(3, 32, 32))
 
 
 def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
