@@ -33,9 +33,16 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
-    report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
-    report.add_argument("--rows", help="column for the rows (default: the most varied hyperparameter)")
-    report.add_argument("--cols", default="model", help="column for the columns (default: model)")
+    report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv", "html"])
+    report.add_argument("--table", default="generic", choices=["generic", "jurasinski", "kingma", "adgm", "raj"],
+                        help="a paper's layout (default: generic, any two axes)")
+    report.add_argument("--rows", help="column(s) for the rows, 'alpha,lam' to share (default: the most varied hyperparameter)")
+    report.add_argument("--cols", help="column for the columns (default: model)")
+    report.add_argument("--ci", action="store_true", help="add a 95%% t-interval to each cell")
+    report.add_argument("--compare", action="store_true", help="add the published figure and the difference to each cell")
+    report.add_argument("--published", help="directory of published figures (default: results/published)")
+    report.add_argument("--paired", metavar="A,B", help="paired t-test and Wilcoxon of model A against B over the same seeds")
+    report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
 
     validate = commands.add_parser("validate", help="check a spec without running anything")
     validate.add_argument("spec")
@@ -44,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     estimate = commands.add_parser("estimate", help="time a few training steps of each configuration and project the sweep's compute")
     estimate.add_argument("spec")
     estimate.add_argument("--scale", default="full", choices=["full", "smoke"])
+
+    bench = commands.add_parser("bench", help="benchmarks that print one JSON line per case")
+    bench.add_argument("--report", action="store_true", help="report speed on one million per-epoch rows")
 
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser
@@ -85,7 +95,14 @@ def _run(args) -> int:
 def _report(args) -> int:
     from . import report
 
-    print(report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols), end="")
+    pair = tuple(args.paired.split(",")) if args.paired else None
+    if pair and len(pair) != 2:
+        raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
+    print(report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
+                       compare=args.compare, published_dir=args.published, pair=pair), end="")
+    if args.figures:
+        for path in report.write_figures(args.dirs):
+            print(f"figure: {path} (and .svg)")
     return 0
 
 
@@ -118,6 +135,15 @@ def _estimate(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from . import bench
+
+    if not args.report:
+        raise SweeperError("bench: choose a case: --report")
+    bench.main(report_only=True)
+    return 0
+
+
 def _models(args) -> int:
     from . import models
 
@@ -131,7 +157,7 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "report": _report, "validate": _validate, "estimate": _estimate, "models": _models}
+COMMANDS = {"run": _run, "report": _report, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
 
 
 def entry() -> None:

@@ -116,17 +116,48 @@ def at_scale(spec: Spec, scale: str) -> Spec:
         raise SpecError(f"--scale {scale}: unknown scale; allowed: full, smoke")
     from .data import TOY
 
+    from . import models
+
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
-    fixed = {**spec.fixed, **{k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k not in spec.search}}
+    taken = {name for m in spec.models for name in models.hyperparameters(m)}
+    sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
     scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
+    datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)
+    if "dataset" not in spec.zip:  # image sets all become digits: one axis value, not several
+        datasets = tuple(dict.fromkeys(datasets))
     return replace(
         spec,
-        datasets=tuple(d if d in TOY else "digits" for d in spec.datasets),
+        datasets=datasets,
         label_counts=tuple(counts[c] for c in spec.label_counts),
         batches=tuple((min(labelled, 10), min(unlabelled, 100)) for labelled, unlabelled in spec.batches),
         epochs=2, seeds=spec.seeds[:2], trials=spec.trials and min(spec.trials, 3),
-        fixed=fixed, scheduler=scheduler,
+        fixed={**spec.fixed, **sizes}, scheduler=scheduler,
     )
+
+
+def to_yaml(spec: Spec) -> str:
+    """The spec as YAML that parse() reads back to the same Spec: what a sweep actually ran."""
+    one = lambda values: values[0] if len(values) == 1 else list(values)  # noqa: E731
+    raw = {
+        "name": spec.name, "description": spec.description, "dataset": one(spec.datasets),
+        "data": {"preprocess": spec.data.preprocess, "labelled_in_unlabelled": spec.data.labelled_in_unlabelled,
+                 **({"noise": spec.data.noise} if spec.data.noise is not None else {})},
+        "label_count": one(spec.label_counts), "models": list(spec.models), "seeds": list(spec.seeds),
+        "epochs": spec.epochs, "batch": one([{"labelled": b[0], "unlabelled": b[1]} for b in spec.batches]),
+        "zip": list(spec.zip), "fixed": dict(spec.fixed),
+        "search": {k: list(d.values) if isinstance(d, Grid) else {"low": d.low, "high": d.high, "log": d.log}
+                   for k, d in spec.search.items()},
+        "metric": spec.metric, "objectives": list(spec.objectives), "sampler": spec.sampler,
+        "sampler_seed": spec.sampler_seed, "resources": {"cpu": spec.cpu, "gpu": spec.gpu},
+    }
+    if spec.trials is not None:
+        raw["trials"] = spec.trials
+    if spec.scheduler is not None:
+        raw["scheduler"] = {"type": spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
+                            "reduction_factor": spec.scheduler.reduction_factor}
+    if spec.max_concurrent is not None:
+        raw["max_concurrent"] = spec.max_concurrent
+    return yaml.safe_dump(raw, sort_keys=False)
 
 
 def load(path: str | Path) -> Spec:
@@ -250,10 +281,13 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
 
     def check_taken(key: str, hp: str) -> None:
         if hp not in taken:
-            who = f"{model_names[0]} takes" if len(model_names) == 1 else f"none of {', '.join(model_names)} takes"
-            they = model_names[0] if len(model_names) == 1 else "they"
-            raise fail(key, f"{who} no hyperparameter {hp!r}; remove it or add a model that takes it "
-                            f"({they} {'takes' if len(model_names) == 1 else 'take'}: {', '.join(sorted(taken))})")
+            if len(model_names) == 1:
+                problem = f"{model_names[0]} takes no hyperparameter {hp!r}"
+                listing = f"{model_names[0]} takes: {', '.join(sorted(taken))}"
+            else:
+                problem = f"none of {', '.join(model_names)} takes the hyperparameter {hp!r}"
+                listing = f"they take: {', '.join(sorted(taken))}"
+            raise fail(key, f"{problem}; remove it or add a model that takes it ({listing})")
 
     fixed_raw = raw.get("fixed", {}) or {}
     if not isinstance(fixed_raw, dict):

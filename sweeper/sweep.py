@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from . import data, results, space
 from .errors import SweeperError
-from .spec import OBJECTIVES, Spec
+from .spec import OBJECTIVES, Spec, to_yaml
 from .trainable import Setup, train_configuration
 
 STUDY_FILE = "optuna.journal"
@@ -47,8 +46,8 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
     out.mkdir(parents=True, exist_ok=True)
-    if Path(spec.source).is_file():
-        shutil.copyfile(spec.source, out / "spec.yaml")
+    with results.atomic(out / "spec.yaml") as temporary:  # the spec as run (after --scale), for reports and resumes
+        temporary.write_text(f"# run from {spec.source}\n" + to_yaml(spec))
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
     optuna.logging.set_verbosity(optuna.logging.WARNING)

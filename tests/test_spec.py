@@ -95,3 +95,15 @@ def test_a_missing_required_key(write_spec):
 def test_a_missing_file():
     with pytest.raises(SpecError, match=r"^nope.yaml: no such file; give the path of a spec"):
         spec_module.load("nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(__import__("pathlib").Path("search_spaces").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_spec_in_the_folder_validates_and_round_trips_through_yaml(path):
+    import yaml
+
+    from sweeper.spec import at_scale, to_yaml
+
+    for scale in ("full", "smoke"):
+        spec = at_scale(spec_module.load(path), scale)
+        again = spec_module.parse(yaml.safe_load(to_yaml(spec)), source=spec.source)
+        assert again == spec

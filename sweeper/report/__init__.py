@@ -1,22 +1,92 @@
-"""Reports from results directories alone (Parquet): no torch, no Ray."""
+"""Reports from results directories alone (Parquet, and spec.yaml for the seeds asked for):
+no torch, no Ray. Several directories (e.g. from two clusters) are reported as one."""
 from __future__ import annotations
 
+import base64
+import html as html_escape
 from pathlib import Path
 
+import yaml
+
 from .. import results
-from .table import FORMATS, default_rows, render, summarise
+from ..errors import SweeperError
+from . import figures, published
+from .layouts import LAYOUTS
+from .table import FORMATS, build, paired, render
 
-EXTENSIONS = {"markdown": "md", "latex": "tex", "csv": "csv"}
+EXTENSIONS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
+EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "val_acc", "recon", "entropy_unlabelled", "mi_unlabelled"]
 
 
-def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None, cols: str = "model") -> str:
+def expected_seeds(dirs: list[str | Path]) -> int | None:
+    """How many seeds the sweep asked for, from the spec copied into its results directory."""
+    try:
+        return len(yaml.safe_load((Path(dirs[0]) / "spec.yaml").read_text())["seeds"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None, cols: str | None = None,
+          layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
+          pair: tuple[str, str] | None = None) -> str:
     """The table as text; also written as DIR/report.<ext> into the first directory."""
+    chosen = LAYOUTS[layout]
     trials = results.read(dirs, "trials")
-    rows = rows or default_rows(trials)
-    text = render(summarise(trials, rows, cols), rows, cols, fmt)
+    figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
+    built = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
+    if fmt == "html":
+        text = page(dirs, [built])
+    else:
+        text = render(built, fmt)
+        if pair:
+            text += _paired_text(paired(trials, built.rows, *pair), pair, fmt)
     with results.atomic(Path(dirs[0]) / f"report.{EXTENSIONS[fmt]}") as temporary:
         temporary.write_text(text)
     return text
 
 
-__all__ = ["FORMATS", "table"]
+def _paired_text(frame, pair, fmt) -> str:
+    if fmt == "csv":
+        return "\n" + frame.to_csv(index=False)
+    title = f"paired over seeds, {pair[0]} minus {pair[1]} (accuracy points): t-test and Wilcoxon p-values"
+    cells = [[str(v) if isinstance(v, (str, int)) else f"{v:.4g}" for v in row] for row in frame.itertuples(index=False)]
+    if fmt == "markdown":
+        lines = ["", title, "", "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+    else:
+        lines = ["", f"% {title}", r"\begin{tabular}{l" + "r" * (len(frame.columns) - 1) + "}", r"\toprule",
+                 " & ".join(frame.columns).replace("_", r"\_") + r" \\", r"\midrule"]
+        lines += [" & ".join(row) + r" \\" for row in cells] + [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_figures(dirs: list[str | Path]) -> list[Path]:
+    """Every figure the results support, under DIR/figures/ of the first directory."""
+    trials = results.read(dirs, "trials")
+    epochs = results.read(dirs, "epochs", columns=EPOCH_COLUMNS)
+    return figures.write_all(trials, epochs, Path(dirs[0]) / "figures")
+
+
+def page(dirs: list[str | Path], tables) -> str:
+    """One self-contained HTML page: the tables and every figure, inlined."""
+    from .table import _cell_text
+
+    parts = [f"<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
+             f"<h1>sweeper report: {html_escape.escape(', '.join(str(d) for d in dirs))}</h1>"]
+    for t in tables:
+        parts.append(f"<table><caption>{html_escape.escape(t.caption)}</caption><tr>"
+                     + "".join(f"<th>{html_escape.escape(h)}</th>" for h in [t.rows.replace(",", " or ")] + t.col_labels) + "</tr>")
+        for r in t.row_labels:
+            cells = [html_escape.escape(_cell_text(t.cells.get((r, c)), lambda s: s)) for c in t.col_labels]
+            cells = [f"<b>{c}</b>" if (t.cells.get((r, col)) and t.cells[(r, col)].best) else c for c, col in zip(cells, t.col_labels)]
+            parts.append(f"<tr><th>{html_escape.escape(r)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        parts.append("</table>" + "".join(f"<p>{html_escape.escape(f)}</p>" for f in t.footnotes))
+    for png in write_figures(dirs):
+        encoded = base64.b64encode(png.read_bytes()).decode()
+        parts.append(f"<figure><img alt='{png.stem}' src='data:image/png;base64,{encoded}'><figcaption>{png.stem}</figcaption></figure>")
+    return "\n".join(parts) + "\n"
+
+
+__all__ = ["FORMATS", "LAYOUTS", "SweeperError", "table", "write_figures"]

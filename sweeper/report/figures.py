@@ -1,0 +1,150 @@
+"""The papers' figures from results directories, as PNG and SVG (matplotlib, no display).
+
+- accuracy against the swept hyperparameter, per model, with error bars over seeds
+- learning curves: validation accuracy by epoch, mean and a ±1 std band over seeds
+- entropy and mutual information of q(y|x) on the unlabelled set by epoch (Raj §5.5)
+- reconstruction error and accuracy against sigma^2 (Jurasiński Fig. 4), when sigma2 varies
+- validation accuracy by epoch for each batch ratio (Jurasiński App. D), when the batch varies
+Each is drawn only when the results have what it shows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .table import default_rows, label
+
+FORMATS = ("png", "svg")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Path]:
+    """Every figure the results support, written under `out`; returns the PNG paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = trials[trials["status"] == "completed"]
+    curves = epochs.merge(done[["trial_id", "config_id"]], on=["trial_id", "config_id"])
+    drawn = []
+    rows = default_rows(trials)
+    if rows not in ("dataset", "label_count") or trials[rows.split(",")[0]].nunique() > 1:
+        drawn.append(_save(_accuracy_against(done, rows), out / "accuracy"))
+    drawn.append(_save(_learning_curves(done, curves), out / "learning_curves"))
+    drawn.append(_save(_entropy_and_information(done, curves), out / "entropy_mi"))
+    if "sigma2" in done and done["sigma2"].nunique() > 1:
+        drawn.append(_save(_sigma2(done, curves), out / "sigma2"))
+    if {"batch_labelled", "batch_unlabelled"} <= set(done) and done[["batch_labelled", "batch_unlabelled"]].drop_duplicates().shape[0] > 1:
+        drawn.append(_save(_batch_ratio(done, curves), out / "batch_ratio"))
+    return drawn
+
+
+def _save(figure, stem: Path) -> Path:
+    from ..results import atomic
+
+    for fmt in FORMATS:
+        with atomic(stem.with_suffix(f".{fmt}")) as temporary:
+            figure.savefig(temporary, format=fmt, dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    return stem.with_suffix(".png")
+
+
+def _best_configurations(done: pd.DataFrame) -> pd.Series:
+    """Per model, the configuration with the best mean test accuracy over seeds."""
+    means = done.groupby(["model", "config_id"])["test_acc"].mean().reset_index()
+    return means.loc[means.groupby("model")["test_acc"].idxmax()].set_index("model")["config_id"]
+
+
+def _accuracy_against(done: pd.DataFrame, rows: str):
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    frame = done.copy()
+    frame["x"] = frame[rows.split(",")].bfill(axis=1).iloc[:, 0] if "," in rows else frame[rows]
+    numeric = pd.api.types.is_numeric_dtype(frame["x"])
+    for model, group in frame.groupby("model"):
+        stats = group.groupby("x", dropna=True)["test_acc"].agg(["mean", "std"]).reset_index()
+        if stats.empty:
+            continue
+        x = stats["x"] if numeric else stats["x"].map(label)
+        ax.errorbar(x, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o", capsize=3, label=model)
+    if numeric:
+        positive = frame["x"].dropna()
+        if len(positive) and positive.max() > 0 and positive.max() / max(positive[positive > 0].min(), 1e-300) > 100:
+            ax.set_xscale("symlog", linthresh=max(positive[positive > 0].min(), 1e-12))  # log, but 0 stays on the axis
+    ax.set_xlabel(rows.replace(",", " or "))
+    ax.set_ylabel("test accuracy % (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _band(ax, curves: pd.DataFrame, column: str, name: str, scale: float = 1.0):
+    stats = curves.groupby("epoch")[column].agg(["mean", "std"]).reset_index()
+    ax.plot(stats["epoch"], scale * stats["mean"], label=name)
+    ax.fill_between(stats["epoch"], scale * (stats["mean"] - stats["std"].fillna(0)),
+                    scale * (stats["mean"] + stats["std"].fillna(0)), alpha=0.2)
+
+
+def _learning_curves(done: pd.DataFrame, curves: pd.DataFrame):
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for model, config in _best_configurations(done).items():
+        _band(ax, curves[curves["config_id"] == config], "val_acc", model, 100)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy % (best configuration of each model)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _entropy_and_information(done: pd.DataFrame, curves: pd.DataFrame):
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for model, config in _best_configurations(done).items():
+        chosen = curves[curves["config_id"] == config]
+        _band(left, chosen, "entropy_unlabelled", model)
+        _band(right, chosen, "mi_unlabelled", model)
+    left.set_title("entropy of q(y|x), unlabelled")
+    right.set_title("mutual information I(y; x), unlabelled")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def _sigma2(done: pd.DataFrame, curves: pd.DataFrame):
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    chosen = done[done["sigma2"].notna()]
+    final = curves.merge(chosen[["trial_id", "sigma2", "best_epoch"]], on="trial_id")
+    final = final[final["epoch"] == final["best_epoch"]]
+    recon = final.groupby("sigma2")["recon"].mean()
+    accuracy = chosen.groupby("sigma2")["test_acc"].mean()
+    ax.plot(recon.index, recon.values, "o-", color="tab:blue", label="reconstruction loss")
+    ax.set_xscale("log")
+    ax.set_xlabel("sigma^2")
+    ax.set_ylabel("reconstruction loss", color="tab:blue")
+    twin = ax.twinx()
+    twin.plot(accuracy.index, 100 * accuracy.values, "s-", color="tab:red", label="accuracy")
+    twin.set_ylabel("test accuracy %", color="tab:red")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _batch_ratio(done: pd.DataFrame, curves: pd.DataFrame):
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for (model, labelled, unlabelled), group in done.groupby(["model", "batch_labelled", "batch_unlabelled"]):
+        _band(ax, curves[curves["trial_id"].isin(group["trial_id"])], "val_acc", f"{model} {labelled}:{unlabelled}", 100)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy % (labelled:unlabelled per batch)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure

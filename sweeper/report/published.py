@@ -1,0 +1,27 @@
+"""The papers' published figures, from CSV files (one per paper, its citation in # lines)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import SweeperError
+
+DEFAULT_DIRS = (Path("results/published"), Path(__file__).resolve().parents[2] / "results" / "published")
+
+
+def load(directory: str | Path | None = None) -> pd.DataFrame:
+    """Every published figure: table, row, column, value, std (value in the paper's unit)."""
+    candidates = [Path(directory)] if directory else [d for d in DEFAULT_DIRS if d.is_dir()]
+    if not candidates or not candidates[0].is_dir():
+        raise SweeperError(f"{directory or DEFAULT_DIRS[0]}: no directory of published figures; give --published DIR")
+    files = sorted(candidates[0].glob("*.csv"))
+    if not files:
+        raise SweeperError(f"{candidates[0]}: holds no .csv of published figures")
+    frames = [pd.read_csv(f, comment="#", dtype={"row": str, "column": str}) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def lookup(published: pd.DataFrame, table: str) -> dict[tuple[str, str], float]:
+    rows = published[published["table"] == table]
+    return {(str(r.row), str(r.column)): float(r.value) for r in rows.itertuples()}
