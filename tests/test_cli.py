@@ -20,9 +20,9 @@ def test_a_bad_spec_is_one_line_on_stderr_and_exit_2(write_spec):
 
 
 def test_usage_errors_are_one_line_too():
-    done = subprocess.run([sys.executable, "-m", "sweeper", "report", "--format", "html", "x"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "sweeper", "report", "--format", "pdf", "x"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "invalid choice: 'html'" in done.stderr
+    assert done.stderr.count("\n") == 1 and "invalid choice: 'pdf'" in done.stderr
 
 
 def test_report_of_a_missing_directory(tmp_path, capsys):
