@@ -17,7 +17,7 @@ import math
 import torch
 
 from .base import Batch, Model
-from .m2 import ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, scaled_alpha
+from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, scaled_alpha
 from .parts import (
     ARCHITECTURE,
     ConditionalMLP,
@@ -40,7 +40,7 @@ class ADGM(Model):
     name = "adgm"
     summary = "Maaløe's auxiliary deep generative model, k Monte Carlo samples (mc_samples)"
     enumerates = True
-    weights = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy"), **SIGMA2}
+    weights = {**ALPHA, **SIGMA2}
     shape = {
         **ARCHITECTURE,
         **LIKELIHOOD,

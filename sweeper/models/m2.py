@@ -36,6 +36,7 @@ from .parts import (
 LIKELIHOOD = {
     "likelihood": Hyper("bernoulli", choices=("bernoulli", "gaussian"), help="p(x|...): Bernoulli, or Gaussian with variance sigma2"),
 }
+ALPHA = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy")}
 ALPHA_SCALE = {
     "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
 }
@@ -65,7 +66,7 @@ class M2(Model):
     name = "m2"
     summary = "Kingma's M2: VAE with the label as a latent, alpha-weighted classifier"
     enumerates = True
-    weights = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy"), **SIGMA2}
+    weights = {**ALPHA, **SIGMA2}
     shape = {
         **ARCHITECTURE,
         **LIKELIHOOD,

@@ -55,6 +55,14 @@ def _save(figure, stem: Path) -> Path:
     return stem.with_suffix(".png")
 
 
+def _finish(ax, xlabel: str, ylabel: str | None = None) -> None:
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def _best_configurations(done: pd.DataFrame) -> pd.Series:
     """Per model, the configuration with the best mean test accuracy over seeds."""
     means = done.groupby(["model", "config_id"])["test_acc"].mean().reset_index()
@@ -77,10 +85,7 @@ def _accuracy_against(done: pd.DataFrame, rows: str):
         positive = frame["x"].dropna()
         if len(positive) and positive.max() > 0 and positive.max() / max(positive[positive > 0].min(), 1e-300) > 100:
             ax.set_xscale("symlog", linthresh=max(positive[positive > 0].min(), 1e-12))  # log, but 0 stays on the axis
-    ax.set_xlabel(rows.replace(",", " or "))
-    ax.set_ylabel("test accuracy % (mean ± std over seeds)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _finish(ax, rows.replace(",", " or "), "test accuracy % (mean ± std over seeds)")
     return figure
 
 
@@ -96,10 +101,7 @@ def _learning_curves(done: pd.DataFrame, curves: pd.DataFrame):
     figure, ax = plt.subplots(figsize=(6, 4))
     for model, config in _best_configurations(done).items():
         _band(ax, curves[curves["config_id"] == config], "val_acc", model, 100)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy % (best configuration of each model)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _finish(ax, "epoch", "validation accuracy % (best configuration of each model)")
     return figure
 
 
@@ -113,9 +115,7 @@ def _entropy_and_information(done: pd.DataFrame, curves: pd.DataFrame):
     left.set_title("entropy of q(y|x), unlabelled")
     right.set_title("mutual information I(y; x), unlabelled")
     for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+        _finish(ax, "epoch")
     return figure
 
 
@@ -143,8 +143,5 @@ def _batch_ratio(done: pd.DataFrame, curves: pd.DataFrame):
     figure, ax = plt.subplots(figsize=(6, 4))
     for (model, labelled, unlabelled), group in done.groupby(["model", "batch_labelled", "batch_unlabelled"]):
         _band(ax, curves[curves["trial_id"].isin(group["trial_id"])], "val_acc", f"{model} {labelled}:{unlabelled}", 100)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy % (labelled:unlabelled per batch)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _finish(ax, "epoch", "validation accuracy % (labelled:unlabelled per batch)")
     return figure
