@@ -50,7 +50,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         temporary.write_text(f"# run from {spec.source}\n" + to_yaml(spec))
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
     started_ray = _start_ray(address, num_cpus)
     try:
         tuner = tune.Tuner(
@@ -58,7 +58,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
                 tune.with_parameters(train_configuration, setup=Setup(spec, str(out)), data=datasets),
                 {"cpu": spec.cpu, "gpu": spec.gpu},
             ),
-            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec),
+            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec), reuse_actors=True,  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
                                         num_samples=space.configuration_count(spec)),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
