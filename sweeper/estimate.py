@@ -33,6 +33,7 @@ def estimate(spec: Spec, steps: int = 3) -> list[Estimate]:
     else:  # a sampled sweep: time a few draws, count them `trials` times between them
         import optuna
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.sampler_seed))
         points = []
         for _ in range(min(3, spec.trials)):
