@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
 
+    resume = commands.add_parser("resume", help="continue a sweep whose driver stopped (killed, rebooted)")
+    resume.add_argument("dir", metavar="DIR", help="the results directory of the sweep")
+    resume.add_argument("--address", help="Ray cluster to join (default: start Ray here)")
+    resume.add_argument("--data-dir", help="where dataset files are")
+
     report = commands.add_parser("report", help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
     report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv", "html"])
@@ -86,6 +91,18 @@ def _run(args) -> int:
     print(f"results: {outcome.out_dir} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
           f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
     print(f"report:  sweeper report {out}")
+    if outcome.errored:
+        print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _resume(args) -> int:
+    from . import sweep
+
+    outcome = sweep.resume(args.dir, address=args.address, data_dir=args.data_dir)
+    print(f"results: {outcome.out_dir} ({outcome.configurations} configurations, {outcome.wall_s:.0f}s after resuming)")
+    print(f"report:  sweeper report {args.dir}")
     if outcome.errored:
         print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
         return 1
@@ -157,7 +174,7 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "report": _report, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
+COMMANDS = {"run": _run, "resume": _resume, "report": _report, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
 
 
 def entry() -> None:

@@ -23,7 +23,7 @@ DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lis
 TOP_KEYS = (
     "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
     "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
-    "resources", "max_concurrent",
+    "resources", "max_concurrent", "retries",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 
@@ -71,6 +71,7 @@ class Spec:
     cpu: float = 1.0
     gpu: float = 0.0
     max_concurrent: int | None = None
+    retries: int = 2  # a trial that crashes is retried from its last checkpoint this many times
     description: str = ""
     source: str = "<spec>"
 
@@ -148,7 +149,7 @@ def to_yaml(spec: Spec) -> str:
         "search": {k: list(d.values) if isinstance(d, Grid) else {"low": d.low, "high": d.high, "log": d.log}
                    for k, d in spec.search.items()},
         "metric": spec.metric, "objectives": list(spec.objectives), "sampler": spec.sampler,
-        "sampler_seed": spec.sampler_seed, "resources": {"cpu": spec.cpu, "gpu": spec.gpu},
+        "sampler_seed": spec.sampler_seed, "resources": {"cpu": spec.cpu, "gpu": spec.gpu}, "retries": spec.retries,
     }
     if spec.trials is not None:
         raw["trials"] = spec.trials
@@ -367,7 +368,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         fixed=fixed, search=search, metric=metric, objectives=objectives, sampler=sampler,
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
         trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
-        description=description, source=source,
+        retries=_integer(raw.get("retries", 2), "retries", fail, low=0), description=description, source=source,
     )
 
 

@@ -24,10 +24,12 @@ from ray.tune.search.optuna import OptunaSearch
 from . import data, results, space
 from .errors import SweeperError
 from .spec import OBJECTIVES, Spec, to_yaml
+from .spec import load as load_spec
 from .trainable import Setup, train_configuration
 
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
+SPEC_FILE = "spec.yaml"
 
 
 @dataclass(frozen=True)
@@ -39,37 +41,67 @@ class Outcome:
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
-        num_cpus: int | None = None, data_dir: str | Path | None = None) -> Outcome:
+        num_cpus: int | None = None, data_dir: str | Path | None = None, trainable=train_configuration) -> Outcome:
+    """Run a spec into a new results directory. `trainable` is for tests that inject faults."""
     out = Path(out_dir).resolve()
-    # read here, once, so a bad file stops the sweep before it starts; trials get them through the object store
-    datasets = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
-        raise SweeperError(f"{out}: already holds a sweep; choose another --out directory or remove this one")
+        raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
+    runnable = _runnable(spec, out, data_dir, trainable)  # reads the data first: a bad file stops here
     out.mkdir(parents=True, exist_ok=True)
-    with results.atomic(out / "spec.yaml") as temporary:  # the spec as run (after --scale), for reports and resumes
+    with results.atomic(out / SPEC_FILE) as temporary:  # the spec as run (after --scale), for reports and resume
         temporary.write_text(f"# run from {spec.source}\n" + to_yaml(spec))
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
-    started_ray = _start_ray(address, num_cpus)
-    try:
-        tuner = tune.Tuner(
-            tune.with_resources(
-                tune.with_parameters(train_configuration, setup=Setup(spec, str(out)), data=datasets),
-                {"cpu": spec.cpu, "gpu": spec.gpu},
-            ),
-            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec), reuse_actors=True,  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
-                                        num_samples=space.configuration_count(spec)),
+    def tuner() -> tune.Tuner:
+        return tune.Tuner(
+            runnable,
+            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec),
+                                        num_samples=space.configuration_count(spec),
+                                        reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=str(out),
                 verbose=0,
                 callbacks=[MarkStopped(str(out))] + ([] if quiet else [Progress(spec)]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
         )
+
+    return _fit(tuner, out, address, num_cpus)
+
+
+def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
+           data_dir: str | Path | None = None, trainable=train_configuration) -> Outcome:
+    """Continue a sweep whose driver stopped: finished configurations stay as they are, unfinished
+    ones continue from their last checkpoint, and the Optuna study goes on where it was."""
+    out = Path(out_dir).resolve()
+    if not (out / TUNE_DIR).is_dir() or not (out / SPEC_FILE).is_file():
+        raise SweeperError(f"{out}: not a sweep's results directory (no {TUNE_DIR}/ and {SPEC_FILE}); give the --out of a 'sweeper run'")
+    spec = load_spec(out / SPEC_FILE)
+    runnable = _runnable(spec, out, data_dir, trainable)
+    if not tune.Tuner.can_restore(str(out / TUNE_DIR)):
+        raise SweeperError(f"{out / TUNE_DIR}: Ray Tune left no state to resume from; start the sweep again into a new --out")
+
+    def tuner() -> tune.Tuner:
+        return tune.Tuner.restore(str(out / TUNE_DIR), runnable, resume_unfinished=True, resume_errored=True)
+
+    return _fit(tuner, out, address, num_cpus)
+
+
+def _runnable(spec: Spec, out: Path, data_dir, trainable):
+    # read here, once, so a bad file stops the sweep before it starts; trials get them through the object store
+    datasets = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
+    return tune.with_resources(tune.with_parameters(trainable, setup=Setup(spec, str(out)), data=datasets),
+                               {"cpu": spec.cpu, "gpu": spec.gpu})
+
+
+def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> Outcome:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
+    started_ray = _start_ray(address, num_cpus)
+    try:
         start = time.monotonic()
-        grid = tuner.fit()
+        grid = tuner().fit()
         return Outcome(out, len(grid), len(grid.errors), time.monotonic() - start)
     finally:
         if started_ray:

@@ -72,7 +72,7 @@ def test_a_sampled_sweep_draws_within_the_range(write_spec, tmp_path):
 def test_a_directory_that_holds_a_sweep_is_not_overwritten(write_spec, tmp_path, capsys):
     (tmp_path / "out" / "trials").mkdir(parents=True)
     assert main(["run", str(write_spec(tiny_spec())), "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.endswith("already holds a sweep; choose another --out directory or remove this one\n")
+    assert capsys.readouterr().err.endswith(f"already holds a sweep; continue it with 'sweeper resume {tmp_path / 'out'}', or choose another --out\n")
 
 
 def test_every_model_runs_in_a_sweep_and_beats_chance(write_spec, tmp_path):

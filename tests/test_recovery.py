@@ -1,0 +1,100 @@
+"""What clusters do to a sweep: crashing trials, a killed driver. Real Ray on one machine."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_spec
+from sweeper import sweep
+from sweeper.spec import parse
+
+pytestmark = pytest.mark.ray
+
+
+def faulty(fail_at_epoch: int, always: set, once: set, marks: str):
+    """A trainable that makes some configurations raise inside training: `once` on the first
+    attempt only, `always` on every attempt. Defined in a closure, so Ray ships it by value."""
+
+    def run(config, setup, data):
+        from ray import tune
+
+        import sweeper.train as train
+        from sweeper.trainable import train_configuration
+
+        alpha = config.get("alpha")
+        attempt = os.path.join(marks, tune.get_context().get_trial_id())
+        fail = alpha in always or (alpha in once and not os.path.exists(attempt))
+        original = train.Trial.epochs
+
+        def epochs(self):
+            for epoch in original(self):
+                if fail and epoch == fail_at_epoch:
+                    open(attempt, "w").close()
+                    raise RuntimeError(f"injected failure at epoch {epoch}")
+                yield epoch
+
+        train.Trial.epochs = epochs
+        try:
+            train_configuration(config, setup, data)
+        finally:
+            train.Trial.epochs = original
+
+    return run
+
+
+def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_crashes_ends_failed(tmp_path):
+    import ray
+
+    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=3, search={"alpha": [0.5, 5.0, 50.0]}, retries=2))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = sweep.run(spec, tmp_path / "out", quiet=True, trainable=faulty(2, always={50.0}, once={5.0}, marks=str(marks)))
+    finally:
+        ray.shutdown()
+    assert (outcome.configurations, outcome.errored) == (3, 1)
+    trials = pd.read_parquet(tmp_path / "out" / "trials").set_index(["alpha", "seed"]).sort_index()
+    assert trials.loc[5.0, "status"].tolist() == ["completed", "completed"]  # retried from its epoch-1 checkpoint
+    assert trials.loc[5.0, "epochs"].tolist() == [3, 3]
+    assert trials.loc[50.0, "status"].tolist() == ["failed", "failed"]
+    assert trials.loc[50.0, "error"].tolist() == ["RuntimeError: injected failure at epoch 2"] * 2
+    assert trials.loc[0.5, "status"].tolist() == ["completed", "completed"]
+    epochs = pd.read_parquet(tmp_path / "out" / "epochs")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()  # the retry did not leave a second copy of epoch 1
+    assert sorted(epochs[epochs["trial_id"] == trials.loc[(5.0, 0), "trial_id"]]["epoch"]) == [1, 2, 3]
+
+
+def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec, tmp_path):
+    spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
+                     batch={"labelled": 25, "unlabelled": 100})
+    path, out = write_spec(spec), tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(path), "--out", str(out), "--quiet"],
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    finished = {}
+    while time.monotonic() < deadline:  # wait for one configuration done and the next one under way
+        if (out / "trials").is_dir():
+            frames = [pd.read_parquet(f) for f in (out / "trials").glob("*.parquet")]
+            done = [f for f, frame in zip((out / "trials").glob("*.parquet"), frames) if frame["status"].eq("completed").all()]
+            if done and len(frames) > len(done):
+                finished = {f.name: f.stat().st_mtime_ns for f in done}
+                break
+        time.sleep(0.5)
+    assert finished, "the sweep did not get under way"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
+    driver.wait()
+
+    resumed = subprocess.run([sys.executable, "-m", "sweeper", "resume", str(out)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = pd.read_parquet(out / "trials")
+    assert sorted(trials["alpha"]) == [0.1, 1.0, 10.0, 100.0] and trials["status"].eq("completed").all()
+    assert trials["trial_id"].is_unique and trials["epochs"].eq(12).all()
+    for name, mtime in finished.items():  # finished configurations were not rerun
+        assert (out / "trials" / name).stat().st_mtime_ns == mtime
+    epochs = pd.read_parquet(out / "epochs")
+    assert len(epochs) == 4 * 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
