@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results directory (default: results/<sweep name>)")
     run.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port (default: start Ray here)")
     run.add_argument("--data-dir", help="where dataset files are (default: $SWEEPER_DATA_DIR, else ~/.cache/sweeper)")
+    run.add_argument("--storage", metavar="URI", help="results and checkpoints under URI/<name>: a path every node reaches (NFS) "
+                     "or s3://bucket/prefix; the Optuna study stays in --out")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", metavar="DIR", help="the results directory of the sweep")
     resume.add_argument("--address", help="Ray cluster to join (default: start Ray here)")
     resume.add_argument("--data-dir", help="where dataset files are")
+    resume.add_argument("--storage", metavar="URI", help="the --storage the sweep was run with")
 
     report = commands.add_parser("report", help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
@@ -87,10 +90,11 @@ def _run(args) -> int:
 
     spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
     out = args.out or os.path.join("results", spec.name + ("" if args.scale == "full" else f"-{args.scale}"))
-    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir)
-    print(f"results: {outcome.out_dir} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
+    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir, storage=args.storage)
+    where = f"{args.storage.rstrip('/')}/{spec.name}" if args.storage else out
+    print(f"results: {where} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
           f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
-    print(f"report:  sweeper report {out}")
+    print(f"report:  sweeper report {where}")
     if outcome.errored:
         print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
         return 1
@@ -100,7 +104,7 @@ def _run(args) -> int:
 def _resume(args) -> int:
     from . import sweep
 
-    outcome = sweep.resume(args.dir, address=args.address, data_dir=args.data_dir)
+    outcome = sweep.resume(args.dir, address=args.address, data_dir=args.data_dir, storage=args.storage)
     print(f"results: {outcome.out_dir} ({outcome.configurations} configurations, {outcome.wall_s:.0f}s after resuming)")
     print(f"report:  sweeper report {args.dir}")
     if outcome.errored:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .errors import SweeperError
@@ -51,6 +52,7 @@ TRIAL_FIELDS_AFTER = [
     ("best_epoch", pa.int64()),
     ("epochs", pa.int64()),
     ("wall_s", pa.float64()),
+    ("restarts", pa.int64()),
 ]
 
 
@@ -64,15 +66,24 @@ def trial_schema(hyperparameters: dict[str, str]) -> pa.Schema:
     return pa.schema(TRIAL_FIELDS_BEFORE + [(h, types[kind]) for h, kind in hyperparameters.items()] + TRIAL_FIELDS_AFTER)
 
 
+def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """A results location (a path, or a URI pyarrow knows: file://, s3://, gs://, hdfs://) as (filesystem, path)."""
+    location = str(location)
+    if "://" in location:
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), os.path.abspath(location)
+
+
 def write_configuration(
     out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: dict[str, str]
 ) -> None:
     """Write (or replace) every row of one configuration: its epochs, then its trials."""
-    _write(Path(out_dir) / "epochs" / f"{config_id}.parquet", epochs, epoch_schema())
-    _write(Path(out_dir) / "trials" / f"{config_id}.parquet", trials, trial_schema(hyperparameters))
+    fs, root = filesystem(out_dir)
+    _write(fs, f"{root}/epochs/{config_id}.parquet", epochs, epoch_schema())
+    _write(fs, f"{root}/trials/{config_id}.parquet", trials, trial_schema(hyperparameters))
 
 
-def _write(path: Path, rows: list[dict], schema: pa.Schema) -> None:
+def _write(fs: pafs.FileSystem, path: str, rows: list[dict], schema: pa.Schema) -> None:
     unknown = set().union(*rows) - set(schema.names) if rows else set()
     if unknown:
         raise ValueError(f"columns not in the results schema: {sorted(unknown)}")
@@ -80,8 +91,15 @@ def _write(path: Path, rows: list[dict], schema: pa.Schema) -> None:
     if not status <= set(STATUSES):
         raise ValueError(f"unknown status {sorted(status - set(STATUSES))}")
     table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic(path) as temporary:
-        pq.write_table(table, temporary)
+    directory, name = path.rsplit("/", 1)
+    fs.create_dir(directory, recursive=True)
+    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, temporary, filesystem=fs)
+        fs.move(temporary, path)  # a rename locally; on object stores the final object appears whole
+    finally:
+        if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
+            fs.delete_file(temporary)
 
 
 @contextmanager
@@ -96,16 +114,26 @@ def atomic(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def write_text(location: str | Path, name: str, text: str) -> None:
+    """A small text file (a spec, a report) into a results location, whole or not at all."""
+    fs, root = filesystem(location)
+    fs.create_dir(root, recursive=True)
+    temporary = f"{root}/.{name}.{uuid.uuid4().hex}.tmp"
+    with fs.open_output_stream(temporary) as f:
+        f.write(text.encode())
+    fs.move(temporary, f"{root}/{name}")
+
+
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:
     """A configuration ended early by a scheduler: its running trials become "stopped"."""
-    path = Path(out_dir) / "trials" / f"{config_id}.parquet"
-    if not path.exists():
+    fs, root = filesystem(out_dir)
+    path = f"{root}/trials/{config_id}.parquet"
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return
-    table = pq.read_table(path)
+    table = pq.read_table(path, filesystem=fs)
     status = [("stopped" if s == "running" else s) for s in table.column("status").to_pylist()]
-    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
-    with atomic(path) as temporary:
-        pq.write_table(table, temporary)
+    _write(fs, path, table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string())).to_pylist(),
+           table.schema)
 
 
 def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: list[str] | None = None) -> pd.DataFrame:
@@ -115,15 +143,20 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
     frames = []
     for d in dirs:
-        d = Path(d)
-        if not d.is_dir():
+        try:
+            fs, root = filesystem(d)
+            found = fs.get_file_info(root).type == pafs.FileType.Directory
+            files = [f for f in fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True))
+                     if f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise SweeperError(f"{d}: cannot open this results location ({str(e).splitlines()[0]}); check the path or URI") from None
+        if not found:
             raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
-        files = sorted((d / table).glob("*.parquet")) if (d / table).is_dir() else []
         if not files:
             raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
         try:
-            frames.append(pd.read_parquet(d / table, columns=columns))
+            frames.append(pd.read_parquet(f"{root}/{table}", columns=columns, filesystem=fs))
         except (pa.ArrowException, OSError, KeyError, ValueError) as e:
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise SweeperError(f"{d / table}: cannot read these results ({first}); was it written by sweeper?") from None
+            raise SweeperError(f"{d}/{table}: cannot read these results ({first}); was it written by sweeper?") from None
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

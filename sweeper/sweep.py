@@ -41,15 +41,22 @@ class Outcome:
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
-        num_cpus: int | None = None, data_dir: str | Path | None = None, trainable=train_configuration) -> Outcome:
-    """Run a spec into a new results directory. `trainable` is for tests that inject faults."""
+        num_cpus: int | None = None, data_dir: str | Path | None = None, storage: str | None = None,
+        trainable=train_configuration) -> Outcome:
+    """Run a spec into a new results directory.
+
+    `storage` (a path every node reaches, or a URI such as s3://bucket/sweeps) takes the results and
+    Ray Tune's checkpoints, under <storage>/<name>; `out_dir` on the driver keeps the Optuna study.
+    `trainable` is for tests that inject faults.
+    """
     out = Path(out_dir).resolve()
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
-    runnable = _runnable(spec, out, data_dir, trainable)  # reads the data first: a bad file stops here
+    location = _location(out, storage, spec.name)
+    runnable = _runnable(spec, location, data_dir, trainable)  # reads the data first: a bad file stops here
     out.mkdir(parents=True, exist_ok=True)
-    with results.atomic(out / SPEC_FILE) as temporary:  # the spec as run (after --scale), for reports and resume
-        temporary.write_text(f"# run from {spec.source}\n" + to_yaml(spec))
+    for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
+        results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
@@ -59,9 +66,9 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
-                storage_path=str(out),
+                storage_path=location,
                 verbose=0,
-                callbacks=[MarkStopped(str(out))] + ([] if quiet else [Progress(spec)]),
+                callbacks=[MarkStopped(location)] + ([] if quiet else [Progress(spec)]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
@@ -71,27 +78,34 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
-           data_dir: str | Path | None = None, trainable=train_configuration) -> Outcome:
+           data_dir: str | Path | None = None, storage: str | None = None, trainable=train_configuration) -> Outcome:
     """Continue a sweep whose driver stopped: finished configurations stay as they are, unfinished
     ones continue from their last checkpoint, and the Optuna study goes on where it was."""
     out = Path(out_dir).resolve()
-    if not (out / TUNE_DIR).is_dir() or not (out / SPEC_FILE).is_file():
-        raise SweeperError(f"{out}: not a sweep's results directory (no {TUNE_DIR}/ and {SPEC_FILE}); give the --out of a 'sweeper run'")
+    if not (out / SPEC_FILE).is_file():
+        raise SweeperError(f"{out}: not a sweep's results directory (no {SPEC_FILE}); give the --out of a 'sweeper run'")
     spec = load_spec(out / SPEC_FILE)
-    runnable = _runnable(spec, out, data_dir, trainable)
-    if not tune.Tuner.can_restore(str(out / TUNE_DIR)):
-        raise SweeperError(f"{out / TUNE_DIR}: Ray Tune left no state to resume from; start the sweep again into a new --out")
+    location = _location(out, storage, spec.name)
+    runnable = _runnable(spec, location, data_dir, trainable)
+    if not tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"):
+        raise SweeperError(f"{location}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage as the run, "
+                           "or start the sweep again into a new --out")
 
     def tuner() -> tune.Tuner:
-        return tune.Tuner.restore(str(out / TUNE_DIR), runnable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(f"{location}/{TUNE_DIR}", runnable, resume_unfinished=True, resume_errored=True)
 
     return _fit(tuner, out, address, num_cpus)
 
 
-def _runnable(spec: Spec, out: Path, data_dir, trainable):
+def _location(out: Path, storage: str | None, name: str) -> str:
+    """Where results and checkpoints go: <storage>/<name>, else the results directory itself."""
+    return f"{storage.rstrip('/')}/{name}" if storage else str(out)
+
+
+def _runnable(spec: Spec, location: str, data_dir, trainable):
     # read here, once, so a bad file stops the sweep before it starts; trials get them through the object store
     datasets = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
-    return tune.with_resources(tune.with_parameters(trainable, setup=Setup(spec, str(out)), data=datasets),
+    return tune.with_resources(tune.with_parameters(trainable, setup=Setup(spec, location), data=datasets),
                                {"cpu": spec.cpu, "gpu": spec.gpu})
 
 

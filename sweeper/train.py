@@ -81,6 +81,7 @@ class Trial:
         defaults = {name: h.default for name, h in models.hyperparameters(plan.model).items()}
         self.plan = plan = replace(plan, hyper={**defaults, **plan.hyper})
         self.epoch = 0
+        self.restarts = 0  # times this trial continued from a checkpoint (a retry, a resume)
         device = torch.device(plan.device)
         as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         self.x_train, self.y_train = as_tensor(data.x_train), as_tensor(data.y_train)
@@ -197,6 +198,7 @@ class Trial:
     def state_dict(self) -> dict:
         return {
             "epoch": self.epoch,
+            "restarts": self.restarts,
             "members": [
                 {
                     "model": m.model.state_dict(),
@@ -210,7 +212,9 @@ class Trial:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from `state`: counted as a restart."""
         self.epoch = state["epoch"]
+        self.restarts = state["restarts"] + 1
         for m, saved in zip(self.members, state["members"], strict=True):
             m.model.load_state_dict(saved["model"])
             if m.optimizer:

@@ -100,6 +100,7 @@ def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str |
             "best_epoch": m.best_epoch,
             "epochs": len(m.history),
             "wall_s": m.wall_s,
+            "restarts": trial.restarts,
         }
         for m in trial.members
     ]

@@ -60,7 +60,8 @@ def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_cra
     assert (outcome.configurations, outcome.errored) == (3, 1)
     trials = pd.read_parquet(tmp_path / "out" / "trials").set_index(["alpha", "seed"]).sort_index()
     assert trials.loc[5.0, "status"].tolist() == ["completed", "completed"]  # retried from its epoch-1 checkpoint
-    assert trials.loc[5.0, "epochs"].tolist() == [3, 3]
+    assert trials.loc[5.0, "epochs"].tolist() == [3, 3] and trials.loc[5.0, "restarts"].tolist() == [1, 1]
+    assert trials.loc[0.5, "restarts"].tolist() == [0, 0]
     assert trials.loc[50.0, "status"].tolist() == ["failed", "failed"]
     assert trials.loc[50.0, "error"].tolist() == ["RuntimeError: injected failure at epoch 2"] * 2
     assert trials.loc[0.5, "status"].tolist() == ["completed", "completed"]
@@ -94,6 +95,7 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
     trials = pd.read_parquet(out / "trials")
     assert sorted(trials["alpha"]) == [0.1, 1.0, 10.0, 100.0] and trials["status"].eq("completed").all()
     assert trials["trial_id"].is_unique and trials["epochs"].eq(12).all()
+    assert trials.set_index("alpha")["restarts"].sum() >= 1  # the interrupted configuration continued from its checkpoint
     for name, mtime in finished.items():  # finished configurations were not rerun
         assert (out / "trials" / name).stat().st_mtime_ns == mtime
     epochs = pd.read_parquet(out / "epochs")

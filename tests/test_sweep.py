@@ -121,3 +121,16 @@ def test_nsga2_optimises_accuracy_and_wall_time(write_spec, tmp_path):
     assert len(ot.directions) == 2
     done = ot.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(done) == 3 and all(len(t.values) == 2 and t.values[1] > 0 for t in done)
+
+
+def test_storage_uri_takes_the_results_and_checkpoints(write_spec, tmp_path, capsys):
+    shared = tmp_path / "shared"
+    spec = tiny_spec(models=["baseline"], seeds=[0, 1], epochs=2, fixed={"hidden": 16}, search={})
+    out = tmp_path / "driver"
+    assert main(["run", str(write_spec(spec)), "--out", str(out), "--storage", f"file://{shared}", "--quiet"]) == 0
+    assert f"report:  sweeper report file://{shared}/tiny" in capsys.readouterr().out
+    assert len(pd.read_parquet(shared / "tiny" / "trials")) == 2 and (shared / "tiny" / "tune").is_dir()
+    assert (out / sweep.STUDY_FILE).is_file() and not (out / "trials").exists()  # the study stays with the driver
+    assert main(["report", f"file://{shared}/tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert (shared / "tiny" / "report.md").read_text() == printed and printed.count("(2)") == 1

@@ -19,9 +19,11 @@ EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "val_acc", "recon", "entropy_
 
 
 def expected_seeds(dirs: list[str | Path]) -> int | None:
-    """How many seeds the sweep asked for, from the spec copied into its results directory."""
+    """How many seeds the sweep asked for, from the spec saved in its results location."""
     try:
-        return len(yaml.safe_load((Path(dirs[0]) / "spec.yaml").read_text())["seeds"])
+        fs, root = results.filesystem(dirs[0])
+        with fs.open_input_stream(f"{root}/spec.yaml") as f:
+            return len(yaml.safe_load(f.read().decode())["seeds"])
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
 
@@ -40,8 +42,7 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
         text = render(built, fmt)
         if pair:
             text += _paired_text(paired(trials, built.rows, *pair), pair, fmt)
-    with results.atomic(Path(dirs[0]) / f"report.{EXTENSIONS[fmt]}") as temporary:
-        temporary.write_text(text)
+    results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
     return text
 
 
