@@ -53,6 +53,21 @@ def report_case(configurations: int = 400, seeds: int = 5, epochs: int = 500) ->
             "write_s": round(written_s, 1)}
 
 
-def main(report_only: bool) -> None:
-    if report_only:
-        print(json.dumps(report_case()))
+def overhead_case(configurations: int = 20) -> dict:
+    """A grid of tiny configurations through a real local Ray with one CPU, so trials run one after
+    another: (sweep wall time - the trials' own training time) / configurations."""
+    from .spec import parse
+    from .sweep import run
+
+    spec = parse({"name": "overhead", "dataset": "digits", "label_count": 50, "models": ["baseline"], "seeds": [0],
+                  "epochs": 2, "fixed": {"hidden": 16}, "search": {"lr": [round(1e-3 * (1 + i), 6) for i in range(configurations)]}})
+    with tempfile.TemporaryDirectory() as d:
+        outcome = run(spec, Path(d) / "out", quiet=True, num_cpus=1)
+        training_s = float(results.read(Path(d) / "out", "trials")["wall_s"].sum())
+    return {"case": "overhead", "configurations": configurations, "sweep_s": round(outcome.wall_s, 2),
+            "training_s": round(training_s, 2), "overhead_per_trial_s": round((outcome.wall_s - training_s) / configurations, 3)}
+
+
+def main(cases: list[str]) -> None:
+    for case in cases:
+        print(json.dumps({"report": report_case, "overhead": overhead_case}[case]()), flush=True)

@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print one JSON line per case")
     bench.add_argument("--report", action="store_true", help="report speed on one million per-epoch rows")
+    bench.add_argument("--overhead", action="store_true", help="Ray's orchestration time per trial in local mode")
 
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser
@@ -159,9 +160,10 @@ def _estimate(args) -> int:
 def _bench(args) -> int:
     from . import bench
 
-    if not args.report:
-        raise SweeperError("bench: choose a case: --report")
-    bench.main(report_only=True)
+    cases = [case for case in ("report", "overhead") if getattr(args, case)]
+    if not cases:
+        raise SweeperError("bench: choose a case: --report, --overhead")
+    bench.main(cases)
     return 0
 
 
