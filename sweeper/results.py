@@ -124,6 +124,15 @@ def write_text(location: str | Path, name: str, text: str) -> None:
     fs.move(temporary, f"{root}/{name}")
 
 
+def remove_configuration(out_dir: str | Path, config_id: str) -> None:
+    """Delete one configuration's rows (before it runs again under another id)."""
+    fs, root = filesystem(out_dir)
+    for table in TABLES:
+        path = f"{root}/{table}/{config_id}.parquet"
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            fs.delete_file(path)
+
+
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:
     """A configuration ended early by a scheduler: its running trials become "stopped"."""
     fs, root = filesystem(out_dir)

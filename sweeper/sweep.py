@@ -30,6 +30,7 @@ from .trainable import Setup, train_configuration
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
+LOST_CHECKPOINT = "does not exist on storage anymore"  # Ray Tune's words when a trial's checkpoint is gone
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Outcome:
     configurations: int
     errored: int
     wall_s: float
+    errors: tuple[str, ...] = ()  # the first line of each errored configuration's error
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
@@ -53,14 +55,14 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
     location = _location(out, storage, spec.name)
-    runnable = _runnable(spec, location, data_dir, trainable)  # reads the data first: a bad file stops here
+    datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
-            runnable,
+            _runnable(spec, location, datasets, trainable),
             tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec),
                                         num_samples=space.configuration_count(spec),
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
@@ -74,7 +76,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
             ),
         )
 
-    return _fit(tuner, out, address, num_cpus)
+    return _fit(tuner, out, address, num_cpus)[0]
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
@@ -86,15 +88,43 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         raise SweeperError(f"{out}: not a sweep's results directory (no {SPEC_FILE}); give the --out of a 'sweeper run'")
     spec = load_spec(out / SPEC_FILE)
     location = _location(out, storage, spec.name)
-    runnable = _runnable(spec, location, data_dir, trainable)
+    datasets = _datasets(spec, data_dir)
     if not tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"):
         raise SweeperError(f"{location}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage as the run, "
                            "or start the sweep again into a new --out")
 
     def tuner() -> tune.Tuner:
-        return tune.Tuner.restore(f"{location}/{TUNE_DIR}", runnable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(f"{location}/{TUNE_DIR}", _runnable(spec, location, datasets, trainable),
+                                  resume_unfinished=True, resume_errored=True)
 
-    return _fit(tuner, out, address, num_cpus)
+    outcome, grid = _fit(tuner, out, address, num_cpus)
+    lost = [r for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)]
+    if lost:
+        # A driver killed between Tune deleting a trial's older checkpoint (num_to_keep) and saving its
+        # experiment state leaves that trial pointing at a checkpoint that is gone: Tune can neither
+        # resume it nor restart it under its searcher. Run those configurations again, from scratch,
+        # in a Tuner of their own; their old rows go first, so each still has one set of rows.
+        for result in lost:
+            results.remove_configuration(location, result.metrics["trial_id"])
+        configs = [dict(r.config) for r in lost]
+
+        def rerun_configuration(config, **parameters):
+            return trainable(config["configuration"], **parameters)
+
+        def rerun() -> tune.Tuner:
+            return tune.Tuner(
+                _runnable(spec, location, datasets, rerun_configuration),
+                param_space={"configuration": tune.grid_search(configs)},
+                tune_config=tune.TuneConfig(reuse_actors=True),
+                run_config=tune.RunConfig(name=f"{TUNE_DIR}-rerun-{int(time.time())}", storage_path=location, verbose=0,
+                                          callbacks=[MarkStopped(location)],
+                                          failure_config=tune.FailureConfig(max_failures=spec.retries)),
+            )
+
+        rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
+        outcome = Outcome(out, outcome.configurations, outcome.errored - len(lost) + rerun_outcome.errored,
+                          outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
+    return outcome
 
 
 def _location(out: Path, storage: str | None, name: str) -> str:
@@ -102,21 +132,27 @@ def _location(out: Path, storage: str | None, name: str) -> str:
     return f"{storage.rstrip('/')}/{name}" if storage else str(out)
 
 
-def _runnable(spec: Spec, location: str, data_dir, trainable):
-    # read here, once, so a bad file stops the sweep before it starts; trials get them through the object store
-    datasets = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
+def _datasets(spec: Spec, data_dir) -> dict:
+    """Every dataset of the spec, read and verified once, here in the driver."""
+    return {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
+
+
+def _runnable(spec: Spec, location: str, datasets: dict, trainable):
+    """The trainable with its resources; the datasets go into this Ray session's object store,
+    so each node fetches them once (call it with Ray started: with_parameters puts them there)."""
     return tune.with_resources(tune.with_parameters(trainable, setup=Setup(spec, location), data=datasets),
                                {"cpu": spec.cpu, "gpu": spec.gpu})
 
 
-def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> Outcome:
+def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[Outcome, tune.ResultGrid]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
     started_ray = _start_ray(address, num_cpus)
     try:
         start = time.monotonic()
         grid = tuner().fit()
-        return Outcome(out, len(grid), len(grid.errors), time.monotonic() - start)
+        errors = tuple((str(e).strip().splitlines() or [type(e).__name__])[-1] for e in grid.errors)
+        return Outcome(out, len(grid), len(grid.errors), time.monotonic() - start, errors), grid
     finally:
         if started_ray:
             ray.shutdown()
@@ -160,7 +196,10 @@ class MarkStopped(tune.Callback):
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Join `address`, or start Ray in this process. True if this call started it."""
+    """Join `address`, or start Ray in this process. True if this call started it.
+
+    Nothing may touch Ray before this (ray.put would start a Ray with default options).
+    """
     if ray.is_initialized():
         return False
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
