@@ -92,22 +92,22 @@ def _run(args) -> int:
     spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
     out = args.out or os.path.join("results", spec.name + ("" if args.scale == "full" else f"-{args.scale}"))
     outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir, storage=args.storage)
-    where = f"{args.storage.rstrip('/')}/{spec.name}" if args.storage else out
-    print(f"results: {where} ({outcome.configurations} configurations × {len(spec.seeds)} seeds, "
-          f"{outcome.wall_s:.0f}s; rows in trials/ and epochs/)")
-    print(f"report:  sweeper report {where}")
-    if outcome.errored:
-        print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
-        return 1
-    return 0
+    where = out if outcome.location == str(outcome.out_dir) else outcome.location
+    return _summary(outcome, where, f"{outcome.configurations} configurations × {len(spec.seeds)} seeds, {outcome.wall_s:.0f}s")
 
 
 def _resume(args) -> int:
     from . import sweep
 
     outcome = sweep.resume(args.dir, address=args.address, data_dir=args.data_dir, storage=args.storage)
-    print(f"results: {outcome.out_dir} ({outcome.configurations} configurations, {outcome.wall_s:.0f}s after resuming)")
-    print(f"report:  sweeper report {args.dir}")
+    where = args.dir if outcome.location == str(outcome.out_dir) else outcome.location
+    return _summary(outcome, where, f"{outcome.configurations} configurations, {outcome.wall_s:.0f}s after resuming")
+
+
+def _summary(outcome, where, detail: str) -> int:
+    """Where the results are, the report command, and the exit status of a sweep that ran."""
+    print(f"results: {where} ({detail}; rows in trials/ and epochs/)")
+    print(f"report:  sweeper report {where}")
     if outcome.errored:
         print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -40,6 +40,7 @@ class Outcome:
     errored: int
     wall_s: float
     errors: tuple[str, ...] = ()  # the first line of each errored configuration's error
+    location: str = ""  # where the results are: the results directory, or <storage>/<name>
 
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
@@ -76,7 +77,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
             ),
         )
 
-    return _fit(tuner, out, address, num_cpus)[0]
+    return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
@@ -124,7 +125,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
         outcome = Outcome(out, outcome.configurations, outcome.errored - len(lost) + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
-    return outcome
+    return replace(outcome, location=location)
 
 
 def _location(out: Path, storage: str | None, name: str) -> str:
