@@ -10,7 +10,6 @@ from sweeper.models.parts import (
     ImageFeatures,
     fold_in,
     key,
-    kl_standard_normal,
     log_normal,
     normal,
     one_hot,

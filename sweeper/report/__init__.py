@@ -72,7 +72,7 @@ def page(dirs: list[str | Path], tables) -> str:
     """One self-contained HTML page: the tables and every figure, inlined."""
     from .table import _cell_text
 
-    parts = [f"<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
+    parts = ["<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
              f"<h1>sweeper report: {html_escape.escape(', '.join(str(d) for d in dirs))}</h1>"]

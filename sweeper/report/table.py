@@ -112,7 +112,7 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
             pick = min if layout.error else max
             pick(column, key=lambda cell: cell.mean).best = True
     what = "test error %" if layout.error else "test accuracy %"
-    caption = (layout.caption or what) + f" at the epoch of best validation accuracy: mean ± std over seeds (n); best of each column in bold"
+    caption = (layout.caption or what) + " at the epoch of best validation accuracy: mean ± std over seeds (n); best of each column in bold"
     table = Table(rows, cols, row_labels, col_labels, cells, caption, expected_n)
     if any(cell.fewer for cell in cells.values()):
         table.footnotes.append(f"{FEWER} fewer seeds than the sweep asked for ({expected_n})")
