@@ -133,6 +133,17 @@ def remove_configuration(out_dir: str | Path, config_id: str) -> None:
             fs.delete_file(path)
 
 
+def remove_orphans(out_dir: str | Path, known: set[str]) -> None:
+    """Delete the rows of configurations no trial in `known` wrote and that never finished."""
+    fs, root = filesystem(out_dir)
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/trials", allow_not_found=True)):
+        config_id = info.base_name.removesuffix(".parquet")
+        if info.base_name.startswith(".") or config_id in known:
+            continue
+        if pq.read_table(info.path, columns=["status"], filesystem=fs).column("status").to_pylist().count("running"):
+            remove_configuration(out_dir, config_id)
+
+
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:
     """A configuration ended early by a scheduler: its running trials become "stopped"."""
     fs, root = filesystem(out_dir)

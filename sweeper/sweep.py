@@ -99,6 +99,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
                                   resume_unfinished=True, resume_errored=True)
 
     outcome, grid = _fit(tuner, out, address, num_cpus)
+    known = {_trial_id(r) for r in grid}
     lost = [r for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)]
     if lost:
         # A driver killed between Tune deleting a trial's older checkpoint (num_to_keep) and saving its
@@ -122,10 +123,20 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
                                           failure_config=tune.FailureConfig(max_failures=spec.retries)),
             )
 
-        rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
+        rerun_outcome, rerun_grid = _fit(rerun, out, address, num_cpus)
+        known |= {_trial_id(r) for r in rerun_grid}
         outcome = Outcome(out, outcome.configurations, outcome.errored - len(lost) + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
+    # A driver killed after Tune started a trial but before it saved that trial in its state leaves
+    # rows of a trial the resumed experiment never knew; the searcher proposed that configuration
+    # again under a new id. Those unfinished rows are an orphan's: drop them, so each stays once.
+    results.remove_orphans(location, known)
     return replace(outcome, location=location)
+
+
+def _trial_id(result) -> str:
+    """The Tune trial id of a result: its metrics carry it; its directory name too (name_<id>_...)."""
+    return result.metrics.get("trial_id") or Path(result.path).name.split("_")[2]
 
 
 def _location(out: Path, storage: str | None, name: str) -> str:
