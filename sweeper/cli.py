@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="where dataset files are (default: $SWEEPER_DATA_DIR, else ~/.cache/sweeper)")
     run.add_argument("--storage", metavar="URI", help="results and checkpoints under URI/<name>: a path every node reaches (NFS) "
                      "or s3://bucket/prefix; the Optuna study stays in --out")
+    run.add_argument("--study", metavar="URL", help="share the Optuna study with other drivers: postgresql://user@host/db, "
+                     "mysql://..., sqlite:///file.db (one machine) or a journal file on a shared filesystem")
+    run.add_argument("--driver", help="this driver's name in a shared study (default: host-pid)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
@@ -51,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--published", help="directory of published figures (default: results/published)")
     report.add_argument("--paired", metavar="A,B", help="paired t-test and Wilcoxon of model A against B over the same seeds")
     report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
+
+    status = commands.add_parser("status", help="progress of a sweep shared by several drivers, per driver")
+    status.add_argument("--study", metavar="URL", required=True, help="the --study the drivers run with")
+    status.add_argument("--name", help="the sweep's name (needed when the database holds several)")
 
     validate = commands.add_parser("validate", help="check a spec without running anything")
     validate.add_argument("spec")
@@ -90,8 +97,13 @@ def _run(args) -> int:
     from . import sweep
 
     spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
-    out = args.out or os.path.join("results", spec.name + ("" if args.scale == "full" else f"-{args.scale}"))
-    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir, storage=args.storage)
+    if args.driver and not args.study:
+        raise SweeperError("--driver names a driver of a shared study: give --study URL too")
+    driver = (args.driver or sweep.default_driver()) if args.study else None
+    name = spec.name + ("" if args.scale == "full" else f"-{args.scale}") + (f"-{driver}" if driver else "")
+    out = args.out or os.path.join("results", name)
+    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir, storage=args.storage,
+                        study_url=args.study, driver=driver)
     where = out if outcome.location == str(outcome.out_dir) else outcome.location
     return _summary(outcome, where, f"{outcome.configurations} configurations × {len(spec.seeds)} seeds, {outcome.wall_s:.0f}s")
 
@@ -125,6 +137,13 @@ def _report(args) -> int:
     if args.figures:
         for path in report.write_figures(args.dirs):
             print(f"figure: {path} (and .svg)")
+    return 0
+
+
+def _status(args) -> int:
+    from . import study
+
+    print(study.status(args.study, args.name), end="")
     return 0
 
 
@@ -180,7 +199,7 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "resume": _resume, "report": _report, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
+COMMANDS = {"run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
 
 
 def entry() -> None:

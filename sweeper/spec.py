@@ -23,7 +23,7 @@ DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lis
 TOP_KEYS = (
     "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
     "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
-    "resources", "max_concurrent", "retries",
+    "resources", "max_concurrent", "retries", "study",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 
@@ -72,6 +72,8 @@ class Spec:
     gpu: float = 0.0
     max_concurrent: int | None = None
     retries: int = 2  # a trial that crashes is retried from its last checkpoint this many times
+    heartbeat_s: int = 10  # shared study (--study): how often a driver says its configurations are alive
+    reclaim_after_s: int = 60  # ... and how long after its last word another driver takes them over
     description: str = ""
     source: str = "<spec>"
 
@@ -158,6 +160,7 @@ def to_yaml(spec: Spec) -> str:
                             "reduction_factor": spec.scheduler.reduction_factor}
     if spec.max_concurrent is not None:
         raw["max_concurrent"] = spec.max_concurrent
+    raw["study"] = {"heartbeat_s": spec.heartbeat_s, "reclaim_after_s": spec.reclaim_after_s}
     return yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -355,6 +358,8 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if max_concurrent is not None:
         max_concurrent = _integer(max_concurrent, "max_concurrent", fail, low=1)
 
+    heartbeat_s, reclaim_after_s = _study(raw.get("study", {}), fail)
+
     metric = _string(raw.get("metric", "val_acc"), "metric", fail)
     if metric not in METRICS:
         raise fail("metric", f"unknown selection metric {metric!r}; allowed: {', '.join(METRICS)}")
@@ -368,7 +373,8 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         fixed=fixed, search=search, metric=metric, objectives=objectives, sampler=sampler,
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
         trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
-        retries=_integer(raw.get("retries", 2), "retries", fail, low=0), description=description, source=source,
+        retries=_integer(raw.get("retries", 2), "retries", fail, low=0), heartbeat_s=heartbeat_s,
+        reclaim_after_s=reclaim_after_s, description=description, source=source,
     )
 
 
@@ -406,6 +412,20 @@ def _scheduler(raw, fail) -> Scheduler | None:
         raise fail("scheduler.type", f"unknown scheduler {kind!r}; allowed: {', '.join(SCHEDULERS)}")
     return Scheduler(kind, _integer(raw.get("grace_period", 1), "scheduler.grace_period", fail, low=1),
                      _integer(raw.get("reduction_factor", 3), "scheduler.reduction_factor", fail, low=2))
+
+
+def _study(raw, fail) -> tuple[int, int]:
+    """(heartbeat_s, reclaim_after_s) for a study shared by several drivers."""
+    if not isinstance(raw, dict):
+        raise fail("study", "expected a mapping {heartbeat_s: N, reclaim_after_s: N}")
+    for k in raw:
+        if k not in ("heartbeat_s", "reclaim_after_s"):
+            raise fail(f"study.{k}", "unknown key; allowed keys: heartbeat_s, reclaim_after_s")
+    heartbeat_s = _integer(raw.get("heartbeat_s", 10), "study.heartbeat_s", fail, low=1)
+    reclaim_after_s = _integer(raw.get("reclaim_after_s", 6 * heartbeat_s), "study.reclaim_after_s", fail, low=1)
+    if reclaim_after_s < 2 * heartbeat_s:  # one late heartbeat must not hand a live configuration to another driver
+        raise fail("study.reclaim_after_s", f"must be at least twice heartbeat_s ({2 * heartbeat_s}), got {reclaim_after_s}")
+    return heartbeat_s, reclaim_after_s
 
 
 def _data_options(raw, datasets: list[str], toy: tuple[str, ...], fail) -> DataOptions:

@@ -4,11 +4,15 @@
     DIR/optuna.journal   the Optuna study (optuna-dashboard DIR/optuna.journal)
     DIR/tune/            Ray Tune's experiment state and checkpoints
     DIR/epochs, trials   results (results.py), written by the trials themselves
+
+With --study URL the Optuna study is shared with other drivers instead (study.py), and
+DIR/study.txt says which study and which driver this is.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -21,15 +25,16 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from . import data, results, space
+from . import data, results, space, study
 from .errors import SweeperError
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
-from .trainable import Setup, train_configuration
+from .trainable import CLAIM_KEYS, Setup, config_id_of, train_configuration
 
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
+SHARED_FILE = "study.txt"
 LOST_CHECKPOINT = "does not exist on storage anymore"  # Ray Tune's words when a trial's checkpoint is gone
 
 
@@ -45,27 +50,39 @@ class Outcome:
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
         num_cpus: int | None = None, data_dir: str | Path | None = None, storage: str | None = None,
-        trainable=train_configuration) -> Outcome:
+        study_url: str | None = None, driver: str | None = None, trainable=train_configuration) -> Outcome:
     """Run a spec into a new results directory.
 
     `storage` (a path every node reaches, or a URI such as s3://bucket/sweeps) takes the results and
     Ray Tune's checkpoints, under <storage>/<name>; `out_dir` on the driver keeps the Optuna study.
+    `study_url` shares the study with other drivers, this one named `driver` (study.py).
     `trainable` is for tests that inject faults.
     """
     out = Path(out_dir).resolve()
-    if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE)):
+    if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
+    if driver is not None and not study.DRIVER_NAME.match(driver):
+        raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
+    board = None
+    if study_url:
+        board = study.Board(study_url, spec, driver or default_driver())
+        searcher = _shared_searcher(spec, board, study.open_shared(spec, study_url))
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
+    if board:
+        results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
+    else:
+        searcher = _searcher(spec, out)
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
             _runnable(spec, location, datasets, trainable),
-            tune_config=tune.TuneConfig(search_alg=_searcher(spec, out), scheduler=_scheduler(spec),
-                                        num_samples=space.configuration_count(spec),
+            # a shared study ends the sweep itself, when every driver's configurations are done
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec),
+                                        num_samples=-1 if board else space.configuration_count(spec),
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
@@ -77,7 +94,19 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
             ),
         )
 
-    return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
+    heartbeats = study.Heartbeats(board) if board else None
+    if heartbeats:
+        heartbeats.start()
+    try:
+        return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
+    finally:
+        if heartbeats:
+            heartbeats.stop()
+
+
+def default_driver() -> str:
+    """This driver's name in a shared study: host and process, unique among drivers running at once."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
@@ -87,6 +116,9 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
     out = Path(out_dir).resolve()
     if not (out / SPEC_FILE).is_file():
         raise SweeperError(f"{out}: not a sweep's results directory (no {SPEC_FILE}); give the --out of a 'sweeper run'")
+    if (out / SHARED_FILE).is_file():
+        raise SweeperError(f"{out}: this driver took its work from a shared study ({out / SHARED_FILE}); its unfinished "
+                           "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
     spec = load_spec(out / SPEC_FILE)
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)
@@ -171,20 +203,31 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
 
 
 def _searcher(spec: Spec, out: Path):
+    """OptunaSearch over this driver's own study, a journal file in the results directory."""
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    metrics = {"val_acc": "objective", "wall_s": "wall_s"}  # objective: mean over seeds of the best val_acc
-    searcher = OptunaSearch(
+    return _limited(spec, OptunaSearch(
         space=space.DefineByRun(spec),
-        metric=[metrics[o] for o in spec.objectives] if len(spec.objectives) > 1 else "objective",
-        mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max",
         points_to_evaluate=space.grid_points(spec) if spec.sampler == "grid" else None,
-        sampler=space.sampler(spec),
         study_name=spec.name,
         storage=storage,
-    )
-    if spec.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
-    return searcher
+        **_objectives(spec),
+    ))
+
+
+def _shared_searcher(spec: Spec, board: study.Board, storage):
+    """OptunaSearch over a study other drivers share; the grid is already enqueued there."""
+    return _limited(spec, study.SharedSearch(board, storage, space=study.ClaimingDefineByRun(spec, board.driver), **_objectives(spec)))
+
+
+def _objectives(spec: Spec) -> dict:
+    metrics = {"val_acc": "objective", "wall_s": "wall_s"}  # objective: mean over seeds of the best val_acc
+    return dict(metric=[metrics[o] for o in spec.objectives] if len(spec.objectives) > 1 else "objective",
+                mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max",
+                sampler=space.sampler(spec))
+
+
+def _limited(spec: Spec, searcher):
+    return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent) if spec.max_concurrent else searcher
 
 
 def _scheduler(spec: Spec):
@@ -204,7 +247,7 @@ class MarkStopped(tune.Callback):
         self.out_dir = out_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        results.mark_stopped(self.out_dir, trial.trial_id)
+        results.mark_stopped(self.out_dir, config_id_of(trial.config, trial.trial_id))
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -264,6 +307,6 @@ class Progress(tune.Callback):
                 f"{status.count('RUNNING')} running, {status.count('ERROR')} failed ({self.seeds} seeds each)")
         if self.best:
             objective, config = self.best
-            settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+            settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items() if k not in CLAIM_KEYS)
             line += f"; best mean val_acc {objective:.4f}: {settings}"
         print(line, file=sys.stdout, flush=True)

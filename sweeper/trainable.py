@@ -20,6 +20,7 @@ from .spec import Spec
 from .train import Plan, Trial
 
 CHECKPOINT_FILE = "trial.pt"
+CLAIM_KEYS = ("study_trial", "driver")  # in a config from a shared study (study.ClaimingDefineByRun)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
     """`data` (by dataset name) arrives through Ray's object store: read by the driver, fetched once per node."""
     spec = setup.spec
     torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
-    config_id = tune.get_context().get_trial_id()
+    config_id = config_id_of(config, tune.get_context().get_trial_id())
     chosen = space.configuration(spec, config)
     device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
     trial = Trial(plan_of(spec, chosen, device), data[chosen.dataset])
@@ -53,6 +54,12 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
     except Exception as e:
         _write(setup, config_id, trial, chosen, error=f"{type(e).__name__}: {e}")
         raise
+
+
+def config_id_of(config: dict, tune_trial_id: str) -> str:
+    """What names a configuration's rows: Tune's trial id; from a shared study, the driver and the
+    study's trial number, unique across drivers."""
+    return f"{config['driver']}-{config['study_trial']}" if "study_trial" in config else tune_trial_id
 
 
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:

@@ -1,0 +1,343 @@
+"""One Optuna study shared by several drivers, each on its own Ray cluster (`sweeper run --study URL`).
+
+The study lives where every driver reaches it: PostgreSQL or MySQL (Optuna's RDBStorage), SQLite on
+one machine, or a journal file on a shared filesystem. It holds the work, and the claims on it:
+
+- A grid is enqueued once, by the driver that creates the study; a driver takes a point with
+  `study.ask()`, which moves one WAITING trial to RUNNING in one transaction (RDB) or one journal
+  entry, so two drivers never take the same point.
+- A sampled search (tpe, cmaes, ...) asks the study's sampler, which sees every driver's results.
+- A driver records a heartbeat for each configuration it runs. One whose driver went silent for
+  `reclaim_after_s` is failed, and Optuna's RetryHeartbeatStaleTrialCallback enqueues it again with
+  the same parameters, so another driver takes it over. RDB storages keep Optuna's own heartbeats;
+  a journal has none in Optuna, so there the heartbeat is a trial attribute and the failing is the
+  journal's own compare-and-set (set_trial_state_values), as Optuna does it for RDB.
+- The spec's fingerprint is stored with the study: a driver with another spec is turned away.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from . import space
+from .errors import SweeperError
+from .spec import Spec, to_yaml
+
+# Optuna marks its heartbeat API experimental, and warns that heartbeats are meant for Study.optimize:
+# here the driver records them itself, for the trials it asked for (Board.beat).
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                        message=r".*(heartbeat|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+FINGERPRINT = "sweeper_spec_sha256"  # study attributes
+CONFIGURATIONS = "sweeper_configurations"
+READY = "sweeper_ready"  # set once the grid is enqueued
+POINT = "grid_point"  # trial attributes: which grid point an enqueued trial is
+DRIVER = "driver"  # the driver that claimed it
+HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
+UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
+DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+READY_WAIT_S = 120  # how long a driver waits for another to finish enqueuing the grid
+
+
+class NotEnqueued(Exception):
+    """study.ask() found the grid's queue empty (another driver took the last point) and made a new trial."""
+
+    def __init__(self, number: int):
+        self.number = number
+
+
+def fingerprint(spec: Spec) -> str:
+    return hashlib.sha256(to_yaml(spec).encode()).hexdigest()
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "://" in url and not url.startswith("file://"):
+        import sqlalchemy
+
+        try:
+            return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - a URL sqlalchemy cannot parse is reported by storage()
+            return url.split("@")[-1]
+    return url
+
+
+def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
+    """The storage a URL names: an RDB URL (postgresql://, mysql://, sqlite:///), else a journal file
+    (file:///path or a path). With `spec`, heartbeats and reclaiming are on, as the spec sets them."""
+    if "://" not in url or url.startswith("file://"):
+        path = Path(url.removeprefix("file://")).expanduser()
+        if not path.parent.is_dir():
+            raise SweeperError(f"--study {url}: no directory {path.parent} for the journal file; create it, "
+                               "or give a database URL such as postgresql://user@host/db")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    beats = {} if spec is None else dict(heartbeat_interval=spec.heartbeat_s, grace_period=spec.reclaim_after_s,
+                                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
+    try:
+        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+    except ModuleNotFoundError as e:
+        raise SweeperError(f"--study {describe(url)}: the database driver {e.name} is not installed; "
+                           "pip install 'sweeper[postgres]' (or the driver for your database)") from None
+    except Exception as e:  # noqa: BLE001 - sqlalchemy's errors: bad URL, server down, refused login
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
+                           "check the URL, that the server is up and that this machine reaches it") from None
+
+
+def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
+    """Create the spec's study at `url` (and enqueue its grid), or join it after checking it is the same spec."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created or loaded
+    where = storage(url, spec)
+    mine = fingerprint(spec)
+    try:
+        study = optuna.create_study(storage=where, study_name=spec.name, directions=_directions(spec))
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=where, study_name=spec.name)
+        _wait_until_ready(study, url)
+        theirs = study.user_attrs.get(FINGERPRINT)
+        if theirs != mine:
+            raise SweeperError(f"--study {describe(url)}: study '{spec.name}' was created from a different spec "
+                               f"(fingerprint {str(theirs)[:12]}, this spec {mine[:12]}); run the same spec file "
+                               "and --scale as the other drivers, or rename the sweep") from None
+        return where
+    study.set_user_attr(FINGERPRINT, mine)
+    study.set_user_attr(CONFIGURATIONS, space.configuration_count(spec))
+    if spec.sampler == "grid":
+        for number, point in enumerate(space.grid_points(spec)):
+            study.enqueue_trial(point, user_attrs={POINT: number})
+    study.set_user_attr(READY, True)
+    return where
+
+
+def _directions(spec: Spec) -> list[str]:
+    from .spec import OBJECTIVES
+
+    return ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in spec.objectives]
+
+
+def _wait_until_ready(study: optuna.Study, url: str) -> None:
+    deadline = time.monotonic() + READY_WAIT_S
+    while not study.user_attrs.get(READY):
+        if time.monotonic() > deadline:
+            raise SweeperError(f"--study {describe(url)}: study '{study.study_name}' exists but its creator never "
+                               f"finished enqueuing the grid; delete it (optuna delete-study --study-name "
+                               f"{study.study_name}) and start again")
+        time.sleep(1.0)
+
+
+class Board:
+    """What one driver does in the shared study: claim, keep alive, take over from the silent.
+    Picklable (Tune saves its searcher): it keeps the URL, and opens the storage where it is used."""
+
+    def __init__(self, url: str, spec: Spec, driver: str):
+        self.url, self.spec, self.driver = url, spec, driver
+        self._opened: tuple | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_opened": None}
+
+    def _open(self) -> tuple:
+        """(storage, study, study id), opened once per process."""
+        if self._opened is None:
+            store = storage(self.url, self.spec)
+            study = optuna.load_study(storage=store, study_name=self.spec.name)
+            self._opened = store, study, store.get_study_id_from_name(self.spec.name)
+        return self._opened
+
+    @property
+    def study(self) -> optuna.Study:
+        return self._open()[1]
+
+    def _trial_id(self, number: int) -> int:
+        store, _, study_id = self._open()
+        return store.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def beat(self, numbers: list[int]) -> None:
+        """A heartbeat for each of these trials (by number)."""
+        store = self._open()[0]
+        for number in numbers:
+            try:
+                if isinstance(store, RDBStorage):
+                    store.record_heartbeat(self._trial_id(number))
+                else:
+                    store.set_trial_user_attr(self._trial_id(number), HEARTBEAT, time.time())
+            except UpdateFinishedTrialError:  # finished meanwhile: nothing to keep alive
+                pass
+
+    def mine(self) -> list[int]:
+        """The numbers of the trials this driver runs now."""
+        return [t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.user_attrs.get(DRIVER) == self.driver]
+
+    def give_back(self, number: int) -> None:
+        """A trial asked for but not run (the grid's queue ran dry): finished as failed, never counted."""
+        self.study.tell(number, state=TrialState.FAIL)
+
+    def reclaim(self) -> None:
+        """Fail the trials whose driver went silent; the retry callback enqueues each again."""
+        store, study, _ = self._open()
+        if isinstance(store, RDBStorage):
+            optuna.storages.fail_stale_trials(study)
+            return
+        now = time.time()
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=self.spec.retries)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # a retried trial inherits its predecessor's heartbeat: count from its own start too
+            last = max(t.user_attrs.get(HEARTBEAT, 0.0), t.datetime_start.timestamp() if t.datetime_start else 0.0)
+            if now - last <= self.spec.reclaim_after_s:
+                continue
+            trial_id = self._trial_id(t.number)
+            try:
+                failed = store.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except UpdateFinishedTrialError:  # another driver failed it first, or it finished
+                continue
+            if failed:
+                retry(study, store.get_trial(trial_id))
+
+
+@dataclass(frozen=True)
+class Census:
+    """The shared sweep's trials by state, over the configurations it counts."""
+
+    total: int  # configurations the sweep has (grid points, or the trials a sampler may make)
+    states: Counter  # TrialState name → trials, the reclaimed ones and the unclaimed excluded
+    by_driver: dict[str, Counter]  # driver → done, running, failed, reclaimed
+    reclaimed: int
+
+    @property
+    def done(self) -> int:
+        return self.states["COMPLETE"] + self.states["PRUNED"]
+
+
+def census(study: optuna.Study) -> Census:
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(UNCLAIMED)]
+    retried = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+    states: Counter = Counter()
+    by_driver: dict[str, Counter] = {}
+    for t in trials:
+        driver = t.user_attrs.get(DRIVER)
+        counts = by_driver.setdefault(driver, Counter()) if driver and t.state != TrialState.WAITING else Counter()
+        if t.number in retried:
+            counts["reclaimed"] += 1
+            continue
+        states[t.state.name] += 1
+        counts[{"COMPLETE": "done", "PRUNED": "done", "RUNNING": "running", "FAIL": "failed"}.get(t.state.name, "other")] += 1
+    return Census(int(study.user_attrs.get(CONFIGURATIONS, 0)), states, by_driver, len(retried))
+
+
+class SharedSearch(OptunaSearch):
+    """OptunaSearch over a shared study: it takes work while the study has some, waits while other
+    drivers still run configurations (they may go silent and come back to the queue), and ends
+    the sweep when every configuration is done."""
+
+    def __init__(self, board: Board, where: optuna.storages.BaseStorage, **options):
+        super().__init__(storage=where, study_name=board.spec.name, **options)
+        self.board = board
+        self.checked_at = 0.0
+        self.census: Census | None = None
+
+    def suggest(self, trial_id: str):
+        census = self._census()
+        budget_left = self.board.spec.sampler != "grid" and census.total - _used(census) > 0
+        if not census.states["WAITING"] and not budget_left:
+            return None if census.states["RUNNING"] else Searcher.FINISHED
+        try:
+            config = super().suggest(trial_id)
+        except NotEnqueued as e:  # the queue ran dry since the census: give the new trial back
+            self.board.give_back(e.number)
+            self.checked_at = 0.0
+            return None
+        self.board.beat([config["study_trial"]])  # claimed: alive from now on
+        self.checked_at = 0.0
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        try:
+            super().on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:  # this driver went silent too long: another has taken it over
+            pass
+
+    def _census(self) -> Census:
+        """The study's state, read at most once a second (Tune asks for suggestions in a tight loop)."""
+        if self.census is None or time.monotonic() - self.checked_at > 1.0:
+            self.census = census(self.board.study)
+            self.checked_at = time.monotonic()
+        return self.census
+
+
+def _used(census: Census) -> int:
+    return sum(census.states.values())
+
+
+class ClaimingDefineByRun(space.DefineByRun):
+    """The spec's search space, claiming each trial for this driver. Its return value joins the
+    trial's config: the study's trial number and the driver name name the configuration's rows."""
+
+    def __init__(self, spec: Spec, driver: str):
+        super().__init__(spec)
+        self.driver = driver
+
+    def __call__(self, trial: optuna.Trial) -> dict:
+        if self.spec.sampler == "grid" and POINT not in trial.user_attrs:
+            trial.set_user_attr(UNCLAIMED, True)
+            raise NotEnqueued(trial.number)
+        trial.set_user_attr(DRIVER, self.driver)
+        super().__call__(trial)
+        return {"study_trial": trial.number, "driver": self.driver}
+
+
+class Heartbeats(threading.Thread):
+    """In the driver, beside Tune's loop: every heartbeat_s, keep this driver's configurations alive and
+    hand the silent drivers' configurations back to the queue."""
+
+    def __init__(self, board: Board):
+        super().__init__(name="sweeper-heartbeats", daemon=True)
+        self.board = Board(board.url, board.spec, board.driver)  # its own connection, beside the searcher's
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.board.spec.heartbeat_s):
+            try:
+                self.board.beat(self.board.mine())
+                self.board.reclaim()
+            except Exception:  # noqa: BLE001 - a lost connection: try again next beat; the grace period covers it
+                pass
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def status(url: str, name: str | None = None) -> str:
+    """Per driver: configurations done, running, failed, taken over by another; and the sweep overall."""
+    where = storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(where, include_best_trial=False)]
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) if names else "none"
+            raise SweeperError(f"--study {describe(url)}: holds {len(names)} studies ({listed}); choose one with --name")
+        name = names[0]
+    if name not in names:
+        raise SweeperError(f"--study {describe(url)}: no study '{name}' (it holds: {', '.join(names) or 'none'}); check --name")
+    c = census(optuna.load_study(storage=where, study_name=name))
+    left = max(0, c.total - c.done - c.states["RUNNING"] - c.states["FAIL"])
+    lines = [f"study {name} at {describe(url)}: {c.done}/{c.total} configurations done ({100 * c.done / max(c.total, 1):.0f}%), "
+             f"{c.states['RUNNING']} running, {c.states['FAIL']} failed, {left} left; {c.reclaimed} taken over from silent drivers"]
+    lines.append(f"{'driver':<32} {'done':>6} {'running':>8} {'failed':>7} {'taken over':>11}")
+    for driver, counts in sorted(c.by_driver.items()):
+        lines.append(f"{driver:<32} {counts['done']:>6} {counts['running']:>8} {counts['failed']:>7} {counts['reclaimed']:>11}")
+    return "\n".join(lines) + "\n"

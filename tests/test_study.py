@@ -1,0 +1,140 @@
+"""A study shared by several drivers (study.py), on PostgreSQL, SQLite and a journal file: claims,
+heartbeats, taking over from a silent driver, the spec's fingerprint, and `sweeper status`."""
+import time
+
+import optuna
+import pytest
+
+from conftest import tiny_spec
+from sweeper import study
+from sweeper.cli import main
+from sweeper.errors import SweeperError
+from sweeper.spec import parse
+
+GRID = [0.1, 1.0, 10.0]
+
+
+def grid_spec(**overrides):
+    return parse(tiny_spec(models=["m2"], search={"alpha": GRID}, **overrides))
+
+
+def searcher(spec, url, driver):
+    board = study.Board(url, spec, driver)
+    return study.SharedSearch(board, study.open_shared(spec, url), space=study.ClaimingDefineByRun(spec, driver),
+                              metric="objective", mode="max")
+
+
+def test_two_drivers_take_every_grid_point_once_and_end_when_all_are_done(study_url):
+    spec = grid_spec()
+    a, b = searcher(spec, study_url, "a"), searcher(spec, study_url, "b")  # b joins: nothing enqueued twice
+    assert study.census(a.board.study).states["WAITING"] == len(GRID)
+    taken = {}
+    for n, driver in enumerate([a, b, a]):
+        config = driver.suggest(f"t{n}")
+        taken[f"t{n}"] = (driver, config)
+    assert sorted(config["alpha"] for _, config in taken.values()) == GRID
+    assert [config["driver"] for _, config in taken.values()] == ["a", "b", "a"]
+    b.checked_at = a.checked_at = 0.0
+    assert b.suggest("t9") is None  # nothing left to take, but a still runs two: b waits for them
+    for trial_id, (driver, _) in taken.items():
+        driver.on_trial_complete(trial_id, {"objective": 0.5})
+    b.checked_at = 0.0
+    assert b.suggest("t10") == "FINISHED"
+    census = study.census(a.board.study)
+    assert census.done == census.total == len(GRID)
+    assert {d: c["done"] for d, c in census.by_driver.items()} == {"a": 2, "b": 1}
+
+
+def test_a_driver_that_asks_after_the_queue_ran_dry_gives_the_new_trial_back(study_url):
+    spec = grid_spec()
+    a, b = searcher(spec, study_url, "a"), searcher(spec, study_url, "b")
+    assert b._census().states["WAITING"] == len(GRID)  # b's view, a second old by the time it asks
+    for n in range(len(GRID)):
+        assert a.suggest(f"a{n}") is not None
+    assert b.suggest("b0") is None  # its ask made a fresh trial, not a grid point: handed back unrun
+    trials = a.board.study.get_trials()
+    assert len(trials) == len(GRID) + 1
+    stray = [t for t in trials if t.user_attrs.get(study.UNCLAIMED)]
+    assert len(stray) == 1 and stray[0].state == optuna.trial.TrialState.FAIL
+    census = study.census(a.board.study)
+    assert census.states == {"RUNNING": len(GRID)} and census.states["FAIL"] == 0
+
+
+def test_a_silent_drivers_configuration_goes_back_to_the_queue_after_the_grace_period(study_url):
+    spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 2})
+    silent, alive = searcher(spec, study_url, "silent"), searcher(spec, study_url, "alive")
+    claimed = silent.suggest("s0")
+    alive.board.reclaim()
+    assert study.census(alive.board.study).reclaimed == 0  # within the grace period: still the silent driver's
+    time.sleep(3.5)
+    alive.board.reclaim()
+    census = study.census(alive.board.study)
+    assert census.reclaimed == 1 and census.states["WAITING"] == len(GRID)
+    assert census.by_driver["silent"]["reclaimed"] == 1
+    taken = [alive.suggest(f"a{n}") for n in range(len(GRID))]
+    assert sorted(c["alpha"] for c in taken) == GRID and claimed["alpha"] in [c["alpha"] for c in taken]
+
+
+def test_heartbeats_keep_a_slow_configuration_with_its_driver(study_url):
+    spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 2})
+    busy, other = searcher(spec, study_url, "busy"), searcher(spec, study_url, "other")
+    busy.suggest("b0")
+    heartbeats = study.Heartbeats(busy.board)
+    heartbeats.start()
+    try:
+        time.sleep(4.0)
+        other.board.reclaim()
+    finally:
+        heartbeats.stop()
+    census = study.census(other.board.study)
+    assert census.reclaimed == 0 and census.by_driver["busy"]["running"] == 1
+
+
+def test_a_sampled_search_shares_its_budget_and_its_sampler_across_drivers(study_url):
+    spec = parse(tiny_spec(models=["m2"], sampler="tpe", trials=4, search={"alpha": {"low": 0.1, "high": 10.0, "log": True}}))
+    a, b = searcher(spec, study_url, "a"), searcher(spec, study_url, "b")
+    for n, driver in enumerate([a, b, a, b]):
+        config = driver.suggest(f"t{n}")
+        driver.on_trial_complete(f"t{n}", {"objective": config["alpha"] / 10})
+        driver.checked_at = 0.0
+    assert a.suggest("t9") == "FINISHED" and b.suggest("t9") == "FINISHED"
+    trials = a.board.study.get_trials()
+    assert len(trials) == 4 and a.board.study.best_value == max(t.params["alpha"] for t in trials) / 10
+
+
+def test_a_study_created_from_another_spec_is_refused(study_url):
+    study.open_shared(grid_spec(), study_url)
+    with pytest.raises(SweeperError, match=r"study 'tiny' was created from a different spec .*run the same spec file"):
+        study.open_shared(grid_spec(epochs=3), study_url)
+
+
+@pytest.mark.parametrize("url, message", [
+    ("postgresql+psycopg2://nobody@127.0.0.1:1/none", r"--study postgresql\+psycopg2://nobody@127.0.0.1:1/none: cannot open the study database \(OperationalError"),
+    ("postgresql://u:secret@[bad", r"--study postgresql://u:\*\*\*@\[bad: cannot open the study database \("),
+    ("nosuchdb://host/db", r"cannot open the study database \(NoSuchModuleError"),
+    ("/no/such/dir/study.journal", r"no directory /no/such/dir for the journal file"),
+])
+def test_a_bad_or_unreachable_study_url_is_one_line_and_leaves_nothing(write_spec, tmp_path, capsys, url, message):
+    out = tmp_path / "out"
+    code = main(["run", str(write_spec(tiny_spec())), "--study", url, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "secret" not in err
+    import re
+
+    assert re.search(message, err), err
+    assert not out.exists()
+
+
+def test_status_counts_per_driver_and_overall(study_url, capsys):
+    spec = grid_spec()
+    a, b = searcher(spec, study_url, "a"), searcher(spec, study_url, "b")
+    a.suggest("a0")
+    a.on_trial_complete("a0", {"objective": 0.5})
+    b.suggest("b0")
+    assert main(["status", "--study", study_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("study tiny at ") and "1/3 configurations done (33%), 1 running, 0 failed, 1 left" in lines[0]
+    assert lines[2].split() == ["a", "1", "0", "0", "0"] and lines[3].split() == ["b", "0", "1", "0", "0"]
+    assert main(["status", "--study", study_url, "--name", "other"]) == 2
+    assert "no study 'other' (it holds: tiny); check --name" in capsys.readouterr().err
