@@ -7,6 +7,8 @@ per epoch, when divergence (a non-finite loss) is checked.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -44,13 +46,12 @@ class Member:
     """One seed's run."""
 
     seed: int
-    model: models.Model
-    optimizer: torch.optim.Optimizer | None  # None: the model is fitted by EM
+    plan: int  # which of the trial's plans
+    model: models.Model  # its initial weights; a model fitted by EM is fitted in place
     labelled: torch.Tensor  # indices into the training set
     unlabelled: torch.Tensor
     order: torch.Generator  # batch order
     key: torch.Tensor  # noise
-    step: torch.Tensor  # steps taken, on the device so folding it in needs no copy
     status: str = "running"  # running, completed, diverged
     best_val_acc: float = -1.0
     test_acc: float = float("nan")  # at the epoch of best validation accuracy
@@ -76,10 +77,26 @@ def binarize(x: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return (uniform(key, x.shape) < x).to(x.dtype)
 
 
+def pack_key(plan: Plan) -> tuple:
+    """Plans with the same key train as one vectorised model: they may differ in their loss weights
+    (alpha, lambda, beta, ...), learning rate and seeds, not in what shapes the networks and the data."""
+    shape = models.MODELS[plan.model].shape
+    return (plan.model, tuple(sorted((k, v) for k, v in plan.hyper.items() if k in shape)), plan.label_count, plan.epochs,
+            plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize)
+
+
 class Trial:
-    def __init__(self, plan: Plan, data: Dataset):
-        defaults = {name: h.default for name, h in models.hyperparameters(plan.model).items()}
-        self.plan = plan = replace(plan, hyper={**defaults, **plan.hyper})
+    """One or more plans (a pack) sharing a pack_key, every seed of each: the members. Members of a
+    model trained by gradient are stacked (torch.func.stack_module_state) and take each step together
+    under vmap, each with its own weights, learning rate, data order and noise key."""
+
+    def __init__(self, plans: Plan | list[Plan], data: Dataset):
+        plans = [plans] if isinstance(plans, Plan) else list(plans)
+        defaults = {name: h.default for name, h in models.hyperparameters(plans[0].model).items()}
+        self.plans = [replace(p, hyper={**defaults, **p.hyper}) for p in plans]
+        if len({pack_key(p) for p in self.plans}) != 1:
+            raise ValueError("a pack's plans must share model, network shape, data and batch sizes (train.pack_key)")
+        self.plan = plan = self.plans[0]
         self.epoch = 0
         self.restarts = 0  # times this trial continued from a checkpoint (a retry, a resume)
         device = torch.device(plan.device)
@@ -87,68 +104,75 @@ class Trial:
         self.x_train, self.y_train = as_tensor(data.x_train), as_tensor(data.y_train)
         self.x_val, self.y_val = as_tensor(data.x_val), as_tensor(data.y_val)
         self.x_test, self.y_test = as_tensor(data.x_test), as_tensor(data.y_test)
-        cls = models.MODELS[plan.model]
-        self.weights = {name: torch.tensor(float(plan.hyper[name]), device=device) for name in cls.weights}
-        self.weights["data_ratio"] = len(data.y_train) / plan.label_count  # for Kingma's alpha x N / N_labelled
-        self.members = [self._member(seed, data) for seed in plan.seeds]
+        self.data_ratio = len(data.y_train) / plan.label_count  # for Kingma's alpha x N / N_labelled
+        self.members = [self._member(i, seed, data) for i, p in enumerate(self.plans) for seed in p.seeds]
+        self.by_em = hasattr(self.members[0].model, "em_step")
+        self.step = 0  # steps taken by every member, in lockstep
+        if not self.by_em:
+            self.stack = Stack([m.model for m in self.members], [float(self.plans[m.plan].hyper["lr"]) for m in self.members])
+            names = models.MODELS[plan.model].weights
+            self.weights = {name: torch.tensor([float(self.plans[m.plan].hyper[name]) for m in self.members], device=device)
+                            for name in names}
 
-    def _member(self, seed: int, data: Dataset) -> Member:
+    def _member(self, plan_index: int, seed: int, data: Dataset) -> Member:
         device = self.x_train.device
         labelled, unlabelled = labelled_split(data.y_train, self.plan.label_count, data.n_classes, seed)
         if self.plan.labelled_in_unlabelled:
             unlabelled = np.arange(len(data.y_train))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # initial weights, built on the CPU: the same on any device
-            model = models.build(self.plan.model, data.input_shape, data.n_classes, self.plan.hyper)
-        model.to(device)
-        by_em = hasattr(model, "em_step")
-        optimizer = None if by_em else torch.optim.Adam(model.parameters(), lr=float(self.plan.hyper["lr"]), foreach=True)
+            model = models.build(self.plan.model, data.input_shape, data.n_classes, self.plans[plan_index].hyper)
         order = torch.Generator(device=device)
         order.manual_seed(int(np.random.default_rng([seed, 0xBA7C]).integers(2**62)))
         return Member(
             seed=seed,
-            model=model,
-            optimizer=optimizer,
+            plan=plan_index,
+            model=model.to(device),
             labelled=torch.as_tensor(labelled, device=device),
             unlabelled=torch.as_tensor(unlabelled, device=device),
             order=order,
             key=key(seed, device),
-            step=torch.zeros((), dtype=torch.int64, device=device),
         )
+
+    def parameters_of(self, index: int) -> list[torch.Tensor]:
+        """Member `index`'s parameters (views into the stack, for a model trained by gradient)."""
+        if self.by_em:
+            return list(self.members[index].model.parameters())
+        return [p[index] for p in self.stack.params.values()]
 
     # ------------------------------------------------------------------ training
 
-    def _train_epoch(self, m: Member) -> torch.Tensor:
-        """One pass; returns the mean [loss, *LOSS_PARTS] on the device."""
+    def _train_epoch(self) -> torch.Tensor:
+        """One pass for every member; returns each member's mean [loss, *LOSS_PARTS], (members, 4), on the device."""
         plan, device = self.plan, self.x_train.device
-        missing = torch.tensor(float("nan"), device=device)
-        if m.optimizer is None:  # one EM iteration over the whole training set
-            neg_log_likelihood = m.model.em_step(self.x_train[m.labelled], self.y_train[m.labelled], self.x_train[m.unlabelled])
-            return torch.stack([neg_log_likelihood.to(missing.dtype), *(missing for _ in LOSS_PARTS)])
+        if self.by_em:  # one EM iteration over the whole training set, member by member
+            missing = torch.full((len(LOSS_PARTS),), float("nan"), device=device)
+            return torch.stack([torch.cat([m.model.em_step(self.x_train[m.labelled], self.y_train[m.labelled],
+                                                           self.x_train[m.unlabelled]).to(missing.dtype).view(1), missing])
+                                for m in self.members])
         # schedules (KL warm-up, M1's stages) read how far training is; the same for every step of an epoch
-        weights = {**self.weights, "epoch": self.epoch - 1, "progress": (self.epoch - 1) / plan.epochs}
-        steps = steps_per_epoch(len(m.unlabelled), plan.batch_unlabelled)
-        labelled = m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
-        unlabelled = m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
-        totals = torch.zeros(1 + len(LOSS_PARTS), device=device)
+        schedule = {"epoch": self.epoch - 1, "progress": (self.epoch - 1) / plan.epochs, "data_ratio": self.data_ratio}
+        steps = steps_per_epoch(len(self.members[0].unlabelled), plan.batch_unlabelled)
+        labelled = torch.stack([m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
+                                for m in self.members], dim=1)  # (steps, members, batch)
+        unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
+                                  for m in self.members], dim=1)
+        keys = torch.stack([m.key for m in self.members])
+        totals = torch.zeros(len(self.members), 1 + len(LOSS_PARTS), device=device)
         for s in range(steps):
-            step_key = fold_in(m.key, m.step)
-            x_l, x_u = self.x_train[labelled[s]], self.x_train[unlabelled[s]]
-            if plan.dynamic_binarize:
-                x_l, x_u = binarize(x_l, fold_in(step_key, -1)), binarize(x_u, fold_in(step_key, -2))
-            loss, parts = m.model(Batch(x_l, self.y_train[labelled[s]], x_u), weights, step_key)
-            m.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            m.optimizer.step()
-            m.step += 1
-            totals += torch.stack([loss.detach(), *(parts.get(p, missing).detach() for p in LOSS_PARTS)])
+            step_keys = fold_in(keys, self.step)
+            batch = (self.x_train[labelled[s]], self.y_train[labelled[s]], self.x_train[unlabelled[s]])
+            losses = self.stack.step(batch, self.weights, schedule, step_keys, plan.dynamic_binarize)
+            self.step += 1
+            totals += losses
         return totals / steps
 
     @torch.no_grad()
-    def _evaluate(self, m: Member) -> torch.Tensor:
+    def _evaluate(self, i: int, m: Member) -> torch.Tensor:
         """[validation accuracy, test accuracy, mean entropy and mutual information of q(y|x) on the unlabelled set]."""
-        accuracy = lambda x, y: (m.model.classify(x).argmax(-1) == y).float().mean()  # noqa: E731
-        logits_u = m.model.classify(self.x_train[m.unlabelled])
+        classify = m.model.classify if self.by_em else (lambda x: self.stack.classify(i, x))  # noqa: E731
+        accuracy = lambda x, y: (classify(x).argmax(-1) == y).float().mean()  # noqa: E731
+        logits_u = classify(self.x_train[m.unlabelled])
         return torch.stack(
             [
                 accuracy(self.x_val, self.y_val),
@@ -159,16 +183,18 @@ class Trial:
         )
 
     def epochs(self) -> Iterator[int]:
-        """Train epoch by epoch, yielding each epoch's number once every member has run it."""
+        """Train epoch by epoch, yielding each epoch's number once every member has run it. A member
+        that diverged stays in the stack (its numbers are ignored) so that the others keep their shapes."""
         while self.epoch < self.plan.epochs and any(m.status == "running" for m in self.members):
             self.epoch += 1
-            for m in self.members:
-                if m.status != "running":
-                    continue
-                start = time.perf_counter()
-                metrics = torch.cat([self._train_epoch(m), self._evaluate(m)]).tolist()  # the epoch's one sync
-                seconds = time.perf_counter() - start
-                self._record(m, metrics, seconds)
+            start = time.perf_counter()
+            trained = self._train_epoch()
+            running = [(i, m) for i, m in enumerate(self.members) if m.status == "running"]
+            evaluated = torch.stack([torch.cat([trained[i], self._evaluate(i, m)]) for i, m in running])
+            metrics = evaluated.tolist()  # the epoch's one sync
+            seconds = (time.perf_counter() - start) / len(self.members)  # each member's share of the pack's time
+            for (_, m), row in zip(running, metrics):
+                self._record(m, row, seconds)
             yield self.epoch
 
     def _record(self, m: Member, metrics: list[float], seconds: float) -> None:
@@ -187,9 +213,9 @@ class Trial:
         if self.epoch == self.plan.epochs:
             m.status = "completed"
 
-    def objective(self) -> float:
-        """Mean over seeds of the best validation accuracy; a diverged seed counts 0."""
-        return float(np.mean([0.0 if m.status == "diverged" else max(m.best_val_acc, 0.0) for m in self.members]))
+    def objective(self, plan: int = 0) -> float:
+        """Mean over a plan's seeds of the best validation accuracy; a diverged seed counts 0."""
+        return float(np.mean([0.0 if m.status == "diverged" else max(m.best_val_acc, 0.0) for m in self.members if m.plan == plan]))
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -199,12 +225,12 @@ class Trial:
         return {
             "epoch": self.epoch,
             "restarts": self.restarts,
+            "step": self.step,
+            "stack": None if self.by_em else self.stack.state_dict(),
             "members": [
                 {
-                    "model": m.model.state_dict(),
-                    "optimizer": m.optimizer.state_dict() if m.optimizer else None,
+                    "model": m.model.state_dict() if self.by_em else None,
                     "order": m.order.get_state(),
-                    "step": m.step.item(),
                     **{name: getattr(m, name) for name in self._SCALARS},
                 }
                 for m in self.members
@@ -213,13 +239,95 @@ class Trial:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state`: counted as a restart."""
-        self.epoch = state["epoch"]
+        self.epoch, self.step = state["epoch"], state["step"]
         self.restarts = state["restarts"] + 1
+        if not self.by_em:
+            self.stack.load_state_dict(state["stack"])
         for m, saved in zip(self.members, state["members"], strict=True):
-            m.model.load_state_dict(saved["model"])
-            if m.optimizer:
-                m.optimizer.load_state_dict(saved["optimizer"])
+            if self.by_em:
+                m.model.load_state_dict(saved["model"])
             m.order.set_state(saved["order"])
-            m.step.fill_(saved["step"])
             for name in self._SCALARS:
                 setattr(m, name, saved[name])
+
+
+class Stack:
+    """Models of one architecture as one: each parameter stacked on a leading member dimension, the
+    loss vmapped over members, one Adam over the stacks.
+
+    Adam's update is elementwise, so one optimiser over the stacks is each member's own Adam. Its
+    learning rate is one number: when the members' differ, Adam steps with 1 and each member's step
+    is then scaled by its own rate (the update is lr times a direction that does not depend on lr).
+    """
+
+    def __init__(self, members: list[models.Model], lrs: list[float]):
+        params, buffers = torch.func.stack_module_state(members)
+        self.params = {name: p.detach().requires_grad_() for name, p in params.items()}
+        self.buffers = buffers
+        self.model = copy.deepcopy(members[0]).to("meta")  # the structure functional_call runs
+        device = next(iter(self.params.values())).device
+        same = len(set(lrs)) == 1
+        self.lrs = None if same else torch.tensor(lrs, device=device)
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=lrs[0] if same else 1.0, **_fastest_adam(device))
+
+    def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):
+        if dynamic_binarize:
+            x_l, x_u = binarize(x_l, fold_in(key, -1)), binarize(x_u, fold_in(key, -2))
+        loss, parts = torch.func.functional_call(self.model, (params, buffers), (Batch(x_l, y_l, x_u), {**weights, **schedule}, key))
+        missing = torch.full_like(loss, float("nan"))
+        return loss, torch.stack([loss, *(parts.get(p, missing) for p in LOSS_PARTS)])
+
+    def step(self, batch, weights: dict, schedule: dict, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
+        """One optimiser step for every member; returns (members, 1 + len(LOSS_PARTS)) detached."""
+        loss = functools.partial(self._loss, schedule=schedule, dynamic_binarize=dynamic_binarize)
+        losses, parts = torch.func.vmap(loss)(self.params, self.buffers, *batch, weights, keys)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
+        if self.lrs is None:
+            self.optimizer.step()
+        else:
+            before = [p.detach().clone() for p in self.params.values()]
+            self.optimizer.step()
+            with torch.no_grad():
+                for p, p0 in zip(self.params.values(), before):
+                    p.copy_(torch.lerp(p0, p, self.lrs.view(-1, *[1] * (p.dim() - 1))))
+        return parts.detach()
+
+    def classify(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Member `index`'s class logits for x."""
+        params = {name: p[index].detach() for name, p in self.params.items()}
+        buffers = {name: b[index] for name, b in self.buffers.items()}
+        return torch.func.functional_call(_Classifier(self.model), _prefixed(params, buffers), (x,))
+
+    def state_dict(self) -> dict:
+        return {"params": {k: p.detach() for k, p in self.params.items()}, "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(state["params"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class _Classifier(torch.nn.Module):
+    """A model's classify as a module's forward, for functional_call."""
+
+    def __init__(self, model: models.Model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.classify(x)
+
+
+def _prefixed(*tensors: dict) -> dict:
+    return {f"model.{name}": t for group in tensors for name, t in group.items()}
+
+
+def _fastest_adam(device: torch.device) -> dict:
+    """Fused Adam where this torch has it for the device (one kernel for every parameter), else foreach."""
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+        return {"fused": True}
+    except (RuntimeError, ValueError):
+        return {"foreach": True}

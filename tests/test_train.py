@@ -38,7 +38,7 @@ def test_a_seed_alone_gives_the_numbers_it_gives_beside_others():
 def test_a_diverging_seed_is_recorded_as_diverged_and_the_others_go_on():
     trial = Trial(plan(epochs=3), load("digits"))
     with torch.no_grad():
-        for p in trial.members[0].model.parameters():
+        for p in trial.parameters_of(0):
             p.fill_(float("nan"))
     for _ in trial.epochs():
         pass
@@ -90,3 +90,49 @@ def test_data_options_reach_the_trial():
     apart = Trial(plan(epochs=1), data)
     assert len(apart.members[0].unlabelled) == len(data.y_train) - 50
     assert history(both)[0] != history(apart)[0] and math.isfinite(both.members[0].history[0]["loss"])
+
+
+PACK = [dict(alpha=0.5, lr=1e-3), dict(alpha=5.0, lr=1e-3), dict(alpha=1.0, lr=3e-3)]
+
+
+def assert_same_numbers(packed_rows: list[dict], alone_rows: list[dict], n_val: int) -> None:
+    assert [r["epoch"] for r in packed_rows] == [r["epoch"] for r in alone_rows]
+    for p, a in zip(packed_rows, alone_rows):
+        for name in ("loss", "recon", "kl", "ce", "entropy_unlabelled", "mi_unlabelled"):
+            assert math.isclose(p[name], a[name], rel_tol=1e-4, abs_tol=1e-5), (name, p[name], a[name])
+        for name in ("val_acc", "test_acc"):  # an argmax may flip on a near tie: one example at most
+            assert abs(p[name] - a[name]) <= 1.5 / n_val, (name, p[name], a[name])
+
+
+def test_a_packed_run_gives_each_configuration_the_numbers_it_gets_alone():
+    data = load("digits")
+    plans = [plan(epochs=3, **settings) for settings in PACK]  # different alpha, and learning rate
+    packed = Trial(plans, data)
+    rows = history(packed)
+    assert len(rows) == len(PACK) * 2 and [m.plan for m in packed.members] == [0, 0, 1, 1, 2, 2]
+    for i, p in enumerate(plans):
+        alone = history(Trial(p, data))
+        for seed in range(2):
+            assert_same_numbers(rows[2 * i + seed], alone[seed], len(data.y_val))
+    assert rows[0] != rows[2]  # alpha changes the numbers
+
+
+def test_a_diverging_member_of_a_pack_is_masked_and_the_others_keep_their_numbers():
+    data = load("digits")
+    plans = [plan(epochs=3, seeds=(0,), **settings) for settings in PACK]
+    packed = Trial(plans, data)
+    with torch.no_grad():
+        for p in packed.parameters_of(1):
+            p.fill_(float("nan"))
+    rows = history(packed)
+    assert [m.status for m in packed.members] == ["completed", "diverged", "completed"]
+    assert len(rows[1]) == 1 and math.isnan(rows[1][0]["loss"])
+    for i in (0, 2):
+        assert_same_numbers(rows[i], history(Trial(plans[i], data))[0], len(data.y_val))
+
+
+def test_plans_that_differ_in_network_shape_do_not_pack():
+    import pytest
+
+    with pytest.raises(ValueError, match="share model, network shape"):
+        Trial([plan(), plan(hidden=32)], load("digits"))

@@ -20,7 +20,7 @@ def trial_and_hyper(epochs=2):
 def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
     spec, trial, hyper = trial_and_hyper()
     with torch.no_grad():
-        for p in trial.members[1].model.parameters():
+        for p in trial.parameters_of(1):
             p.fill_(float("nan"))
     for _ in trial.epochs():
         pass
