@@ -89,9 +89,9 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
         return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
-    except ModuleNotFoundError as e:
-        raise SweeperError(f"--study {describe(url)}: the database driver {e.name} is not installed; "
-                           "pip install 'sweeper[postgres]' (or the driver for your database)") from None
+    except ImportError:  # Optuna's words for a database driver that is not installed
+        raise SweeperError(f"--study {describe(url)}: the driver for this database is not installed; "
+                           "pip install -e '.[postgres]' for PostgreSQL (psycopg), or the driver SQLAlchemy names for yours") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy's errors: bad URL, server down, refused login
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "

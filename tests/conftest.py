@@ -74,7 +74,7 @@ def postgres_server():
     run(f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(home, "log"), "-w", "start",
         "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off -c max_connections=200")
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+        yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         run(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
         shutil.rmtree(home, ignore_errors=True)
@@ -85,11 +85,10 @@ def postgres_url(postgres_server, request):
     """A new database on the test server, dropped afterwards: its URL."""
     import re
 
-    import psycopg2
+    import psycopg
 
     name = "t_" + re.sub(r"\W", "_", request.node.name).lower()[:50]
-    admin = psycopg2.connect(f"{postgres_server.replace('postgresql+psycopg2', 'postgresql')}/postgres")
-    admin.autocommit = True
+    admin = psycopg.connect(f"{postgres_server}/postgres", autocommit=True)
     with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name}")
         cursor.execute(f"CREATE DATABASE {name}")

@@ -109,8 +109,9 @@ def test_a_study_created_from_another_spec_is_refused(study_url):
 
 
 @pytest.mark.parametrize("url, message", [
-    ("postgresql+psycopg2://nobody@127.0.0.1:1/none", r"--study postgresql\+psycopg2://nobody@127.0.0.1:1/none: cannot open the study database \(OperationalError"),
-    ("postgresql://u:secret@[bad", r"--study postgresql://u:\*\*\*@\[bad: cannot open the study database \("),
+    ("postgresql://nobody:secret@127.0.0.1:1/none", r"--study postgresql://nobody:\*\*\*@127.0.0.1:1/none: cannot open the study database \(OperationalError"),
+    ("postgresql+nosuchdriver://u@host/db", r"cannot open the study database \(NoSuchModuleError"),
+    ("mysql+pymysql://u@host/db", r"the driver for this database is not installed; pip install"),
     ("nosuchdb://host/db", r"cannot open the study database \(NoSuchModuleError"),
     ("/no/such/dir/study.journal", r"no directory /no/such/dir for the journal file"),
 ])
