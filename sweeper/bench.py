@@ -1,5 +1,11 @@
 """Benchmarks that print figures (one JSON line per case); no timing lives in the tests.
 
+training: one model's training step at a data shape, K configurations packed, on a device:
+samples/s, the step's FLOP/s (torch's FlopCounterMode, which counts every matmul and convolution
+from its shapes, forward and backward, label enumeration included), the dense matmul FLOP/s of this
+device measured in the same process (float32 1024³ on CPU; bf16 and tf32 on a GPU), their ratio,
+and peak memory.
+
 --report: a synthetic sweep of 400 configurations × 5 seeds × 500 epochs (one million
 per-epoch rows, written as sweeper writes them), then the time to build the table and to
 read the epochs table's needed columns and aggregate learning curves from it.
@@ -14,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import report, results
+from .errors import SweeperError
 
 HYPER = {"alpha": "number"}
 
@@ -68,6 +75,115 @@ def overhead_case(configurations: int = 20) -> dict:
             "training_s": round(training_s, 2), "overhead_per_trial_s": round((outcome.wall_s - training_s) / configurations, 3)}
 
 
-def main(cases: list[str]) -> None:
+SHAPES = {  # (input features, hidden, latent): MNIST as in Jurasiński's and Kingma's papers; digits as in quickstart
+    "mnist": (784, 500, 50),
+    "digits": (64, 128, 16),
+}
+
+
+def training_case(model: str = "m2", shape: str = "mnist", pack: int = 1, device: str = "cpu", steps: int = 20,
+                  bf16: bool = False, compile: bool = False, batch: tuple[int, int] = (100, 100)) -> dict:
+    """Steps of `pack` configurations of `model` stacked, on random binary data of the shape's size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from . import models
+    from .models.parts import fold_in, key
+    from .train import Stack
+
+    features, hidden, latent = SHAPES[shape]
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SweeperError("bench --device cuda: this machine has no CUDA device; use --device cpu")
+    dev = torch.device(device)
+    n_classes, (b_l, b_u) = 10, batch
+    hyper = {k: h.default for k, h in models.hyperparameters(model).items()} | {"hidden": hidden, "latent": latent}
+    members = []
+    for seed in range(pack):
+        torch.manual_seed(seed)
+        members.append(models.build(model, (features,), n_classes, hyper).to(dev))
+    stack = Stack(members, [1e-3] * pack, bf16=bf16, compile=compile)
+    weights = {name: torch.full((pack,), float(hyper[name]), device=dev) for name in models.MODELS[model].weights}
+    schedule = {"epoch": 0, "progress": 0.0, "data_ratio": 500.0}
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    x = (torch.rand(pack, b_l + b_u, features, generator=generator) < 0.5).float().to(dev)
+    y = torch.randint(0, n_classes, (pack, b_l), generator=generator).to(dev)
+    batch_ = (x[:, :b_l], y, x[:, b_l:])
+    keys = torch.stack([key(seed, dev) for seed in range(pack)])
+
+    def step(s: int):
+        return stack.step(batch_, weights, schedule, fold_in(keys, s), False)
+
+    for s in range(3):  # warm-up: allocator, autotuning, compilation
+        step(s)
+    with FlopCounterMode(display=False) as counter:
+        step(3)
+    flop_per_step = counter.get_total_flops()
+    _sync(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for s in range(steps):
+        losses = step(4 + s)
+    losses.sum().item()  # one sync, at the end
+    seconds = (time.perf_counter() - start) / steps
+    reference = _matmul_flops(dev)
+    model_flops = flop_per_step / seconds
+    return {
+        "case": "training", "model": model, "shape": shape, "pack": pack, "device": device,
+        "threads": torch.get_num_threads() if dev.type == "cpu" else None, "bf16": bf16, "compile": compile,
+        "step_ms": round(1000 * seconds, 2), "samples_per_s": round(pack * (b_l + b_u) / seconds, 1),
+        "model_gflop_per_step": round(flop_per_step / 1e9, 3), "model_gflops": round(model_flops / 1e9, 1),
+        **{f"matmul_gflops_{k}": round(v / 1e9, 1) for k, v in reference.items()},
+        **{f"ratio_{k}": round(model_flops / v, 3) for k, v in reference.items()},
+        "peak_memory_mb": round(_peak_memory(dev) / 2**20, 1),
+    }
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _matmul_flops(device) -> dict[str, float]:
+    """Dense 1024³ matmul FLOP/s here: float32 on a CPU; bf16 and tf32 on a GPU."""
+    import torch
+
+    kinds = {"fp32": (torch.float32, False)} if device.type == "cpu" else {"bf16": (torch.bfloat16, False), "tf32": (torch.float32, True)}
+    measured = {}
+    for name, (dtype, tf32) in kinds.items():
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(1024, 1024, device=device).to(dtype)
+        b = torch.randn(1024, 1024, device=device).to(dtype)
+        for _ in range(3):
+            a @ b
+        _sync(device)
+        repeats, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 1.0:
+            a @ b
+            repeats += 1
+            if repeats % 10 == 0:
+                _sync(device)
+        _sync(device)
+        measured[name] = 2 * 1024**3 * repeats / (time.perf_counter() - start)
+        torch.backends.cuda.matmul.allow_tf32 = before
+    return measured
+
+
+def _peak_memory(device) -> float:
+    """Bytes: the GPU's peak allocation, or this process's peak resident set on a CPU."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return float(torch.cuda.max_memory_allocated())
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def main(cases: list[str], training: dict | None = None) -> None:
     for case in cases:
-        print(json.dumps({"report": report_case, "overhead": overhead_case}[case]()), flush=True)
+        figures = training_case(**training) if case == "training" else {"report": report_case, "overhead": overhead_case}[case]()
+        print(json.dumps(figures), flush=True)

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--study", metavar="URL", help="share the Optuna study with other drivers: postgresql://user@host/db, "
                      "mysql://..., sqlite:///file.db (one machine) or a journal file on a shared filesystem")
     run.add_argument("--driver", help="this driver's name in a shared study (default: host-pid)")
+    run.add_argument("--pack", type=int, metavar="K", help="train up to K grid points as one vectorised model per Ray trial "
+                     "(the spec's pack:)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
@@ -70,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="benchmarks that print one JSON line per case")
     bench.add_argument("--report", action="store_true", help="report speed on one million per-epoch rows")
     bench.add_argument("--overhead", action="store_true", help="Ray's orchestration time per trial in local mode")
+    bench.add_argument("--model", help="time this model's training step (e.g. m2) against the device's matmul speed")
+    bench.add_argument("--shape", default="mnist", choices=["mnist", "digits"], help="data and network size (default mnist: 784-500-50)")
+    bench.add_argument("--pack", type=int, default=1, metavar="K", help="configurations trained as one (default 1)")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    bench.add_argument("--bf16", action="store_true", help="GPU: matmuls in bfloat16 (autocast)")
+    bench.add_argument("--compile", action="store_true", help="GPU: torch.compile the step's loss")
 
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser
@@ -97,6 +105,8 @@ def _run(args) -> int:
     from . import sweep
 
     spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
+    if args.pack is not None:
+        spec = spec_module.with_pack(spec, args.pack)
     if args.driver and not args.study:
         raise SweeperError("--driver names a driver of a shared study: give --study URL too")
     driver = (args.driver or sweep.default_driver()) if args.study else None
@@ -179,10 +189,18 @@ def _estimate(args) -> int:
 def _bench(args) -> int:
     from . import bench
 
-    cases = [case for case in ("report", "overhead") if getattr(args, case)]
+    from . import models
+
+    cases = [case for case in ("report", "overhead") if getattr(args, case)] + (["training"] if args.model else [])
     if not cases:
-        raise SweeperError("bench: choose a case: --report, --overhead")
-    bench.main(cases)
+        raise SweeperError("bench: choose a case: --model NAME (training step), --report, --overhead")
+    if args.model and args.model not in models.MODELS:
+        raise SweeperError(f"bench --model {args.model}: unknown model; one of {', '.join(sorted(models.MODELS))}")
+    if args.model and hasattr(models.MODELS[args.model], "em_step"):
+        raise SweeperError(f"bench --model {args.model}: fitted by EM, it has no training step to time; choose a model trained by gradient")
+    if args.pack < 1:
+        raise SweeperError(f"bench --pack {args.pack}: must be at least 1")
+    bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack, device=args.device, bf16=args.bf16, compile=args.compile))
     return 0
 
 

@@ -23,7 +23,7 @@ DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lis
 TOP_KEYS = (
     "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
     "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
-    "resources", "max_concurrent", "retries", "study",
+    "resources", "max_concurrent", "retries", "study", "pack",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 
@@ -72,6 +72,7 @@ class Spec:
     gpu: float = 0.0
     max_concurrent: int | None = None
     retries: int = 2  # a trial that crashes is retried from its last checkpoint this many times
+    pack: int = 1  # grid points trained together as one vectorised model, in one Ray trial
     heartbeat_s: int = 10  # shared study (--study): how often a driver says its configurations are alive
     reclaim_after_s: int = 60  # ... and how long after its last word another driver takes them over
     description: str = ""
@@ -138,6 +139,11 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     )
 
 
+def with_pack(spec: Spec, pack: int) -> Spec:
+    """The spec with `pack` (--pack), checked as if the file said so."""
+    return parse({**yaml.safe_load(to_yaml(spec)), "pack": pack}, source=f"{spec.source} with --pack {pack}")
+
+
 def to_yaml(spec: Spec) -> str:
     """The spec as YAML that parse() reads back to the same Spec: what a sweep actually ran."""
     one = lambda values: values[0] if len(values) == 1 else list(values)  # noqa: E731
@@ -160,6 +166,8 @@ def to_yaml(spec: Spec) -> str:
                             "reduction_factor": spec.scheduler.reduction_factor}
     if spec.max_concurrent is not None:
         raw["max_concurrent"] = spec.max_concurrent
+    if spec.pack > 1:
+        raw["pack"] = spec.pack
     raw["study"] = {"heartbeat_s": spec.heartbeat_s, "reclaim_after_s": spec.reclaim_after_s}
     return yaml.safe_dump(raw, sort_keys=False)
 
@@ -359,6 +367,11 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         max_concurrent = _integer(max_concurrent, "max_concurrent", fail, low=1)
 
     heartbeat_s, reclaim_after_s = _study(raw.get("study", {}), fail)
+    pack = _integer(raw.get("pack", 1), "pack", fail, low=1)
+    if pack > 1 and sampler != "grid":
+        raise fail("pack", f"packs the points of a grid; sampler {sampler} asks for one configuration at a time; use pack: 1")
+    if pack > 1 and scheduler is not None:
+        raise fail("pack", "a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two")
 
     metric = _string(raw.get("metric", "val_acc"), "metric", fail)
     if metric not in METRICS:
@@ -374,7 +387,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
         trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
         retries=_integer(raw.get("retries", 2), "retries", fail, low=0), heartbeat_s=heartbeat_s,
-        reclaim_after_s=reclaim_after_s, description=description, source=source,
+        reclaim_after_s=reclaim_after_s, pack=pack, description=description, source=source,
     )
 
 

@@ -29,7 +29,7 @@ from . import data, results, space, study
 from .errors import SweeperError
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
-from .trainable import CLAIM_KEYS, Setup, config_id_of, train_configuration
+from .trainable import CLAIM_KEYS, Setup, config_ids, packs, train_configuration
 
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
@@ -61,6 +61,9 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     out = Path(out_dir).resolve()
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
+    if study_url and spec.pack > 1:
+        raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one configuration at a time; "
+                           "use pack: 1 with --study")
     if driver is not None and not study.DRIVER_NAME.match(driver):
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
@@ -72,23 +75,29 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
+    param_space, count, progress = None, space.configuration_count(spec), Progress(spec)
     if board:
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
+        count = -1  # a shared study ends the sweep itself, when every driver's configurations are done
+    elif spec.pack > 1:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
+        searcher, count = None, 1
+        grouped = packs(spec, space.grid_points(spec), spec.pack)
+        param_space = {"pack": tune.grid_search(grouped)}
+        progress = Progress(spec, total=len(grouped), unit=f"packs of up to {spec.pack} configurations")
     else:
         searcher = _searcher(spec, out)
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
             _runnable(spec, location, datasets, trainable),
-            # a shared study ends the sweep itself, when every driver's configurations are done
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec),
-                                        num_samples=-1 if board else space.configuration_count(spec),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=count,
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=location,
                 verbose=0,
-                callbacks=[MarkStopped(location)] + ([] if quiet else [Progress(spec)]),
+                callbacks=[MarkStopped(location)] + ([] if quiet else [progress]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
@@ -131,7 +140,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
                                   resume_unfinished=True, resume_errored=True)
 
     outcome, grid = _fit(tuner, out, address, num_cpus)
-    known = {_trial_id(r) for r in grid}
+    known = {config_id for r in grid for config_id in config_ids(r.config, _trial_id(r))}
     lost = [r for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)]
     if lost:
         # A driver killed between Tune deleting a trial's older checkpoint (num_to_keep) and saving its
@@ -139,7 +148,8 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         # resume it nor restart it under its searcher. Run those configurations again, from scratch,
         # in a Tuner of their own; their old rows go first, so each still has one set of rows.
         for result in lost:
-            results.remove_configuration(location, result.metrics["trial_id"])
+            for config_id in config_ids(result.config, result.metrics["trial_id"]):
+                results.remove_configuration(location, config_id)
         configs = [dict(r.config) for r in lost]
 
         def rerun_configuration(config, **parameters):
@@ -156,8 +166,8 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
             )
 
         rerun_outcome, rerun_grid = _fit(rerun, out, address, num_cpus)
-        known |= {_trial_id(r) for r in rerun_grid}
-        outcome = Outcome(out, outcome.configurations, outcome.errored - len(lost) + rerun_outcome.errored,
+        known |= {config_id for r in rerun_grid for config_id in config_ids(r.config["configuration"], _trial_id(r))}
+        outcome = Outcome(out, outcome.configurations, outcome.errored - sum(len(r.config.get("pack", [None])) for r in lost) + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
     # A driver killed after Tune started a trial but before it saved that trial in its state leaves
     # rows of a trial the resumed experiment never knew; the searcher proposed that configuration
@@ -196,7 +206,9 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
         start = time.monotonic()
         grid = tuner().fit()
         errors = tuple((str(e).strip().splitlines() or [type(e).__name__])[-1] for e in grid.errors)
-        return Outcome(out, len(grid), len(grid.errors), time.monotonic() - start, errors), grid
+        sizes = [len(r.config.get("pack", [None])) for r in grid]  # a pack counts each of its configurations
+        failed = sum(size for size, r in zip(sizes, grid) if r.error is not None)
+        return Outcome(out, sum(sizes), failed, time.monotonic() - start, errors), grid
     finally:
         if started_ray:
             ray.shutdown()
@@ -247,7 +259,8 @@ class MarkStopped(tune.Callback):
         self.out_dir = out_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        results.mark_stopped(self.out_dir, config_id_of(trial.config, trial.trial_id))
+        for config_id in config_ids(trial.config, trial.trial_id):
+            results.mark_stopped(self.out_dir, config_id)
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> bool:
@@ -275,8 +288,9 @@ class Progress(tune.Callback):
     Holds no stream: Tune pickles its callbacks with the experiment state.
     """
 
-    def __init__(self, spec: Spec, every_s: float = 10.0):
-        self.total = space.configuration_count(spec)
+    def __init__(self, spec: Spec, every_s: float = 10.0, total: int | None = None, unit: str = "configurations"):
+        self.total = space.configuration_count(spec) if total is None else total
+        self.unit = unit
         self.seeds = len(spec.seeds)
         self.every_s = every_s
         self.start = time.monotonic()
@@ -303,9 +317,9 @@ class Progress(tune.Callback):
     def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
         status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
-        line = (f"[{self.last - self.start:6.0f}s] configurations: {status.count('TERMINATED')}/{self.total} done, "
+        line = (f"[{self.last - self.start:6.0f}s] {self.unit}: {status.count('TERMINATED')}/{self.total} done, "
                 f"{status.count('RUNNING')} running, {status.count('ERROR')} failed ({self.seeds} seeds each)")
-        if self.best:
+        if self.best and "pack" not in self.best[1]:
             objective, config = self.best
             settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items() if k not in CLAIM_KEYS)
             line += f"; best mean val_acc {objective:.4f}: {settings}"

@@ -8,7 +8,6 @@ per epoch, when divergence (a non-finite loss) is checked.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -260,7 +259,7 @@ class Stack:
     is then scaled by its own rate (the update is lr times a direction that does not depend on lr).
     """
 
-    def __init__(self, members: list[models.Model], lrs: list[float]):
+    def __init__(self, members: list[models.Model], lrs: list[float], bf16: bool = False, compile: bool = False):
         params, buffers = torch.func.stack_module_state(members)
         self.params = {name: p.detach().requires_grad_() for name, p in params.items()}
         self.buffers = buffers
@@ -269,6 +268,12 @@ class Stack:
         same = len(set(lrs)) == 1
         self.lrs = None if same else torch.tensor(lrs, device=device)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=lrs[0] if same else 1.0, **_fastest_adam(device))
+        # on a GPU, optionally: matmuls in bfloat16 (parameters and optimiser stay float32), and the
+        # vmapped loss compiled into fused kernels
+        self.bf16 = bf16 and device.type == "cuda"
+        self.losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
+        if compile and device.type == "cuda":
+            self.losses = torch.compile(self.losses)
 
     def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):
         if dynamic_binarize:
@@ -279,8 +284,8 @@ class Stack:
 
     def step(self, batch, weights: dict, schedule: dict, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
         """One optimiser step for every member; returns (members, 1 + len(LOSS_PARTS)) detached."""
-        loss = functools.partial(self._loss, schedule=schedule, dynamic_binarize=dynamic_binarize)
-        losses, parts = torch.func.vmap(loss)(self.params, self.buffers, *batch, weights, keys)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            losses, parts = self.losses(self.params, self.buffers, *batch, weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         if self.lrs is None:

@@ -17,7 +17,7 @@ from ray import tune
 from . import results, space
 from .data import Dataset
 from .spec import Spec
-from .train import Plan, Trial
+from .train import Plan, Trial, pack_key
 
 CHECKPOINT_FILE = "trial.pt"
 CLAIM_KEYS = ("study_trial", "driver")  # in a config from a shared study (study.ClaimingDefineByRun)
@@ -32,13 +32,17 @@ class Setup:
 
 
 def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) -> None:
-    """`data` (by dataset name) arrives through Ray's object store: read by the driver, fetched once per node."""
+    """One configuration, or a pack of them (config["pack"]: a list of configurations that share
+    train.pack_key), trained together; each writes its own rows.
+
+    `data` (by dataset name) arrives through Ray's object store: read by the driver, fetched once per node.
+    """
     spec = setup.spec
     torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
-    config_id = config_id_of(config, tune.get_context().get_trial_id())
-    chosen = space.configuration(spec, config)
+    ids = config_ids(config, tune.get_context().get_trial_id())
+    chosen = [space.configuration(spec, c) for c in config.get("pack", [config])]
     device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
-    trial = Trial(plan_of(spec, chosen, device), data[chosen.dataset])
+    trial = Trial([plan_of(spec, c, device) for c in chosen], data[chosen[0].dataset])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -47,19 +51,31 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
 
     try:
         for epoch in trial.epochs():
-            _write(setup, config_id, trial, chosen)
+            _write(setup, ids, trial, chosen)
             with tempfile.TemporaryDirectory() as d:
                 torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
                 tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
     except Exception as e:
-        _write(setup, config_id, trial, chosen, error=f"{type(e).__name__}: {e}")
+        _write(setup, ids, trial, chosen, error=f"{type(e).__name__}: {e}")
         raise
 
 
-def config_id_of(config: dict, tune_trial_id: str) -> str:
-    """What names a configuration's rows: Tune's trial id; from a shared study, the driver and the
-    study's trial number, unique across drivers."""
-    return f"{config['driver']}-{config['study_trial']}" if "study_trial" in config else tune_trial_id
+def config_ids(config: dict, tune_trial_id: str) -> list[str]:
+    """What names each configuration's rows: Tune's trial id; in a pack, that and the position in the
+    pack; from a shared study, the driver and the study's trial number, unique across drivers."""
+    if "pack" in config:
+        return [f"{tune_trial_id}-{i}" for i in range(len(config["pack"]))]
+    if "study_trial" in config:
+        return [f"{config['driver']}-{config['study_trial']}"]
+    return [tune_trial_id]
+
+
+def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:
+    """Grid points in packs of at most `size` that can train as one model (train.pack_key), in grid order."""
+    groups: dict[tuple, list[dict]] = {}
+    for point in points:
+        groups.setdefault(pack_key(plan_of(spec, space.configuration(spec, point))), []).append(point)
+    return [group[i: i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
@@ -68,11 +84,12 @@ def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Pla
 
 
 def _metrics(trial: Trial, epoch: int) -> dict:
+    """What Tune hears each epoch: means over the members (a pack's are for progress lines only)."""
     latest = [m.history[-1] for m in trial.members if m.history and m.history[-1]["epoch"] == epoch]
     live = [row for row in latest if math.isfinite(row["loss"])]
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
     return {
-        "objective": trial.objective(),
+        "objective": max(trial.objective(i) for i in range(len(trial.plans))),
         "val_acc": mean("val_acc"),
         "test_acc": mean("test_acc"),
         "loss": mean("loss"),
@@ -82,15 +99,18 @@ def _metrics(trial: Trial, epoch: int) -> dict:
     }
 
 
-def _write(setup: Setup, config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None) -> None:
-    epochs, trials = rows(config_id, trial, chosen, error)
-    results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
+def _write(setup: Setup, ids: list[str], trial: Trial, chosen: list[space.Configuration], error: str | None = None) -> None:
+    for plan, (config_id, configuration) in enumerate(zip(ids, chosen, strict=True)):
+        epochs, trials = rows(config_id, trial, configuration, error, plan)
+        results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
 
 
-def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None) -> tuple[list[dict], list[dict]]:
-    """The configuration's rows so far: (epochs, trials). With `error`, running seeds failed."""
-    ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in trial.members}
-    epochs = [{**ids[row["seed"]], **row} for m in trial.members for row in m.history]
+def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None,
+         plan: int = 0) -> tuple[list[dict], list[dict]]:
+    """One configuration's rows so far (the trial's plan `plan`): (epochs, trials). With `error`, running seeds failed."""
+    members = [m for m in trial.members if m.plan == plan]
+    ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in members}
+    epochs = [{**ids[row["seed"]], **row} for m in members for row in m.history]
     trials = [
         {
             **ids[m.seed],
@@ -109,6 +129,6 @@ def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str |
             "wall_s": m.wall_s,
             "restarts": trial.restarts,
         }
-        for m in trial.members
+        for m in members
     ]
     return epochs, trials
