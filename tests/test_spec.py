@@ -45,7 +45,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
@@ -107,3 +107,13 @@ def test_every_spec_in_the_folder_validates_and_round_trips_through_yaml(path):
         spec = at_scale(spec_module.load(path), scale)
         again = spec_module.parse(yaml.safe_load(to_yaml(spec)), source=spec.source)
         assert again == spec
+
+
+def test_a_shared_studys_timing_is_checked():
+    parse = spec_module.parse
+    with pytest.raises(SpecError, match=r"study.reclaim_after_s: must be at least twice heartbeat_s \(20\), got 15"):
+        parse(tiny_spec(study={"heartbeat_s": 10, "reclaim_after_s": 15}))
+    with pytest.raises(SpecError, match=r"study.every: unknown key; allowed keys: heartbeat_s, reclaim_after_s"):
+        parse(tiny_spec(study={"every": 3}))
+    spec = parse(tiny_spec(study={"heartbeat_s": 2}))
+    assert (spec.heartbeat_s, spec.reclaim_after_s) == (2, 12)

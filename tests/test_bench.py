@@ -1,0 +1,32 @@
+"""sweeper bench --model: the figures it prints, checked against counts done by hand."""
+import json
+
+from sweeper.bench import training_case
+from sweeper.cli import main
+
+
+def test_the_step_flops_are_counted_from_the_layer_shapes_forward_and_backward():
+    figures = training_case("baseline", "digits", pack=1, steps=2)
+    b, d, h, k = 100, 64, 128, 10  # labelled batch, features, hidden units, classes
+    forward = 2 * b * d * h + 2 * b * h * k
+    backward = 2 * b * d * h + 2 * (2 * b * h * k)  # no gradient for the data: one product less in the first layer
+    assert figures["model_gflop_per_step"] == round((forward + backward) / 1e9, 3)
+
+
+def test_a_pack_does_k_times_the_work_in_one_step_and_the_ratio_is_to_the_same_process_matmul():
+    one, four = training_case("m2", "digits", pack=1, steps=2), training_case("m2", "digits", pack=4, steps=2)
+    assert abs(four["model_gflop_per_step"] - 4 * one["model_gflop_per_step"]) <= 0.0025  # each rounded to 1e-3
+    assert abs(four["samples_per_s"] - 4 * 200 / (four["step_ms"] / 1000)) < 0.01 * four["samples_per_s"]
+    for f in (one, four):
+        assert f["matmul_gflops_fp32"] > 0 and f["peak_memory_mb"] > 0
+        assert abs(f["ratio_fp32"] - f["model_gflops"] / f["matmul_gflops_fp32"]) < 0.002
+
+
+def test_bench_prints_one_json_line_and_refuses_what_it_cannot_time(capsys):
+    assert main(["bench", "--model", "baseline", "--shape", "digits", "--pack", "2"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert (line["case"], line["model"], line["pack"], line["device"]) == ("training", "baseline", 2, "cpu")
+    assert main(["bench", "--model", "ssgmm"]) == 2
+    assert "fitted by EM, it has no training step to time" in capsys.readouterr().err
+    assert main(["bench", "--model", "nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err
