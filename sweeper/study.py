@@ -88,7 +88,7 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
     beats = {} if spec is None else dict(heartbeat_interval=spec.heartbeat_s, grace_period=spec.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+        return _rdb_storage(url, beats)
     except ImportError:  # Optuna's words for a database driver that is not installed
         raise SweeperError(f"--study {describe(url)}: the driver for this database is not installed; "
                            "pip install -e '.[postgres]' for PostgreSQL (psycopg), or the driver SQLAlchemy names for yours") from None
@@ -96,6 +96,21 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
                            "check the URL, that the server is up and that this machine reaches it") from None
+
+
+def _rdb_storage(url: str, beats: dict, attempts: int = 5) -> RDBStorage:
+    """RDBStorage creates its tables if missing; two drivers starting together race to create them
+    (PostgreSQL: a unique violation on the catalog). The loser tries again and finds them made."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:

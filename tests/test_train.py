@@ -32,7 +32,8 @@ def test_a_seed_alone_gives_the_numbers_it_gives_beside_others():
     data = load("digits")
     together = history(Trial(plan(seeds=(0, 1)), data))
     alone = history(Trial(plan(seeds=(1,)), data))
-    assert together[1] == alone[0]
+    # stacked with another seed, the matmuls are batched differently: the same up to float rounding
+    assert_same_numbers(together[1], alone[0], len(data.y_val))
 
 
 def test_a_diverging_seed_is_recorded_as_diverged_and_the_others_go_on():
