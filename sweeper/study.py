@@ -105,12 +105,20 @@ def _rdb_storage(url: str, beats: dict, attempts: int = 5) -> RDBStorage:
 
     for attempt in range(attempts):
         try:
-            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **beats)
+            return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _engine_options(url: str) -> dict:
+    """SQLite lets one writer in at a time: wait for the lock (60 s) rather than fail at once (5 s),
+    since every driver and its heartbeat thread write. Servers: check a pooled connection before use."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
 
 
 def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:

@@ -77,8 +77,13 @@ def test_a_killed_drivers_configurations_are_taken_over_and_none_runs_twice(writ
                 rows = pd.read_parquet(f)
                 if rows["status"].eq("running").all() and rows["epochs"].ge(2).all():
                     interrupted = float(rows["alpha"].iloc[0])
+        if doomed.poll() is not None:
+            break
         time.sleep(0.2)
-    assert interrupted is not None, "the doomed driver never got under way"
+    if interrupted is None:
+        doomed.kill()
+        survivor.kill()
+        pytest.fail(f"the doomed driver never got under way: exit {doomed.poll()}, {doomed.communicate()[1][-1500:]}")
     os.killpg(doomed.pid, signal.SIGKILL)  # the driver and the Ray it started, at once
     doomed.wait()
     finish(survivor)
