@@ -76,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--shape", default="mnist", choices=["mnist", "digits"], help="data and network size (default mnist: 784-500-50)")
     bench.add_argument("--pack", type=int, default=1, metavar="K", help="configurations trained as one (default 1)")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    bench.add_argument("--bf16", action="store_true", help="GPU: matmuls in bfloat16 (autocast)")
-    bench.add_argument("--compile", action="store_true", help="GPU: torch.compile the step's loss")
+    bench.add_argument("--bf16", action="store_true", help="matmuls in bfloat16 (autocast; meant for a GPU)")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
 
     commands.add_parser("models", help="list the models and the hyperparameters each takes")
     return parser

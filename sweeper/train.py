@@ -268,11 +268,11 @@ class Stack:
         same = len(set(lrs)) == 1
         self.lrs = None if same else torch.tensor(lrs, device=device)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=lrs[0] if same else 1.0, **_fastest_adam(device))
-        # on a GPU, optionally: matmuls in bfloat16 (parameters and optimiser stay float32), and the
-        # vmapped loss compiled into fused kernels
-        self.bf16 = bf16 and device.type == "cuda"
+        # optionally (meant for a GPU; they run on a CPU too, which is how the tests check them):
+        # matmuls in bfloat16 (parameters and optimiser stay float32), and the vmapped loss compiled
+        self.device_type, self.bf16 = device.type, bf16
         self.losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
-        if compile and device.type == "cuda":
+        if compile:
             self.losses = torch.compile(self.losses)
 
     def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):
@@ -284,7 +284,7 @@ class Stack:
 
     def step(self, batch, weights: dict, schedule: dict, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
         """One optimiser step for every member; returns (members, 1 + len(LOSS_PARTS)) detached."""
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
             losses, parts = self.losses(self.params, self.buffers, *batch, weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss

@@ -137,3 +137,28 @@ def test_plans_that_differ_in_network_shape_do_not_pack():
 
     with pytest.raises(ValueError, match="share model, network shape"):
         Trial([plan(), plan(hidden=32)], load("digits"))
+
+
+def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
+    """The GPU options (Stack(compile=, bf16=)), run on the CPU: same losses compiled, close in bfloat16."""
+    from sweeper import models
+    from sweeper.models.parts import fold_in, key
+    from sweeper.train import Stack
+
+    hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 32, "latent": 4}
+
+    def losses(**options):
+        torch.manual_seed(0)
+        stack = Stack([models.build("m2", (64,), 10, hyper) for _ in range(2)], [1e-3, 3e-3], **options)
+        generator = torch.Generator().manual_seed(0)
+        x = (torch.rand(2, 40, 64, generator=generator) < 0.5).float()
+        batch = (x[:, :20], torch.randint(0, 10, (2, 20), generator=generator), x[:, 20:])
+        weights = {"alpha": torch.tensor([0.1, 1.0]), "sigma2": torch.ones(2)}
+        keys = torch.stack([key(0), key(1)])
+        return torch.stack([stack.step(batch, weights, {"epoch": 0, "progress": 0.0, "data_ratio": 10.0}, fold_in(keys, s), False)
+                            for s in range(3)])
+
+    plain = losses()
+    assert torch.allclose(losses(compile=True), plain, rtol=1e-4, atol=1e-4)
+    in_bf16 = losses(bf16=True)
+    assert torch.isfinite(in_bf16).all() and torch.allclose(in_bf16[:, :, 0], plain[:, :, 0], rtol=0.05)

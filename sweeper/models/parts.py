@@ -310,6 +310,7 @@ def key(seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return _mix(torch.tensor(seed, dtype=torch.int64, device=device) * _GOLDEN + 1)
 
 
+@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
     """A new key derived from `key` and `data` (a step counter, a stream name's index)."""
     return _mix(key ^ _mix(torch.as_tensor(data, dtype=torch.int64, device=key.device) * _GOLDEN + 2))
@@ -322,11 +323,13 @@ def _uniform64(key: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return ((((bits >> 40) & 0xFFFFFF).to(torch.float64) + 0.5) / float(1 << 24)).reshape(shape)
 
 
+@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Uniform noise in (0, 1) of `shape`, a pure function of `key`."""
     return _uniform64(key, shape).to(dtype)
 
 
+@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def normal(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise of `shape`, a pure function of `key`."""
     return torch.special.ndtri(_uniform64(key, shape)).to(dtype)
