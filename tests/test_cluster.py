@@ -40,7 +40,7 @@ def test_losing_a_worker_node_mid_sweep_still_runs_every_configuration_exactly_o
 
     remover = threading.Thread(target=remove_when_under_way, daemon=True)
     remover.start()
-    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=20, retries=3, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
+    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=40, retries=3, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
                            batch={"labelled": 25, "unlabelled": 100}, fixed={"hidden": 128, "latent": 8}))
     try:
         outcome = sweep.run(spec, out, quiet=True)
@@ -52,7 +52,7 @@ def test_losing_a_worker_node_mid_sweep_still_runs_every_configuration_exactly_o
     assert removed_while_running  # the lost node took a trial with it ...
     trials = pd.read_parquet(out / "trials")
     assert sorted(zip(trials["alpha"], trials["seed"])) == [(a, s) for a in (0.1, 1.0, 10.0, 100.0) for s in (0, 1)]
-    assert trials["status"].eq("completed").all() and trials["epochs"].eq(20).all()
+    assert trials["status"].eq("completed").all() and trials["epochs"].eq(40).all()
     assert trials["restarts"].gt(0).any()  # ... and its configuration was retried from a checkpoint
     epochs = pd.read_parquet(out / "epochs")
-    assert len(epochs) == 4 * 2 * 20 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert len(epochs) == 4 * 2 * 40 and not epochs.duplicated(["trial_id", "epoch"]).any()
