@@ -103,14 +103,12 @@ def _rdb_storage(url: str, beats: dict, attempts: int = 5) -> RDBStorage:
     (PostgreSQL: a unique violation on the catalog). The loser tries again and finds them made."""
     import sqlalchemy.exc
 
-    for attempt in range(attempts):
+    for attempt in range(1, attempts):
         try:
             return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(0.5 * attempt)
+    return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)  # the last try: its error is the caller's
 
 
 def _engine_options(url: str) -> dict:
@@ -245,6 +243,11 @@ class Census:
     def done(self) -> int:
         return self.states["COMPLETE"] + self.states["PRUNED"]
 
+    @property
+    def used(self) -> int:
+        """Trials that count against a sampled search's budget: every state, taken over ones once."""
+        return sum(self.states.values())
+
 
 def census(study: optuna.Study) -> Census:
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(UNCLAIMED)]
@@ -275,7 +278,7 @@ class SharedSearch(OptunaSearch):
 
     def suggest(self, trial_id: str):
         census = self._census()
-        budget_left = self.board.spec.sampler != "grid" and census.total - _used(census) > 0
+        budget_left = self.board.spec.sampler != "grid" and census.total - census.used > 0
         if not census.states["WAITING"] and not budget_left:
             return None if census.states["RUNNING"] else Searcher.FINISHED
         try:
@@ -300,10 +303,6 @@ class SharedSearch(OptunaSearch):
             self.census = census(self.board.study)
             self.checked_at = time.monotonic()
         return self.census
-
-
-def _used(census: Census) -> int:
-    return sum(census.states.values())
 
 
 class ClaimingDefineByRun(space.DefineByRun):

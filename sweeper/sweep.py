@@ -68,24 +68,22 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
-    board = None
-    if study_url:
-        board = study.Board(study_url, spec, driver or default_driver())
-        searcher = _shared_searcher(spec, board, study.open_shared(spec, study_url))
+    shared = study.open_shared(spec, study_url) if study_url else None  # before writing anything: a bad URL leaves nothing
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
-    param_space, count, progress = None, space.configuration_count(spec), Progress(spec)
-    if board:
+    board, param_space = None, None
+    if shared:  # the shared study ends the sweep itself, when every driver's configurations are done
+        board = study.Board(study_url, spec, driver or default_driver())
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
-        count = -1  # a shared study ends the sweep itself, when every driver's configurations are done
+        searcher, count, progress = _shared_searcher(spec, board, shared), -1, Progress(spec)
     elif spec.pack > 1:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
-        searcher, count = None, 1
         grouped = packs(spec, space.grid_points(spec), spec.pack)
         param_space = {"pack": tune.grid_search(grouped)}
+        searcher, count = None, 1
         progress = Progress(spec, total=len(grouped), unit=f"packs of up to {spec.pack} configurations")
     else:
-        searcher = _searcher(spec, out)
+        searcher, count, progress = _searcher(spec, out), space.configuration_count(spec), Progress(spec)
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(

@@ -46,7 +46,7 @@ class Member:
 
     seed: int
     plan: int  # which of the trial's plans
-    model: models.Model  # its initial weights; a model fitted by EM is fitted in place
+    model: models.Model | None  # fitted by EM: the model, fitted in place; trained by gradient: None, its weights are in the Stack
     labelled: torch.Tensor  # indices into the training set
     unlabelled: torch.Tensor
     order: torch.Generator  # batch order
@@ -109,6 +109,8 @@ class Trial:
         self.step = 0  # steps taken by every member, in lockstep
         if not self.by_em:
             self.stack = Stack([m.model for m in self.members], [float(self.plans[m.plan].hyper["lr"]) for m in self.members])
+            for m in self.members:  # the stack holds a copy of each: no second set of weights on the device
+                m.model = None
             names = models.MODELS[plan.model].weights
             self.weights = {name: torch.tensor([float(self.plans[m.plan].hyper[name]) for m in self.members], device=device)
                             for name in names}
