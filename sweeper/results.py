@@ -43,7 +43,8 @@ EPOCH_FIELDS = _ID + [
     ("wall_s", pa.float64()),
 ]
 TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64()),
-                              ("batch_labelled", pa.int64()), ("batch_unlabelled", pa.int64())]
+                              ("batch_labelled", pa.int64()), ("batch_unlabelled", pa.int64()),
+                              ("point", pa.string())]  # the search point, as text (space.point_key)
 TRIAL_FIELDS_AFTER = [
     ("status", pa.string()),
     ("error", pa.string()),
@@ -133,15 +134,18 @@ def remove_configuration(out_dir: str | Path, config_id: str) -> None:
             fs.delete_file(path)
 
 
-def remove_orphans(out_dir: str | Path, known: set[str]) -> None:
-    """Delete the rows of configurations no trial in `known` wrote and that never finished."""
+def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:
+    """Each configuration's search point (space.point_key; None in files from before the column) and
+    whether it finished: no seed still 'running'."""
     fs, root = filesystem(out_dir)
+    found = {}
     for info in fs.get_file_info(pafs.FileSelector(f"{root}/trials", allow_not_found=True)):
-        config_id = info.base_name.removesuffix(".parquet")
-        if info.base_name.startswith(".") or config_id in known:
+        if info.base_name.startswith(".") or not info.base_name.endswith(".parquet"):
             continue
-        if pq.read_table(info.path, columns=["status"], filesystem=fs).column("status").to_pylist().count("running"):
-            remove_configuration(out_dir, config_id)
+        table = pq.read_table(info.path, filesystem=fs)
+        point = table.column("point")[0].as_py() if "point" in table.column_names and table.num_rows else None
+        found[info.base_name.removesuffix(".parquet")] = (point, "running" not in table.column("status").to_pylist())
+    return found
 
 
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:

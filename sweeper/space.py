@@ -7,19 +7,30 @@ one categorical over their pairs. Seeds are not part of the space: one configura
 every seed of the spec (see train.py), and the sampler is told the mean over seeds.
 
 A grid is not left to GridSampler, which repeats points when trials run in parallel
-(optuna#2039): every point is enqueued in the study, and each ask pops exactly one.
+(optuna#2039): every point is enqueued in the study, tagged with its index, and each ask pops
+exactly one. A trial asked once the queue is empty is not a grid point: DefineByRun says so
+(NotEnqueued) instead of letting the sampler make one up.
 """
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
-from .spec import Grid, Spec
+from .spec import OBJECTIVES, Grid, Spec
 
 ZIP_JOIN = "|"  # joins the values of zipped axes into one categorical value
+POINT = "grid_point"  # the trial attribute that says which grid point an enqueued trial is
+
+
+class NotEnqueued(Exception):
+    """study.ask() found the grid's queue empty and made a new trial, which is no grid point."""
+
+    def __init__(self, number: int):
+        self.number = number
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class DefineByRun:
         self.spec = spec
 
     def __call__(self, trial: optuna.Trial) -> None:
+        if self.spec.sampler == "grid" and POINT not in trial.user_attrs:
+            raise NotEnqueued(trial.number)
         for name, values in _axis_groups(self.spec):
             trial.suggest_categorical(name, list(values))
         model = trial.suggest_categorical("model", list(self.spec.models))
@@ -75,6 +88,22 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
             for values in itertools.product(*(d.values for d in searched.values())):
                 points.append({**data, "model": model, **dict(zip(searched, values))})
     return points
+
+
+def enqueue_grid(study: optuna.Study, spec: Spec) -> None:
+    """Put every grid point in the study's queue, each tagged with its index."""
+    for number, point in enumerate(grid_points(spec)):
+        study.enqueue_trial(point, user_attrs={POINT: number})
+
+
+def directions(spec: Spec) -> list[str]:
+    """The study's direction for each of the spec's objectives."""
+    return ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in spec.objectives]
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """A configuration's search point as text, the same for equal points: what the results store."""
+    return json.dumps(point, sort_keys=True)
 
 
 def configuration_count(spec: Spec) -> int:
@@ -114,4 +143,5 @@ def _is_integer(model: str, name: str) -> bool:
     return models.hyperparameters(model)[name].integer
 
 
-__all__ = ["Configuration", "DefineByRun", "configuration", "configuration_count", "grid_points", "sampler"]
+__all__ = ["POINT", "Configuration", "DefineByRun", "NotEnqueued", "configuration", "configuration_count", "directions", "enqueue_grid",
+           "grid_points", "point_key", "sampler"]

@@ -45,19 +45,11 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 FINGERPRINT = "sweeper_spec_sha256"  # study attributes
 CONFIGURATIONS = "sweeper_configurations"
 READY = "sweeper_ready"  # set once the grid is enqueued
-POINT = "grid_point"  # trial attributes: which grid point an enqueued trial is
-DRIVER = "driver"  # the driver that claimed it
+DRIVER = "driver"  # trial attributes: the driver that claimed it
 HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
 UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
 DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 READY_WAIT_S = 120  # how long a driver waits for another to finish enqueuing the grid
-
-
-class NotEnqueued(Exception):
-    """study.ask() found the grid's queue empty (another driver took the last point) and made a new trial."""
-
-    def __init__(self, number: int):
-        self.number = number
 
 
 def fingerprint(spec: Spec) -> str:
@@ -125,7 +117,7 @@ def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
     where = storage(url, spec)
     mine = fingerprint(spec)
     try:
-        study = optuna.create_study(storage=where, study_name=spec.name, directions=_directions(spec))
+        study = optuna.create_study(storage=where, study_name=spec.name, directions=space.directions(spec))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=where, study_name=spec.name)
         _wait_until_ready(study, url)
@@ -138,16 +130,9 @@ def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
     study.set_user_attr(FINGERPRINT, mine)
     study.set_user_attr(CONFIGURATIONS, space.configuration_count(spec))
     if spec.sampler == "grid":
-        for number, point in enumerate(space.grid_points(spec)):
-            study.enqueue_trial(point, user_attrs={POINT: number})
+        space.enqueue_grid(study, spec)
     study.set_user_attr(READY, True)
     return where
-
-
-def _directions(spec: Spec) -> list[str]:
-    from .spec import OBJECTIVES
-
-    return ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in spec.objectives]
 
 
 def _wait_until_ready(study: optuna.Study, url: str) -> None:
@@ -283,7 +268,7 @@ class SharedSearch(OptunaSearch):
             return None if census.states["RUNNING"] else Searcher.FINISHED
         try:
             config = super().suggest(trial_id)
-        except NotEnqueued as e:  # the queue ran dry since the census: give the new trial back
+        except space.NotEnqueued as e:  # the queue ran dry since the census: give the new trial back
             self.board.give_back(e.number)
             self.checked_at = 0.0
             return None
@@ -314,11 +299,12 @@ class ClaimingDefineByRun(space.DefineByRun):
         self.driver = driver
 
     def __call__(self, trial: optuna.Trial) -> dict:
-        if self.spec.sampler == "grid" and POINT not in trial.user_attrs:
+        try:
+            super().__call__(trial)
+        except space.NotEnqueued:
             trial.set_user_attr(UNCLAIMED, True)
-            raise NotEnqueued(trial.number)
+            raise
         trial.set_user_attr(DRIVER, self.driver)
-        super().__call__(trial)
         return {"study_trial": trial.number, "driver": self.driver}
 
 

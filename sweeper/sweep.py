@@ -22,7 +22,7 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from . import data, results, space, study
@@ -138,40 +138,60 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
                                   resume_unfinished=True, resume_errored=True)
 
     outcome, grid = _fit(tuner, out, address, num_cpus)
-    known = {config_id for r in grid for config_id in config_ids(r.config, _trial_id(r))}
-    lost = [r for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)]
-    if lost:
-        # A driver killed between Tune deleting a trial's older checkpoint (num_to_keep) and saving its
-        # experiment state leaves that trial pointing at a checkpoint that is gone: Tune can neither
-        # resume it nor restart it under its searcher. Run those configurations again, from scratch,
-        # in a Tuner of their own; their old rows go first, so each still has one set of rows.
-        for result in lost:
-            for config_id in config_ids(result.config, result.metrics["trial_id"]):
-                results.remove_configuration(location, config_id)
-        configs = [dict(r.config) for r in lost]
-
+    again, kept_errors = _unfinished(spec, location, grid)
+    if again:
         def rerun_configuration(config, **parameters):
             return trainable(config["configuration"], **parameters)
 
         def rerun() -> tune.Tuner:
             return tune.Tuner(
                 _runnable(spec, location, datasets, rerun_configuration),
-                param_space={"configuration": tune.grid_search(configs)},
+                param_space={"configuration": tune.grid_search(again)},
                 tune_config=tune.TuneConfig(reuse_actors=True),
                 run_config=tune.RunConfig(name=f"{TUNE_DIR}-rerun-{int(time.time())}", storage_path=location, verbose=0,
                                           callbacks=[MarkStopped(location)],
                                           failure_config=tune.FailureConfig(max_failures=spec.retries)),
             )
 
-        rerun_outcome, rerun_grid = _fit(rerun, out, address, num_cpus)
-        known |= {config_id for r in rerun_grid for config_id in config_ids(r.config["configuration"], _trial_id(r))}
-        outcome = Outcome(out, outcome.configurations, outcome.errored - sum(len(r.config.get("pack", [None])) for r in lost) + rerun_outcome.errored,
+        rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
+        outcome = Outcome(out, outcome.configurations, kept_errors + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
-    # A driver killed after Tune started a trial but before it saved that trial in its state leaves
-    # rows of a trial the resumed experiment never knew; the searcher proposed that configuration
-    # again under a new id. Those unfinished rows are an orphan's: drop them, so each stays once.
-    results.remove_orphans(location, known)
     return replace(outcome, location=location)
+
+
+def _unfinished(spec: Spec, location: str, grid: tune.ResultGrid) -> tuple[list[dict], int]:
+    """After a resumed experiment: the configurations to run again, from scratch (their unfinished rows
+    deleted first, so each keeps one set of rows), and how many configurations still count as failed.
+
+    Ray Tune's saved state can lag what happened before the kill:
+    - a trial whose checkpoint Tune deleted (num_to_keep) before saving its state points at nothing:
+      Tune can neither resume it nor restart it under its searcher;
+    - the Optuna study is written as it goes, Tune's state only now and then: grid points the study
+      handed out after Tune last saved are no longer in its queue, and Tune never heard of them;
+    - a trial Tune started but never saved left rows no resumed trial owns (an orphan's).
+    The rows are the truth: a configuration whose every seed ended is done, whatever Tune remembers.
+    """
+    found = results.configurations(location)
+    finished = lambda ids: all(found.get(i, (None, False))[1] for i in ids)  # noqa: E731
+    mine = {r.path: config_ids(r.config, _trial_id(r)) for r in grid}
+    lost = {r.path for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)}
+    errored = [r for r in grid if r.error is not None and r.path not in lost]
+    if spec.sampler == "grid" and None not in {point for point, _ in found.values()}:  # None: rows from before points were kept
+        done = {point for point, ended in found.values() if ended}
+        missing = [p for p in space.grid_points(spec) if space.point_key(p) not in done]
+        again = [{"pack": group} for group in packs(spec, missing, spec.pack)] if spec.pack > 1 else missing
+        rerun = {space.point_key(p) for p in missing}
+        stale = [i for i, (point, ended) in found.items() if not ended and point in rerun]
+        kept = [r for r in errored if finished(mine[r.path])]
+    else:
+        again = [dict(r.config) for r in grid if r.path in lost and not finished(mine[r.path])]
+        stale = [i for path in lost for i in mine[path] if not found.get(i, (None, True))[1]]
+        kept = errored
+    owned = {i for ids in mine.values() for i in ids}
+    stale += [i for i, (_, ended) in found.items() if not ended and i not in owned]  # orphans
+    for config_id in set(stale):
+        results.remove_configuration(location, config_id)
+    return again, sum(len(r.config.get("pack", [None])) for r in kept)
 
 
 def _trial_id(result) -> str:
@@ -213,15 +233,31 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
 
 
 def _searcher(spec: Spec, out: Path):
-    """OptunaSearch over this driver's own study, a journal file in the results directory."""
+    """OptunaSearch over this driver's own study, a journal file in the results directory; a grid is
+    enqueued there first, and the sweep ends when its queue is empty."""
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    return _limited(spec, OptunaSearch(
-        space=space.DefineByRun(spec),
-        points_to_evaluate=space.grid_points(spec) if spec.sampler == "grid" else None,
-        study_name=spec.name,
-        storage=storage,
-        **_objectives(spec),
-    ))
+    options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, **_objectives(spec))
+    if spec.sampler != "grid":
+        return _limited(spec, OptunaSearch(**options))
+    space.enqueue_grid(optuna.create_study(storage=storage, study_name=spec.name, directions=space.directions(spec)), spec)
+    return _limited(spec, GridSearch(**options))
+
+
+class GridSearch(OptunaSearch):
+    """OptunaSearch over a grid enqueued in its study: each suggestion pops one point, and once the
+    queue is empty the grid is done; the sampler never makes a point up."""
+
+    def __init__(self, *, study_name: str, storage: optuna.storages.BaseStorage, **options):
+        super().__init__(study_name=study_name, storage=storage, **options)
+        self.queue = (study_name, storage)
+
+    def suggest(self, trial_id: str):
+        try:
+            return super().suggest(trial_id)
+        except space.NotEnqueued as e:  # asked past the queue's end: no point, never run
+            study_name, storage = self.queue
+            optuna.load_study(study_name=study_name, storage=storage).tell(e.number, state=optuna.trial.TrialState.FAIL)
+            return Searcher.FINISHED
 
 
 def _shared_searcher(spec: Spec, board: study.Board, storage):

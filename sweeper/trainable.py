@@ -40,7 +40,8 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
     spec = setup.spec
     torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
     ids = config_ids(config, tune.get_context().get_trial_id())
-    chosen = [space.configuration(spec, c) for c in config.get("pack", [config])]
+    points = [{k: v for k, v in c.items() if k not in CLAIM_KEYS} for c in config.get("pack", [config])]
+    chosen = [space.configuration(spec, p) for p in points]
     device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
     trial = Trial([plan_of(spec, c, device) for c in chosen], data[chosen[0].dataset])
 
@@ -51,12 +52,12 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
 
     try:
         for epoch in trial.epochs():
-            _write(setup, ids, trial, chosen)
+            _write(setup, ids, trial, points)
             with tempfile.TemporaryDirectory() as d:
                 torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
                 tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
     except Exception as e:
-        _write(setup, ids, trial, chosen, error=f"{type(e).__name__}: {e}")
+        _write(setup, ids, trial, points, error=f"{type(e).__name__}: {e}")
         raise
 
 
@@ -99,15 +100,17 @@ def _metrics(trial: Trial, epoch: int) -> dict:
     }
 
 
-def _write(setup: Setup, ids: list[str], trial: Trial, chosen: list[space.Configuration], error: str | None = None) -> None:
-    for plan, (config_id, configuration) in enumerate(zip(ids, chosen, strict=True)):
-        epochs, trials = rows(config_id, trial, configuration, error, plan)
+def _write(setup: Setup, ids: list[str], trial: Trial, points: list[dict], error: str | None = None) -> None:
+    for plan, (config_id, point) in enumerate(zip(ids, points, strict=True)):
+        epochs, trials = rows(config_id, trial, setup.spec, point, error, plan)
         results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
 
 
-def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str | None = None,
+def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | None = None,
          plan: int = 0) -> tuple[list[dict], list[dict]]:
-    """One configuration's rows so far (the trial's plan `plan`): (epochs, trials). With `error`, running seeds failed."""
+    """One configuration's rows so far (the trial's plan `plan`, at search point `point`): (epochs, trials).
+    With `error`, running seeds failed."""
+    chosen = space.configuration(spec, point)
     members = [m for m in trial.members if m.plan == plan]
     ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in members}
     epochs = [{**ids[row["seed"]], **row} for m in members for row in m.history]
@@ -119,6 +122,7 @@ def rows(config_id: str, trial: Trial, chosen: space.Configuration, error: str |
             "label_count": chosen.label_count,
             "batch_labelled": chosen.batch_labelled,
             "batch_unlabelled": chosen.batch_unlabelled,
+            "point": space.point_key(point),
             **{name: value if isinstance(value, str) else float(value) for name, value in chosen.hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
             "error": error if error and m.status == "running" else None,

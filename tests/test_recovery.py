@@ -6,8 +6,10 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pandas as pd
 import pytest
+from ray.tune.search import Searcher
 
 from conftest import tiny_spec
 from sweeper import sweep
@@ -108,3 +110,48 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
         assert (out / "trials" / name).stat().st_mtime_ns == mtime
     epochs = pd.read_parquet(out / "epochs")
     assert len(epochs) == 4 * 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
+
+
+def test_a_grid_searcher_ends_the_sweep_when_its_queue_is_empty(tmp_path):
+    spec = parse(tiny_spec(models=["m2"], search={"alpha": [0.5, 5.0]}))
+    searcher = sweep._searcher(spec, tmp_path)
+    assert isinstance(searcher, sweep.GridSearch)
+    suggested = [searcher.suggest(f"t{i}") for i in range(3)]
+    assert suggested[:2] == [{"model": "m2", "alpha": 0.5}, {"model": "m2", "alpha": 5.0}]
+    assert suggested[2] == Searcher.FINISHED  # not a point the sampler made up
+    study = optuna.load_study(study_name=spec.name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / sweep.STUDY_FILE))))
+    assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING", "FAIL"]
+
+
+def test_resume_runs_again_the_grid_points_no_configuration_finished(tmp_path):
+    """What a kill leaves when Tune saved its state before the Optuna study handed out more points:
+    a point with no rows at all, and one whose rows stopped mid-run under a trial Tune never knew."""
+    import ray
+
+    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=2, search={"alpha": [0.5, 5.0, 50.0]}))
+    out = tmp_path / "out"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        sweep.run(spec, out, quiet=True)
+        trials = pd.read_parquet(out / "trials").set_index("alpha")
+        files = {alpha: out / "trials" / f"{trials.loc[alpha, 'config_id'].iloc[0]}.parquet" for alpha in (0.5, 5.0, 50.0)}
+        kept = files[0.5].stat().st_mtime_ns
+        for table in ("trials", "epochs"):  # alpha 5: never ran as far as the rows know
+            (out / table / files[5.0].name).unlink()
+        killed = pd.read_parquet(files[50.0])  # alpha 50: killed at epoch 1 under an id Tune does not know
+        killed["status"], killed["epochs"] = "running", 1
+        orphan = out / "trials" / "0rphan.parquet"
+        killed.assign(config_id="0rphan", trial_id=["0rphan-seed0", "0rphan-seed1"]).to_parquet(orphan, index=False)
+        files[50.0].unlink()
+        (out / "epochs" / files[50.0].name).rename(out / "epochs" / "0rphan.parquet")
+        outcome = sweep.resume(out)
+    finally:
+        ray.shutdown()
+    assert (outcome.configurations, outcome.errored) == (3, 0)
+    trials = pd.read_parquet(out / "trials")
+    assert sorted(trials["alpha"]) == [0.5, 0.5, 5.0, 5.0, 50.0, 50.0] and trials["status"].eq("completed").all()
+    assert trials["trial_id"].is_unique and not orphan.exists()
+    assert files[0.5].stat().st_mtime_ns == kept  # the finished configuration was left alone
+    epochs = pd.read_parquet(out / "epochs")
+    assert len(epochs) == 3 * 2 * 2 and not epochs.duplicated(["trial_id", "epoch"]).any()

@@ -75,10 +75,13 @@ def test_reading_a_missing_or_empty_directory_says_what_to_do(tmp_path):
         results.read(tmp_path)
 
 
-def test_orphaned_unfinished_rows_are_removed_and_known_or_finished_ones_kept(tmp_path):
-    results.write_configuration(tmp_path, "known", epoch_rows("known", "m2", 0), [trial_row("known", "m2", 0, status="running", alpha=1.0)], HYPER)
-    results.write_configuration(tmp_path, "orphan", epoch_rows("orphan", "m2", 0), [trial_row("orphan", "m2", 0, status="running", alpha=1.0)], HYPER)
-    results.write_configuration(tmp_path, "done", epoch_rows("done", "m2", 0), [trial_row("done", "m2", 0, alpha=2.0)], HYPER)
-    results.remove_orphans(tmp_path, {"known"})
-    assert sorted(results.read(tmp_path)["config_id"]) == ["done", "known"]
-    assert sorted(results.read(tmp_path, "epochs")["config_id"].unique()) == ["done", "known"]
+def test_each_configuration_says_its_point_and_whether_it_finished(tmp_path):
+    results.write_configuration(tmp_path, "killed", epoch_rows("killed", "m2", 0),
+                                [trial_row("killed", "m2", 0, status="running", alpha=1.0, point='{"alpha": 1.0}'),
+                                 trial_row("killed", "m2", 1, alpha=1.0, point='{"alpha": 1.0}')], HYPER)
+    results.write_configuration(tmp_path, "done", epoch_rows("done", "m2", 0), [trial_row("done", "m2", 0, alpha=2.0, point='{"alpha": 2.0}')], HYPER)
+    results.write_configuration(tmp_path, "failed", epoch_rows("failed", "m2", 0), [trial_row("failed", "m2", 0, status="failed", alpha=3.0)], HYPER)
+    assert results.configurations(tmp_path) == {"killed": ('{"alpha": 1.0}', False), "done": ('{"alpha": 2.0}', True), "failed": (None, True)}
+    results.remove_configuration(tmp_path, "killed")
+    assert sorted(results.read(tmp_path, "epochs")["config_id"].unique()) == ["done", "failed"]
+    assert results.configurations(tmp_path / "nowhere") == {}

@@ -17,11 +17,10 @@ def test_every_grid_point_once_conditional_on_the_model():
     assert {"model": "baseline", "hidden": 8} in points
 
 
-def test_enqueued_points_are_each_asked_exactly_once_through_define_by_run():
+def test_enqueued_points_are_each_asked_exactly_once_and_then_the_grid_is_done():
     spec = parse(tiny_spec(search={"alpha": [0.5, 5.0, 50.0]}))
     study = optuna.create_study(direction="maximize", sampler=space.sampler(spec))
-    for point in space.grid_points(spec):
-        study.enqueue_trial(point)
+    space.enqueue_grid(study, spec)
     define = space.DefineByRun(spec)
     asked = []
     for _ in range(space.configuration_count(spec)):
@@ -29,6 +28,10 @@ def test_enqueued_points_are_each_asked_exactly_once_through_define_by_run():
         define(trial)
         asked.append(tuple(sorted(trial.params.items())))
     assert sorted(asked) == sorted(tuple(sorted(p.items())) for p in space.grid_points(spec))
+    beyond = study.ask()  # the queue is empty: the sampler would make up a point, which no grid has
+    with pytest.raises(space.NotEnqueued) as refused:
+        define(beyond)
+    assert refused.value.number == beyond.number and beyond.params == {}
 
 
 def test_zipped_axes_pair_label_counts_with_batch_ratios():
