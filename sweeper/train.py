@@ -169,19 +169,18 @@ class Trial:
         return totals / steps
 
     @torch.no_grad()
-    def _evaluate(self, i: int, m: Member) -> torch.Tensor:
-        """[validation accuracy, test accuracy, mean entropy and mutual information of q(y|x) on the unlabelled set]."""
-        classify = m.model.classify if self.by_em else (lambda x: self.stack.classify(i, x))  # noqa: E731
-        accuracy = lambda x, y: (classify(x).argmax(-1) == y).float().mean()  # noqa: E731
-        logits_u = classify(self.x_train[m.unlabelled])
-        return torch.stack(
-            [
-                accuracy(self.x_val, self.y_val),
-                accuracy(self.x_test, self.y_test),
-                entropy(logits_u).mean(),
-                mutual_information(logits_u),
-            ]
-        )
+    def _evaluate(self) -> torch.Tensor:
+        """Every member's [validation accuracy, test accuracy, mean entropy and mutual information of
+        q(y|x) on its unlabelled set], (members, 4); members trained by gradient all at once."""
+        if self.by_em:
+            logits = lambda x: torch.stack([m.model.classify(x) for m in self.members])  # noqa: E731
+        else:
+            logits = self.stack.classify
+        accuracy = lambda x, y: (logits(x).argmax(-1) == y).float().mean(-1)  # noqa: E731
+        members = torch.arange(len(self.members), device=self.x_train.device)[:, None]
+        logits_u = logits(self.x_train)[members, torch.stack([m.unlabelled for m in self.members])]
+        return torch.stack([accuracy(self.x_val, self.y_val), accuracy(self.x_test, self.y_test),
+                            entropy(logits_u).mean(-1), torch.func.vmap(mutual_information)(logits_u)], dim=1)
 
     def epochs(self) -> Iterator[int]:
         """Train epoch by epoch, yielding each epoch's number once every member has run it. A member
@@ -191,7 +190,7 @@ class Trial:
             start = time.perf_counter()
             trained = self._train_epoch()
             running = [(i, m) for i, m in enumerate(self.members) if m.status == "running"]
-            evaluated = torch.stack([torch.cat([trained[i], self._evaluate(i, m)]) for i, m in running])
+            evaluated = torch.cat([trained, self._evaluate()], dim=1)[[i for i, _ in running]]
             metrics = evaluated.tolist()  # the epoch's one sync
             seconds = (time.perf_counter() - start) / len(self.members)  # each member's share of the pack's time
             for (_, m), row in zip(running, metrics):
@@ -300,10 +299,15 @@ class Stack:
                     p.copy_(torch.lerp(p0, p, self.lrs.view(-1, *[1] * (p.dim() - 1))))
         return parts.detach()
 
-    def classify(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """Member `index`'s class logits for x."""
-        params = {name: p[index].detach() for name, p in self.params.items()}
-        buffers = {name: b[index] for name, b in self.buffers.items()}
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's class logits for the same x, (members, len(x), classes); in chunks of rows
+        that keep every member's hidden activations together small (64k rows of one member)."""
+        params = {name: p.detach() for name, p in self.params.items()}
+        members = next(iter(params.values())).shape[0]
+        logits = torch.func.vmap(self._classify, in_dims=(0, 0, None))
+        return torch.cat([logits(params, self.buffers, chunk) for chunk in x.split(max(128, 65536 // members))], dim=1)
+
+    def _classify(self, params, buffers, x):
         return torch.func.functional_call(_Classifier(self.model), _prefixed(params, buffers), (x,))
 
     def state_dict(self) -> dict:

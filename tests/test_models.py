@@ -12,6 +12,7 @@ from sweeper.models.parts import (
     key,
     log_normal,
     normal,
+    normal_at,
     one_hot,
     one_label_at_a_time,
     reverse_gradient,
@@ -51,6 +52,9 @@ def test_noise_is_a_pure_function_of_the_key():
     sample = normal(key(0), (200_000,))
     assert abs(sample.mean().item()) < 0.01 and abs(sample.std().item() - 1) < 0.01
     assert abs(((sample > 1.96).float().mean().item()) - 0.025) < 0.002  # the tail, not just the moments
+    assert abs(torch.corrcoef(torch.stack([sample[::2], sample[1::2]]))[0, 1].item()) < 0.01  # a hash's two halves
+    index = torch.tensor([[0, 1, 2], [91, 90, 59]])
+    assert torch.equal(normal_at(k, index), normal(k, (8, 4, 3)).flatten()[index])  # a few of a large draw, the same
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)

@@ -28,6 +28,7 @@ from .parts import (
     gaussian_log_likelihood,
     kl_standard_normal,
     normal,
+    normal_at,
     one_hot,
     over_labels,
     reparameterise,
@@ -114,9 +115,10 @@ class M2(Model):
     def objective(self, batch: Batch, weights: dict, key: torch.Tensor):
         """(loss, parts, the labelled Bound) — the bound for models built on M2."""
         x_l, x_u = batch.x_labelled, batch.x_unlabelled
-        # noise per (example, label), the true label's taken: the draw every_label would give it
-        eps_l = normal(fold_in(key, 0), (x_l.shape[0], self.n_classes, self.latent))
-        eps_l = eps_l[torch.arange(x_l.shape[0], device=x_l.device), batch.y_labelled]
+        # the draw every_label would give (example, true label), and only that: element [i, y_i, :]
+        # of a (B, K, latent) draw
+        rows = torch.arange(x_l.shape[0], device=x_l.device) * self.n_classes + batch.y_labelled
+        eps_l = normal_at(fold_in(key, 0), rows[:, None] * self.latent + torch.arange(self.latent, device=x_l.device))
         labelled = self.elbo(x_l, one_hot(batch.y_labelled, self.n_classes, x_l.dtype), eps_l, weights)
 
         every_label, log_px_u, kl_u = self.every_label(x_u, fold_in(key, 1), weights)

@@ -316,20 +316,47 @@ def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
     return _mix(key ^ _mix(torch.as_tensor(data, dtype=torch.int64, device=key.device) * _GOLDEN + 2))
 
 
-def _uniform64(key: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    counters = torch.arange(math.prod(shape), dtype=torch.int64, device=key.device)
-    bits = _mix(key * _GOLDEN + counters * _M2)
-    # top 24 bits -> uniform in (0, 1), centred in its bucket so 0 and 1 never occur
-    return ((((bits >> 40) & 0xFFFFFF).to(torch.float64) + 0.5) / float(1 << 24)).reshape(shape)
+_BUCKET_BITS = 23  # a uniform's resolution: (k + 1/2) / 2^23 is exact in float32, and never 0 or 1
+_BUCKETS = 1 << _BUCKET_BITS
+
+
+def _buckets(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """A 23-bit integer for each counter in `index`: counters 2i and 2i+1 share one 64-bit hash, taking
+    its top and its next 23 bits, so a draw of n numbers costs n/2 hashes."""
+    bits = _mix(key * _GOLDEN + (index >> 1) * _M2)
+    shift = (64 - _BUCKET_BITS) - _BUCKET_BITS * (index & 1)  # the pair's first: bits 41-63; its second: bits 18-40
+    return torch.bitwise_right_shift(bits, shift) & (_BUCKETS - 1)
+
+
+def _all_buckets(key: torch.Tensor, n: int) -> torch.Tensor:
+    """_buckets of counters 0 .. n-1, hashing each pair once."""
+    bits = _mix(key * _GOLDEN + torch.arange((n + 1) // 2, dtype=torch.int64, device=key.device) * _M2)
+    both = torch.stack([bits >> (64 - _BUCKET_BITS), bits >> (64 - 2 * _BUCKET_BITS)], dim=-1) & (_BUCKETS - 1)
+    return both.reshape(*both.shape[:-2], -1)[..., :n]
+
+
+def _to_uniform(buckets: torch.Tensor, dtype) -> torch.Tensor:
+    return ((buckets.to(torch.float32) + 0.5) * (1.0 / _BUCKETS)).to(dtype)
+
+
+def _to_normal(buckets: torch.Tensor, dtype) -> torch.Tensor:
+    # the normal quantile of u, through erfinv (vectorised on the CPU; ndtri is not)
+    return (math.sqrt(2.0) * torch.erfinv(2.0 * _to_uniform(buckets, torch.float32) - 1.0)).to(dtype)
 
 
 @torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Uniform noise in (0, 1) of `shape`, a pure function of `key`."""
-    return _uniform64(key, shape).to(dtype)
+    return _to_uniform(_all_buckets(key, math.prod(shape)), dtype).reshape(shape)
 
 
 @torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def normal(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise of `shape`, a pure function of `key`."""
-    return torch.special.ndtri(_uniform64(key, shape)).to(dtype)
+    return _to_normal(_all_buckets(key, math.prod(shape)), dtype).reshape(shape)
+
+
+@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
+def normal_at(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """normal(key, shape).flatten()[index], drawing only those: a few elements of a large draw."""
+    return _to_normal(_buckets(key, index), dtype)
