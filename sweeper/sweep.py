@@ -235,6 +235,7 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
 def _searcher(spec: Spec, out: Path):
     """OptunaSearch over this driver's own study, a journal file in the results directory; a grid is
     enqueued there first, and the sweep ends when its queue is empty."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line for the study created, then one for it loaded
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
     options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, **_objectives(spec))
     if spec.sampler != "grid":
