@@ -11,9 +11,12 @@ from sweeper.trainable import plan_of, rows
 from sweeper.train import Trial
 
 
+POINT = {"model": "m2", "alpha": 5.0}
+
+
 def trial_and_hyper(epochs=2):
     spec = parse(tiny_spec(epochs=epochs))
-    chosen = space.configuration(spec, {"model": "m2", "alpha": 5.0})
+    chosen = space.configuration(spec, POINT)
     return spec, Trial(plan_of(spec, chosen), load("digits")), chosen
 
 
@@ -24,7 +27,7 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
             p.fill_(float("nan"))
     for _ in trial.epochs():
         pass
-    epochs, trials = rows("c1", trial, hyper)
+    epochs, trials = rows("c1", trial, spec, POINT)
     results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_columns())
     written = results.read(tmp_path).sort_values("seed")
     assert written["trial_id"].tolist() == ["c1-seed0", "c1-seed1"]
@@ -32,10 +35,11 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
     assert written["alpha"].tolist() == [5.0, 5.0] and written["hidden"].tolist() == [16.0, 16.0]
     assert written["epochs"].tolist() == [2, 1] and math.isnan(written["test_acc"].iloc[1])
     assert len(results.read(tmp_path, "epochs")) == 3
+    assert results.configurations(tmp_path) == {"c1": ('{"alpha": 5.0, "model": "m2"}', True)}
 
 
 def test_an_error_marks_the_running_seeds_failed_with_the_message():
     spec, trial, hyper = trial_and_hyper(epochs=3)
     next(trial.epochs())
-    _, trials = rows("c2", trial, hyper, error="RuntimeError: out of memory")
+    _, trials = rows("c2", trial, spec, POINT, error="RuntimeError: out of memory")
     assert [(t["status"], t["error"], t["epochs"]) for t in trials] == [("failed", "RuntimeError: out of memory", 1)] * 2
