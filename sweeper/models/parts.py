@@ -320,17 +320,21 @@ _BUCKET_BITS = 23  # a uniform's resolution: (k + 1/2) / 2^23 is exact in float3
 _BUCKETS = 1 << _BUCKET_BITS
 
 
+def _hash(key: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
+    return _mix(key * _GOLDEN + counters * _M2)
+
+
 def _buckets(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """A 23-bit integer for each counter in `index`: counters 2i and 2i+1 share one 64-bit hash, taking
     its top and its next 23 bits, so a draw of n numbers costs n/2 hashes."""
-    bits = _mix(key * _GOLDEN + (index >> 1) * _M2)
+    bits = _hash(key, index >> 1)
     shift = (64 - _BUCKET_BITS) - _BUCKET_BITS * (index & 1)  # the pair's first: bits 41-63; its second: bits 18-40
     return torch.bitwise_right_shift(bits, shift) & (_BUCKETS - 1)
 
 
 def _all_buckets(key: torch.Tensor, n: int) -> torch.Tensor:
     """_buckets of counters 0 .. n-1, hashing each pair once."""
-    bits = _mix(key * _GOLDEN + torch.arange((n + 1) // 2, dtype=torch.int64, device=key.device) * _M2)
+    bits = _hash(key, torch.arange((n + 1) // 2, dtype=torch.int64, device=key.device))
     both = torch.stack([bits >> (64 - _BUCKET_BITS), bits >> (64 - 2 * _BUCKET_BITS)], dim=-1) & (_BUCKETS - 1)
     return both.reshape(*both.shape[:-2], -1)[..., :n]
 
