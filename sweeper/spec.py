@@ -23,7 +23,7 @@ DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lis
 TOP_KEYS = (
     "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
     "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
-    "resources", "max_concurrent", "retries", "study", "pack",
+    "resources", "max_concurrent", "retries", "study", "pack", "step",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 
@@ -73,6 +73,8 @@ class Spec:
     max_concurrent: int | None = None
     retries: int = 2  # a trial that crashes is retried from its last checkpoint this many times
     pack: int = 1  # grid points trained together as one vectorised model, in one Ray trial
+    bf16: bool = False  # the step's matmuls under bfloat16 autocast (meant for a GPU)
+    compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
     heartbeat_s: int = 10  # shared study (--study): how often a driver says its configurations are alive
     reclaim_after_s: int = 60  # ... and how long after its last word another driver takes them over
     description: str = ""
@@ -168,6 +170,8 @@ def to_yaml(spec: Spec) -> str:
         raw["max_concurrent"] = spec.max_concurrent
     if spec.pack > 1:
         raw["pack"] = spec.pack
+    if spec.bf16 or spec.compile:
+        raw["step"] = {"bf16": spec.bf16, "compile": spec.compile}
     raw["study"] = {"heartbeat_s": spec.heartbeat_s, "reclaim_after_s": spec.reclaim_after_s}
     return yaml.safe_dump(raw, sort_keys=False)
 
@@ -373,6 +377,8 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if pack > 1 and scheduler is not None:
         raise fail("pack", "a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two")
 
+    bf16, compile = _step(raw.get("step", {}), fail)
+
     metric = _string(raw.get("metric", "val_acc"), "metric", fail)
     if metric not in METRICS:
         raise fail("metric", f"unknown selection metric {metric!r}; allowed: {', '.join(METRICS)}")
@@ -387,8 +393,20 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
         trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
         retries=_integer(raw.get("retries", 2), "retries", fail, low=0), heartbeat_s=heartbeat_s,
-        reclaim_after_s=reclaim_after_s, pack=pack, description=description, source=source,
+        reclaim_after_s=reclaim_after_s, pack=pack, bf16=bf16, compile=compile, description=description, source=source,
     )
+
+
+def _step(raw, fail) -> tuple[bool, bool]:
+    """step: {bf16: bool, compile: bool}: how the training step runs."""
+    if not isinstance(raw, dict):
+        raise fail("step", "expected a mapping {bf16: true|false, compile: true|false}")
+    for k, value in raw.items():
+        if k not in ("bf16", "compile"):
+            raise fail(f"step.{k}", "unknown key; allowed keys: bf16, compile")
+        if not isinstance(value, bool):
+            raise fail(f"step.{k}", f"expected true or false, got {value!r}")
+    return raw.get("bf16", False), raw.get("compile", False)
 
 
 def _as_list(value) -> list:

@@ -38,6 +38,8 @@ class Plan:
     device: str = "cpu"
     labelled_in_unlabelled: bool = False  # the unlabelled set is the whole training set
     dynamic_binarize: bool = False  # x ~ Bernoulli(grey level) afresh for every batch (Kingma)
+    bf16: bool = False  # Stack options: matmuls under bfloat16 autocast, the loss compiled
+    compile: bool = False
 
 
 @dataclass
@@ -81,7 +83,8 @@ def pack_key(plan: Plan) -> tuple:
     (alpha, lambda, beta, ...), learning rate and seeds, not in what shapes the networks and the data."""
     shape = models.MODELS[plan.model].shape
     return (plan.model, tuple(sorted((k, v) for k, v in plan.hyper.items() if k in shape)), plan.label_count, plan.epochs,
-            plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize)
+            plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize,
+            plan.bf16, plan.compile)
 
 
 class Trial:
@@ -108,7 +111,8 @@ class Trial:
         self.by_em = hasattr(self.members[0].model, "em_step")
         self.step = 0  # steps taken by every member, in lockstep
         if not self.by_em:
-            self.stack = Stack([m.model for m in self.members], [float(self.plans[m.plan].hyper["lr"]) for m in self.members])
+            self.stack = Stack([m.model for m in self.members], [float(self.plans[m.plan].hyper["lr"]) for m in self.members],
+                               bf16=plan.bf16, compile=plan.compile)
             for m in self.members:  # the stack holds a copy of each: no second set of weights on the device
                 m.model = None
             names = models.MODELS[plan.model].weights
@@ -273,8 +277,8 @@ class Stack:
         # matmuls in bfloat16 (parameters and optimiser stay float32), and the vmapped loss compiled
         self.device_type, self.bf16 = device.type, bf16
         self.losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
-        if compile:
-            self.losses = torch.compile(self.losses)
+        if compile:  # whole or not at all: a graph break inside vmap would run the entire loss eagerly, silently
+            self.losses = torch.compile(self.losses, fullgraph=True)
 
     def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):
         if dynamic_binarize:

@@ -81,7 +81,8 @@ def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:
 
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
     return Plan(chosen.model, chosen.hyper, chosen.label_count, spec.seeds, spec.epochs, chosen.batch_labelled,
-                chosen.batch_unlabelled, device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize")
+                chosen.batch_unlabelled, device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize",
+                spec.bf16, spec.compile)
 
 
 def _metrics(trial: Trial, epoch: int) -> dict:

@@ -45,7 +45,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, step"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
@@ -67,6 +67,9 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"data": {"noise": 0.1}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
         ({"data": {"labelled_in_unlabelled": "yes"}}, "data.labelled_in_unlabelled: expected true or false, got 'yes'"),
         ({"search": {"alpha": [1], "hidden": [8]}, "fixed": {"hidden": 16}}, "search.hidden: is also under 'fixed'; a hyperparameter is either fixed or searched"),
+        ({"step": {"compile": "yes"}}, "step.compile: expected true or false, got 'yes'"),
+        ({"step": {"jit": True}}, "step.jit: unknown key; allowed keys: bf16, compile"),
+        ({"step": "fast"}, "step: expected a mapping {bf16: true|false, compile: true|false}"),
     ],
 )
 def test_bad_specs_get_one_line_naming_the_key(write_spec, overrides, message):
@@ -117,3 +120,18 @@ def test_a_shared_studys_timing_is_checked():
         parse(tiny_spec(study={"every": 3}))
     spec = parse(tiny_spec(study={"heartbeat_s": 2}))
     assert (spec.heartbeat_s, spec.reclaim_after_s) == (2, 12)
+
+
+def test_the_step_options_reach_every_configurations_plan():
+    import yaml
+
+    from sweeper import space
+    from sweeper.spec import to_yaml
+    from sweeper.trainable import plan_of
+
+    spec = spec_module.parse(tiny_spec(step={"bf16": True, "compile": True}))
+    assert spec_module.parse(yaml.safe_load(to_yaml(spec))) == spec
+    plans = [plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
+    assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
+    plain = spec_module.parse(tiny_spec())
+    assert not plain.bf16 and not plain.compile and "step" not in yaml.safe_load(to_yaml(plain))

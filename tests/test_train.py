@@ -162,3 +162,16 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
     assert torch.allclose(losses(compile=True), plain, rtol=1e-4, atol=1e-4)
     in_bf16 = losses(bf16=True)
     assert torch.isfinite(in_bf16).all() and torch.allclose(in_bf16[:, :, 0], plain[:, :, 0], rtol=0.05)
+
+
+def test_a_plans_step_options_reach_its_stack():
+    """Plan(bf16=True), as a spec's step: {bf16: true} makes it: the trial trains under bfloat16 autocast,
+    close to the plain run and not equal to it."""
+    from dataclasses import replace
+
+    data = load("digits")
+    plain = history(Trial(plan(seeds=(0,), epochs=1), data))[0][0]
+    trial = Trial(replace(plan(seeds=(0,), epochs=1), bf16=True), data)
+    assert trial.stack.bf16
+    in_bf16 = history(trial)[0][0]
+    assert in_bf16["loss"] != plain["loss"] and math.isclose(in_bf16["loss"], plain["loss"], rel_tol=0.05)

@@ -310,7 +310,6 @@ def key(seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return _mix(torch.tensor(seed, dtype=torch.int64, device=device) * _GOLDEN + 1)
 
 
-@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
     """A new key derived from `key` and `data` (a step counter, a stream name's index)."""
     return _mix(key ^ _mix(torch.as_tensor(data, dtype=torch.int64, device=key.device) * _GOLDEN + 2))
@@ -321,7 +320,9 @@ _BUCKETS = 1 << _BUCKET_BITS
 
 
 def _hash(key: torch.Tensor, counters: torch.Tensor) -> torch.Tensor:
-    return _mix(key * _GOLDEN + counters * _M2)
+    # the finaliser spreads a counter's low bits over all 64. No counter is multiplied by a constant:
+    # inductor compiles an arange times a constant that wraps into wrong numbers and a corrupted heap
+    return _mix(key ^ counters)
 
 
 def _buckets(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -348,19 +349,16 @@ def _to_normal(buckets: torch.Tensor, dtype) -> torch.Tensor:
     return (math.sqrt(2.0) * torch.erfinv(2.0 * _to_uniform(buckets, torch.float32) - 1.0)).to(dtype)
 
 
-@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Uniform noise in (0, 1) of `shape`, a pure function of `key`."""
     return _to_uniform(_all_buckets(key, math.prod(shape)), dtype).reshape(shape)
 
 
-@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def normal(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
     """Standard normal noise of `shape`, a pure function of `key`."""
     return _to_normal(_all_buckets(key, math.prod(shape)), dtype).reshape(shape)
 
 
-@torch.compiler.disable  # int64 arithmetic that wraps on purpose, which inductor refuses to fold
 def normal_at(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """normal(key, shape).flatten()[index], drawing only those: a few elements of a large draw."""
     return _to_normal(_buckets(key, index), dtype)
