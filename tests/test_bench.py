@@ -30,3 +30,11 @@ def test_bench_prints_one_json_line_and_refuses_what_it_cannot_time(capsys):
     assert "fitted by EM, it has no training step to time" in capsys.readouterr().err
     assert main(["bench", "--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_a_compiled_step_counts_the_same_work():
+    """--compile: the FLOPs are counted on a plain step (torch.compile refuses FlopCounterMode), the timing is compiled."""
+    plain = training_case("baseline", "digits", pack=2, steps=2)
+    compiled = training_case("baseline", "digits", pack=2, steps=2, compile=True)
+    assert compiled["compile"] and compiled["model_gflop_per_step"] == plain["model_gflop_per_step"] > 0
+    assert compiled["step_ms"] > 0
