@@ -73,6 +73,19 @@ def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_cra
     assert sorted(epochs[epochs["trial_id"] == trials.loc[(5.0, 0), "trial_id"]]["epoch"]) == [1, 2, 3]
 
 
+def _tune_saved_after_a_checkpoint(out, config_id: str) -> bool:
+    """Tune's experiment state names the configuration and was saved after its first checkpoint: what a resume
+    needs to continue it (Tune saves that state every few seconds, not at every checkpoint)."""
+    states = list((out / "tune").glob("experiment_state-*.json"))
+    checkpoints = list((out / "tune").glob(f"*{config_id}*/checkpoint_*"))
+    if not states or not checkpoints:
+        return False
+    try:
+        return config_id in states[0].read_text() and states[0].stat().st_mtime > min(c.stat().st_mtime for c in checkpoints)
+    except FileNotFoundError:  # replaced while read
+        return False
+
+
 @pytest.mark.parametrize("checkpoints_lost", [False, True], ids=["checkpoints-kept", "checkpoints-lost"])
 def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec, tmp_path, checkpoints_lost):
     spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
@@ -86,7 +99,8 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
         if (out / "trials").is_dir():
             frames = [pd.read_parquet(f) for f in (out / "trials").glob("*.parquet")]
             done = [f for f, frame in zip((out / "trials").glob("*.parquet"), frames) if frame["status"].eq("completed").all()]
-            if done and len(frames) > len(done):
+            running = {c for frame in frames if not frame["status"].eq("completed").all() for c in frame["config_id"]}
+            if done and running and (checkpoints_lost or all(_tune_saved_after_a_checkpoint(out, c) for c in running)):
                 finished = {f.name: f.stat().st_mtime_ns for f in done}
                 break
         time.sleep(0.5)
