@@ -278,6 +278,9 @@ class Stack:
         self.device_type, self.bf16 = device.type, bf16
         self.losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
         if compile:  # whole or not at all: a graph break inside vmap would run the entire loss eagerly, silently
+            # from a clean slate: dynamo would carry a worker's last trial into this one, making a size that
+            # differs symbolic (vmap's linear refuses those) and counting its compilations against the limit
+            torch.compiler.reset()
             self.losses = torch.compile(self.losses, fullgraph=True)
 
     def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):

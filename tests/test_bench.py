@@ -32,16 +32,10 @@ def test_bench_prints_one_json_line_and_refuses_what_it_cannot_time(capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
-def test_a_compiled_step_counts_the_same_work():
-    """--compile: the FLOPs are counted on a plain step (torch.compile refuses FlopCounterMode), the timing is compiled.
-    In a process of its own: dynamo carries what it learnt of one compiled Stack's shapes into the next."""
-    import subprocess
-    import sys
-
+def test_a_compiled_step_counts_the_same_work(capsys):
+    """--compile: the FLOPs are counted on a plain step (torch.compile refuses FlopCounterMode), the timing is compiled."""
     plain = training_case("baseline", "digits", pack=2, steps=2)
-    run = subprocess.run([sys.executable, "-m", "sweeper", "bench", "--model", "baseline", "--shape", "digits", "--pack", "2",
-                          "--compile"], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    compiled = json.loads(run.stdout)
+    assert main(["bench", "--model", "baseline", "--shape", "digits", "--pack", "2", "--compile"]) == 0
+    compiled = json.loads(capsys.readouterr().out)
     assert compiled["compile"] and compiled["model_gflop_per_step"] == plain["model_gflop_per_step"] > 0
     assert compiled["step_ms"] > 0

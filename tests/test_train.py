@@ -140,26 +140,29 @@ def test_plans_that_differ_in_network_shape_do_not_pack():
 
 
 def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
-    """The GPU options (Stack(compile=, bf16=)), run on the CPU: same losses compiled, close in bfloat16."""
+    """The GPU options (Stack(compile=, bf16=)), run on the CPU: same losses compiled, close in bfloat16.
+    A second compiled stack of another batch size in the same process (a reused Ray worker's next trial)
+    compiles for its own shape: with a size made symbolic, vmap's linear over the enumerated labels fails."""
     from sweeper import models
     from sweeper.models.parts import fold_in, key
     from sweeper.train import Stack
 
     hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 32, "latent": 4}
 
-    def losses(**options):
+    def losses(rows=20, **options):
         torch.manual_seed(0)
         stack = Stack([models.build("m2", (64,), 10, hyper) for _ in range(2)], [1e-3, 3e-3], **options)
         generator = torch.Generator().manual_seed(0)
-        x = (torch.rand(2, 40, 64, generator=generator) < 0.5).float()
-        batch = (x[:, :20], torch.randint(0, 10, (2, 20), generator=generator), x[:, 20:])
+        x = (torch.rand(2, 2 * rows, 64, generator=generator) < 0.5).float()
+        batch = (x[:, :rows], torch.randint(0, 10, (2, rows), generator=generator), x[:, rows:])
         weights = {"alpha": torch.tensor([0.1, 1.0]), "sigma2": torch.ones(2)}
         keys = torch.stack([key(0), key(1)])
-        return torch.stack([stack.step(batch, weights, {"epoch": 0, "progress": 0.0, "data_ratio": 10.0}, fold_in(keys, s), False)
+        return torch.stack([stack.step(batch, weights, {"epoch": s, "progress": s / 3, "data_ratio": 10.0}, fold_in(keys, s), False)
                             for s in range(3)])
 
     plain = losses()
     assert torch.allclose(losses(compile=True), plain, rtol=1e-4, atol=1e-4)
+    assert torch.allclose(losses(rows=12, compile=True), losses(rows=12), rtol=1e-4, atol=1e-4)
     in_bf16 = losses(bf16=True)
     assert torch.isfinite(in_bf16).all() and torch.allclose(in_bf16[:, :, 0], plain[:, :, 0], rtol=0.05)
 
