@@ -8,6 +8,8 @@ from sweeper.models import Batch
 from sweeper.models.parts import (
     ImageDecoder,
     ImageFeatures,
+    JointLinear,
+    bernoulli_log_likelihood,
     fold_in,
     key,
     log_normal,
@@ -42,6 +44,30 @@ def weights(model: str, progress: float = 0.9, **values) -> dict:
     """Every loss weight at its default (or as given), and the schedule values the loop adds."""
     w = {name: torch.tensor(float(values.get(name, h.default))) for name, h in models.MODELS[model].weights.items()}
     return {**w, "epoch": 0, "progress": progress, "data_ratio": 10.0}
+
+
+def test_the_bernoulli_likelihood_is_minus_the_cross_entropy_for_every_label_and_member():
+    """x l - softplus(l), with x broadcast against every label's logits; grey levels too, extreme logits too."""
+    g = torch.Generator().manual_seed(0)
+    logits = 8 * torch.randn(3, 5, 4, 16, generator=g)  # members, rows, labels, features
+    logits[0, 0, 0, :2] = torch.tensor([60.0, -60.0])
+    x = torch.rand(3, 5, 1, 16, generator=g)
+    x[1] = x[1].round()
+    expected = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    assert torch.allclose(bernoulli_log_likelihood(logits, x), expected, rtol=1e-5, atol=1e-4)
+    assert torch.allclose(torch.func.vmap(bernoulli_log_likelihood)(logits, x), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_joint_linear_is_a_linear_over_the_concatenation():
+    """Whichever input is the larger after broadcasting (the terms are summed smallest first)."""
+    torch.manual_seed(0)
+    joint = JointLinear((6, 4), 5)
+    torch.nn.init.normal_(joint.bias)
+    weight = torch.cat(list(joint.weights), 1)
+    for x, labels in [(torch.randn(7, 1, 6), torch.eye(4).expand(1, 4, 4)),  # each x against every label
+                      (torch.randn(1, 1, 6), torch.randn(7, 4, 4))]:
+        whole = torch.cat([x.expand(7, 4, 6), labels.expand(7, 4, 4)], -1) @ weight.T + joint.bias
+        assert joint(x, labels).shape == (7, 4, 5) and torch.allclose(joint(x, labels), whole, atol=1e-5)
 
 
 def test_noise_is_a_pure_function_of_the_key():

@@ -87,7 +87,8 @@ class JointLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_out))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return sum((F.linear(x, w) for x, w in zip(inputs, self.weights, strict=True)), self.bias)
+        terms = sorted((F.linear(x, w) for x, w in zip(inputs, self.weights, strict=True)), key=torch.Tensor.numel)
+        return sum(terms[1:], self.bias + terms[0])  # smallest first: one pass over the broadcast shape, not two
 
 
 class ConditionalMLP(nn.Module):
@@ -200,9 +201,10 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     """log p(x | logits) summed over the last dimension; x may be grey levels in [0, 1].
 
     x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l); x broadcasts against l.
-    torch's binary cross-entropy with logits is that, negated, in one fused pass each way.
+    Written as that sum rather than as binary cross-entropy: under vmap torch has no batched
+    cross-entropy and decomposes it into a dozen passes over x broadcast to every label.
     """
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    return torch.linalg.vecdot(logits, x) - F.softplus(logits).sum(-1)
 
 
 def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Tensor:
