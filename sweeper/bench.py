@@ -6,6 +6,10 @@ from its shapes, forward and backward, label enumeration included), the dense ma
 device measured in the same process (float32 1024³ on CPU; bf16 and tf32 on a GPU), their ratio,
 and peak memory.
 
+--spec: a grid spec's training time on this device, projected: the grid packed as a sweep packs it,
+one Ray trial of each kind timed at the spec's shapes, its epochs/s extrapolated to every trial of
+that kind, the trials one after another.
+
 --report: a synthetic sweep of 400 configurations × 5 seeds × 500 epochs (one million
 per-epoch rows, written as sweeper writes them), then the time to build the table and to
 read the epochs table's needed columns and aggregate learning curves from it.
@@ -85,37 +89,110 @@ def training_case(model: str = "m2", shape: str = "mnist", pack: int = 1, device
                   bf16: bool = False, compile: bool = False, batch: tuple[int, int] = (100, 100)) -> dict:
     """Steps of `pack` configurations of `model` stacked, on random binary data of the shape's size."""
     import torch
+
+    from . import models
+
+    features, hidden, latent = SHAPES[shape]
+    dev = _device(device)
+    hyper = {k: h.default for k, h in models.hyperparameters(model).items()} | {"hidden": hidden, "latent": latent}
+    seconds, flop_per_step = _time_stack(model, (features,), 10, [hyper] * pack, batch, dev, steps, bf16, compile,
+                                         {"epoch": 0, "progress": 0.0, "data_ratio": 500.0})
+    reference = _matmul_flops(dev)
+    model_flops = flop_per_step / seconds
+    return {
+        "case": "training", "model": model, "shape": shape, "pack": pack, "device": device,
+        "threads": torch.get_num_threads() if dev.type == "cpu" else None, "bf16": bf16, "compile": compile,
+        "step_ms": round(1000 * seconds, 2), "samples_per_s": round(pack * sum(batch) / seconds, 1),
+        "model_gflop_per_step": round(flop_per_step / 1e9, 3), "model_gflops": round(model_flops / 1e9, 1),
+        **{f"matmul_gflops_{k}": round(v / 1e9, 1) for k, v in reference.items()},
+        **{f"ratio_{k}": round(model_flops / v, 3) for k, v in reference.items()},
+        "peak_memory_mb": round(_peak_memory(dev) / 2**20, 1),
+    }
+
+
+def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu", steps: int = 10,
+                     bf16: bool = False, compile: bool = False) -> list[dict]:
+    """A grid spec's Ray trials as the sweep would pack them, one of each kind timed at the spec's
+    shapes on random data: epochs/s measured, extrapolated to every trial of that kind, then summed
+    as if the trials ran one after another on this one device. Evaluation and Ray's per-trial
+    overhead are not counted, and the step runs with the spec's `step` options unless told here."""
+    from dataclasses import replace
+
+    from . import models, space
+    from . import spec as spec_module
+    from .data import DATASETS
+    from .train import pack_key, steps_per_epoch
+    from .trainable import packs, plan_of
+
+    spec = spec_module.load(spec_path)
+    if pack is not None:
+        spec = spec_module.with_pack(spec, pack)
+    spec = replace(spec, bf16=spec.bf16 or bf16, compile=spec.compile or compile)
+    if spec.sampler != "grid":
+        raise SweeperError(f"bench --spec {spec_path}: projects grids only; this spec samples ({spec.sampler})")
+    by_em = sorted({m for m in spec.models if hasattr(models.MODELS[m], "em_step")})
+    if by_em:
+        raise SweeperError(f"bench --spec {spec_path}: {', '.join(by_em)} is fitted by EM and has no step to time; "
+                           "`sweeper estimate` counts it")
+    dev = _device(device)
+    kinds: dict[tuple, list[list[dict]]] = {}
+    for group in packs(spec, space.grid_points(spec), spec.pack):
+        kinds.setdefault((pack_key(plan_of(spec, space.configuration(spec, group[0]))), len(group)), []).append(group)
+    cases = []
+    for groups in kinds.values():
+        chosen = [space.configuration(spec, point) for point in groups[0]]
+        first, info = chosen[0], DATASETS[chosen[0].dataset]
+        hypers = [c.hyper for c in chosen for _ in spec.seeds]
+        seconds, _ = _time_stack(first.model, info.input_shape, info.n_classes, hypers,
+                                 (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.bf16, spec.compile,
+                                 {"epoch": 0, "progress": 0.99, "data_ratio": info.n_train / first.label_count},
+                                 count_flops=False)
+        n_unlabelled = info.n_train if spec.data.labelled_in_unlabelled else info.n_train - first.label_count
+        per_epoch = steps_per_epoch(n_unlabelled, first.batch_unlabelled)
+        cases.append({
+            "case": "projection", "spec": spec.name, "model": first.model, "dataset": first.dataset, "device": device,
+            "bf16": spec.bf16, "compile": spec.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
+            "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
+            "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
+            "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),
+        })
+    cases.append({"case": "projection_total", "spec": spec.name, "device": device, "trials": sum(c["trials"] for c in cases),
+                  "configurations": sum(c["trials"] * c["configurations_per_trial"] for c in cases), "epochs": spec.epochs,
+                  "projected_s": round(sum(c["projected_s"] for c in cases), 1),
+                  "projected_h": round(sum(c["projected_s"] for c in cases) / 3600, 2)})
+    return cases
+
+
+def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers: list[dict], batch: tuple[int, int],
+                dev, steps: int, bf16: bool, compile: bool, schedule: dict, count_flops: bool = True) -> tuple[float, float]:
+    """Seconds per step of a Stack with one member per hyperparameter set (member i seeded i), on random
+    binary data; and one step's FLOPs, counted on an eager step (torch.compile refuses a dispatch mode)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from . import models
     from .models.parts import fold_in, key
     from .train import Stack
 
-    features, hidden, latent = SHAPES[shape]
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SweeperError("bench --device cuda: this machine has no CUDA device; use --device cpu")
-    dev = torch.device(device)
-    n_classes, (b_l, b_u) = 10, batch
-    hyper = {k: h.default for k, h in models.hyperparameters(model).items()} | {"hidden": hidden, "latent": latent}
     members = []
-    for seed in range(pack):
+    for seed, hyper in enumerate(hypers):
         torch.manual_seed(seed)
-        members.append(models.build(model, (features,), n_classes, hyper).to(dev))
-    stack = Stack(members, [1e-3] * pack, bf16=bf16, compile=compile)
-    weights = {name: torch.full((pack,), float(hyper[name]), device=dev) for name in models.MODELS[model].weights}
-    schedule = {"epoch": 0, "progress": 0.0, "data_ratio": 500.0}
+        members.append(models.build(model, input_shape, n_classes, hyper).to(dev))
+    stack = Stack(members, [float(h.get("lr", 1e-3)) for h in hypers], bf16=bf16, compile=compile)
+    weights = {name: torch.tensor([float(h[name]) for h in hypers], device=dev) for name in models.MODELS[model].weights}
+    pack, (b_l, b_u), features = len(hypers), batch, members[0].n_features
     generator = torch.Generator(device="cpu").manual_seed(0)
     x = (torch.rand(pack, b_l + b_u, features, generator=generator) < 0.5).float().to(dev)
     y = torch.randint(0, n_classes, (pack, b_l), generator=generator).to(dev)
-    batch_ = (x[:, :b_l], y, x[:, b_l:])
+    inputs = (x[:, :b_l], y, x[:, b_l:])
     keys = torch.stack([key(seed, dev) for seed in range(pack)])
-    def step(s: int):
-        return stack.step(batch_, weights, schedule, fold_in(keys, s), False)
 
-    # counted on an eager step: torch.compile refuses a dispatch mode such as the counter
+    def step(s: int):
+        return stack.step(inputs, weights, schedule, fold_in(keys, s), False)
+
     with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
-        step(0)
-    flop_per_step = counter.get_total_flops()
+        if count_flops:
+            step(0)
     for s in range(1, 4):  # warm-up: allocator, autotuning, compilation
         step(s)
     _sync(dev)
@@ -125,18 +202,15 @@ def training_case(model: str = "m2", shape: str = "mnist", pack: int = 1, device
     for s in range(steps):
         losses = step(4 + s)
     losses.sum().item()  # one sync, at the end
-    seconds = (time.perf_counter() - start) / steps
-    reference = _matmul_flops(dev)
-    model_flops = flop_per_step / seconds
-    return {
-        "case": "training", "model": model, "shape": shape, "pack": pack, "device": device,
-        "threads": torch.get_num_threads() if dev.type == "cpu" else None, "bf16": bf16, "compile": compile,
-        "step_ms": round(1000 * seconds, 2), "samples_per_s": round(pack * (b_l + b_u) / seconds, 1),
-        "model_gflop_per_step": round(flop_per_step / 1e9, 3), "model_gflops": round(model_flops / 1e9, 1),
-        **{f"matmul_gflops_{k}": round(v / 1e9, 1) for k, v in reference.items()},
-        **{f"ratio_{k}": round(model_flops / v, 3) for k, v in reference.items()},
-        "peak_memory_mb": round(_peak_memory(dev) / 2**20, 1),
-    }
+    return (time.perf_counter() - start) / steps, float(counter.get_total_flops())
+
+
+def _device(device: str):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SweeperError("bench --device cuda: this machine has no CUDA device; use --device cpu")
+    return torch.device(device)
 
 
 def _sync(device) -> None:
@@ -183,7 +257,13 @@ def _peak_memory(device) -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-def main(cases: list[str], training: dict | None = None) -> None:
+def main(cases: list[str], training: dict | None = None, projection: dict | None = None) -> None:
     for case in cases:
-        figures = training_case(**training) if case == "training" else {"report": report_case, "overhead": overhead_case}[case]()
-        print(json.dumps(figures), flush=True)
+        if case == "projection":
+            figures = projection_cases(**projection)
+        elif case == "training":
+            figures = [training_case(**training)]
+        else:
+            figures = [{"report": report_case, "overhead": overhead_case}[case]()]
+        for line in figures:
+            print(json.dumps(line), flush=True)

@@ -73,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--report", action="store_true", help="report speed on one million per-epoch rows")
     bench.add_argument("--overhead", action="store_true", help="Ray's orchestration time per trial in local mode")
     bench.add_argument("--model", help="time this model's training step (e.g. m2) against the device's matmul speed")
+    bench.add_argument("--spec", help="project this grid spec's time on this device from its measured steps (with --pack, --bf16, --compile)")
     bench.add_argument("--shape", default="mnist", choices=["mnist", "digits"], help="data and network size (default mnist: 784-500-50)")
-    bench.add_argument("--pack", type=int, default=1, metavar="K", help="configurations trained as one (default 1)")
+    bench.add_argument("--pack", type=int, metavar="K", help="configurations trained as one (default 1; with --spec, the spec's)")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     bench.add_argument("--bf16", action="store_true", help="matmuls in bfloat16 (autocast; meant for a GPU)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
@@ -191,16 +192,19 @@ def _bench(args) -> int:
 
     from . import models
 
-    cases = [case for case in ("report", "overhead") if getattr(args, case)] + (["training"] if args.model else [])
+    cases = [case for case in ("report", "overhead") if getattr(args, case)] + (["training"] if args.model else []) \
+        + (["projection"] if args.spec else [])
     if not cases:
-        raise SweeperError("bench: choose a case: --model NAME (training step), --report, --overhead")
+        raise SweeperError("bench: choose a case: --model NAME (training step), --spec FILE (a grid's projected time), --report, --overhead")
     if args.model and args.model not in models.MODELS:
         raise SweeperError(f"bench --model {args.model}: unknown model; one of {', '.join(sorted(models.MODELS))}")
     if args.model and hasattr(models.MODELS[args.model], "em_step"):
         raise SweeperError(f"bench --model {args.model}: fitted by EM, it has no training step to time; choose a model trained by gradient")
-    if args.pack < 1:
+    if args.pack is not None and args.pack < 1:
         raise SweeperError(f"bench --pack {args.pack}: must be at least 1")
-    bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack, device=args.device, bf16=args.bf16, compile=args.compile))
+    options = dict(device=args.device, bf16=args.bf16, compile=args.compile)
+    bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack or 1, **options),
+               dict(spec_path=args.spec, pack=args.pack, **options))
     return 0
 
 

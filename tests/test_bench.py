@@ -39,3 +39,30 @@ def test_a_compiled_step_counts_the_same_work(capsys):
     compiled = json.loads(capsys.readouterr().out)
     assert compiled["compile"] and compiled["model_gflop_per_step"] == plain["model_gflop_per_step"] > 0
     assert compiled["step_ms"] > 0
+
+
+def test_a_grids_projection_times_one_trial_of_each_kind_and_counts_every_trial(tmp_path, capsys):
+    """--spec: the grid packed as a sweep packs it (m2's 3 alphas in packs of 2: one of 2, one of 1;
+    the baseline alone), each kind's measured epoch extrapolated to its trials and summed."""
+    import yaml
+
+    spec = {"name": "tiny-grid", "dataset": "digits", "label_count": 50, "models": ["m2", "baseline"], "seeds": [0, 1],
+            "epochs": 3, "batch": {"labelled": 20, "unlabelled": 20}, "fixed": {"hidden": 16, "latent": 4},
+            "search": {"alpha": [0.1, 1, 10]}, "sampler": "grid", "pack": 2}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["bench", "--spec", str(path)]) == 0
+    *kinds, total = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(k["model"], k["trials"], k["configurations_per_trial"], k["members"]) for k in kinds] == [
+        ("m2", 1, 2, 4), ("m2", 1, 1, 2), ("baseline", 1, 1, 2)]
+    for k in kinds:
+        assert k["steps_per_epoch"] == (1257 - 50) // 20  # digits' training split less the labelled points, in batches of 20
+        assert abs(k["projected_s"] - k["trials"] * 3 * k["steps_per_epoch"] * k["step_ms"] / 1000) <= 0.05 + 0.01 * k["projected_s"]
+    assert (total["trials"], total["configurations"]) == (3, 4)
+    assert abs(total["projected_s"] - sum(k["projected_s"] for k in kinds)) < 0.11
+
+    assert main(["bench", "--spec", str(path), "--pack", "3"]) == 0  # --pack overrides the spec's
+    assert [json.loads(line)["members"] for line in capsys.readouterr().out.splitlines()[:-1]] == [6, 2]
+    path.write_text(yaml.safe_dump({**spec, "sampler": "random", "search": {"alpha": {"low": 0.1, "high": 10}}, "trials": 2, "pack": 1}))
+    assert main(["bench", "--spec", str(path)]) == 2
+    assert "projects grids only; this spec samples (random)" in capsys.readouterr().err
