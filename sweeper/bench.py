@@ -121,7 +121,8 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import models, space
     from . import spec as spec_module
     from .data import DATASETS
-    from .train import pack_key, steps_per_epoch
+    from .estimate import steps_in_an_epoch
+    from .train import pack_key
     from .trainable import packs, plan_of
 
     spec = spec_module.load(spec_path)
@@ -147,8 +148,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
                                  (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.bf16, spec.compile,
                                  {"epoch": 0, "progress": 0.99, "data_ratio": info.n_train / first.label_count},
                                  count_flops=False)
-        n_unlabelled = info.n_train if spec.data.labelled_in_unlabelled else info.n_train - first.label_count
-        per_epoch = steps_per_epoch(n_unlabelled, first.batch_unlabelled)
+        per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
             "case": "projection", "spec": spec.name, "model": first.model, "dataset": first.dataset, "device": device,
             "bf16": spec.bf16, "compile": spec.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
@@ -190,9 +190,11 @@ def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers
     def step(s: int):
         return stack.step(inputs, weights, schedule, fold_in(keys, s), False)
 
-    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
-        if count_flops:
+    flops = 0.0
+    if count_flops:
+        with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
             step(0)
+        flops = float(counter.get_total_flops())
     for s in range(1, 4):  # warm-up: allocator, autotuning, compilation
         step(s)
     _sync(dev)
@@ -202,7 +204,7 @@ def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers
     for s in range(steps):
         losses = step(4 + s)
     losses.sum().item()  # one sync, at the end
-    return (time.perf_counter() - start) / steps, float(counter.get_total_flops())
+    return (time.perf_counter() - start) / steps, flops
 
 
 def _device(device: str):

@@ -45,13 +45,18 @@ def estimate(spec: Spec, steps: int = 3) -> list[Estimate]:
     for point in points:
         chosen = space.configuration(spec, point)
         step_s = _time_step(chosen, steps)
-        info = DATASETS[chosen.dataset]
-        n_unlabelled = info.n_train if spec.data.labelled_in_unlabelled else info.n_train - chosen.label_count
-        per_epoch = 1 if hasattr(models.MODELS[chosen.model], "em_step") else steps_per_epoch(n_unlabelled, chosen.batch_unlabelled)
+        per_epoch = 1 if hasattr(models.MODELS[chosen.model], "em_step") else steps_in_an_epoch(spec, chosen)
         estimates.append(Estimate(chosen, step_s, step_s * per_epoch * spec.epochs * len(spec.seeds)))
     if spec.sampler != "grid":  # scale the draws up to the sampled trial count
         estimates = [Estimate(e.configuration, e.step_s, e.train_s * spec.trials / len(estimates)) for e in estimates]
     return estimates
+
+
+def steps_in_an_epoch(spec: Spec, chosen: space.Configuration) -> int:
+    """Training steps in one epoch of this configuration on its dataset's full training split."""
+    info = DATASETS[chosen.dataset]
+    n_unlabelled = info.n_train if spec.data.labelled_in_unlabelled else info.n_train - chosen.label_count
+    return steps_per_epoch(n_unlabelled, chosen.batch_unlabelled)
 
 
 def _time_step(chosen: space.Configuration, steps: int) -> float:

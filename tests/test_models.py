@@ -83,7 +83,6 @@ def test_noise_is_a_pure_function_of_the_key():
     assert torch.equal(normal_at(k, index), normal(k, (8, 4, 3)).flatten()[index])  # a few of a large draw, the same
 
 
-
 def test_compiled_noise_is_the_same_noise():
     """The draws inside a compiled loss (Stack(compile=True)): the same 23-bit uniforms, bit for bit, at sizes
     that leave a tail past the vector width, and normals equal to float precision."""
@@ -97,6 +96,7 @@ def test_compiled_noise_is_the_same_noise():
         eager, compiled = draw(k), torch.compile(draw, fullgraph=True)(k)
         assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
         assert torch.allclose(eager[2], compiled[2], atol=1e-5) and torch.allclose(eager[3], compiled[3], atol=1e-5)
+
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
 @pytest.mark.parametrize("network", ["mlp", "cnn"])
