@@ -84,8 +84,8 @@ def test_noise_is_a_pure_function_of_the_key():
 
 
 def test_compiled_noise_is_the_same_noise():
-    """The draws inside a compiled loss (Stack(compile=True)): the same 23-bit uniforms, bit for bit, at sizes
-    that leave a tail past the vector width, and normals equal to float precision."""
+    """The draws inside a compiled loss (Stack(compile=True)) are the eager draws bit for bit, at sizes that leave
+    a tail past the vector width: the normals too, as inductor does not lower erfinv (parts._erfinv)."""
     from sweeper.models.parts import uniform
 
     def draws(k):
@@ -94,8 +94,7 @@ def test_compiled_noise_is_the_same_noise():
 
     for draw, k in ((draws, key(3)), (torch.func.vmap(draws), torch.stack([key(0), key(1), key(2)]))):
         eager, compiled = draw(k), torch.compile(draw, fullgraph=True)(k)
-        assert torch.equal(eager[0], compiled[0]) and torch.equal(eager[1], compiled[1])
-        assert torch.allclose(eager[2], compiled[2], atol=1e-5) and torch.allclose(eager[3], compiled[3], atol=1e-5)
+        assert all(torch.equal(a, b) for a, b in zip(eager, compiled, strict=True))
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)
