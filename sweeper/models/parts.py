@@ -365,8 +365,10 @@ def _(info, in_dims, u):
 
 
 def _to_normal(buckets: torch.Tensor, dtype) -> torch.Tensor:
-    # the normal quantile of u, through erfinv (vectorised on the CPU; ndtri is not)
-    return (math.sqrt(2.0) * _erfinv(2.0 * _to_uniform(buckets, torch.float32) - 1.0)).to(dtype)
+    # the normal quantile of u, through erfinv (vectorised on the CPU; ndtri is not). Eagerly, straight to
+    # ATen: the custom op's own dispatch costs about 0.15 ms a call under vmap
+    u = 2.0 * _to_uniform(buckets, torch.float32) - 1.0
+    return (math.sqrt(2.0) * (_erfinv(u) if torch.compiler.is_compiling() else torch.erfinv(u))).to(dtype)
 
 
 def uniform(key: torch.Tensor, shape: tuple[int, ...], dtype=torch.float32) -> torch.Tensor:
