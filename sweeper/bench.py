@@ -178,7 +178,7 @@ def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers
     for seed, hyper in enumerate(hypers):
         torch.manual_seed(seed)
         members.append(models.build(model, input_shape, n_classes, hyper).to(dev))
-    stack = Stack(members, [float(h.get("lr", 1e-3)) for h in hypers], bf16=bf16, compile=compile)
+    stack = Stack(members, [float(h["lr"]) for h in hypers], bf16=bf16, compile=compile)
     weights = {name: torch.tensor([float(h[name]) for h in hypers], device=dev) for name in models.MODELS[model].weights}
     pack, (b_l, b_u), features = len(hypers), batch, members[0].n_features
     generator = torch.Generator(device="cpu").manual_seed(0)
