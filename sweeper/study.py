@@ -92,14 +92,19 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
 
 def _rdb_storage(url: str, beats: dict, attempts: int = 5) -> RDBStorage:
     """RDBStorage creates its tables if missing; two drivers starting together race to create them
-    (PostgreSQL: a unique violation on the catalog). The loser tries again and finds them made."""
+    (PostgreSQL: a unique violation on the catalog; SQLite: "table ... already exists"). The loser
+    tries again and finds them made."""
     import sqlalchemy.exc
 
     for attempt in range(1, attempts):
         try:
             return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            time.sleep(0.5 * attempt)
+            pass
+        except sqlalchemy.exc.OperationalError as e:  # also a server that is down: that one is not retried
+            if "already exists" not in str(e.orig):
+                raise
+        time.sleep(0.5 * attempt)
     return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)  # the last try: its error is the caller's
 
 

@@ -108,6 +108,25 @@ def test_a_study_created_from_another_spec_is_refused(study_url):
         study.open_shared(grid_spec(epochs=3), study_url)
 
 
+def test_a_driver_that_loses_the_race_to_create_the_sqlite_tables_tries_again(tmp_path, monkeypatch):
+    """Two drivers starting together: both find no tables, one creates them, the other's CREATE then
+    fails ("table studies already exists"). Replayed here: the first creation skips the check."""
+    from optuna.storages._rdb import models
+
+    url = f"sqlite:///{tmp_path}/study.db"
+    study.storage(url)  # the winner made the tables
+    create_all, calls = models.BaseModel.metadata.create_all, []
+
+    def as_if_no_tables_yet(bind, **options):
+        calls.append(bind)
+        return create_all(bind, **options, **({"checkfirst": False} if len(calls) == 1 else {}))
+
+    monkeypatch.setattr(models.BaseModel.metadata, "create_all", as_if_no_tables_yet)
+    loser = study.storage(url)
+    assert len(calls) == 2
+    assert optuna.create_study(storage=loser, study_name="joined").study_name == "joined"
+
+
 @pytest.mark.parametrize("url, message", [
     ("postgresql://nobody:secret@127.0.0.1:1/none", r"--study postgresql://nobody:\*\*\*@127.0.0.1:1/none: cannot open the study database \(OperationalError"),
     ("postgresql+nosuchdriver://u@host/db", r"cannot open the study database \(NoSuchModuleError"),
