@@ -91,12 +91,13 @@ def training_case(model: str = "m2", shape: str = "mnist", pack: int = 1, device
     import torch
 
     from . import models
+    from .train import schedule
 
     features, hidden, latent = SHAPES[shape]
     dev = _device(device)
     hyper = {k: h.default for k, h in models.hyperparameters(model).items()} | {"hidden": hidden, "latent": latent}
     seconds, flop_per_step = _time_stack(model, (features,), 10, [hyper] * pack, batch, dev, steps, bf16, compile,
-                                         {"epoch": 0, "progress": 0.0, "data_ratio": 500.0})
+                                         schedule(0, 1, 50_000, 100, 49_900))
     reference = _matmul_flops(dev)
     model_flops = flop_per_step / seconds
     return {
@@ -122,7 +123,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import spec as spec_module
     from .data import DATASETS
     from .estimate import steps_in_an_epoch
-    from .train import pack_key
+    from .train import pack_key, schedule
     from .trainable import packs, plan_of
 
     spec = spec_module.load(spec_path)
@@ -146,7 +147,8 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         hypers = [c.hyper for c in chosen for _ in spec.seeds]
         seconds, _ = _time_stack(first.model, info.input_shape, info.n_classes, hypers,
                                  (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.bf16, spec.compile,
-                                 {"epoch": 0, "progress": 0.99, "data_ratio": info.n_train / first.label_count},
+                                 {**schedule(0, 1, info.n_train, first.label_count, info.n_train - first.label_count),
+                                  "progress": 0.99},
                                  count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--published", help="directory of published figures (default: results/published)")
     report.add_argument("--paired", metavar="A,B", help="paired t-test and Wilcoxon of model A against B over the same seeds")
     report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
+    report.add_argument("--out", metavar="FILE", help="write the report to FILE (default: DIR/report.<format>)")
 
     status = commands.add_parser("status", help="progress of a sweep shared by several drivers, per driver")
     status.add_argument("--study", metavar="URL", required=True, help="the --study the drivers run with")
@@ -143,8 +144,15 @@ def _report(args) -> int:
     pair = tuple(args.paired.split(",")) if args.paired else None
     if pair and len(pair) != 2:
         raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
-    print(report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
-                       compare=args.compare, published_dir=args.published, pair=pair), end="")
+    text = report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
+                        compare=args.compare, published_dir=args.published, pair=pair)
+    print(text, end="")
+    try:
+        report.write(text, args.dirs, args.format, args.out)
+    except OSError as e:
+        where = args.out or args.dirs[0]
+        print(f"sweeper: could not write the report into {where} ({e.strerror or type(e).__name__}); "
+              "the table is above; give --out FILE to write it elsewhere", file=sys.stderr)
     if args.figures:
         for path in report.write_figures(args.dirs):
             print(f"figure: {path} (and .svg)")

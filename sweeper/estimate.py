@@ -16,7 +16,7 @@ from .data import DATASETS
 from .models import Batch
 from .models.parts import fold_in, key
 from .spec import Spec
-from .train import steps_per_epoch
+from .train import schedule, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def _time_step(chosen: space.Configuration, steps: int) -> float:
         model.em_step(x[: chosen.label_count], torch.arange(chosen.label_count) % info.n_classes, x[chosen.label_count :])
         return time.perf_counter() - start
     weights = {name: torch.tensor(float(chosen.hyper[name])) for name in type(model).weights}
-    weights.update(epoch=0, progress=0.99, data_ratio=info.n_train / chosen.label_count)  # the costlier stage of two
+    n_unlabelled = info.n_train - chosen.label_count
+    weights.update(schedule(0, 1, info.n_train, chosen.label_count, n_unlabelled), progress=0.99)  # the costlier stage of two
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     times = []
     for step in range(steps + 1):  # the first step warms up

@@ -160,27 +160,71 @@ def mark_stopped(out_dir: str | Path, config_id: str) -> None:
            table.schema)
 
 
+KEYS = {"trials": ["trial_id"], "epochs": ["trial_id", "epoch"]}  # what names a row, across every file
+NEEDED = {"trials": {"trial_id": "text", "config_id": "text", "model": "text", "seed": "number", "status": "text",
+                     "best_val_acc": "number", "test_acc": "number"},
+          "epochs": {"trial_id": "text", "config_id": "text", "epoch": "number", "val_acc": "number"}}
+
+
 def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: list[str] | None = None) -> pd.DataFrame:
-    """One table ("trials" or "epochs") of one or several results directories, as a DataFrame."""
+    """One table ("trials" or "epochs") of one or several results directories, as a DataFrame.
+
+    Only the files sweeper writes are read: DIR/<table>/<name>.parquet, no subfolder, no hidden file.
+    Each row counts once however the directories are given: a row seen twice with the same values
+    (the same directory twice, a copy) is taken once; two different rows for the same trial (and
+    epoch) are refused, naming both files.
+    """
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}")
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
     frames = []
     for d in dirs:
+        for where, frame in _files(d, table):
+            frame = frame[[c for c in columns if c in frame.columns]] if columns else frame
+            frames.append(frame.assign(**{_SOURCE: where}))
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    keys = [k for k in KEYS[table] if k in rows.columns]
+    rows = rows[~rows.drop(columns=_SOURCE).duplicated()]
+    clash = rows[rows.duplicated(subset=keys, keep=False)]
+    if len(clash):
+        first = clash[clash[keys].eq(clash[keys].iloc[0]).all(axis=1)]
+        named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
+        raise SweeperError(f"{named} has different rows in {first[_SOURCE].iloc[0]} and {first[_SOURCE].iloc[1]}; "
+                           "report one of the two (they are not the same results)")
+    return rows.drop(columns=_SOURCE).reset_index(drop=True)
+
+
+_SOURCE = "__file__"
+
+
+def _files(d: str | Path, table: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(its path, its rows) for each file of one table of one results location."""
+    try:
+        fs, root = filesystem(d)
+        found = fs.get_file_info(root).type == pafs.FileType.Directory
+        files = [f for f in fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True))
+                 if f.type == pafs.FileType.File and f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise SweeperError(f"{d}: cannot open this results location ({first_line(e)}); check the path or URI") from None
+    if not found:
+        raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
+    if not files:
+        raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
+    for f in sorted(files, key=lambda f: f.base_name):
+        where = f"{d}/{table}/{f.base_name}"
         try:
-            fs, root = filesystem(d)
-            found = fs.get_file_info(root).type == pafs.FileType.Directory
-            files = [f for f in fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True))
-                     if f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise SweeperError(f"{d}: cannot open this results location ({str(e).splitlines()[0]}); check the path or URI") from None
-        if not found:
-            raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
-        if not files:
-            raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
-        try:
-            frames.append(pd.read_parquet(f"{root}/{table}", columns=columns, filesystem=fs))
+            frame = pq.read_table(f.path, filesystem=fs).to_pandas()
         except (pa.ArrowException, OSError, KeyError, ValueError) as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise SweeperError(f"{d}/{table}: cannot read these results ({first}); was it written by sweeper?") from None
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
+        for column, kind in NEEDED[table].items():
+            if column not in frame.columns:
+                raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
+            if (kind == "number") != pd.api.types.is_numeric_dtype(frame[column]) and len(frame):
+                raise SweeperError(f"{where}: column {column} holds {frame[column].dtype}, not {kind}; was it written by sweeper?")
+        yield where, frame
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's first line, or its type where it has no message."""
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__

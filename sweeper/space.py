@@ -68,7 +68,9 @@ class DefineByRun:
         for name, values in _axis_groups(self.spec):
             trial.suggest_categorical(name, list(values))
         model = trial.suggest_categorical("model", list(self.spec.models))
-        for name, domain in self.spec.searched(model).items():
+        for name, domain in _options_first(model, self.spec.searched(model)).items():
+            if name in _ignored(self.spec, model, trial.params):
+                continue  # e.g. sigma2 once the likelihood is Bernoulli: no axis of this configuration
             if isinstance(domain, Grid):
                 trial.suggest_categorical(name, list(domain.values))
             elif _is_integer(model, name):
@@ -77,16 +79,39 @@ class DefineByRun:
                 trial.suggest_float(name, domain.low, domain.high, log=domain.log)
 
 
+def _options_first(model: str, searched: dict) -> dict:
+    """The searched hyperparameters with the options (text choices) first: what they decide is ignored."""
+    from . import models
+
+    taken = models.hyperparameters(model)
+    return dict(sorted(searched.items(), key=lambda item: taken[item[0]].choices is None))
+
+
+def _ignored(spec: Spec, model: str, chosen: dict[str, Any]) -> set[str]:
+    """What `model` ignores with the spec's fixed options and those `chosen` so far."""
+    from . import models
+
+    return models.MODELS[model].ignored({**spec.fixed, **chosen})
+
+
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
-    """Every configuration of an all-grid spec: data axes × per model, the product of its grids."""
+    """Every configuration of an all-grid spec: data axes × per model, the product of its grids. A
+    hyperparameter the model ignores at a point (sigma2 with a Bernoulli likelihood) is left out of
+    it, and the points that then coincide are one configuration."""
     groups = _axis_groups(spec)
     points = []
     for data_values in itertools.product(*(values for _, values in groups)):
         data = dict(zip((name for name, _ in groups), data_values))
         for model in spec.models:
             searched = spec.searched(model)
+            seen = set()
             for values in itertools.product(*(d.values for d in searched.values())):
-                points.append({**data, "model": model, **dict(zip(searched, values))})
+                chosen = dict(zip(searched, values))
+                ignored = _ignored(spec, model, chosen)
+                chosen = {k: v for k, v in chosen.items() if k not in ignored}
+                if point_key(chosen) not in seen:
+                    seen.add(point_key(chosen))
+                    points.append({**data, "model": model, **chosen})
     return points
 
 
@@ -132,7 +157,7 @@ def configuration(spec: Spec, params: dict[str, Any]) -> Configuration:
             data.update(zip(name.split(ZIP_JOIN), parts))
     model = params["model"]
     hyper = spec.hyperparameters(model)
-    hyper.update({name: params[name] for name in spec.searched(model)})
+    hyper.update({name: params[name] for name in spec.searched(model) if name in params})
     labelled, unlabelled = (int(n) for n in str(data["batch"]).split(":"))
     return Configuration(model, hyper, str(data["dataset"]), int(data["label_count"]), labelled, unlabelled)
 

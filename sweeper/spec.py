@@ -324,6 +324,16 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
             raise fail(key, "is also under 'fixed'; a hyperparameter is either fixed or searched")
         search[hp] = _domain(domain, key, hp, fail, check_value)
 
+    for key, hp in [(f"fixed.{hp}", hp) for hp in fixed] + [(f"search.{hp}", hp) for hp in search]:
+        condition = models.hyperparameters(taken[hp][0])[hp].applies_if
+        if condition is None or condition[0] in search:
+            continue
+        if all(hp in models.MODELS[m].ignored(fixed) for m in taken[hp]):
+            option, needed = condition
+            raise fail(key, f"would be ignored: {hp} applies only with {option}: {needed}, and {', '.join(taken[hp])} "
+                            f"{'has' if len(taken[hp]) == 1 else 'have'} {option} {fixed.get(option, models.hyperparameters(taken[hp][0])[option].default)}; "
+                            f"set fixed.{option}: {needed} or remove {hp}")
+
     sampler = _string(raw.get("sampler", "grid"), "sampler", fail)
     if sampler not in SAMPLERS:
         raise fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")

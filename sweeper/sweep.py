@@ -25,7 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from . import data, results, space, study
+from . import data, provenance, results, space, study
 from .errors import SweeperError
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
@@ -104,9 +104,11 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     heartbeats = study.Heartbeats(board) if board else None
     if heartbeats:
         heartbeats.start()
+    provenance.start(location, "run", spec.gpu > 0)
     try:
         return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
     finally:
+        provenance.finish(location)
         if heartbeats:
             heartbeats.stop()
 
@@ -137,6 +139,15 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         return tune.Tuner.restore(f"{location}/{TUNE_DIR}", _runnable(spec, location, datasets, trainable),
                                   resume_unfinished=True, resume_errored=True)
 
+    provenance.start(location, "resume", spec.gpu > 0)
+    try:
+        outcome = _resumed(spec, out, location, datasets, tuner, address, num_cpus, trainable)
+    finally:
+        provenance.finish(location)
+    return replace(outcome, location=location)
+
+
+def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, address, num_cpus, trainable) -> Outcome:
     outcome, grid = _fit(tuner, out, address, num_cpus)
     again, kept_errors = _unfinished(spec, location, grid)
     if again:
@@ -156,7 +167,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
         outcome = Outcome(out, outcome.configurations, kept_errors + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
-    return replace(outcome, location=location)
+    return outcome
 
 
 def _unfinished(spec: Spec, location: str, grid: tune.ResultGrid) -> tuple[list[dict], int]:

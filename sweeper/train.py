@@ -66,6 +66,13 @@ def steps_per_epoch(n_unlabelled: int, batch_unlabelled: int) -> int:
     return max(1, n_unlabelled // batch_unlabelled)
 
 
+def schedule(epoch: int, epochs: int, n_train: int, n_labelled: int, n_unlabelled: int) -> dict[str, float]:
+    """What a loss reads of where training is (epoch from 0, progress) and of the data's sizes: Kingma's
+    data_ratio N / N_labelled and the labelled share N_l / (N_l + N_u) of the data-set objective."""
+    return {"epoch": epoch, "progress": epoch / epochs, "data_ratio": n_train / n_labelled,
+            "labelled_share": n_labelled / (n_labelled + n_unlabelled)}
+
+
 def batch_indices(n: int, steps: int, size: int, order: torch.Generator, device) -> torch.Tensor:
     """(steps, size) indices into n items: shuffled passes, as many as the epoch needs."""
     passes = math.ceil(steps * size / n)
@@ -106,7 +113,6 @@ class Trial:
         self.x_train, self.y_train = as_tensor(data.x_train), as_tensor(data.y_train)
         self.x_val, self.y_val = as_tensor(data.x_val), as_tensor(data.y_val)
         self.x_test, self.y_test = as_tensor(data.x_test), as_tensor(data.y_test)
-        self.data_ratio = len(data.y_train) / plan.label_count  # for Kingma's alpha x N / N_labelled
         self.members = [self._member(i, seed, data) for i, p in enumerate(self.plans) for seed in p.seeds]
         self.by_em = hasattr(self.members[0].model, "em_step")
         self.step = 0  # steps taken by every member, in lockstep
@@ -156,8 +162,9 @@ class Trial:
                                                            self.x_train[m.unlabelled]).to(missing.dtype).view(1), missing])
                                 for m in self.members])
         # schedules (KL warm-up, M1's stages) read how far training is; the same for every step of an epoch
-        schedule = {"epoch": self.epoch - 1, "progress": (self.epoch - 1) / plan.epochs, "data_ratio": self.data_ratio}
-        steps = steps_per_epoch(len(self.members[0].unlabelled), plan.batch_unlabelled)
+        n_unlabelled = len(self.members[0].unlabelled)
+        now = schedule(self.epoch - 1, plan.epochs, len(self.y_train), plan.label_count, n_unlabelled)
+        steps = steps_per_epoch(n_unlabelled, plan.batch_unlabelled)
         labelled = torch.stack([m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
                                 for m in self.members], dim=1)  # (steps, members, batch)
         unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
@@ -167,7 +174,7 @@ class Trial:
         for s in range(steps):
             step_keys = fold_in(keys, self.step)
             batch = (self.x_train[labelled[s]], self.y_train[labelled[s]], self.x_train[unlabelled[s]])
-            losses = self.stack.step(batch, self.weights, schedule, step_keys, plan.dynamic_binarize)
+            losses = self.stack.step(batch, self.weights, now, step_keys, plan.dynamic_binarize)
             self.step += 1
             totals += losses
         return totals / steps

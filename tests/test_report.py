@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -24,7 +26,8 @@ def sweep_dir(tmp_path):
     return tmp_path
 
 
-CAPTION = "test accuracy % at the epoch of best validation accuracy: mean ± std over seeds (n); best of each column in bold"
+CAPTION = ("test accuracy % at the epoch of best validation accuracy: mean ± std over seeds (n) of one configuration per cell, "
+           "chosen by validation accuracy; bold: each column's configuration selected by validation")
 
 
 def test_markdown_table_rows_alpha_columns_models(sweep_dir):
@@ -35,10 +38,14 @@ def test_markdown_table_rows_alpha_columns_models(sweep_dir):
         "|---|---|---|\n"
         "| 1 | – | 92.00 ± 2.00 (3) |\n"
         "| 10 | – | **95.00 ± – (1)*** |\n"
-        "| n/a | 82.00 ± 2.83 (2)* | – |\n"
+        "| n/a | **82.00 ± 2.83 (2)*** | – |\n"
         "\n"
+        "selected by validation: baseline: 82.00 ± 2.83 (2); m2: 95.00 ± – (1) with alpha=10\n"
         "* fewer seeds than the sweep asked for (3)\n"
+        f"provenance of {sweep_dir}: not recorded\n"
     )
+    assert not (sweep_dir / "report.md").exists()  # table() only reads; write() writes
+    assert report.write(report.table([sweep_dir]), [sweep_dir], "markdown") == f"{sweep_dir}/report.md"
     assert (sweep_dir / "report.md").read_text() == report.table([sweep_dir])
 
 
@@ -51,16 +58,41 @@ def test_latex_table(sweep_dir):
         r"\midrule",
         r"1 & -- & 92.00 $\pm$ 2.00 (3) \\",
         r"10 & -- & \textbf{95.00 $\pm$ -- (1)*} \\",
-        r"n/a & 82.00 $\pm$ 2.83 (2)* & -- \\",
+        r"n/a & \textbf{82.00 $\pm$ 2.83 (2)*} & -- \\",
     ]
-    assert (sweep_dir / "report.tex").is_file()
+    assert r"test accuracy \% at the epoch" in text and "%" not in text.replace(r"\%", "")
+
+
+def test_latex_compiles_with_pdflatex(tmp_path):
+    """Every layout's caption, footnotes and cells (%, _, ±, Δ, ś) compile; .ci/run installs texlive."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("SWEEPER_REQUIRE_LATEX"):
+            pytest.fail("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+        pytest.skip("pdflatex is not installed")
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "j.csv").write_text("table,row,column,value,std\njurasinski,1,m2,92.0,2.6\nkingma,100,m1,11.82,0.25\n")
+    swept = paper_dir(tmp_path / "sweep", "jurasinski")
+    tables = [report.table([swept], fmt="latex", layout=layout, compare=True, published_dir=str(published), ci=True)
+              for layout in ("generic", "jurasinski", "kingma", "adgm", "raj")]
+    document = tmp_path / "doc.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + "\n".join(tables)
+                        + "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
 
 def test_csv_table_has_the_numbers(sweep_dir):
     lines = report.table([sweep_dir], fmt="csv").splitlines()
-    assert lines[0] == "alpha,model,mean,std,n,ci_low,ci_high,best,fewer_seeds,published,delta"
-    assert lines[1].startswith("1,m2,92.0") and ",3,,,False,False,," in lines[1]
-    assert lines[3].startswith("n/a,baseline,82.0")
+    assert lines[0] == ("alpha,model,mean,std,n,ci_low,ci_high,val_acc,configuration,selected_by_validation,fewer_seeds,"
+                        "published,delta,consistent")
+    assert lines[1].startswith("1,m2,92.0") and ",3,,,92.0,,False,False,,," in lines[1]
+    assert lines[2].startswith("10,m2,95.0,,1,") and lines[3].startswith("n/a,baseline,82.0")
 
 
 def test_a_95_percent_interval(sweep_dir):
@@ -69,11 +101,113 @@ def test_a_95_percent_interval(sweep_dir):
     assert f"| 1 | – | 92.00 ± 2.00 (3) [{92 - half:.2f}, {92 + half:.2f}] |" in text
 
 
-def test_other_axes_and_a_bad_axis(sweep_dir):
+def test_other_axes_and_bad_axes(sweep_dir):
     text = report.table([sweep_dir], rows="model", cols="dataset")
-    assert "| baseline | 82.00 ± 2.83 (2)* |" in text and "| m2 | **92.75 ± 2.22 (4)** |" in text
-    with pytest.raises(SweeperError, match=r"^--rows seed: not a column of these results; choose one of: alpha, batch_labelled"):
+    # one configuration per cell: m2's is alpha 10 (best by validation), not a pool of alpha 1 and 10
+    assert "| baseline | 82.00 ± 2.83 (2)* |" in text and "| m2 | **95.00 ± – (1)*** [a] |" in text
+    assert "each cell is the configuration best by validation among those that differ in alpha: [a] alpha=10" in text
+    with pytest.raises(SweeperError, match=r"^--rows seed: a cell is the mean over seeds, so seeds cannot be an axis; choose one of: alpha, "):
         report.table([sweep_dir], rows="seed")
+    with pytest.raises(SweeperError, match=r"^--cols model,dataset: takes one column; share rows with --rows a,b instead$"):
+        report.table([sweep_dir], cols="model,dataset")
+    with pytest.raises(SweeperError, match=r"^--rows alpha --cols alpha: the same column on both axes; give two different columns$"):
+        report.table([sweep_dir], rows="alpha", cols="alpha")
+    with pytest.raises(SweeperError, match=r"^--rows nope: not a column of these results"):
+        report.table([sweep_dir], rows="nope")
+
+
+def test_a_cell_is_one_configuration_chosen_by_validation_not_a_pool(tmp_path):
+    """alpha x lr, reported by alpha: each cell is the lr best by validation accuracy (not by test), marked."""
+    grid = {(1.0, 1e-3): ([0.80, 0.82], [0.70, 0.72]), (1.0, 1e-2): ([0.90, 0.92], [0.60, 0.62]),  # val, test
+            (10.0, 1e-3): ([0.85, 0.85], [0.90, 0.94]), (10.0, 1e-2): ([0.75, 0.79], [0.99, 0.99])}
+    for i, ((alpha, lr), (val, test)) in enumerate(grid.items()):
+        rows = [{**trial_row(f"c{i}", "m2", s, test_acc=t, alpha=alpha), "lr": lr, "best_val_acc": v} for s, (v, t) in enumerate(zip(val, test))]
+        results.write_configuration(tmp_path, f"c{i}", epoch_rows(f"c{i}", "m2", 0), rows, HYPER)
+    lines = report.table([tmp_path]).splitlines()
+    assert lines[2:6] == ["| alpha | m2 |", "|---|---|", "| 1 | **61.00 ± 1.41 (2)** [a] |", "| 10 | 92.00 ± 2.83 (2) [b] |"]
+    assert lines[7] == "selected by validation: m2: 61.00 ± 1.41 (2) with alpha=1, lr=0.01"
+    assert lines[8] == "each cell is the configuration best by validation among those that differ in lr: [a] lr=0.01; [b] lr=0.001"
+
+
+def test_the_raj_cell_is_one_setting_of_beta_gamma_epsilon_and_flags_missing_seeds(tmp_path):
+    hyper = {"alpha": "number", "beta": "number", "gamma": "number", "epsilon": "number"}
+    number = 0
+    for beta in (0.0, 0.1, 1.0):
+        for gamma in (0.0, 1.0):
+            for epsilon in (0.0, 0.001):
+                seeds = range(2) if (beta, gamma, epsilon) == (1.0, 1.0, 0.001) else range(3)  # the best lost a seed
+                val = 0.5 + beta / 4 + gamma / 10 + epsilon * 10
+                rows = [{**trial_row(f"o{number}", "optimized_elbo", s, test_acc=val + s / 100), "beta": beta, "gamma": gamma,
+                         "epsilon": epsilon, "dataset": "mnist", "best_val_acc": val} for s in seeds]
+                for r in rows:
+                    r.pop("hidden"), r.pop("lr")
+                results.write_configuration(tmp_path, f"o{number}", epoch_rows(f"o{number}", "optimized_elbo", 0), rows, hyper)
+                number += 1
+    (tmp_path / "spec.yaml").write_text("name: x\nseeds: [0, 1, 2]\n")
+    lines = report.table([tmp_path], layout="raj").splitlines()
+    assert lines[2:6] == ["| dataset | m2 | optimized_elbo |", "|---|---|---|", "| mnist | – | **86.50 ± 0.71 (2)*** [a] |",
+                          "| cifar10 | – | – |"]
+    assert "[a] beta=1, gamma=1, epsilon=0.001" in text_of(lines)
+
+
+def text_of(lines):
+    return "\n".join(lines)
+
+
+def test_each_trial_counts_once_however_the_directories_are_given(sweep_dir, tmp_path_factory):
+    once = report.table([sweep_dir])
+    assert report.table([sweep_dir, sweep_dir]).replace(f"provenance of {sweep_dir}: not recorded\n", "") == \
+        once.replace(f"provenance of {sweep_dir}: not recorded\n", "")
+    (sweep_dir / "trials" / "old").mkdir()  # a copy in a subfolder, and a stray file: not sweeper's files
+    for f in (sweep_dir / "trials").glob("*.parquet"):
+        (sweep_dir / "trials" / "old" / f.name).write_bytes(f.read_bytes())
+    (sweep_dir / "trials" / "notes.txt").write_text("not results")
+    assert report.table([sweep_dir]) == once
+    copy = tmp_path_factory.mktemp("copy")
+    results.write_configuration(copy, "m2x", epoch_rows("m2x", "m2", 0), [trial_row("m21.0", "m2", 0, test_acc=0.5, alpha=1.0)], HYPER)
+    with pytest.raises(SweeperError, match=rf"^trial_id m21.0-seed0 has different rows in {sweep_dir}/trials/m21.0.parquet and "
+                                           rf"{copy}/trials/m2x.parquet; report one of the two"):
+        report.table([sweep_dir, copy])
+
+
+def test_a_layout_shows_the_part_of_its_paper_that_exists(tmp_path):
+    """jurasinski on M2 alone (no lam column), adgm on results without adgm: the missing show –."""
+    for alpha in (1.0, 100.0):
+        results.write_configuration(tmp_path, f"m{alpha}", epoch_rows(f"m{alpha}", "m2", 0),
+                                    [trial_row(f"m{alpha}", "m2", s, test_acc=0.9 + alpha / 1000, alpha=alpha) for s in range(2)], HYPER)
+    lines = report.table([tmp_path], layout="jurasinski").splitlines()
+    assert lines[2] == "| alpha or lam | m2 | jurasinski | jurasinski_simplified | baseline |"
+    assert lines[4:13] == ["| 0 | – | – | – | – |", "| 0.001 | – | – | – | – |", "| 0.1 | – | – | – | – |", "| 0.5 | – | – | – | – |",
+                           "| 1 | 90.10 ± 0.00 (2) | – | – | – |", "| 10 | – | – | – | – |", "| 100 | **100.00 ± 0.00 (2)** | – | – | – |",
+                           "| 10000 | – | – | – | – |", "| n/a | – | – | – | – |"]
+    lines = report.table([tmp_path], layout="adgm").splitlines()
+    assert lines[2:6] == ["| mc_samples | adgm | m2 |", "|---|---|---|", "| 1 | – | – |", "| 10 | – | – |"]
+    assert lines[6] == "| n/a | – | **0.00 ± 0.00 (2)** [a] |"  # no mc_samples: both alphas in one cell, the best chosen
+    assert "[a] alpha=100" in text_of(lines)
+
+
+def test_figures_choose_the_configuration_by_validation(tmp_path):
+    from sweeper.report.figures import _best_configurations
+
+    for config, val, test in (("by_val", 0.9, 0.5), ("by_test", 0.5, 0.99)):
+        rows = [{**trial_row(config, "m2", s, test_acc=test, alpha=val), "best_val_acc": val} for s in range(2)]
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0), rows, HYPER)
+    assert _best_configurations(results.read(tmp_path)) == {"m2": ["by_val-seed0", "by_val-seed1"]}
+
+
+def test_every_report_format_shows_where_the_numbers_came_from(sweep_dir):
+    from sweeper import provenance
+
+    provenance.start(sweep_dir, "run", gpu=False)
+    provenance.finish(sweep_dir)
+    entry = provenance.read(sweep_dir)[0]
+    assert entry["sweeper"] == "0.1.0" and entry["torch"] and entry["ray"] and entry["optuna"] and entry["end"] >= entry["start"]
+    assert entry["device"].startswith("cpu: ") and entry["git_commit"] is not None and isinstance(entry["uncommitted_changes"], bool)
+    line = f"provenance of {sweep_dir}: run: sweeper 0.1.0 (git {entry['git_commit'][:12]}"
+    for fmt in ("markdown", "latex", "html"):
+        text = report.table([sweep_dir], fmt=fmt)
+        assert (line if fmt == "markdown" else line.replace("_", r"\_") if fmt == "latex" else "provenance of") in text
+        assert f"torch {entry['torch']}" in text
 
 
 def paper_dir(tmp_path, layout):
@@ -93,17 +227,47 @@ def paper_dir(tmp_path, layout):
 def test_the_jurasinski_layout_shares_alpha_and_lambda_rows_and_compares_with_the_paper(tmp_path):
     published = tmp_path / "published"
     published.mkdir()
-    (published / "j.csv").write_text("# a citation\ntable,row,column,value,std\njurasinski,1,m2,92.0,2.6\njurasinski,10,jurasinski,78.1,1.3\n")
+    (published / "j.csv").write_text("# a citation\ntable,row,column,value,std\njurasinski,1,m2,92.0,2.6\n"
+                                     "jurasinski,10,jurasinski,78.1,1.3\njurasinski,10,m2,99.0,\n")
     text = report.table([paper_dir(tmp_path / "sweep", "jurasinski")], layout="jurasinski", compare=True, published_dir=str(published))
     lines = text.splitlines()
-    assert lines[2] == "| alpha or lam | m2 | jurasinski |"
-    assert lines[4] == "| 1 | 92.00 ± 2.83 (2); paper 92.00, Δ +0.00 | **89.00 ± 1.41 (2)** |"
-    assert lines[5] == "| 10 | **94.00 ± 1.41 (2)** | 72.00 ± 2.83 (2); paper 78.10, Δ -6.10 |"
+    assert lines[2] == "| alpha or lam | m2 | jurasinski | jurasinski_simplified | baseline |"
+    assert lines[8] == "| 1 | 92.00 ± 2.83 (2); paper 92.00, Δ +0.00, consistent | **89.00 ± 1.41 (2)** | – | – |"
+    # 99.0 is inside 94 ± t(0.975, 1) 1.41 / sqrt 2 = [81.3, 106.7]; 78.1 is neither in 72 ± 25.4... it is, the interval is wide
+    assert lines[9] == "| 10 | **94.00 ± 1.41 (2)**; paper 99.00, Δ -5.00, consistent | 72.00 ± 2.83 (2); paper 78.10, Δ -6.10, consistent | – | – |"
+    assert "3 of 3 cells consistent with the paper" in text
 
 
-def test_the_kingma_layout_shows_error_and_marks_the_lowest(tmp_path):
+def test_consistency_with_the_paper_uses_the_interval_or_the_papers_spread(tmp_path):
+    published = tmp_path / "published"
+    published.mkdir()
+    for seeds, accs in (("a", [0.90, 0.91, 0.92, 0.91, 0.90]), ("b", [0.80])):
+        model = {"a": "m2", "b": "baseline"}[seeds]
+        results.write_configuration(tmp_path / "s", seeds, epoch_rows(seeds, model, 0),
+                                    [trial_row(seeds, model, s, test_acc=a) for s, a in enumerate(accs)], HYPER)
+    (published / "p.csv").write_text("table,row,column,value,std\ngeneric,digits,m2,93.0,0.5\ngeneric,digits,baseline,80.5,1.0\n")
+    text = report.table([tmp_path / "s"], rows="dataset", compare=True, published_dir=str(published))
+    assert "**90.80 ± 0.84 (5)**; paper 93.00, Δ -2.20, not consistent" in text  # interval [89.8, 91.8], paper's ± 0.5
+    assert "**80.00 ± – (1)***; paper 80.50, Δ -0.50, consistent" in text  # one seed: within the paper's ± 1.0
+    assert "1 of 2 cells consistent with the paper" in text
+
+
+def test_the_kingma_layout_shows_error_and_labels_m1_for_what_it_is(tmp_path):
     text = report.table([paper_dir(tmp_path, "kingma")], layout="kingma", rows="alpha,lam")
-    assert "| 10 | **6.00 ± 1.41 (2)** | 28.00 ± 2.83 (2) |" in text and "| 1 | 8.00 ± 2.83 (2) | **11.00 ± 1.41 (2)** |" in text and text.startswith("Kingma Table 1: MNIST test error %")
+    assert "| 10 | – | – | **6.00 ± 1.41 (2)** | – | 28.00 ± 2.83 (2) |" in text  # the paper's columns, – where missing
+    assert "| 1 | – | – | 8.00 ± 2.83 (2) | – | **11.00 ± 1.41 (2)** |" in text
+    assert text.startswith("Kingma Table 1: MNIST test error % by number of labels; m1: M1 with sweeper's linear SVM (not the paper's transductive")
+    hyper = {"classifier": "text", "hidden": "number", "lr": "number"}
+    for count in (100, 600):
+        config = f"m1-{count}"
+        rows = [{**trial_row(config, "m1", 0, test_acc=0.8), "label_count": count, "classifier": "svm"}]
+        results.write_configuration(tmp_path / "k", config, epoch_rows(config, "m1", 0), rows, hyper)
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "k.csv").write_text("table,row,column,value,std\nkingma,100,m1,11.82,0.25\n")
+    text = report.table([tmp_path / "k"], layout="kingma", compare=True, published_dir=str(published))
+    assert "| 100 | – | **20.00 ± – (1)**; paper 11.82 (another method) | – | – |" in text
+    assert "0 of 0 cells consistent with the paper" in text and "m1: the paper's figure is M1+TSVM, a transductive SVM" in text
 
 
 def test_paired_comparison_over_the_same_seeds(tmp_path):
@@ -111,6 +275,19 @@ def test_paired_comparison_over_the_same_seeds(tmp_path):
     t = stats.ttest_rel([0.93, 0.95], [0.70, 0.74]).pvalue
     assert f"| 10 | 2 | 22 | {t:.4g} | 0.5 |" in text
     assert "| 1 | 2 | 3 | " in text
+
+
+def test_a_read_only_copy_is_reported_and_says_where_it_could_not_write(sweep_dir, tmp_path_factory, capsys):
+    from sweeper import cli
+
+    (sweep_dir / "report.md").mkdir()  # so that the report cannot be put there (as root, permissions do not stop a write)
+    assert cli.main(["report", str(sweep_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert "| 1 | – | 92.00 ± 2.00 (3) |" in out
+    assert err.startswith(f"sweeper: could not write the report into {sweep_dir} (") and "give --out FILE" in err
+    elsewhere = tmp_path_factory.mktemp("out") / "table.md"
+    assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere)]) == 0
+    assert elsewhere.read_text() == capsys.readouterr().out
 
 
 def test_figures_and_the_html_page(sweep_dir):
@@ -135,5 +312,5 @@ def test_figures_and_the_html_page(sweep_dir):
 def test_a_results_dir_with_a_schema_it_cannot_read(tmp_path):
     (tmp_path / "trials").mkdir()
     (tmp_path / "trials" / "x.parquet").write_bytes(b"not parquet")
-    with pytest.raises(SweeperError, match=r"trials: cannot read these results \(.*\); was it written by sweeper\?$"):
+    with pytest.raises(SweeperError, match=r"trials/x.parquet: cannot read these results \(.*\); was it written by sweeper\?$"):
         report.table([tmp_path])

@@ -17,6 +17,24 @@ def test_every_grid_point_once_conditional_on_the_model():
     assert {"model": "baseline", "hidden": 8} in points
 
 
+def test_a_hyperparameter_a_point_ignores_is_no_axis_of_it():
+    """sigma2 x likelihood: the Gaussian points at every sigma2, the Bernoulli point once, without sigma2."""
+    spec = parse(tiny_spec(models=["m2"], search={"sigma2": [1, 0.1, 0.01], "likelihood": ["gaussian", "bernoulli"]}))
+    points = space.grid_points(spec)
+    expected = [{"model": "m2", "sigma2": s, "likelihood": "gaussian"} for s in (1, 0.1, 0.01)] + [{"model": "m2", "likelihood": "bernoulli"}]
+    assert sorted(map(space.point_key, points)) == sorted(map(space.point_key, expected))
+    study = optuna.create_study(direction="maximize", sampler=space.sampler(spec))
+    space.enqueue_grid(study, spec)
+    asked = []
+    for _ in points:
+        trial = study.ask()
+        space.DefineByRun(spec)(trial)
+        asked.append(trial.params)
+    assert sorted(map(space.point_key, asked)) == sorted(map(space.point_key, points))
+    bernoulli = space.configuration(spec, {"model": "m2", "likelihood": "bernoulli"})
+    assert bernoulli.hyper["likelihood"] == "bernoulli" and bernoulli.hyper["sigma2"] == 1.0  # the default, unused
+
+
 def test_enqueued_points_are_each_asked_exactly_once_and_then_the_grid_is_done():
     spec = parse(tiny_spec(search={"alpha": [0.5, 5.0, 50.0]}))
     study = optuna.create_study(direction="maximize", sampler=space.sampler(spec))

@@ -28,7 +28,7 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     assert (spec.batches, spec.label_counts, spec.datasets) == (((25, 200),), (50,), ("digits",))
     assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
     assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
-    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2"]
+    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2", "weighting"]
     assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
 
 
@@ -135,3 +135,14 @@ def test_the_step_options_reach_every_configurations_plan():
     assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
     plain = spec_module.parse(tiny_spec())
     assert not plain.bf16 and not plain.compile and "step" not in yaml.safe_load(to_yaml(plain))
+
+
+def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):
+    assert error(write_spec, tiny_spec(models=["m2"], fixed={"sigma2": 0.1})) == (
+        "fixed.sigma2: would be ignored: sigma2 applies only with likelihood: gaussian, and m2 has likelihood bernoulli; "
+        "set fixed.likelihood: gaussian or remove sigma2")
+    assert "search.sigma2: would be ignored" in error(write_spec, tiny_spec(models=["m2", "jurasinski"], search={"sigma2": [0.1, 1]}))
+    # with a Gaussian likelihood, or the likelihood searched too, sigma2 counts
+    assert load(write_spec, models=["m2"], fixed={"sigma2": 0.1, "likelihood": "gaussian"}).fixed["sigma2"] == 0.1
+    assert load(write_spec, models=["m2"], search={"sigma2": [0.1, 1], "likelihood": ["bernoulli", "gaussian"]}).search["sigma2"].values == (0.1, 1)
+    assert load(write_spec, models=["m1m2"], fixed={"sigma2": 0.1}).fixed["sigma2"] == 0.1  # its M2 is always Gaussian

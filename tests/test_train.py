@@ -157,7 +157,7 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
         batch = (x[:, :rows], torch.randint(0, 10, (2, rows), generator=generator), x[:, rows:])
         weights = {"alpha": torch.tensor([0.1, 1.0]), "sigma2": torch.ones(2)}
         keys = torch.stack([key(0), key(1)])
-        return torch.stack([stack.step(batch, weights, {"epoch": s, "progress": s / 3, "data_ratio": 10.0}, fold_in(keys, s), False)
+        return torch.stack([stack.step(batch, weights, {"epoch": s, "progress": s / 3, "data_ratio": 10.0, "labelled_share": 0.1}, fold_in(keys, s), False)
                             for s in range(3)])
 
     plain = losses()

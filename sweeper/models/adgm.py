@@ -20,6 +20,7 @@ from .base import Batch, Model
 from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, scaled_alpha
 from .parts import (
     ARCHITECTURE,
+    WEIGHTING,
     ConditionalMLP,
     GaussianEncoder,
     Hyper,
@@ -33,6 +34,7 @@ from .parts import (
     one_hot,
     over_labels,
     reparameterise,
+    semi_supervised_loss,
 )
 
 
@@ -45,6 +47,7 @@ class ADGM(Model):
         **ARCHITECTURE,
         **LIKELIHOOD,
         **ALPHA_SCALE,
+        **WEIGHTING,
         "auxiliary": Hyper(100, low=1, integer=True, help="size of the auxiliary a"),
         "mc_samples": Hyper(1, low=1, integer=True, help="Monte Carlo samples of a and z (the paper: 1 and 10)"),
         "generative_a": Hyper("prior", choices=("prior", "conditional"), help="p(a) = N(0, I), or p(a|x,y,z)"),
@@ -53,10 +56,10 @@ class ADGM(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", alpha_scale: str = "batch", auxiliary: int = 100, mc_samples: int = 1,
-                 generative_a: str = "prior", z_given_a: str = "no"):
+                 generative_a: str = "prior", z_given_a: str = "no", weighting: str = "part_means"):
         super().__init__(input_shape, n_classes)
         self.latent, self.auxiliary, self.samples, self.likelihood = latent, auxiliary, mc_samples, likelihood
-        self.alpha_scale = alpha_scale
+        self.alpha_scale, self.weighting = alpha_scale, weighting
         self.conditional_a, self.z_given_a = generative_a == "conditional", z_given_a == "yes"
         net = Network(network, self.input_shape, hidden, depth)
         self.q_a = net.encoder(latent=auxiliary)  # q(a|x)
@@ -102,7 +105,7 @@ class ADGM(Model):
         value_l, log_px_l, kl_l = self.bound(x_l.unsqueeze(0), a_l, one_hot(y_l, self.n_classes, x_l.dtype), eps_l, weights)
         labelled = (value_l + prior_a(a_l) - log_qa_l).mean(0)
         logits_l = self.label_logits(x_l.unsqueeze(0), a_l)
-        cross_entropy = -logits_l.log_softmax(-1).gather(-1, y_l.expand(self.samples, -1)[..., None]).mean()
+        cross_entropy = -logits_l.log_softmax(-1).gather(-1, y_l.expand(self.samples, -1)[..., None]).squeeze(-1).mean(0)
 
         a_u, log_qa_u = self.auxiliary_sample(x_u, fold_in(k, 2))
         eps_u = normal(fold_in(k, 3), (self.samples, x_u.shape[0], self.n_classes, self.latent))
@@ -114,9 +117,10 @@ class ADGM(Model):
         q_y = logits_u.softmax(-1)
         unlabelled = ((q_y * every_label).sum(-1) + entropy(logits_u) + prior_a(a_u) - log_qa_u).mean(0)
 
-        loss = -labelled.mean() - unlabelled.mean() + scaled_alpha(weights, self.alpha_scale) * cross_entropy
+        loss = semi_supervised_loss(-labelled + scaled_alpha(weights, self.alpha_scale) * cross_entropy, -unlabelled,
+                                    self.weighting, weights["labelled_share"])
         return loss, {
             "recon": -(log_px_l.mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + (q_y * kl_u).sum(-1).mean(),
-            "ce": cross_entropy,
+            "ce": cross_entropy.mean(),
         }

@@ -2,7 +2,8 @@
 
 Labelled:   L_our(x, y) = E_q(z|x)[log p(x|y,z) + log p(y|z)] - KL(q(z|x) || p(z))
 Unlabelled: U_our(x)    = E_q(z|x)[sum_y p(y|z) log p(x|y,z)] - KL(q(z|x) || p(z))
-Loss:       -(lam * mean L_our + mean U_our)
+Objective:  sum_labelled [-lam L_our] + sum_unlabelled [-U_our], weighted by parts.semi_supervised_loss
+            (part_means: -(lam * mean L_our + mean U_our), the thesis' equal batches)
 Prediction: p(y | z = mean of q(z|x)).
 """
 from __future__ import annotations
@@ -11,7 +12,19 @@ import torch
 
 from .base import Batch, Model
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
-from .parts import ARCHITECTURE, Hyper, Network, fold_in, kl_standard_normal, mlp, normal, over_labels, reparameterise
+from .parts import (
+    ARCHITECTURE,
+    WEIGHTING,
+    Hyper,
+    Network,
+    fold_in,
+    kl_standard_normal,
+    mlp,
+    normal,
+    over_labels,
+    reparameterise,
+    semi_supervised_loss,
+)
 
 LAMBDA = {"lam": Hyper(1.0, low=0.0, help="weight of the labelled bound (lambda)")}
 
@@ -21,11 +34,12 @@ class Jurasinski(Model):
     summary = "Jurasiński's 'ours': p(y|z) on the latent, labelled bound weighted by lam"
     enumerates = True
     weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD}
+    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING}
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1, likelihood: str = "bernoulli"):
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
+                 likelihood: str = "bernoulli", weighting: str = "part_means"):
         super().__init__(input_shape, n_classes)
-        self.latent, self.likelihood = latent, likelihood
+        self.latent, self.likelihood, self.weighting = latent, likelihood, weighting
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(latent=latent)  # q(z|x)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
@@ -52,7 +66,7 @@ class Jurasinski(Model):
                                self.n_classes, z_u, x_u)  # (B_u, K)
         unlabelled = (p_y * log_px_u).sum(-1) - kl_u
 
-        loss = -(weights["lam"] * labelled.mean() + unlabelled.mean())
+        loss = semi_supervised_loss(-weights["lam"] * labelled, -unlabelled, self.weighting, weights["labelled_share"])
         return loss, {
             "recon": -(log_px_l.mean() + (p_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + kl_u.mean(),

@@ -2,8 +2,9 @@
 
 Labelled:   L(x, y) = E_q(z|x)[log p(x|z) + log p(y|z)] - KL(q(z|x) || p(z))
 Unlabelled: U(x)    = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))      (a plain VAE bound)
-Loss:       -(lam * mean L + mean U)
-            = -(lam * mean VAE(x_l) + mean VAE(x_u)) + lam * mean CE(p(y|z), y)
+Objective:  sum_labelled [-lam L] + sum_unlabelled [-U]
+            = sum_labelled lam [-VAE(x) + CE(p(y|z), y)] + sum_unlabelled [-VAE(x)],
+            weighted by parts.semi_supervised_loss (part_means: -(lam * mean L + mean U))
 """
 from __future__ import annotations
 
@@ -13,18 +14,19 @@ import torch.nn.functional as F
 from .base import Batch, Model
 from .jurasinski import LAMBDA
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
-from .parts import ARCHITECTURE, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
+from .parts import ARCHITECTURE, WEIGHTING, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise, semi_supervised_loss
 
 
 class JurasinskiSimplified(Model):
     name = "jurasinski_simplified"
     summary = "Jurasiński's 'ours, simplified': a VAE and p(y|z) trained together, weighted by lam"
     weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD}
+    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING}
 
-    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1, likelihood: str = "bernoulli"):
+    def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
+                 likelihood: str = "bernoulli", weighting: str = "part_means"):
         super().__init__(input_shape, n_classes)
-        self.likelihood = likelihood
+        self.likelihood, self.weighting = likelihood, weighting
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(latent=latent)  # q(z|x)
         self.decoder = net.decoder(latent)  # p(x|z)
@@ -44,6 +46,6 @@ class JurasinskiSimplified(Model):
     def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
         vae_l, log_px_l, kl_l, z_l = self.vae_bound(batch.x_labelled, fold_in(key, 0), weights)
         vae_u, log_px_u, kl_u, _ = self.vae_bound(batch.x_unlabelled, fold_in(key, 1), weights)
-        cross_entropy = F.cross_entropy(self.label_given_z(z_l), batch.y_labelled)  # -mean log p(y|z)
-        loss = -(weights["lam"] * vae_l.mean() + vae_u.mean()) + weights["lam"] * cross_entropy
-        return loss, {"recon": -(log_px_l.mean() + log_px_u.mean()), "kl": kl_l.mean() + kl_u.mean(), "ce": cross_entropy}
+        cross_entropy = F.cross_entropy(self.label_given_z(z_l), batch.y_labelled, reduction="none")  # -log p(y|z)
+        loss = semi_supervised_loss(weights["lam"] * (-vae_l + cross_entropy), -vae_u, self.weighting, weights["labelled_share"])
+        return loss, {"recon": -(log_px_l.mean() + log_px_u.mean()), "kl": kl_l.mean() + kl_u.mean(), "ce": cross_entropy.mean()}

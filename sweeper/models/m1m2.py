@@ -3,35 +3,47 @@
 One trial, two stages: while progress < vae_fraction the M1 VAE learns q(z1|x) on all x; then
 the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
 label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)).
+
+M1M2 takes every hyperparameter of M2 and hands it on; `network`, `depth` and `likelihood` are
+M1's (on the images), while M2 on the features is always an MLP with a Gaussian likelihood, so
+sigma2 always applies (to M2, and to M1 when it is Gaussian too).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 
 from .base import Batch, Model
 from .m1 import STAGES, VAE
-from .m2 import LIKELIHOOD, M2
-from .parts import ARCHITECTURE, Hyper, Network, fold_in, normal, reparameterise
+from .m2 import ALPHA_SCALE, LIKELIHOOD, M2
+from .parts import ARCHITECTURE, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
 
 
 class M1M2(Model):
     name = "m1m2"
     summary = "Kingma's M1+M2: M2 on the latent features of an M1 VAE trained first in the same trial"
     enumerates = True
-    weights = dict(M2.weights)
+    built_on = ("m2",)
+    weights = {**M2.weights, "sigma2": replace(M2.weights["sigma2"], applies_if=None)}  # M2 here is always Gaussian
     shape = {
         **ARCHITECTURE,
         **LIKELIHOOD,
         **STAGES,
         "features": Hyper(50, low=1, integer=True, help="size of M1's z1, the features M2 models"),
+        "kl_warmup": M2.shape["kl_warmup"],
+        **ALPHA_SCALE,
+        **WEIGHTING,
     }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50):
+                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50, kl_warmup: int = 0,
+                 alpha_scale: str = "batch", weighting: str = "part_means"):
         super().__init__(input_shape, n_classes)
         self.vae_fraction = vae_fraction
         self.m1 = VAE(Network(network, self.input_shape, hidden, depth), features, likelihood)
-        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", likelihood="gaussian")
+        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood="gaussian", kl_warmup=kl_warmup,
+                     alpha_scale=alpha_scale, weighting=weighting)
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
         """z1 ~ q(z1|x), or its mean without a key; never a path for gradients into M1."""

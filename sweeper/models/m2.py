@@ -2,8 +2,9 @@
 
 Labelled:   L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z))
 Unlabelled: U(x)    = sum_y q(y|x) L(x, y) + H(q(y|x))
-Loss (per-example means over each batch):
-            -mean L(x, y) - mean U(x) + alpha * mean CE(q(y|x), y)
+Objective:  J = sum_labelled [-L(x, y) + alpha CE(q(y|x), y)] + sum_unlabelled [-U(x)], through
+            parts.semi_supervised_loss: weighting part_means (today's batch means of each part,
+            Jurasiński's equal batches) or dataset_sum (J per training point, Kingma's).
 
 Options: a Bernoulli or a Gaussian likelihood with variance sigma2 (Jurasiński §3.1: sigma2
 weighs reconstruction against the KL); KL warm-up over the first kl_warmup epochs; alpha per
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from .base import Batch, Model
 from .parts import (
     ARCHITECTURE,
+    WEIGHTING,
     Hyper,
     Network,
     bernoulli_log_likelihood,
@@ -32,6 +34,7 @@ from .parts import (
     one_hot,
     over_labels,
     reparameterise,
+    semi_supervised_loss,
 )
 
 LIKELIHOOD = {
@@ -41,7 +44,8 @@ ALPHA = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy
 ALPHA_SCALE = {
     "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
 }
-SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likelihood: its reconstruction weight")}
+SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likelihood: its reconstruction weight",
+                         applies_if=("likelihood", "gaussian"))}
 
 
 def log_likelihood(kind: str, decoded: torch.Tensor, x: torch.Tensor, weights: dict) -> torch.Tensor:
@@ -73,12 +77,14 @@ class M2(Model):
         **LIKELIHOOD,
         "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
         **ALPHA_SCALE,
+        **WEIGHTING,
     }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch"):
+                 likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means"):
         super().__init__(input_shape, n_classes)
         self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
+        self.weighting = weighting
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
@@ -109,11 +115,16 @@ class M2(Model):
         return scaled_alpha(weights, self.alpha_scale)
 
     def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        loss, parts, _ = self.objective(batch, weights, key)
-        return loss, parts
+        labelled, unlabelled, parts, _ = self.objective(batch, weights, key)
+        return self.combine(labelled, unlabelled, weights), parts
+
+    def combine(self, labelled: torch.Tensor, unlabelled: torch.Tensor, weights: dict) -> torch.Tensor:
+        """The loss from per-example labelled and unlabelled losses, weighted as the model's `weighting` says."""
+        return semi_supervised_loss(labelled, unlabelled, self.weighting, weights["labelled_share"])
 
     def objective(self, batch: Batch, weights: dict, key: torch.Tensor):
-        """(loss, parts, the labelled Bound) — the bound for models built on M2."""
+        """(per-example labelled loss -L + alpha CE, per-example unlabelled loss -U, parts, the labelled
+        Bound): models built on M2 add their terms before combining."""
         x_l, x_u = batch.x_labelled, batch.x_unlabelled
         # the draw every_label would give (example, true label), and only that: element [i, y_i, :]
         # of a (B, K, latent) draw
@@ -126,11 +137,10 @@ class M2(Model):
         q_y = logits_u.softmax(-1)
         unlabelled = (q_y * every_label).sum(-1) + entropy(logits_u)
 
-        cross_entropy = F.cross_entropy(self.classifier(x_l), batch.y_labelled)
-        loss = -labelled.value.mean() - unlabelled.mean() + self.alpha(weights) * cross_entropy
+        cross_entropy = F.cross_entropy(self.classifier(x_l), batch.y_labelled, reduction="none")
         parts = {
             "recon": -(labelled.log_px.mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": labelled.kl.mean() + (q_y * kl_u).sum(-1).mean(),
-            "ce": cross_entropy,
+            "ce": cross_entropy.mean(),
         }
-        return loss, parts, labelled
+        return -labelled.value + self.alpha(weights) * cross_entropy, -unlabelled, parts, labelled

@@ -18,6 +18,7 @@ from .parts import Hyper, mlp, reverse_gradient
 
 class M2Adversarial(M2):
     name = "m2_adversarial"
+    built_on = ("m2",)
     summary = "M2 with an adversary that predicts y from z', played against the encoder"
     weights = {**M2.weights, "adversary": Hyper(1.0, low=0.0, help="weight of the adversary's cross-entropy in the game")}
 
@@ -26,6 +27,7 @@ class M2Adversarial(M2):
         self.adversary = mlp([latent, hidden, n_classes])  # f(y|z')
 
     def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        loss, parts, labelled = self.objective(batch, weights, key)
-        adversary_ce = F.cross_entropy(self.adversary(reverse_gradient(labelled.z)), batch.y_labelled)
-        return loss + weights["adversary"] * adversary_ce, {**parts, "adversary": adversary_ce}
+        labelled, unlabelled, parts, bound = self.objective(batch, weights, key)
+        adversary_ce = F.cross_entropy(self.adversary(reverse_gradient(bound.z)), batch.y_labelled, reduction="none")
+        loss = self.combine(labelled + weights["adversary"] * adversary_ce, unlabelled, weights)  # a labelled term
+        return loss, {**parts, "adversary": adversary_ce.mean()}

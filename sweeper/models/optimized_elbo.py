@@ -5,7 +5,8 @@ Labelled:   L_eps(x, y) = sum_y' p_eps(y'|y) L_cond(x, y') - KL(p_eps(.|y) || p(
             (at epsilon = 0 this is M2's L(x, y))
 Unlabelled: M(x) = U(x) + gamma * I(y; x) - beta * H(q(y|x)),  I over the batch as
             H(mean q(y|x)) - mean H(q(y|x))
-Loss:       -mean L_eps - mean M + alpha * mean CE(q(y|x), p_eps)
+Objective:  sum_labelled [-L_eps + alpha CE(q(y|x), p_eps)] + sum_unlabelled [-M], weighted as M2's
+            (parts.semi_supervised_loss); the batch's I(y; x) counts with the unlabelled part.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .parts import Hyper, entropy, fold_in, mutual_information, smooth_labels
 
 class OptimizedELBO(M2):
     name = "optimized_elbo"
+    built_on = ("m2",)
     summary = "Raj's Optimized-ELBO: M2 + label smoothing (epsilon), entropy penalty (beta), mutual information (gamma)"
     weights = {
         **M2.weights,
@@ -38,12 +40,12 @@ class OptimizedELBO(M2):
         q_y = logits_u.softmax(-1)
         h_u = entropy(logits_u)
         unlabelled = (q_y * every_label_u).sum(-1) + h_u
-        regularised = unlabelled.mean() + weights["gamma"] * mutual_information(logits_u) - weights["beta"] * h_u.mean()
+        regularised = unlabelled + weights["gamma"] * mutual_information(logits_u) - weights["beta"] * h_u
 
-        cross_entropy = -(smoothed * self.classifier(x_l).log_softmax(-1)).sum(-1).mean()
-        loss = -labelled.mean() - regularised + self.alpha(weights) * cross_entropy
+        cross_entropy = -(smoothed * self.classifier(x_l).log_softmax(-1)).sum(-1)
+        loss = self.combine(-labelled + self.alpha(weights) * cross_entropy, -regularised, weights)
         return loss, {
             "recon": -((smoothed * log_px_l).sum(-1).mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": (smoothed * kl_l).sum(-1).mean() + (q_y * kl_u).sum(-1).mean(),
-            "ce": cross_entropy,
+            "ce": cross_entropy.mean(),
         }

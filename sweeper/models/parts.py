@@ -22,6 +22,8 @@ class Hyper:
     """A hyperparameter a model takes: its default and the values it accepts.
 
     Numbers have bounds; options (e.g. the likelihood) have `choices` and a text default.
+    `applies_if` (option, value): the hyperparameter only matters when that option has that value
+    (sigma2 only with a Gaussian likelihood); otherwise a model ignores it.
     """
 
     default: float | str
@@ -30,6 +32,7 @@ class Hyper:
     integer: bool = False
     help: str = ""
     choices: tuple[str, ...] | None = None
+    applies_if: tuple[str, str] | None = None
 
     def check(self, value) -> str | None:
         """Why `value` is not allowed, or None."""
@@ -55,6 +58,28 @@ ARCHITECTURE = {
     "network": Hyper("mlp", choices=("mlp", "cnn"), help="MLP, or Raj's CNN for 28x28x1 and 32x32x3 images"),
     "depth": Hyper(1, low=1, integer=True, help="hidden layers of the MLP encoders and decoders"),
 }
+
+# How the labelled and the unlabelled terms of a semi-supervised objective are weighted.
+WEIGHTING = {
+    "weighting": Hyper("part_means", choices=("part_means", "dataset_sum"),
+                       help="part_means: mean labelled term + mean unlabelled term (Jurasiński); dataset_sum: the "
+                            "sum over the training set (Kingma), estimated from the batch, per training point"),
+}
+
+
+def semi_supervised_loss(labelled: torch.Tensor, unlabelled: torch.Tensor, weighting: str, labelled_share) -> torch.Tensor:
+    """The loss from per-example labelled and unlabelled losses (minus bounds, plus weighted penalties).
+
+    part_means:  mean(labelled) + mean(unlabelled): each part weighs the same whatever the data.
+    dataset_sum: share * mean(labelled) + (1 - share) * mean(unlabelled), share = N_l / (N_l + N_u):
+                 an unbiased estimate of (sum over the N_l labelled + sum over the N_u unlabelled) / (N_l + N_u),
+                 the data-set objective per training point, whatever the batch ratio.
+    A batch-level term (a scalar) may be added to either part.
+    """
+    if weighting == "part_means":
+        return labelled.mean() + unlabelled.mean()
+    return labelled_share * labelled.mean() + (1 - labelled_share) * unlabelled.mean()
+
 
 # ---------------------------------------------------------------- networks
 
@@ -92,92 +117,104 @@ class JointLinear(nn.Module):
 
 
 class ConditionalMLP(nn.Module):
-    """An MLP over several inputs (e.g. x and y): a JointLinear first layer, then `mlp`."""
+    """An MLP over several inputs (e.g. x and y): a JointLinear first layer, then `mlp`; with depth 0,
+    the JointLinear alone, straight to the outputs."""
 
     def __init__(self, in_sizes: tuple[int, ...], hidden: int, n_out: int, activation=nn.Softplus, depth: int = 1):
         super().__init__()
-        self.first = JointLinear(in_sizes, hidden)
-        self.activation = activation()
-        self.rest = mlp([hidden] * depth + [n_out], activation)
+        self.first = JointLinear(in_sizes, hidden if depth else n_out)
+        self.activation = activation() if depth else nn.Identity()
+        self.rest = mlp([hidden] * depth + [n_out], activation) if depth else nn.Identity()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.rest(self.activation(self.first(*inputs)))
 
 
 class ImageFeatures(nn.Module):
-    """Raj's CNN encoder trunk: two stride-2 3x3 convolutions (32, 64 filters, ReLU), flattened.
+    """Raj's CNN trunk: two stride-2 3x3 convolutions (32, 64 filters, ReLU), flattened, then a fully
+    connected layer of `width` units (ReLU; the paper's 512).
 
-    Takes flat images (..., C*H*W) and returns (..., 64*H/4*W/4); leading dimensions pass through.
+    Takes flat images (..., C*H*W) and returns (..., width); leading dimensions pass through.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int]):
+    def __init__(self, image_shape: tuple[int, int, int], width: int = 512):
         super().__init__()
-        channels, height, width = image_shape
+        channels, height, width_px = image_shape
         self.image_shape = image_shape
         self.convolutions = nn.Sequential(
             nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
         )
-        self.n_out = 64 * (height // 4) * (width // 4)
+        self.dense = nn.Sequential(nn.Linear(64 * (height // 4) * (width_px // 4), width), nn.ReLU())
+        self.n_out = width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         images = x.reshape(-1, *self.image_shape)
-        return self.convolutions(images).reshape(*lead, self.n_out)
+        return self.dense(self.convolutions(images).flatten(1)).reshape(*lead, self.n_out)
 
 
 class ImageDecoder(nn.Module):
-    """Raj's CNN decoder: a joint linear layer over its inputs to 64 x H/4 x W/4, then two
-    stride-2 transposed convolutions (32 filters, ReLU; then C), flattened to (..., C*H*W)."""
+    """Raj's CNN decoder: a fully connected layer of `width` units over its inputs (z and y, ReLU), one
+    to 64 x H/4 x W/4 (3136 for MNIST, ReLU), then two stride-2 transposed convolutions (32 filters,
+    ReLU; then C), flattened to (..., C*H*W). The paper's second table lists a third transposed
+    convolution, which would give 56 x 56 from 7 x 7; its first table's shapes have two, as here."""
 
-    def __init__(self, in_sizes: tuple[int, ...], image_shape: tuple[int, int, int]):
+    def __init__(self, in_sizes: tuple[int, ...], image_shape: tuple[int, int, int], width: int = 512):
         super().__init__()
-        channels, height, width = image_shape
-        self.grid = (64, height // 4, width // 4)
-        self.first = JointLinear(in_sizes, math.prod(self.grid))
+        channels, height, width_px = image_shape
+        self.grid = (64, height // 4, width_px // 4)
+        self.first = JointLinear(in_sizes, width)
+        self.dense = nn.Sequential(nn.ReLU(), nn.Linear(width, math.prod(self.grid)), nn.ReLU())
         self.deconvolutions = nn.Sequential(
-            nn.ReLU(),
             nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
             nn.ConvTranspose2d(32, channels, 3, stride=2, padding=1, output_padding=1),
         )
-        self.n_out = channels * height * width
+        self.n_out = channels * height * width_px
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        hidden = self.first(*inputs)
+        hidden = self.dense(self.first(*inputs))
         lead = hidden.shape[:-1]
         return self.deconvolutions(hidden.reshape(-1, *self.grid)).reshape(*lead, self.n_out)
 
 
 class Network:
-    """Builds the model's networks as an MLP or as Raj's CNN, for inputs of `input_shape`."""
+    """Builds the model's networks as an MLP or as Raj's CNN, for inputs of `input_shape`.
+
+    MLP: every network has its own hidden layers of `hidden` softplus units (Kingma, Jurasiński).
+    CNN: one trunk (ImageFeatures, `hidden` units at its end) shared by every network built here that
+    reads x, as in Raj's encoder, whose z and y heads sit on the same 512 features: q(y|x) is a
+    linear head on it, q(z|x, y) a linear layer over (features, y). Raj's tables draw q(z|X) while his
+    objective factorises q(z, y|X) = q(y|X) q(z|X, y), as M2 does; sweeper follows the objective.
+    """
 
     def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int, depth: int = 1):
         if kind == "cnn" and (len(input_shape) != 3 or input_shape[1] % 4 or input_shape[2] % 4):
             raise ValueError(f"network cnn needs images with sides divisible by 4; this data has shape {input_shape}")
         self.kind, self.input_shape, self.hidden, self.depth = kind, input_shape, hidden, depth
         self.n_features = math.prod(input_shape)
+        self.trunk = ImageFeatures(input_shape, hidden) if kind == "cnn" else None
 
     def features(self) -> tuple[nn.Module, int]:
-        """A trunk for x and the size of what it gives."""
-        if self.kind == "cnn":
-            trunk = ImageFeatures(self.input_shape)
-            return trunk, trunk.n_out
+        """A trunk for x and the size of what it gives (the CNN's: the same module every time)."""
+        if self.trunk is not None:
+            return self.trunk, self.trunk.n_out
         return nn.Identity(), self.n_features
 
     def classifier(self, n_classes: int) -> nn.Module:
         """q(y|x): logits."""
         trunk, n = self.features()
-        return nn.Sequential(trunk, mlp([n, self.hidden, n_classes]))
+        return nn.Sequential(trunk, nn.Linear(n, n_classes) if self.trunk is not None else mlp([n, self.hidden, n_classes]))
 
     def encoder(self, *other_inputs: int, latent: int) -> "GaussianEncoder":
         """q(z | x, others...) with a Gaussian over `latent` dimensions."""
         trunk, n = self.features()
-        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, self.depth)
+        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, 0 if self.trunk is not None else self.depth)
 
     def decoder(self, *in_sizes: int) -> nn.Module:
         """p(x | inputs): the logits or means of x, from the given inputs."""
         if self.kind == "cnn":
-            return ImageDecoder(in_sizes, self.input_shape)
+            return ImageDecoder(in_sizes, self.input_shape, self.hidden)
         return ConditionalMLP(in_sizes, self.hidden, self.n_features, depth=self.depth)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import html as html_escape
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from .. import results
 from ..errors import SweeperError
+from .. import provenance
 from . import figures, published
 from .layouts import LAYOUTS
 from .table import FORMATS, build, paired, render
@@ -31,19 +33,41 @@ def expected_seeds(dirs: list[str | Path]) -> int | None:
 def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None, cols: str | None = None,
           layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
           pair: tuple[str, str] | None = None) -> str:
-    """The table as text; also written as DIR/report.<ext> into the first directory."""
+    """The table as text, with the provenance of every directory (nothing is written: see write())."""
     chosen = LAYOUTS[layout]
     trials = results.read(dirs, "trials")
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
     built = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
+    built.footnotes += provenance_lines(dirs)
     if fmt == "html":
-        text = page(dirs, [built])
-    else:
-        text = render(built, fmt)
-        if pair:
-            text += _paired_text(paired(trials, built.rows, *pair), pair, fmt)
-    results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
+        return page(dirs, [built])
+    text = render(built, fmt)
+    if pair:
+        text += _paired_text(paired(trials, built, *pair), pair, fmt)
     return text
+
+
+def provenance_lines(dirs: list[str | Path]) -> list[str]:
+    """Where each directory's numbers came from: one line per run or resume, or that nothing says."""
+    lines = []
+    for d in dirs:
+        entries = provenance.read(d)
+        lines += [f"provenance of {d}: {provenance.describe(e)}" for e in entries] or [f"provenance of {d}: not recorded"]
+    return lines
+
+
+def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = None) -> str:
+    """Write the report to `out`, or as DIR/report.<ext> into the first directory; returns where.
+    Raises OSError where it cannot write (a read-only copy of results)."""
+    if out is not None:
+        path = Path(out)
+        if path.is_dir():
+            raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
+        with results.atomic(path) as temporary:
+            temporary.write_text(text)
+        return str(path)
+    results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
+    return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
 
 
 def _paired_text(frame, pair, fmt) -> str:
@@ -61,15 +85,15 @@ def _paired_text(frame, pair, fmt) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_figures(dirs: list[str | Path]) -> list[Path]:
-    """Every figure the results support, under DIR/figures/ of the first directory."""
+def write_figures(dirs: list[str | Path], out: str | Path | None = None) -> list[Path]:
+    """Every figure the results support, under `out` (default: DIR/figures/ of the first directory)."""
     trials = results.read(dirs, "trials")
     epochs = results.read(dirs, "epochs", columns=EPOCH_COLUMNS)
-    return figures.write_all(trials, epochs, Path(dirs[0]) / "figures")
+    return figures.write_all(trials, epochs, Path(out) if out else Path(dirs[0]) / "figures")
 
 
 def page(dirs: list[str | Path], tables) -> str:
-    """One self-contained HTML page: the tables and every figure, inlined."""
+    """One self-contained HTML page: the tables, what was selected, the notes and every figure, inlined."""
     from .table import _cell_text
 
     parts = ["<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
@@ -83,11 +107,13 @@ def page(dirs: list[str | Path], tables) -> str:
             cells = [html_escape.escape(_cell_text(t.cells.get((r, c)), lambda s: s)) for c in t.col_labels]
             cells = [f"<b>{c}</b>" if (t.cells.get((r, col)) and t.cells[(r, col)].best) else c for c, col in zip(cells, t.col_labels)]
             parts.append(f"<tr><th>{html_escape.escape(r)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        parts.append("</table>" + "".join(f"<p>{html_escape.escape(f)}</p>" for f in t.footnotes))
-    for png in write_figures(dirs):
-        encoded = base64.b64encode(png.read_bytes()).decode()
-        parts.append(f"<figure><img alt='{png.stem}' src='data:image/png;base64,{encoded}'><figcaption>{png.stem}</figcaption></figure>")
+        notes = ([f"selected by validation: {'; '.join(t.selected)}"] if t.selected else []) + t.footnotes
+        parts.append("</table>" + "".join(f"<p>{html_escape.escape(f)}</p>" for f in notes))
+    with tempfile.TemporaryDirectory() as drawn:  # inlined: the results directory may be read-only
+        for png in write_figures(dirs, drawn):
+            encoded = base64.b64encode(png.read_bytes()).decode()
+            parts.append(f"<figure><img alt='{png.stem}' src='data:image/png;base64,{encoded}'><figcaption>{png.stem}</figcaption></figure>")
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["FORMATS", "LAYOUTS", "SweeperError", "table", "write_figures"]
+__all__ = ["FORMATS", "LAYOUTS", "SweeperError", "provenance_lines", "table", "write", "write_figures"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .table import default_rows, label
+from .table import best_by_validation, default_rows, label
 
 FORMATS = ("png", "svg")
 
@@ -63,22 +63,21 @@ def _finish(ax, xlabel: str, ylabel: str | None = None) -> None:
     ax.grid(alpha=0.3)
 
 
-def _best_configurations(done: pd.DataFrame) -> pd.Series:
-    """Per model, the configuration with the best mean test accuracy over seeds."""
-    means = done.groupby(["model", "config_id"])["test_acc"].mean().reset_index()
-    return means.loc[means.groupby("model")["test_acc"].idxmax()].set_index("model")["config_id"]
+def _best_configurations(done: pd.DataFrame) -> dict[str, list[str]]:
+    """Per model, the trials (seeds) of its configuration selected by validation accuracy."""
+    picked = best_by_validation(done, "model", "model")
+    return dict(zip(picked["col_label"], picked["trial_ids"]))
 
 
 def _accuracy_against(done: pd.DataFrame, rows: str):
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
-    frame = done.copy()
-    frame["x"] = frame[rows.split(",")].bfill(axis=1).iloc[:, 0] if "," in rows else frame[rows]
-    numeric = pd.api.types.is_numeric_dtype(frame["x"])
-    for model, group in frame.groupby("model"):
-        stats = group.groupby("x", dropna=True)["test_acc"].agg(["mean", "std"]).reset_index()
-        if stats.empty:
-            continue
+    picked = best_by_validation(done, rows, "model")  # at each x, each model's configuration chosen by validation
+    picked = picked[picked["row"].notna()]
+    numeric = pd.api.types.is_numeric_dtype(picked["row"].infer_objects())
+    frame = picked.rename(columns={"row": "x"})
+    for model, stats in frame.groupby("col_label"):
+        stats = stats.sort_values("x") if numeric else stats
         x = stats["x"] if numeric else stats["x"].map(label)
         ax.errorbar(x, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o", capsize=3, label=model)
     if numeric:
@@ -99,8 +98,8 @@ def _band(ax, curves: pd.DataFrame, column: str, name: str, scale: float = 1.0):
 def _learning_curves(done: pd.DataFrame, curves: pd.DataFrame):
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
-    for model, config in _best_configurations(done).items():
-        _band(ax, curves[curves["config_id"] == config], "val_acc", model, 100)
+    for model, trial_ids in _best_configurations(done).items():
+        _band(ax, curves[curves["trial_id"].isin(trial_ids)], "val_acc", model, 100)
     _finish(ax, "epoch", "validation accuracy % (best configuration of each model)")
     return figure
 
@@ -108,8 +107,8 @@ def _learning_curves(done: pd.DataFrame, curves: pd.DataFrame):
 def _entropy_and_information(done: pd.DataFrame, curves: pd.DataFrame):
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, config in _best_configurations(done).items():
-        chosen = curves[curves["config_id"] == config]
+    for model, trial_ids in _best_configurations(done).items():
+        chosen = curves[curves["trial_id"].isin(trial_ids)]
         _band(left, chosen, "entropy_unlabelled", model)
         _band(right, chosen, "mi_unlabelled", model)
     left.set_title("entropy of q(y|x), unlabelled")
@@ -122,7 +121,8 @@ def _entropy_and_information(done: pd.DataFrame, curves: pd.DataFrame):
 def _sigma2(done: pd.DataFrame, curves: pd.DataFrame):
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
-    chosen = done[done["sigma2"].notna()]
+    picked = best_by_validation(done[done["sigma2"].notna()], "sigma2", "model")  # one configuration per sigma2
+    chosen = done[done["trial_id"].isin([t for ids in picked["trial_ids"] for t in ids])]
     final = curves.merge(chosen[["trial_id", "sigma2", "best_epoch"]], on="trial_id")
     final = final[final["epoch"] == final["best_epoch"]]
     recon = final.groupby("sigma2")["recon"].mean()
@@ -141,7 +141,8 @@ def _sigma2(done: pd.DataFrame, curves: pd.DataFrame):
 def _batch_ratio(done: pd.DataFrame, curves: pd.DataFrame):
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
-    for (model, labelled, unlabelled), group in done.groupby(["model", "batch_labelled", "batch_unlabelled"]):
-        _band(ax, curves[curves["trial_id"].isin(group["trial_id"])], "val_acc", f"{model} {labelled}:{unlabelled}", 100)
+    ratios = done.assign(ratio=done["batch_labelled"].astype(str) + ":" + done["batch_unlabelled"].astype(str))
+    for picked in best_by_validation(ratios, "ratio", "model").itertuples():  # one configuration per ratio and model
+        _band(ax, curves[curves["trial_id"].isin(picked.trial_ids)], "val_acc", f"{picked.col_label} {picked.row_label}", 100)
     _finish(ax, "epoch", "validation accuracy % (labelled:unlabelled per batch)")
     return figure

@@ -22,6 +22,10 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def lookup(published: pd.DataFrame, table: str) -> dict[tuple[str, str], float]:
+def lookup(published: pd.DataFrame, table: str):
+    """(row, column) -> the paper's figure and its ± (None where the paper gives none)."""
+    from .table import Published
+
     rows = published[published["table"] == table]
-    return {(str(r.row), str(r.column)): float(r.value) for r in rows.itertuples()}
+    return {(str(r.row), str(r.column)): Published(float(r.value), None if pd.isna(r.std) else float(r.std))
+            for r in rows.itertuples()}

@@ -1,14 +1,19 @@
-"""Tables from a trials table: rows × columns, each cell mean ± std (n) over seeds.
+"""Tables from a trials table: rows × columns, each cell one configuration's seeds, mean ± std (n).
 
-Cells aggregate the completed trials of a configuration over its seeds: mean, sample std
-(ddof=1), n, and optionally a 95 % t-interval. The best cell of each column is marked, a cell
-with fewer seeds than the sweep asked for is flagged, a missing cell shows "–", and with
-published figures each cell shows the paper's value and the difference.
+A configuration is a model with every hyperparameter and data setting; a cell never mixes two.
+Where configurations other than the axes vary (an alpha × lr grid reported by alpha), each cell
+shows the one with the best mean validation accuracy over its seeds and says which; test accuracy
+is only read, at that choice. Per column, the configuration selected by validation is in bold and
+stated beneath the table, the way a paper states its headline number. A cell with fewer seeds than
+the sweep asked for is flagged, a missing cell shows "–", and with published figures each cell
+shows the paper's value, the difference, and whether the two are consistent.
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+import string
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -20,7 +25,14 @@ FORMATS = ("markdown", "latex", "csv")
 NOT_TAKEN = "n/a"  # row label for models that do not take the row's hyperparameter
 MISSING = "–"
 FEWER = "*"  # marks a cell with fewer seeds than the sweep asked for
-_NOT_AXES = {name for name, _ in TRIAL_FIELDS_AFTER} | {"trial_id", "config_id", "seed"}
+_NOT_AXES = {name for name, _ in TRIAL_FIELDS_AFTER} | {"trial_id", "config_id", "seed", "point"}
+_NOT_IDENTITY = _NOT_AXES  # what is not part of a configuration's identity
+
+
+@dataclass
+class Published:
+    value: float
+    std: float | None = None
 
 
 @dataclass
@@ -28,9 +40,15 @@ class Cell:
     mean: float  # in % (accuracy or error)
     std: float
     n: int
+    val_mean: float  # mean best validation accuracy over the seeds, the selection criterion
+    configuration: str  # which configuration (a key over its identity columns)
+    chosen: dict[str, str] = field(default_factory=dict)  # its values of the hyperparameters that vary within cells
+    mark: str = ""  # the footnote that names `chosen`
     ci: tuple[float, float] | None = None
-    published: float | None = None
-    best: bool = False
+    published: Published | None = None
+    consistent: bool | None = None  # with the paper's figure; None: cannot say
+    other_method: str | None = None  # the paper's figure is of another method (Layout.other_methods)
+    best: bool = False  # the column's configuration selected by validation
     fewer: bool = False
 
 
@@ -44,6 +62,7 @@ class Table:
     caption: str
     expected_n: int
     footnotes: list[str] = field(default_factory=list)
+    selected: list[str] = field(default_factory=list)  # "m2: 93.70 ± 2.50 (5) with alpha=10000", per column
 
 
 def default_rows(trials: pd.DataFrame) -> str:
@@ -60,22 +79,28 @@ def default_rows(trials: pd.DataFrame) -> str:
     return "label_count" if trials["label_count"].nunique() > 1 else "dataset"
 
 
-def summarise(trials: pd.DataFrame, rows: str, cols: str, value: str = "test_acc") -> pd.DataFrame:
-    """mean, std (ddof=1) and n of `value` over the completed trials in each (rows, cols) cell.
-
-    `rows` may name several columns ("alpha,lam"): each row takes the first that is set.
-    """
+def check_axes(trials: pd.DataFrame, rows: str | None, cols: str | None) -> None:
+    """--rows and --cols as the user gave them: columns of these results that can be axes."""
+    allowed = sorted(c for c in trials.columns if c not in _NOT_AXES)
+    if cols is not None and "," in cols:
+        raise SweeperError(f"--cols {cols[:60]}: takes one column; share rows with --rows a,b instead")
     for axis, names in (("--rows", rows), ("--cols", cols)):
-        for name in names.split(","):
+        for name in (names or "").split(",") if names else []:
+            if name == "seed":
+                raise SweeperError(f"{axis} seed: a cell is the mean over seeds, so seeds cannot be an axis; "
+                                   f"choose one of: {', '.join(allowed)}")
             if name not in trials.columns or name in _NOT_AXES:
-                allowed = sorted(c for c in trials.columns if c not in _NOT_AXES)
-                raise SweeperError(f"{axis} {name}: not a column of these results; choose one of: {', '.join(allowed)}")
-    done = trials[trials["status"] == "completed"].copy()
-    if "," in rows:
-        done[rows] = done[rows.split(",")].bfill(axis=1).iloc[:, 0]
-    grouped = done.groupby([rows, cols], dropna=False, sort=True)[value]
-    summary = grouped.agg(mean="mean", std="std", n="count").reset_index()
-    return summary.sort_values([rows, cols], na_position="last", kind="stable").reset_index(drop=True)
+                raise SweeperError(f"{axis} {name[:60]}: not a column of these results; choose one of: {', '.join(allowed)}")
+    if rows and cols and cols in rows.split(","):
+        raise SweeperError(f"--rows {rows[:60]} --cols {cols[:60]}: the same column on both axes; give two different columns")
+
+
+def axis_values(frame: pd.DataFrame, names: str) -> pd.Series:
+    """The axis value of each trial: the first of `names` ("alpha,lam") that is set and present."""
+    present = [n for n in names.split(",") if n in frame.columns]
+    if not present:
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame[present].bfill(axis=1).iloc[:, 0] if len(present) > 1 else frame[present[0]]
 
 
 def label(v) -> str:
@@ -84,100 +109,232 @@ def label(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def configurations(done: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
+    """One row per configuration of the completed trials: its axis labels, identity, and mean
+    validation and test accuracy, test std and n over its seeds."""
+    identity = [c for c in done.columns if c not in _NOT_IDENTITY]
+    frame = done.assign(row=axis_values(done, rows), col=axis_values(done, cols))
+    frame["configuration"] = [json.dumps([label(v) for v in values]) for values in frame[identity].itertuples(index=False)]
+    grouped = frame.groupby("configuration", sort=True)
+    summary = grouped.agg(row=("row", "first"), col=("col", "first"), val_mean=("best_val_acc", "mean"),
+                          mean=("test_acc", "mean"), std=("test_acc", "std"), n=("test_acc", "count"),
+                          trial_ids=("trial_id", list))
+    labels = grouped[identity].first().map(label)
+    return summary.join(labels.add_prefix("hp:")).reset_index()
+
+
+def best_by_validation(done: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
+    """For each (rows, cols) value, the configuration with the best mean validation accuracy over its
+    seeds (ties: the first by identity): a configurations() frame with row_label and col_label."""
+    configs = configurations(done, rows, cols)
+    configs["row_label"], configs["col_label"] = configs["row"].map(label), configs["col"].map(label)
+    ranked = configs.sort_values(["val_mean", "configuration"], ascending=[False, True], kind="stable")
+    return ranked.drop_duplicates(["row_label", "col_label"])
+
+
 def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: str | None = None, ci: bool = False,
-          published: dict[tuple[str, str], float] | None = None, expected_n: int | None = None) -> Table:
+          published: dict[tuple[str, str], Published] | None = None, expected_n: int | None = None) -> Table:
+    check_axes(trials, rows, cols)
+    own_rows, own_cols = rows in (None, layout.rows), cols in (None, layout.cols)  # else the paper's rows/columns do not apply
+    layout = replace(layout, row_values=layout.row_values if own_rows else None, columns=layout.columns if own_cols else None)
     rows = rows or layout.rows or default_rows(trials)
     cols = cols or layout.cols
-    summary = summarise(trials, rows, cols)
-    expected_n = expected_n or (int(summary["n"].max()) if len(summary) else 0)
+    done = trials[trials["status"] == "completed"]
+    configs = configurations(done, rows, cols)
+    configs["row_label"], configs["col_label"] = configs["row"].map(label), configs["col"].map(label)
+    expected_n = expected_n or (int(configs["n"].max()) if len(configs) else 0)
+
+    # each cell: the configuration with the best mean validation accuracy (ties: the first by identity)
+    ranked = configs.sort_values(["val_mean", "configuration"], ascending=[False, True], kind="stable")
+    picked = ranked.drop_duplicates(["row_label", "col_label"])
+    axes = set(rows.split(",")) | {cols}
+    varying = [c for c in configs.columns if c.startswith("hp:") and c[3:] not in axes
+               and (configs.groupby(["row_label", "col_label"])[c].nunique() > 1).any()]
     cells = {}
-    for r in summary.itertuples(index=False):
-        mean, std = 100 * (1 - r.mean if layout.error else r.mean), 100 * r.std
-        cell = Cell(mean, std, int(r.n), fewer=r.n < expected_n)
-        if ci and r.n > 1:
+    for r in picked.to_dict("records"):
+        mean, std = 100 * (1 - r["mean"] if layout.error else r["mean"]), 100 * r["std"]
+        chosen = {c[3:]: r[c] for c in varying if r[c] != NOT_TAKEN}
+        cell = Cell(mean, std, int(r["n"]), r["val_mean"], r["configuration"], chosen, fewer=r["n"] < expected_n)
+        if r["n"] > 1:
             from scipy import stats
 
-            half = stats.t.ppf(0.975, r.n - 1) * std / math.sqrt(r.n)
+            half = stats.t.ppf(0.975, r["n"] - 1) * std / math.sqrt(r["n"])
             cell.ci = (mean - half, mean + half)
-        key = (label(r[0]), label(r[1]))
+        key = (r["row_label"], r["col_label"])
         if published and key in published:
             cell.published = published[key]
+            cell.other_method = layout.other_methods.get(r["col_label"])
+            if cell.other_method is None:
+                cell.consistent = _consistent(cell)
         cells[key] = cell
-    row_labels = list(dict.fromkeys(label(v) for v in summary[rows]))  # by label: NaN is not equal to itself
-    present = sorted(dict.fromkeys(label(v) for v in summary[cols]))
-    col_labels = [c for c in layout.columns if c in present] + [c for c in present if c not in layout.columns] if layout.columns else present
-    for c in col_labels:  # mark the best of each column
-        column = [cells[(r, c)] for r in row_labels if (r, c) in cells]
-        if len(column) > 1:
-            pick = min if layout.error else max
-            pick(column, key=lambda cell: cell.mean).best = True
+    table = Table(rows, cols, _row_labels(configs, layout), _col_labels(configs, layout), cells,
+                  _caption(layout), expected_n)
+    _select(table, ranked, varying, layout)
+    _notes(table, ci, published, layout)
+    if not ci:
+        for cell in cells.values():
+            cell.ci = None
+    return table
+
+
+def _consistent(cell: Cell) -> bool | None:
+    """The paper's figure inside this sweep's 95 % t-interval, or this sweep's mean within the paper's ±."""
+    paper = cell.published
+    inside = cell.ci is not None and cell.ci[0] <= paper.value <= cell.ci[1]
+    within = paper.std is not None and abs(cell.mean - paper.value) <= paper.std
+    if cell.ci is None and paper.std is None:
+        return None
+    return inside or within
+
+
+def _row_labels(configs: pd.DataFrame, layout: Layout) -> list[str]:
+    """The paper's rows first (a layout's), then the others: numbers ascending, then text, then n/a."""
+    def order(v):
+        if label(v) == NOT_TAKEN:
+            return (2, 0.0, "")
+        return (0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v))
+
+    present = list(dict.fromkeys(label(v) for v in sorted(configs["row"], key=order)))
+    paper = list(layout.row_values or ())
+    return paper + [r for r in present if r not in paper]
+
+
+def _col_labels(configs: pd.DataFrame, layout: Layout) -> list[str]:
+    present = sorted(dict.fromkeys(configs["col_label"]))
+    paper = list(layout.columns or ())
+    return paper + [c for c in present if c not in paper]
+
+
+def _caption(layout: Layout) -> str:
     what = "test error %" if layout.error else "test accuracy %"
-    caption = (layout.caption or what) + " at the epoch of best validation accuracy: mean ± std over seeds (n); best of each column in bold"
-    table = Table(rows, cols, row_labels, col_labels, cells, caption, expected_n)
-    if any(cell.fewer for cell in cells.values()):
-        table.footnotes.append(f"{FEWER} fewer seeds than the sweep asked for ({expected_n})")
+    return ((layout.caption or what) + " at the epoch of best validation accuracy: mean ± std over seeds (n) of one "
+            "configuration per cell, chosen by validation accuracy; bold: each column's configuration selected by validation")
+
+
+def _select(table: Table, ranked: pd.DataFrame, varying: list[str], layout: Layout) -> None:
+    """Bold each column's best configuration by validation, and say what it is."""
+    for c in table.col_labels:
+        column = ranked[ranked["col_label"] == c]
+        if column.empty:
+            continue
+        best = column.iloc[0]
+        cell = table.cells[(best["row_label"], c)]
+        cell.best = True
+        axis = next((name for name in table.rows.split(",") if best.get(f"hp:{name}", NOT_TAKEN) != NOT_TAKEN), table.rows)
+        settings = [f"{axis}={best['row_label']}"] if best["row_label"] != NOT_TAKEN and column["row_label"].nunique() > 1 else []
+        settings += [f"{k}={v}" for k, v in cell.chosen.items()]
+        text = f"{c}: {cell.mean:.2f} ± {_spread(cell)} ({cell.n})"
+        table.selected.append(text + (f" with {', '.join(settings)}" if settings else ""))
+
+
+def _notes(table: Table, ci: bool, published, layout: Layout) -> None:
+    settings = {}
+    for cell in table.cells.values():
+        if cell.chosen:
+            text = ", ".join(f"{k}={v}" for k, v in cell.chosen.items())
+            cell.mark = settings.setdefault(text, string.ascii_lowercase[len(settings) % 26])
+    if settings:
+        table.footnotes.append("each cell is the configuration best by validation among those that differ in "
+                               + ", ".join(sorted({k for cell in table.cells.values() for k in cell.chosen})) + ": "
+                               + "; ".join(f"[{mark}] {text}" for text, mark in settings.items()))
+    if any(cell.fewer for cell in table.cells.values()):
+        table.footnotes.append(f"{FEWER} fewer seeds than the sweep asked for ({table.expected_n})")
     if published:
         table.footnotes.append("paper: the published figure; Δ: this sweep minus the paper")
-    return table
+        judged = [cell for cell in table.cells.values() if cell.published is not None and cell.other_method is None]
+        agreeing = sum(bool(cell.consistent) for cell in judged)
+        table.footnotes.append(f"{agreeing} of {len(judged)} cells consistent with the paper (its figure inside this sweep's "
+                               "95 % t-interval over seeds, or this sweep's mean within the paper's ±)")
+        for column, why in layout.other_methods.items():
+            if column in table.col_labels:
+                table.footnotes.append(f"{column}: {why}; not compared")
+
+
+def _spread(cell: Cell) -> str:
+    return MISSING if math.isnan(cell.std) else f"{cell.std:.2f}"
 
 
 def _cell_text(cell: Cell | None, bold) -> str:
     if cell is None:
         return MISSING
-    spread = MISSING if math.isnan(cell.std) else f"{cell.std:.2f}"
-    text = f"{cell.mean:.2f} ± {spread} ({cell.n}){FEWER if cell.fewer else ''}"
+    text = f"{cell.mean:.2f} ± {_spread(cell)} ({cell.n}){FEWER if cell.fewer else ''}"
     if cell.best:
         text = bold(text)
+    if cell.mark:
+        text += f" [{cell.mark}]"
     if cell.ci:
         text += f" [{cell.ci[0]:.2f}, {cell.ci[1]:.2f}]"
     if cell.published is not None:
-        text += f"; paper {cell.published:.2f}, Δ {cell.mean - cell.published:+.2f}"
+        text += f"; paper {cell.published.value:.2f}"
+        if cell.other_method is not None:
+            text += " (another method)"
+        else:
+            text += f", Δ {cell.mean - cell.published.value:+.2f}"
+            text += {True: ", consistent", False: ", not consistent", None: ""}[cell.consistent]
     return text
+
+
+_LATEX = {"\\": r"\textbackslash{}", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "_": r"\_", "{": r"\{", "}": r"\}",
+          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "Δ": r"$\Delta$", "α": r"$\alpha$",
+          "λ": r"$\lambda$", "σ": r"$\sigma$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\epsilon$", "×": r"$\times$",
+          "ś": r"\'s", "ø": r"{\o}", "≥": r"$\geq$", "≤": r"$\leq$"}
+
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX that pdflatex compiles: its special characters escaped, the few non-ASCII ones sweeper
+    writes spelled in LaTeX, any other non-ASCII character dropped."""
+    return "".join(_LATEX.get(ch, ch if ch.isascii() else "?") for ch in text)
 
 
 def render(table: Table, fmt: str = "markdown") -> str:
     if fmt == "csv":
         records = [dict(row=r, column=c, mean=cell.mean, std=cell.std, n=cell.n,
                         ci_low=cell.ci[0] if cell.ci else None, ci_high=cell.ci[1] if cell.ci else None,
-                        best=cell.best, fewer_seeds=cell.fewer, published=cell.published,
-                        delta=None if cell.published is None else cell.mean - cell.published)
-                   for (r, c), cell in table.cells.items()]
+                        val_acc=100 * cell.val_mean, configuration="; ".join(f"{k}={v}" for k, v in cell.chosen.items()),
+                        selected_by_validation=cell.best, fewer_seeds=cell.fewer,
+                        published=None if cell.published is None else cell.published.value,
+                        delta=None if cell.published is None else cell.mean - cell.published.value,
+                        consistent=cell.consistent)
+                   for r in table.row_labels for c in table.col_labels if (cell := table.cells.get((r, c))) is not None]
         frame = pd.DataFrame(records).rename(columns={"row": table.rows.replace(",", " or "), "column": table.cols})
         return frame.to_csv(index=False)
     header = [table.rows.replace(",", " or ")] + table.col_labels
+    notes = ([f"selected by validation: {'; '.join(table.selected)}"] if table.selected else []) + table.footnotes
     if fmt == "markdown":
         body = [[r] + [_cell_text(table.cells.get((r, c)), lambda t: f"**{t}**") for c in table.col_labels] for r in table.row_labels]
         lines = [table.caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(line) + " |" for line in body]
-        lines += [""] + table.footnotes if table.footnotes else []
+        lines += [""] + notes if notes else []
         return "\n".join(lines) + "\n"
     if fmt == "latex":
-        escape = lambda s: s.replace("_", r"\_").replace("±", r"$\pm$").replace("–", "--").replace("Δ", r"$\Delta$")  # noqa: E731
-        body = [[r] + [_cell_text(table.cells.get((r, c)), lambda t: rf"\textbf{{{t}}}") for c in table.col_labels] for r in table.row_labels]
+        bold = lambda t: "\x00" + t + "\x01"  # noqa: E731  (escaped first, then made \textbf)
+        body = [[r] + [_cell_text(table.cells.get((r, c)), bold) for c in table.col_labels] for r in table.row_labels]
+        tex = lambda s: latex_escape(s).replace("\x00", r"\textbf{").replace("\x01", "}")  # noqa: E731
         lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(table.col_labels) + "}", r"\toprule"]
-        lines.append(" & ".join(escape(h) for h in header) + r" \\")
+        lines.append(" & ".join(tex(h) for h in header) + r" \\")
         lines.append(r"\midrule")
-        lines += [" & ".join(escape(c) for c in line) + r" \\" for line in body]
-        caption = " ".join([table.caption] + table.footnotes)
-        lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{escape(caption)}}}", r"\end{table}"]
+        lines += [" & ".join(tex(c) for c in line) + r" \\" for line in body]
+        caption = " ".join([table.caption + "."] + [n if n.endswith(".") else n + "." for n in notes])
+        lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex(caption)}}}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     raise SweeperError(f"--format {fmt}: unknown format; choose one of: {', '.join(FORMATS)}, html")
 
 
-def paired(trials: pd.DataFrame, rows: str, first: str, second: str) -> pd.DataFrame:
-    """Per row: the two models over the seeds both completed, their mean difference (points of
-    accuracy), and the p-values of a paired t-test and a Wilcoxon signed-rank test."""
+def paired(trials: pd.DataFrame, table: Table, first: str, second: str) -> pd.DataFrame:
+    """Per row: the two models' chosen configurations (the table's cells) over the seeds both completed,
+    their mean difference (points of accuracy), and the p-values of a paired t-test and a Wilcoxon test."""
     from scipy import stats
 
-    done = trials[trials["status"] == "completed"].copy()
-    if "," in rows:
-        done[rows] = done[rows.split(",")].bfill(axis=1).iloc[:, 0]
-    done["row"] = done[rows].map(label)
+    done = trials[trials["status"] == "completed"]
+    identity = [c for c in done.columns if c not in _NOT_IDENTITY]
+    keys = pd.Series([json.dumps([label(v) for v in values]) for values in done[identity].itertuples(index=False)], index=done.index)
     records = []
-    order = {r: i for i, r in enumerate(dict.fromkeys(done.sort_values(rows.split(",")[0])["row"]))}
-    for row, group in sorted(done.groupby("row", sort=False), key=lambda item: order[item[0]]):
-        a = group[group["model"] == first].set_index("seed")["test_acc"]
-        b = group[group["model"] == second].set_index("seed")["test_acc"]
+    for row in table.row_labels:
+        a_cell, b_cell = table.cells.get((row, first)), table.cells.get((row, second))
+        if a_cell is None or b_cell is None:
+            continue
+        a = done[keys == a_cell.configuration].set_index("seed")["test_acc"]
+        b = done[keys == b_cell.configuration].set_index("seed")["test_acc"]
         common = a.index.intersection(b.index)
         if len(common) < 2:
             continue
