@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from . import results, space
+from . import models, results, space
 from .data import Dataset
 from .spec import Spec
 from .train import Plan, Trial, pack_key
@@ -112,6 +112,7 @@ def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | Non
     """One configuration's rows so far (the trial's plan `plan`, at search point `point`): (epochs, trials).
     With `error`, running seeds failed."""
     chosen = space.configuration(spec, point)
+    ignored = models.MODELS[chosen.model].ignored(chosen.hyper)  # e.g. sigma2 with a Bernoulli likelihood: null, not its default
     members = [m for m in trial.members if m.plan == plan]
     ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in members}
     epochs = [{**ids[row["seed"]], **row} for m in members for row in m.history]
@@ -124,7 +125,8 @@ def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | Non
             "batch_labelled": chosen.batch_labelled,
             "batch_unlabelled": chosen.batch_unlabelled,
             "point": space.point_key(point),
-            **{name: value if isinstance(value, str) else float(value) for name, value in chosen.hyper.items()},
+            **{name: None if name in ignored else value if isinstance(value, str) else float(value)
+               for name, value in chosen.hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
             "error": error if error and m.status == "running" else None,
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),

@@ -89,6 +89,7 @@ def test_latex_compiles_with_pdflatex(tmp_path):
 
 def test_csv_table_has_the_numbers(sweep_dir):
     lines = report.table([sweep_dir], fmt="csv").splitlines()
+    assert lines.pop(0) == f"# provenance of {sweep_dir}: not recorded"
     assert lines[0] == ("alpha,model,mean,std,n,ci_low,ci_high,val_acc,configuration,selected_by_validation,fewer_seeds,"
                         "published,delta,consistent")
     assert lines[1].startswith("1,m2,92.0") and ",3,,,92.0,,False,False,,," in lines[1]
@@ -204,9 +205,9 @@ def test_every_report_format_shows_where_the_numbers_came_from(sweep_dir):
     assert entry["sweeper"] == "0.1.0" and entry["torch"] and entry["ray"] and entry["optuna"] and entry["end"] >= entry["start"]
     assert entry["device"].startswith("cpu: ") and entry["git_commit"] is not None and isinstance(entry["uncommitted_changes"], bool)
     line = f"provenance of {sweep_dir}: run: sweeper 0.1.0 (git {entry['git_commit'][:12]}"
-    for fmt in ("markdown", "latex", "html"):
+    for fmt in ("markdown", "latex", "html", "csv"):
         text = report.table([sweep_dir], fmt=fmt)
-        assert (line if fmt == "markdown" else line.replace("_", r"\_") if fmt == "latex" else "provenance of") in text
+        assert {"markdown": line, "csv": "# " + line, "latex": line.replace("_", r"\_"), "html": "provenance of"}[fmt] in text
         assert f"torch {entry['torch']}" in text
 
 

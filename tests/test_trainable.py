@@ -43,3 +43,11 @@ def test_an_error_marks_the_running_seeds_failed_with_the_message():
     next(trial.epochs())
     _, trials = rows("c2", trial, spec, POINT, error="RuntimeError: out of memory")
     assert [(t["status"], t["error"], t["epochs"]) for t in trials] == [("failed", "RuntimeError: out of memory", 1)] * 2
+
+
+def test_a_hyperparameter_the_configuration_ignores_is_null_in_its_rows():
+    spec = parse(tiny_spec(models=["m2"], search={"sigma2": [0.1], "likelihood": ["bernoulli", "gaussian"]}))
+    for point, sigma2 in (({"model": "m2", "likelihood": "bernoulli"}, None), ({"model": "m2", "likelihood": "gaussian", "sigma2": 0.1}, 0.1)):
+        trial = Trial(plan_of(spec, space.configuration(spec, point)), load("digits"))
+        _, trials = rows("c", trial, spec, point)
+        assert [t["sigma2"] for t in trials] == [sigma2, sigma2] and trials[0]["likelihood"] == point["likelihood"]

@@ -38,10 +38,13 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
     trials = results.read(dirs, "trials")
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
     built = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
-    built.footnotes += provenance_lines(dirs)
+    where = provenance_lines(dirs)
+    built.footnotes += where
     if fmt == "html":
         return page(dirs, [built])
     text = render(built, fmt)
+    if fmt == "csv":  # comment lines, which pandas reads past with comment="#"
+        text = "".join(f"# {line}\n" for line in where) + text
     if pair:
         text += _paired_text(paired(trials, built, *pair), pair, fmt)
     return text
