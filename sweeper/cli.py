@@ -9,12 +9,13 @@ import argparse
 import os
 import sys
 
-from .errors import SweeperError
+from . import redact
+from .errors import NoAnswer, SweeperError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage over several lines; one is enough
-        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        print(redact.message(f"{self.prog}: error: {message}; see '{self.prog} --help'", *sys.argv), file=sys.stderr)
         sys.exit(2)
 
 
@@ -86,19 +87,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    say = lambda text: print(redact.message(text, *argv), file=sys.stderr)  # noqa: E731  (no secret of the command line)
     try:
         return COMMANDS[args.command](args)
+    except NoAnswer as e:  # a remote call still waits in a thread, and pyarrow's exit would wait for it too
+        say(f"sweeper: error: {e}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except SweeperError as e:
-        print(f"sweeper: error: {e}", file=sys.stderr)
+        say(f"sweeper: error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("sweeper: interrupted", file=sys.stderr)
+        say("sweeper: interrupted")
         return 130
+    except BrokenPipeError:  # `sweeper models | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # a bug: still one line, unless asked for the traceback
         if os.environ.get("SWEEPER_DEBUG"):
             raise
-        print(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)", file=sys.stderr)
+        say(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)")
         return 1
 
 

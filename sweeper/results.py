@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import SweeperError
+from .errors import NoAnswer, SweeperError
 
 TABLES = ("epochs", "trials")
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
@@ -71,8 +71,42 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
     """A results location (a path, or a URI pyarrow knows: file://, s3://, gs://, hdfs://) as (filesystem, path)."""
     location = str(location)
     if "://" in location:
-        return pafs.FileSystem.from_uri(location)
+        return answered_in_time(lambda: pafs.FileSystem.from_uri(location), location)
     return pafs.LocalFileSystem(), os.path.abspath(location)
+
+
+def remote_timeout_s() -> float:
+    """How long a remote location may take to answer: $SWEEPER_REMOTE_TIMEOUT_S, else 30 s."""
+    try:
+        return float(os.environ.get("SWEEPER_REMOTE_TIMEOUT_S", 30))
+    except ValueError:
+        return 30.0
+
+
+def answered_in_time(call, location: str):
+    """call() for a remote location, or one clear error once remote_timeout_s() has passed without an
+    answer (no network, a host that never replies), instead of a silent wait. The call runs in a daemon
+    thread, which is left behind if it never returns."""
+    import threading
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(remote_timeout_s())
+    if worker.is_alive():
+        shown = location.split("?", 1)[0]
+        raise NoAnswer(f"{shown}: no answer within {remote_timeout_s():g} s; check the network and the URI "
+                           "($SWEEPER_REMOTE_TIMEOUT_S sets how long to wait)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def write_configuration(
@@ -201,8 +235,13 @@ def _files(d: str | Path, table: str) -> Iterator[tuple[str, pd.DataFrame]]:
     """(its path, its rows) for each file of one table of one results location."""
     try:
         fs, root = filesystem(d)
-        found = fs.get_file_info(root).type == pafs.FileType.Directory
-        files = [f for f in fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True))
+
+        def listing():
+            return (fs.get_file_info(root).type == pafs.FileType.Directory,
+                    fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True)))
+
+        found, listed = answered_in_time(listing, str(d)) if "://" in str(d) else listing()
+        files = [f for f in listed
                  if f.type == pafs.FileType.File and f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}: cannot open this results location ({first_line(e)}); check the path or URI") from None
@@ -220,7 +259,8 @@ def _files(d: str | Path, table: str) -> Iterator[tuple[str, pd.DataFrame]]:
             if column not in frame.columns:
                 raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
             if (kind == "number") != pd.api.types.is_numeric_dtype(frame[column]) and len(frame):
-                raise SweeperError(f"{where}: column {column} holds {frame[column].dtype}, not {kind}; was it written by sweeper?")
+                found = "numbers" if kind == "text" else "text"
+                raise SweeperError(f"{where}: column {column} holds {found}, not {kind}; was it written by sweeper?")
         yield where, frame
 
 

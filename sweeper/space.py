@@ -133,7 +133,7 @@ def point_key(point: dict[str, Any]) -> str:
 
 def configuration_count(spec: Spec) -> int:
     """How many configurations the sweep trains (each once per seed)."""
-    return len(grid_points(spec)) if spec.sampler == "grid" else spec.trials
+    return spec.grid_size() if spec.sampler == "grid" else spec.trials
 
 
 def sampler(spec: Spec) -> optuna.samplers.BaseSampler:

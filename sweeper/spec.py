@@ -26,6 +26,10 @@ TOP_KEYS = (
     "resources", "max_concurrent", "retries", "study", "pack", "step",
 )
 REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
+MAX_SEED = 2**63 - 1  # a training seed becomes an int64 noise key and torch's manual_seed
+MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState, which takes 32 bits
+MAX_NAME = 150  # bytes: a folder name is at most 255 on common filesystems, and sweeper adds suffixes
+MAX_CONFIGURATIONS = 100_000  # every grid point becomes an Optuna trial and a results file
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,23 @@ class Spec:
 
         taken = models.hyperparameters(model)
         return {name: domain for name, domain in self.search.items() if name in taken}
+
+    def grid_size(self) -> int:
+        """How many configurations the grid holds, counted without listing them: data combinations times,
+        per model, the product of its grids; a hyperparameter the model ignores at a point (sigma2 with a
+        Bernoulli likelihood) is no axis of that point (as space.grid_points lists them)."""
+        import itertools
+
+        from . import models
+
+        total = 0
+        for model in self.models:
+            searched = self.searched(model)
+            options = {k: d.values for k, d in searched.items() if models.hyperparameters(model)[k].choices}
+            for chosen in itertools.product(*options.values()):
+                ignored = models.MODELS[model].ignored({**self.fixed, **dict(zip(options, chosen))})
+                total += math.prod(len(d.values) for k, d in searched.items() if k not in options and k not in ignored)
+        return total * len(_data_combinations(self.datasets, self.label_counts, self.batches, self.zip))
 
     def hyperparameter_columns(self) -> dict[str, str]:
         """Every hyperparameter of every model in the sweep, sorted, as "number" or "text": the results' columns."""
@@ -176,20 +197,91 @@ def to_yaml(spec: Spec) -> str:
     return yaml.safe_dump(raw, sort_keys=False)
 
 
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; more is not a spec
+MAX_ALIASES = 100  # YAML aliases (*name) a spec may use: enough for sharing
+MAX_NODES = 100_000  # values in a spec once its aliases are expanded: an alias bomb has billions
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """How many values `node` stands for with every alias written out (each shared node counted once per use)."""
+    if id(node) not in memo:
+        memo[id(node)] = 0  # a node that holds itself (a recursive alias) counts once
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else []
+        memo[id(node)] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[id(node)]
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping, a flood of aliases, and a document whose
+    aliases expand to more values than any spec holds."""
+
+    aliases = 0
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise yaml.YAMLError(f"its aliases expand to more than {MAX_NODES:,} values; write the values out")
+        return node
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name); write the values out")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader says so itself
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {shown(key)} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
+    """A small text file, read only if it is a regular file (never a FIFO or a device, which could block
+    or never end) of at most `limit` bytes, as UTF-8: else one clear SpecError."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file; give the path of a {what}, e.g. search_spaces/quickstart.yaml") from None
+    except OSError as e:  # a symlink loop, a name too long, a path through a file
+        raise SpecError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or a device)"
+        raise SpecError(f"{path}: is {kind}; give a YAML file")
+    if info.st_size > limit:
+        raise SpecError(f"{path}: {info.st_size:,} bytes is too large for a {what} (at most {limit:,}); give the spec's YAML file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: is not UTF-8 text (byte {e.start}); save the {what} as UTF-8") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
+
+
 def load(path: str | Path) -> Spec:
     path = Path(path)
+    text = read_text(path, "spec")
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file; give the path of a spec, e.g. search_spaces/quickstart.yaml") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read the spec ({type(e).__name__}); give a readable YAML file") from None
-    try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a spec; fix the YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = (getattr(e, "problem", None) or str(e).splitlines()[0])[:200]
         raise SpecError(f"{path}: {where}not valid YAML ({problem}); fix the syntax there") from None
     return parse(raw, source=str(path))
 
@@ -206,19 +298,23 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         raise SpecError(f"{source}: a spec must be a mapping of keys to values, got {type(raw).__name__}; see README 'Spec format'")
     for k in raw:
         if k not in TOP_KEYS:
-            raise fail(str(k), f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
+            raise fail(shown(k) if not isinstance(k, str) else k[:40], f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
     for k in REQUIRED:
         if k not in raw:
             raise SpecError(f"{source}: missing required key '{k}'; required keys: {', '.join(REQUIRED)}")
 
     name = _string(raw["name"], "name", fail)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise fail("name", f"must be letters, digits, '-', '_' or '.', got {name!r}")
+        raise fail("name", f"must be letters, digits, '-', '_' or '.', got {shown(name)}")
+    if len(name.encode()) > MAX_NAME:  # it names folders (results/<name>-smoke-<driver>, Tune's), with room to spare
+        raise fail("name", f"is {len(name.encode())} bytes long; keep it to {MAX_NAME} (it names the results folders)")
 
     datasets = _as_list(raw["dataset"])
+    if not datasets:
+        raise fail("dataset", "empty list; give a dataset or a list of datasets")
     for d in datasets:
         if not isinstance(d, str) or d not in DATASETS:
-            raise fail("dataset", f"unknown dataset {d!r}; known datasets: {', '.join(sorted(DATASETS))}")
+            raise fail("dataset", f"unknown dataset {shown(d)}; known datasets: {', '.join(sorted(DATASETS))}")
     if len(set(datasets)) != len(datasets):
         raise fail("dataset", "a dataset is listed twice")
 
@@ -228,8 +324,8 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if not isinstance(model_names, list) or not model_names:
         raise fail("models", "expected a non-empty list of model names")
     for m in model_names:
-        if m not in models.MODELS:
-            raise fail("models", f"unknown model {m!r}; registered models: {', '.join(sorted(models.MODELS))}")
+        if not isinstance(m, str) or m not in models.MODELS:
+            raise fail("models", f"unknown model {shown(m)}; registered models: {', '.join(sorted(models.MODELS))}")
     if len(set(model_names)) != len(model_names):
         raise fail("models", "a model is listed twice")
 
@@ -237,7 +333,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if not isinstance(seeds, list) or not seeds:
         raise fail("seeds", "expected a non-empty list of integers, e.g. [0, 1, 2]")
     for s in seeds:
-        _integer(s, "seeds", fail, low=0)
+        _integer(s, "seeds", fail, low=0, high=MAX_SEED)
     if len(set(seeds)) != len(seeds):
         dup = next(s for s in seeds if seeds.count(s) > 1)
         raise fail("seeds", f"seed {dup} is listed twice; each seed runs once per configuration")
@@ -248,22 +344,29 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         raise fail("label_count", "empty list; give a number or a list of numbers")
     for count in label_counts:
         _integer(count, "label_count", fail, low=1)
+    if len(set(label_counts)) != len(label_counts):
+        raise fail("label_count", "a label count is listed twice; it would train the same configurations twice")
     data = _data_options(raw.get("data", {}) or {}, datasets, TOY, fail)
 
     batches = []
+    if raw.get("batch", {}) == []:
+        raise fail("batch", "empty list; give {labelled: N, unlabelled: N} or a list of them")
     for batch in _as_list(raw.get("batch", {})):
         if not isinstance(batch, dict):
             raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}, or a list of them")
         for k in batch:
             if k not in ("labelled", "unlabelled"):
-                raise fail(f"batch.{k}", "unknown key; allowed keys: labelled, unlabelled")
+                raise fail(f"batch.{str(k)[:40]}", "unknown key; allowed keys: labelled, unlabelled")
         batches.append((_integer(batch.get("labelled", 100), "batch.labelled", fail, low=1),
                         _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)))
+
+    if len(set(batches)) != len(batches):
+        raise fail("batch", "a batch size is listed twice; it would train the same configurations twice")
 
     zipped = tuple(_as_list(raw.get("zip", [])))
     for axis in zipped:
         if axis not in DATA_AXES:
-            raise fail("zip", f"{axis!r} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
+            raise fail("zip", f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
     lengths = {axis: len({"dataset": datasets, "label_count": label_counts, "batch": batches}[axis]) for axis in zipped}
     if len(set(lengths.values())) > 1:
         raise fail("zip", "zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items()) + "); pair them element by element")
@@ -275,6 +378,9 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
             raise fail("label_count", f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; labelled subsets are class-balanced")
         if label_count >= info.n_train:
             raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
+        if info.smallest_class is not None and label_count // info.n_classes > info.smallest_class:
+            raise fail("label_count", f"{label_count} needs {label_count // info.n_classes} labels per class, but the rarest class of "
+                                      f"{dataset} has {info.smallest_class} training points; choose at most {info.smallest_class * info.n_classes}")
         n_unlabelled = info.n_train if data.labelled_in_unlabelled else info.n_train - label_count
         if batch_unlabelled > n_unlabelled:
             raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}")
@@ -298,10 +404,10 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     def check_taken(key: str, hp: str) -> None:
         if hp not in taken:
             if len(model_names) == 1:
-                problem = f"{model_names[0]} takes no hyperparameter {hp!r}"
+                problem = f"{model_names[0]} takes no hyperparameter {shown(hp)}"
                 listing = f"{model_names[0]} takes: {', '.join(sorted(taken))}"
             else:
-                problem = f"none of {', '.join(model_names)} takes the hyperparameter {hp!r}"
+                problem = f"none of {', '.join(model_names)} takes the hyperparameter {shown(hp)}"
                 listing = f"they take: {', '.join(sorted(taken))}"
             raise fail(key, f"{problem}; remove it or add a model that takes it ({listing})")
 
@@ -322,7 +428,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         check_taken(key, hp)
         if hp in fixed:
             raise fail(key, "is also under 'fixed'; a hyperparameter is either fixed or searched")
-        search[hp] = _domain(domain, key, hp, fail, check_value)
+        search[hp] = _domain(domain, key, hp, fail, check_value, models.hyperparameters(taken[hp][0])[hp].choices is not None)
 
     for key, hp in [(f"fixed.{hp}", hp) for hp in fixed] + [(f"search.{hp}", hp) for hp in search]:
         condition = models.hyperparameters(taken[hp][0])[hp].applies_if
@@ -336,16 +442,16 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
 
     sampler = _string(raw.get("sampler", "grid"), "sampler", fail)
     if sampler not in SAMPLERS:
-        raise fail("sampler", f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        raise fail("sampler", f"unknown sampler {shown(sampler)}; allowed: {', '.join(SAMPLERS)}")
     objectives = tuple(_as_list(raw.get("objectives", ["val_acc"])))
     for o in objectives:
         if o not in OBJECTIVES:
-            raise fail("objectives", f"unknown objective {o!r}; allowed: {', '.join(OBJECTIVES)}")
+            raise fail("objectives", f"unknown objective {shown(o)}; allowed: {', '.join(OBJECTIVES)}")
     if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
         raise fail("objectives", "give one objective, or two different ones for nsga2")
     ranges = [hp for hp, d in search.items() if isinstance(d, Range)]
     if sampler == "grid" and ranges:
-        raise fail("sampler", f"grid cannot sample the range of {ranges[0]!r}; give it a list of values or use sampler: tpe or random")
+        raise fail("sampler", f"grid cannot sample the range of {shown(ranges[0])}; give it a list of values or use sampler: tpe or random")
     if sampler == "nsga2" and len(objectives) != 2:
         raise fail("sampler", "nsga2 optimises two objectives; add objectives: [val_acc, wall_s]")
     if len(objectives) == 2 and sampler not in ("nsga2", "tpe", "random"):
@@ -354,7 +460,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         categorical = [hp for hp, d in search.items() if isinstance(d, Grid)] + (["models"] if len(model_names) > 1 else [])
         categorical += [axis for axis, values in (("dataset", datasets), ("label_count", label_counts), ("batch", batches)) if len(values) > 1]
         if categorical:
-            raise fail("sampler", f"cmaes samples continuous ranges only, but {categorical[0]!r} is a list; use tpe, or one value")
+            raise fail("sampler", f"cmaes samples continuous ranges only, but {shown(categorical[0])} is a list; use tpe, or one value")
         if not ranges:
             raise fail("sampler", "cmaes needs at least one range to sample")
     trials = raw.get("trials")
@@ -373,9 +479,9 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     cpu = _number(resources.get("cpu", 1), "resources.cpu", fail)
     gpu = _number(resources.get("gpu", 0), "resources.gpu", fail)
     if cpu <= 0:
-        raise fail("resources.cpu", f"must be > 0, got {cpu!r}")
+        raise fail("resources.cpu", f"must be > 0, got {shown(cpu)}")
     if gpu < 0:
-        raise fail("resources.gpu", f"must be >= 0 (a fraction shares one GPU between trials), got {gpu!r}")
+        raise fail("resources.gpu", f"must be >= 0 (a fraction shares one GPU between trials), got {shown(gpu)}")
     max_concurrent = raw.get("max_concurrent")
     if max_concurrent is not None:
         max_concurrent = _integer(max_concurrent, "max_concurrent", fail, low=1)
@@ -391,20 +497,24 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
 
     metric = _string(raw.get("metric", "val_acc"), "metric", fail)
     if metric not in METRICS:
-        raise fail("metric", f"unknown selection metric {metric!r}; allowed: {', '.join(METRICS)}")
+        raise fail("metric", f"unknown selection metric {shown(metric)}; allowed: {', '.join(METRICS)}")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise fail("description", "expected text")
 
-    return Spec(
+    spec = Spec(
         name=name, datasets=tuple(datasets), models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
         label_counts=tuple(label_counts), data=data, batches=tuple(batches), zip=zipped,
         fixed=fixed, search=search, metric=metric, objectives=objectives, sampler=sampler,
-        sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0),
+        sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0, high=MAX_SAMPLER_SEED),
         trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
         retries=_integer(raw.get("retries", 2), "retries", fail, low=0), heartbeat_s=heartbeat_s,
         reclaim_after_s=reclaim_after_s, pack=pack, bf16=bf16, compile=compile, description=description, source=source,
     )
+    if sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
+        raise fail("search", f"the grid holds {spec.grid_size():,} configurations, more than {MAX_CONFIGURATIONS:,} "
+                             "(each is a study trial and a results file); use fewer values, or a sampler with trials: N")
+    return spec
 
 
 def _step(raw, fail) -> tuple[bool, bool]:
@@ -415,7 +525,7 @@ def _step(raw, fail) -> tuple[bool, bool]:
         if k not in ("bf16", "compile"):
             raise fail(f"step.{k}", "unknown key; allowed keys: bf16, compile")
         if not isinstance(value, bool):
-            raise fail(f"step.{k}", f"expected true or false, got {value!r}")
+            raise fail(f"step.{k}", f"expected true or false, got {shown(value)}")
     return raw.get("bf16", False), raw.get("compile", False)
 
 
@@ -450,7 +560,7 @@ def _scheduler(raw, fail) -> Scheduler | None:
             raise fail(f"scheduler.{k}", "unknown key; allowed keys: type, grace_period, reduction_factor")
     kind = raw.get("type")
     if kind not in SCHEDULERS:
-        raise fail("scheduler.type", f"unknown scheduler {kind!r}; allowed: {', '.join(SCHEDULERS)}")
+        raise fail("scheduler.type", f"unknown scheduler {shown(kind)}; allowed: {', '.join(SCHEDULERS)}")
     return Scheduler(kind, _integer(raw.get("grace_period", 1), "scheduler.grace_period", fail, low=1),
                      _integer(raw.get("reduction_factor", 3), "scheduler.reduction_factor", fail, low=2))
 
@@ -477,21 +587,23 @@ def _data_options(raw, datasets: list[str], toy: tuple[str, ...], fail) -> DataO
             raise fail(f"data.{k}", "unknown key; allowed keys: preprocess, labelled_in_unlabelled, noise")
     preprocess = raw.get("preprocess", "scale")
     if preprocess not in PREPROCESS:
-        raise fail("data.preprocess", f"unknown preprocessing {preprocess!r}; allowed: {', '.join(PREPROCESS)}")
+        raise fail("data.preprocess", f"unknown preprocessing {shown(preprocess)}; allowed: {', '.join(PREPROCESS)}")
     both = raw.get("labelled_in_unlabelled", False)
     if not isinstance(both, bool):
-        raise fail("data.labelled_in_unlabelled", f"expected true or false, got {both!r}")
+        raise fail("data.labelled_in_unlabelled", f"expected true or false, got {shown(both)}")
     noise = raw.get("noise")
     if noise is not None:
         other = [d for d in datasets if d not in toy]
         if other:
             raise fail("data.noise", f"only the toy sets ({', '.join(toy)}) take noise, not {other[0]}")
         if _number(noise, "data.noise", fail) < 0:
-            raise fail("data.noise", f"must be >= 0, got {noise!r}")
+            raise fail("data.noise", f"must be >= 0, got {shown(noise)}")
     return DataOptions(preprocess, both, None if noise is None else float(noise))
 
 
-def _domain(domain, key, hp, fail, check_value) -> Grid | Range:
+def _domain(domain, key, hp, fail, check_value, is_option: bool = False) -> Grid | Range:
+    if isinstance(domain, dict) and is_option:
+        raise fail(key, "is an option (text choices), so it takes a list of choices, not a range {low, high}")
     if isinstance(domain, list):
         if not domain:
             raise fail(key, "empty grid; list at least one value")
@@ -509,30 +621,45 @@ def _domain(domain, key, hp, fail, check_value) -> Grid | Range:
         high = check_value(f"{key}.high", hp, domain["high"])
         log = domain.get("log", False)
         if not isinstance(log, bool):
-            raise fail(f"{key}.log", f"expected true or false, got {log!r}")
+            raise fail(f"{key}.log", f"expected true or false, got {shown(log)}")
         if low > high:
-            raise fail(key, f"low {low!r} is above high {high!r}")
+            raise fail(key, f"low {shown(low)} is above high {shown(high)}")
         if log and low <= 0:
-            raise fail(key, f"a log range needs low > 0, got {low!r}")
+            raise fail(key, f"a log range needs low > 0, got {shown(low)}")
         return Range(float(low), float(high), log)
-    raise fail(key, f"expected a list of values (grid) or {{low, high, log}} (range), got {domain!r}")
+    raise fail(key, f"expected a list of values (grid) or {{low, high, log}} (range), got {shown(domain)}")
+
+
+def shown(value) -> str:
+    """A value as a message shows it: its repr, cut to a few dozen characters."""
+    from .models.parts import shown as cut
+
+    return cut(value)
 
 
 def _string(value, key, fail) -> str:
     if not isinstance(value, str) or not value:
-        raise fail(key, f"expected text, got {value!r}")
+        raise fail(key, f"expected text, got {shown(value)}")
     return value
 
 
 def _number(value, key, fail) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise fail(key, f"expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(key, f"expected a number, got {shown(value)}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise fail(key, f"expected a finite number, got {shown(value)}")
     return value
 
 
-def _integer(value, key, fail, low: int) -> int:
+def _integer(value, key, fail, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(key, f"expected an integer, got {value!r}")
+        raise fail(key, f"expected an integer, got {shown(value)}")
     if value < low:
-        raise fail(key, f"must be >= {low}, got {value}")
+        raise fail(key, f"must be >= {low}, got {shown(value)}")
+    if high is not None and value > high:
+        raise fail(key, f"must be <= {high}, got {shown(value)}")
     return value

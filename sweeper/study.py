@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from . import space
+from . import redact, space
 from .errors import SweeperError
 from .spec import Spec, to_yaml
 
@@ -57,15 +57,8 @@ def fingerprint(spec: Spec) -> str:
 
 
 def describe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "://" in url and not url.startswith("file://"):
-        import sqlalchemy
-
-        try:
-            return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - a URL sqlalchemy cannot parse is reported by storage()
-            return url.split("@")[-1]
-    return url
+    """The URL without its password or secret parameters, for messages and files."""
+    return redact.url(url)
 
 
 def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
@@ -80,12 +73,12 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
     beats = {} if spec is None else dict(heartbeat_interval=spec.heartbeat_s, grace_period=spec.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
-        return _rdb_storage(url, beats)
+        return _rdb_storage(redact.quoted(url), beats)
     except ImportError:  # Optuna's words for a database driver that is not installed
         raise SweeperError(f"--study {describe(url)}: the driver for this database is not installed; "
                            "pip install -e '.[postgres]' for PostgreSQL (psycopg), or the driver SQLAlchemy names for yours") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy's errors: bad URL, server down, refused login
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = redact.message((str(e).strip().splitlines() or [type(e).__name__])[0], url)
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
                            "check the URL, that the server is up and that this machine reaches it") from None
 
@@ -335,8 +328,22 @@ class Heartbeats(threading.Thread):
         self.join()
 
 
+def _must_exist(url: str) -> None:
+    """A file-backed study (a journal, SQLite) must be there already: reading never makes one."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    elif "://" not in url or url.startswith("file://"):
+        path = Path(url.removeprefix("file://")).expanduser()
+    else:
+        return
+    if not path.is_file():
+        raise SweeperError(f"--study {describe(url)}: no study file at {path}; give the --study the drivers run with")
+
+
 def status(url: str, name: str | None = None) -> str:
-    """Per driver: configurations done, running, failed, taken over by another; and the sweep overall."""
+    """Per driver: configurations done, running, failed, taken over by another; and the sweep overall.
+    Reads only: a journal or SQLite file that does not exist is not created."""
+    _must_exist(url)
     where = storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(where, include_best_trial=False)]
     if name is None:
@@ -346,7 +353,11 @@ def status(url: str, name: str | None = None) -> str:
         name = names[0]
     if name not in names:
         raise SweeperError(f"--study {describe(url)}: no study '{name}' (it holds: {', '.join(names) or 'none'}); check --name")
-    c = census(optuna.load_study(storage=where, study_name=name))
+    loaded = optuna.load_study(storage=where, study_name=name)
+    if CONFIGURATIONS not in loaded.user_attrs:
+        raise SweeperError(f"--study {describe(url)}: study '{name}' is not shared by drivers (it was not made by "
+                           "'sweeper run --study'), so it holds no count of its configurations; report its results directory instead")
+    c = census(loaded)
     left = max(0, c.total - c.done - c.states["RUNNING"] - c.states["FAIL"])
     lines = [f"study {name} at {describe(url)}: {c.done}/{c.total} configurations done ({100 * c.done / max(c.total, 1):.0f}%), "
              f"{c.states['RUNNING']} running, {c.states['FAIL']} failed, {left} left; {c.reclaimed} taken over from silent drivers"]

@@ -59,6 +59,8 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     `trainable` is for tests that inject faults.
     """
     out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise SweeperError(f"--out {out_dir}: is a file, not a folder; give a new folder for the results")
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
     if study_url and spec.pack > 1:
@@ -215,9 +217,23 @@ def _location(out: Path, storage: str | None, name: str) -> str:
     return f"{storage.rstrip('/')}/{name}" if storage else str(out)
 
 
+def _enough_of_each_class(spec: Spec, datasets: dict) -> None:
+    """Every label count against the real class counts of the loaded data (for sets the spec check cannot know)."""
+    import numpy as np
+
+    for name, loaded in datasets.items():
+        rarest = int(np.bincount(loaded.y_train, minlength=loaded.n_classes).min())
+        for count in spec.label_counts:
+            if count // loaded.n_classes > rarest:
+                raise SweeperError(f"{spec.source}: label_count: {count} needs {count // loaded.n_classes} labels per class, but the "
+                                   f"rarest class of {name} has {rarest} training points; choose at most {rarest * loaded.n_classes}")
+
+
 def _datasets(spec: Spec, data_dir) -> dict:
-    """Every dataset of the spec, read and verified once, here in the driver."""
-    return {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
+    """Every dataset of the spec, read and verified once, here in the driver, before anything is written."""
+    loaded = {name: data.load(name, data_dir, spec.data) for name in spec.datasets}
+    _enough_of_each_class(spec, loaded)
+    return loaded
 
 
 def _runnable(spec: Spec, location: str, datasets: dict, trainable):

@@ -47,6 +47,7 @@ class DatasetInfo:
     n_classes: int
     summary: str
     input_shape: tuple[int, ...] = ()  # (channels, height, width) or (features,)
+    smallest_class: int | None = None  # training points of its rarest class (None: known once loaded)
 
 
 def fixed_split(n: int, n_val: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

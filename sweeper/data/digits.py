@@ -8,7 +8,8 @@ import numpy as np
 
 from .base import Dataset, DatasetInfo, fixed_split
 
-INFO = DatasetInfo(n_train=1257, n_classes=10, summary="scikit-learn digits, 8x8, 1257/180/360 split (embedded)", input_shape=(1, 8, 8))
+INFO = DatasetInfo(n_train=1257, n_classes=10, summary="scikit-learn digits, 8x8, 1257/180/360 split (embedded)", input_shape=(1, 8, 8),
+                   smallest_class=113)
 SPLIT_SEED = 2014
 
 

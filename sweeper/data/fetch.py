@@ -52,7 +52,9 @@ def ensure(source: Source, directory: Path) -> Path:
     path = directory / source.name
     if source.name.endswith(".gz") and source.content_md5 and not path.exists() and path.with_suffix("").exists():
         path = path.with_suffix("")
-    if path.exists():
+    if path.exists() or path.is_symlink():
+        if not path.is_file():  # a directory, a FIFO or a device where the file should be: reading could block
+            raise DataError(f"{path}: is not a regular file; put the file {source.name} there ({source.expected()})")
         problem = check(path, source)
         if problem:
             raise DataError(f"{path}: {problem}; expected {source.expected()}. Replace it with a good copy "
@@ -74,10 +76,13 @@ def check(path: Path, source: Source) -> str | None:
             return f"checksum mismatch (uncompressed content has MD5 {content})"
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         return f"truncated or corrupt ({type(e).__name__}: {e})"
+    except OSError as e:
+        return f"unreadable ({e.strerror or type(e).__name__})"
     return f"checksum mismatch (MD5 {raw})"
 
 
 def _download(source: Source, path: Path) -> Path:
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # removed again if nothing arrives
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in source.urls:
@@ -94,6 +99,11 @@ def _download(source: Source, path: Path) -> Path:
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
         finally:
             temporary.unlink(missing_ok=True)
+    for folder in made:  # shallowest last: only the folders this call made, and only while empty
+        try:
+            folder.rmdir()
+        except OSError:
+            break
     raise DataError(f"{path}: missing, and no good copy could be downloaded ({'; '.join(failures)}); "
                     f"put a copy there by hand ({source.expected()})")
 

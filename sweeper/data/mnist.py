@@ -26,7 +26,8 @@ FASHION_GZ_MD5 = ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aa
                   "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310")
 FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 
-MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="MNIST, 28x28, 50k/10k/10k", input_shape=(1, 28, 28))
+MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="MNIST, 28x28, 50k/10k/10k", input_shape=(1, 28, 28),
+                    smallest_class=4506)  # the 5s of the first 50,000 training images
 FASHION_MNIST = DatasetInfo(n_train=N_TRAIN, n_classes=10, summary="Fashion-MNIST, 28x28, 50k/10k/10k", input_shape=(1, 28, 28))
 
 

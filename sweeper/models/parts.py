@@ -17,6 +17,15 @@ from torch import nn
 # ---------------------------------------------------------------- hyperparameters
 
 
+def shown(value, limit: int = 40) -> str:
+    """A value's repr as a message shows it, cut to `limit` characters."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an integer of more digits than Python prints
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Hyper:
     """A hyperparameter a model takes: its default and the values it accepts.
@@ -37,17 +46,24 @@ class Hyper:
     def check(self, value) -> str | None:
         """Why `value` is not allowed, or None."""
         if self.choices is not None:
-            return None if value in self.choices else f"expected one of {', '.join(self.choices)}, got {value!r}"
+            ok = isinstance(value, str) and value in self.choices
+            return None if ok else f"expected one of {', '.join(self.choices)}, got {shown(value)}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"expected a number, got {value!r}"
-        if self.integer and not float(value).is_integer():
-            return f"expected an integer, got {value!r}"
-        if not math.isfinite(value):
-            return f"expected a finite number, got {value!r}"
+            return f"expected a number, got {shown(value)}"
+        try:
+            number = float(value)
+        except OverflowError:
+            return f"expected a finite number, got {shown(value)}"
+        if not math.isfinite(number):
+            return f"expected a finite number, got {shown(value)}"
+        if self.integer and not number.is_integer():
+            return f"expected an integer, got {shown(value)}"
+        if self.integer and abs(number) > 2**31:
+            return f"must be at most {2**31}, got {shown(value)}"
         if self.low is not None and value < self.low:
-            return f"must be >= {self.low:g}, got {value!r}"
+            return f"must be >= {self.low:g}, got {shown(value)}"
         if self.high is not None and value > self.high:
-            return f"must be <= {self.high:g}, got {value!r}"
+            return f"must be <= {self.high:g}, got {shown(value)}"
         return None
 
 

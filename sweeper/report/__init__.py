@@ -26,7 +26,7 @@ def expected_seeds(dirs: list[str | Path]) -> int | None:
         fs, root = results.filesystem(dirs[0])
         with fs.open_input_stream(f"{root}/spec.yaml") as f:
             return len(yaml.safe_load(f.read().decode())["seeds"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):  # ValueError: not UTF-8
         return None
 
 

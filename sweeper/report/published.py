@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..errors import SweeperError
 
+COLUMNS = ("table", "row", "column", "value", "std")
 DEFAULT_DIRS = (Path("results/published"), Path(__file__).resolve().parents[2] / "results" / "published")
 
 
@@ -18,7 +19,20 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
     files = sorted(candidates[0].glob("*.csv"))
     if not files:
         raise SweeperError(f"{candidates[0]}: holds no .csv of published figures")
-    frames = [pd.read_csv(f, comment="#", dtype={"row": str, "column": str}) for f in files]
+    frames = []
+    for f in files:
+        try:
+            frame = pd.read_csv(f, comment="#", dtype={"row": str, "column": str, "table": str})
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise SweeperError(f"{f}: not a CSV of published figures ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+                               f"it needs the columns {', '.join(COLUMNS)}") from None
+        missing = [c for c in COLUMNS if c not in frame.columns]
+        if missing:
+            raise SweeperError(f"{f}: has no {', '.join(missing)} column; a CSV of published figures has {', '.join(COLUMNS)}")
+        for column in ("value", "std"):
+            if not pd.api.types.is_numeric_dtype(frame[column]) and frame[column].notna().any():
+                raise SweeperError(f"{f}: column {column} holds text, not numbers; give figures such as 93.7")
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -1,0 +1,258 @@
+"""Hostile input: one line naming what and where, exit 2, nothing written, no secret, no hang."""
+import copy
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import tiny_spec
+from sweeper import redact, results
+from sweeper.cli import main
+
+
+def refused(argv, capsys, cwd=None) -> str:
+    """Run the command line; it must exit 2 with one bounded line on stderr and nothing on stdout."""
+    assert main([str(a) for a in argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("sweeper: error: ") and len(err) < 700, err
+    assert "internal error" not in err and "Traceback" not in err
+    return err.removeprefix("sweeper: error: ").rstrip("\n")
+
+
+def files_under(path) -> set:
+    return {p for p in path.rglob("*")}
+
+
+# ------------------------------------------------------------------ secrets
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://alice:p@ss@127.0.0.1:1/db", "p@ss"),
+    ("postgresql://alice:pa/ss@127.0.0.1:1/db", "pa/ss"),
+    ("postgresql://127.0.0.1:1/db?password=hunter2&sslmode=disable", "hunter2"),
+    ("postgresql://bob:s3cr%40t@127.0.0.1:1/db", "s3cr%40t"),
+    ("mysql://u:topsecret@127.0.0.1:1/db?sslkey=k", "topsecret"),
+])
+def test_no_password_in_any_message_however_the_url_spells_it(url, secret, capsys):
+    message = refused(["status", "--study", url], capsys)
+    for fragment in {secret, secret.replace("%40", "@")} | set(secret.replace("%40", "@").split("@")) | set(secret.split("/")):
+        assert len(fragment) < 3 or fragment not in message, message
+    assert "***" in message or "password" not in url
+
+
+def test_a_url_keeps_what_is_not_secret():
+    assert redact.url("postgresql://alice:p@ss@host:5432/db?sslmode=require&password=x") == \
+        "postgresql://alice:***@host:5432/db?sslmode=require&password=***"
+    assert redact.quoted("postgresql://alice:p@ss@host/db") == "postgresql://alice:p%40ss@host/db"
+    assert redact.message("failed for 'postgresql://u:pw1@h/d' and pw1 again", "postgresql://u:pw1@h/d") == \
+        "failed for 'postgresql://u:***@h/d' and *** again"
+
+
+def test_the_shared_study_file_holds_no_password(tmp_path):
+    from sweeper import study
+
+    assert "hunter2" not in study.describe("postgresql://u:hunter2@h/db?password=hunter2")
+
+
+# ------------------------------------------------------------------ specs that are malformed
+
+
+def write(tmp_path, content, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"resources": {"cpu": 10**400}}, "resources.cpu: expected a finite number, got 1000"),
+    ({"models": [["m2"]]}, "models: unknown model ['m2']"),
+    ({"search": {"likelihood": {"low": 0, "high": 1}}}, "search.likelihood: is an option (text choices), so it takes a list"),
+    ({"fixed": {"hidden": 10**400}}, "fixed.hidden: expected a finite number"),
+    ({"dataset": []}, "dataset: empty list"),
+    ({"batch": []}, "batch: empty list"),
+    ({"label_count": 1250}, "label_count: 1250 needs 125 labels per class, but the rarest class of digits has 113 training points"),
+    ({"name": "n" * 300}, "name: is 300 bytes long; keep it to 150"),
+    ({"seeds": [2**63]}, "seeds: must be <= 9223372036854775807"),
+    ({"sampler_seed": 2**32}, "sampler_seed: must be <= 4294967295"),
+    ({"label_count": [100, 100]}, "label_count: a label count is listed twice"),
+    ({"batch": [{"labelled": 5, "unlabelled": 5}, {"labelled": 5, "unlabelled": 5}]}, "batch: a batch size is listed twice"),
+    ({"search": {"alpha": [1, 1.0]}}, "search.alpha: a grid value is listed twice"),
+    ({"search": {"alpha": list(range(400)), "lr": [i / 1e4 + 1e-4 for i in range(300)]}}, "search: the grid holds 120,300 configurations"),  # m2: 400 x 300, baseline: 300
+    ({"fixed": {"sigma2": 0.1}, "models": ["m2"]}, "fixed.sigma2: would be ignored"),
+])
+def test_a_spec_that_cannot_run_as_written_is_refused_before_anything_is_written(tmp_path, capsys, overrides, expected):
+    path = write(tmp_path, tiny_spec(**overrides))
+    before = files_under(tmp_path)
+    assert expected in refused(["validate", path], capsys)
+    assert files_under(tmp_path) == before
+
+
+def test_a_grid_is_counted_without_being_listed(tmp_path, capsys):
+    import tracemalloc
+
+    spec = tiny_spec(search={"alpha": list(range(1000)), "lr": [i / 1e5 + 1e-5 for i in range(1000)]})
+    tracemalloc.start()
+    refused(["validate", write(tmp_path, spec)], capsys)
+    assert tracemalloc.get_traced_memory()[1] < 100 * 2**20  # a million points listed would take several hundred MB
+    tracemalloc.stop()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("name: a\nname: b\n", "line 2: not valid YAML (the key 'name' is given twice)"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+     "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e]\n",
+     "its aliases expand to more than 100,000 values"),
+    (b"name: caf\xe9\n", "is not UTF-8 text"),
+])
+def test_a_spec_file_that_is_no_spec(tmp_path, capsys, content, expected):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    message = refused(["validate", path], capsys)
+    assert expected in message and len(message) < 400
+
+
+def test_no_read_blocks_on_a_fifo_or_a_device_or_a_symlink_loop(tmp_path, capsys):
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    start = time.monotonic()
+    assert "is not a regular file" in refused(["validate", tmp_path / "fifo.yaml"], capsys)
+    assert "is not a regular file" in refused(["validate", "/dev/zero"], capsys)
+    assert "cannot read the spec (Too many levels of symbolic links)" in refused(["validate", tmp_path / "a"], capsys)
+    assert time.monotonic() - start < 10
+
+
+def test_a_data_file_that_is_a_directory_or_a_fifo(tmp_path):
+    from sweeper.data import mnist
+    from sweeper.data.fetch import ensure
+    from sweeper.errors import DataError
+
+    source = mnist.sources(mnist.MNIST_URLS, mnist.MNIST_GZ_MD5, mnist.MNIST_CONTENT_MD5)[0]
+    (tmp_path / source.name).mkdir()
+    with pytest.raises(DataError, match="is not a regular file"):
+        ensure(source, tmp_path)
+    os.rmdir(tmp_path / source.name)
+    os.mkfifo(tmp_path / source.name)
+    with pytest.raises(DataError, match="is not a regular file"):
+        ensure(source, tmp_path)
+
+
+# ------------------------------------------------------------------ results and reports
+
+
+def test_results_of_the_wrong_shape_are_refused_naming_the_file(tmp_path, capsys):
+    import pandas as pd
+
+    (tmp_path / "trials").mkdir()
+    pd.DataFrame({"trial_id": ["a"], "config_id": ["a"], "model": ["m2"], "seed": [0], "best_val_acc": [0.5],
+                  "test_acc": [0.5]}).to_parquet(tmp_path / "trials" / "a.parquet")
+    assert refused(["report", tmp_path], capsys) == f"{tmp_path}/trials/a.parquet: has no status column; was it written by sweeper?"
+    pd.DataFrame({"trial_id": ["a"], "config_id": ["a"], "model": ["m2"], "seed": [0], "best_val_acc": ["high"],
+                  "test_acc": [0.5], "status": ["completed"]}).to_parquet(tmp_path / "trials" / "a.parquet")
+    assert "column best_val_acc holds text, not number" in refused(["report", tmp_path], capsys)
+
+
+def test_malformed_published_figures(tmp_path, capsys):
+    from test_results import HYPER, epoch_rows, trial_row
+
+    results.write_configuration(tmp_path / "r", "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "a.csv").write_text('table,row\n"x,1\n')
+    assert "a.csv: not a CSV of published figures" in refused(["report", tmp_path / "r", "--compare", "--published", tmp_path / "p"], capsys)
+    (tmp_path / "p" / "a.csv").write_text("table,row,column,value,std\njurasinski,1,m2,high,\n")
+    assert "column value holds text" in refused(["report", tmp_path / "r", "--compare", "--published", tmp_path / "p"], capsys)
+
+
+def test_a_remote_location_that_never_answers_fails_after_the_stated_wait(tmp_path):
+    """A server on 127.0.0.1 that accepts connections and never replies: one line after the timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "sweeper", "report", f"s3://bucket/x?endpoint_override=127.0.0.1:{port}&scheme=http"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "SWEEPER_REMOTE_TIMEOUT_S": "2", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert done.returncode == 2 and time.monotonic() - start < 30
+    assert done.stderr == "sweeper: error: s3://bucket/x: no answer within 2 s; check the network and the URI ($SWEEPER_REMOTE_TIMEOUT_S sets how long to wait)\n"
+
+
+def test_reading_commands_create_nothing(tmp_path, capsys):
+    refused(["status", "--study", tmp_path / "none" / "study.journal"], capsys)
+    refused(["status", "--study", f"sqlite:///{tmp_path}/none.db"], capsys)
+    refused(["report", tmp_path / "none"], capsys)
+    assert files_under(tmp_path) == set()
+
+
+def test_status_of_a_study_no_drivers_share(tmp_path, capsys):
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    optuna.create_study(storage=storage, study_name="alone").enqueue_trial({"x": 1})
+    assert "study 'alone' is not shared by drivers" in refused(["status", "--study", tmp_path / "optuna.journal"], capsys)
+
+
+def test_run_into_a_file_and_a_missing_data_dir_leave_nothing(tmp_path, capsys, write_spec):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert "is a file, not a folder" in refused(["run", write_spec(tiny_spec()), "--out", target], capsys)
+    from sweeper.data import mnist
+    from sweeper.data.fetch import ensure
+    from sweeper.errors import DataError
+
+    source = mnist.sources(("http://127.0.0.1:9/",), mnist.MNIST_GZ_MD5)[0]
+    with pytest.raises(DataError):
+        ensure(source, tmp_path / "data" / "mnist")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_pipe_closed_early_is_no_error():
+    done = subprocess.run(f"{sys.executable} -m sweeper models | head -1", shell=True, capture_output=True, text=True)
+    assert done.stdout.startswith("adgm: ") and done.stderr == ""
+
+
+# ------------------------------------------------------------------ many mutated specs
+
+
+def mutations(seed: int, count: int):
+    """Specs made wrong at random: a key deleted, a value's type swapped, a number out of range."""
+    rng = random.Random(seed)
+    base = tiny_spec(fixed={"hidden": 16, "latent": 4, "lr": 0.001})
+    swaps = [None, True, "text", [], {}, [[1]], -1, 10**30, 1e308 * 10, float("nan"), {"low": 1, "high": 0}, "", "\x00"]
+    made = 0
+    while made < count:
+        spec = copy.deepcopy(base)
+        choice = rng.random()
+        path = [k for k in ("name", "dataset", "models", "seeds", "epochs", "label_count", "batch", "fixed", "search", "sampler",
+                            "resources") if k in spec]
+        key = rng.choice(path)
+        if choice < 0.2 and key in ("name", "dataset", "models", "seeds", "epochs"):
+            del spec[key]
+        elif isinstance(spec[key], dict) and spec[key] and choice < 0.7:
+            inner = rng.choice(list(spec[key]))
+            spec[key][inner] = rng.choice(swaps)
+        else:
+            spec[key] = rng.choice(swaps)
+        try:
+            from sweeper.spec import parse
+
+            parse(copy.deepcopy(spec))
+            continue  # still a good spec (e.g. a value swapped for an allowed one): not a mutation that must fail
+        except Exception:  # noqa: BLE001 - a SpecError is what the command line must turn into one line
+            pass
+        made += 1
+        yield spec
+
+
+def test_many_mutated_specs_each_get_one_line_exit_2_and_no_files(tmp_path, capsys):
+    for number, spec in enumerate(mutations(0, 150)):
+        path = tmp_path / f"s{number}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+        before = files_under(tmp_path)
+        refused(["validate", path], capsys)
+        assert files_under(tmp_path) == before
