@@ -13,6 +13,19 @@ from . import redact
 from .errors import NoAnswer, SweeperError
 
 
+OVERRIDES_HELP = "change the spec from the command line: epochs=20, batch.labelled=50, 'search.alpha=[1, 10]' (values are YAML)"
+EXAMPLES = {
+    "run": "sweeper run search_spaces/quickstart.yaml epochs=20 --out results/quick",
+    "resume": "sweeper resume results/quickstart",
+    "report": "sweeper report results/quickstart --table generic --compare --format latex --out table.tex",
+    "status": "sweeper status --study postgresql://user@host/sweeps",
+    "validate": "sweeper validate search_spaces/jurasinski-table1.yaml seeds=[0,1]",
+    "estimate": "sweeper estimate search_spaces/kingma-table1.yaml",
+    "bench": "sweeper bench --model m2 --shape mnist --pack 8",
+    "models": "sweeper models",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage over several lines; one is enough
         print(redact.message(f"{self.prog}: error: {message}; see '{self.prog} --help'", *sys.argv), file=sys.stderr)
@@ -20,11 +33,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sweeper", description="Hyperparameter sweeps for semi-supervised deep generative models.")
+    parser = _Parser(prog="sweeper", description="Hyperparameter sweeps for semi-supervised deep generative models.",
+                     epilog="example: " + EXAMPLES["run"])
+    parser.add_argument("--version", action="version", version=f"sweeper {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser("run", help="run the sweep a spec describes")
+    run = commands.add_parser("run", epilog="example: " + EXAMPLES["run"], help="run the sweep a spec describes")
     run.add_argument("spec", help="spec file (YAML), e.g. search_spaces/quickstart.yaml")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     run.add_argument("--out", help="results directory (default: results/<sweep name>)")
     run.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port (default: start Ray here)")
     run.add_argument("--data-dir", help="where dataset files are (default: $SWEEPER_DATA_DIR, else ~/.cache/sweeper)")
@@ -39,13 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
 
-    resume = commands.add_parser("resume", help="continue a sweep whose driver stopped (killed, rebooted)")
+    resume = commands.add_parser("resume", epilog="example: " + EXAMPLES["resume"], help="continue a sweep whose driver stopped (killed, rebooted)")
     resume.add_argument("dir", metavar="DIR", help="the results directory of the sweep")
     resume.add_argument("--address", help="Ray cluster to join (default: start Ray here)")
     resume.add_argument("--data-dir", help="where dataset files are")
     resume.add_argument("--storage", metavar="URI", help="the --storage the sweep was run with")
 
-    report = commands.add_parser("report", help="print the table of one or more results directories")
+    report = commands.add_parser("report", epilog="example: " + EXAMPLES["report"], help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
     report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv", "html"])
     report.add_argument("--table", default="generic", choices=["generic", "jurasinski", "kingma", "adgm", "raj"],
@@ -59,19 +75,21 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
     report.add_argument("--out", metavar="FILE", help="write the report to FILE (default: DIR/report.<format>)")
 
-    status = commands.add_parser("status", help="progress of a sweep shared by several drivers, per driver")
+    status = commands.add_parser("status", epilog="example: " + EXAMPLES["status"], help="progress of a sweep shared by several drivers, per driver")
     status.add_argument("--study", metavar="URL", required=True, help="the --study the drivers run with")
     status.add_argument("--name", help="the sweep's name (needed when the database holds several)")
 
-    validate = commands.add_parser("validate", help="check a spec without running anything")
+    validate = commands.add_parser("validate", epilog="example: " + EXAMPLES["validate"], help="check a spec without running anything")
     validate.add_argument("spec")
+    validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     validate.add_argument("--scale", default="full", choices=["full", "smoke"])
 
-    estimate = commands.add_parser("estimate", help="time a few training steps of each configuration and project the sweep's compute")
+    estimate = commands.add_parser("estimate", epilog="example: " + EXAMPLES["estimate"], help="time a few training steps of each configuration and project the sweep's compute")
     estimate.add_argument("spec")
+    estimate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     estimate.add_argument("--scale", default="full", choices=["full", "smoke"])
 
-    bench = commands.add_parser("bench", help="benchmarks that print one JSON line per case")
+    bench = commands.add_parser("bench", epilog="example: " + EXAMPLES["bench"], help="benchmarks that print one JSON line per case")
     bench.add_argument("--report", action="store_true", help="report speed on one million per-epoch rows")
     bench.add_argument("--overhead", action="store_true", help="Ray's orchestration time per trial in local mode")
     bench.add_argument("--model", help="time this model's training step (e.g. m2) against the device's matmul speed")
@@ -82,13 +100,28 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--bf16", action="store_true", help="matmuls in bfloat16 (autocast; meant for a GPU)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
 
-    commands.add_parser("models", help="list the models and the hyperparameters each takes")
+    commands.add_parser("models", epilog="example: " + EXAMPLES["models"], help="list the models and the hyperparameters each takes")
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("sweeper")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "overrides"):  # KEY=VALUE after an option (`run SPEC --out D epochs=3`) is an override too
+        args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
+        extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     say = lambda text: print(redact.message(text, *argv), file=sys.stderr)  # noqa: E731  (no secret of the command line)
     try:
         return COMMANDS[args.command](args)
@@ -117,7 +150,7 @@ def _run(args) -> int:
     from . import spec as spec_module
     from . import sweep
 
-    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
+    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
     if args.pack is not None:
         spec = spec_module.with_pack(spec, args.pack)
     if args.driver and not args.study:
@@ -181,8 +214,8 @@ def _validate(args) -> int:
     from . import space
     from . import spec as spec_module
 
-    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
-    print(f"{args.spec}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
+    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
+    print(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
           f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each")
     return 0
 
@@ -191,7 +224,7 @@ def _estimate(args) -> int:
     from . import estimate
     from . import spec as spec_module
 
-    spec = spec_module.at_scale(spec_module.load(args.spec), args.scale)
+    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
     estimates = estimate.estimate(spec)
     by_model: dict[str, float] = {}
     for e in estimates:

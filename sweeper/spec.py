@@ -271,7 +271,39 @@ def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
         raise SpecError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
 
 
-def load(path: str | Path) -> Spec:
+def override(raw: Any, assignments: list[str], source: str) -> Any:
+    """The spec's YAML with command-line overrides applied: each `key=value`, a dotted key for a nested
+    one (`batch.labelled=50`, `search.alpha=[1, 10]`), the value read as YAML. What results is checked
+    exactly as a file would be."""
+    if not assignments:
+        return raw
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a spec must be a mapping of keys to values before overrides apply")
+    raw = dict(raw)
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        if not equals or not key or any(not part for part in key.split(".")):
+            raise SpecError(f"override {shown(assignment)}: expected key=value, e.g. epochs=20 or batch.labelled=50")
+        try:
+            value = yaml.load(text, Loader=_SpecLoader) if text else ""  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as e:
+            raise SpecError(f"override {key}: the value {shown(text)} is not valid YAML ({str(e).splitlines()[0][:80]})") from None
+        *parents, last = key.split(".")
+        node = raw
+        for depth, part in enumerate(parents):
+            child = node.get(part, {})
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                where = ".".join(parents[: depth + 1])
+                raise SpecError(f"override {key}: {where} is not a mapping here; set it whole ({where}=...)")
+            node[part] = child = dict(child)
+            node = child
+        node[last] = value
+    return raw
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Spec:
     path = Path(path)
     text = read_text(path, "spec")
     try:
@@ -283,6 +315,8 @@ def load(path: str | Path) -> Spec:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = (getattr(e, "problem", None) or str(e).splitlines()[0])[:200]
         raise SpecError(f"{path}: {where}not valid YAML ({problem}); fix the syntax there") from None
+    if overrides:
+        return parse(override(raw, overrides, str(path)), source=f"{path} (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)")
     return parse(raw, source=str(path))
 
 

@@ -35,3 +35,26 @@ def test_models_lists_each_model_and_its_hyperparameters(capsys):
     out = capsys.readouterr().out
     assert "m2: Kingma's M2" in out and "    alpha = 0.1 >= 0  weight of the labelled cross-entropy" in out
     assert out.index("baseline:") < out.index("m2:")
+
+
+def test_overrides_change_the_spec_as_the_file_would(write_spec, capsys):
+    path = write_spec(tiny_spec())
+    assert main(["validate", str(path), "epochs=5", "--scale", "full", "search.alpha=[1, 10, 100]", "batch.labelled=10"]) == 0
+    assert capsys.readouterr().out == f"{path} (with epochs, search.alpha, batch.labelled overridden): ok: 4 configurations × 2 seeds of m2, baseline on digits, 5 epochs each\n"
+    from sweeper import spec
+
+    loaded = spec.load(path, ["fixed.hidden=32", "data.preprocess=standardize"])
+    assert loaded.fixed["hidden"] == 32 and loaded.fixed["latent"] == 4 and loaded.data.preprocess == "standardize"
+    for argv, message in ((["epochs=0"], "epochs: must be >= 1, got 0"), (["bogus=1"], "bogus: unknown key; allowed keys: name"),
+                          (["epochs.x=1"], "override epochs.x: epochs is not a mapping here; set it whole (epochs=...)"),
+                          (["=3"], "override '=3': expected key=value"), (["seeds=[0"], "override seeds: the value '[0' is not valid YAML")):
+        assert main(["validate", str(path), *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_version_and_every_help_has_an_example():
+    done = subprocess.run([sys.executable, "-m", "sweeper", "--version"], capture_output=True, text=True)
+    assert done.stdout.startswith("sweeper 0.1.0")
+    for command in ("run", "resume", "report", "status", "validate", "estimate", "bench", "models"):
+        done = subprocess.run([sys.executable, "-m", "sweeper", command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and f"example: sweeper {command}" in " ".join(done.stdout.split()), command
