@@ -23,6 +23,7 @@ EXAMPLES = {
     "estimate": "sweeper estimate search_spaces/kingma-table1.yaml",
     "bench": "sweeper bench --model m2 --shape mnist --pack 8",
     "models": "sweeper models",
+    "inspect": "sweeper inspect results/quickstart --trial 3f2a_00000-seed0",
 }
 
 
@@ -100,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--bf16", action="store_true", help="matmuls in bfloat16 (autocast; meant for a GPU)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
 
+    inspect = commands.add_parser("inspect", epilog="example: " + EXAMPLES["inspect"],
+                                  help="draw what kept models learnt: reconstructions, samples, analogies, active units")
+    inspect.add_argument("dir", metavar="DIR", help="the results directory of a sweep")
+    inspect.add_argument("--trial", action="append", metavar="ID", help="a trial_id to look at (repeatable; default: each "
+                         "model's configuration selected by validation, its best seed)")
+    inspect.add_argument("--data-dir", help="where dataset files are")
+    inspect.add_argument("--out", metavar="DIR", help="where the figures go (default: DIR/inspect)")
     commands.add_parser("models", epilog="example: " + EXAMPLES["models"], help="list the models and the hyperparameters each takes")
     return parser
 
@@ -273,7 +281,17 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
+def _inspect(args) -> int:
+    from . import inspect
+
+    for trial_id, found in inspect.inspect(args.dir, args.trial, args.out, args.data_dir).items():
+        units = f", {found['active_units']} active latent units" if "active_units" in found else ""
+        print(f"{trial_id}: {found['model']} at epoch {found['epoch']}, test accuracy {100 * found['test_acc']:.2f} %{units}; "
+              f"figures: {', '.join(found['figures'])}")
+    return 0
+
+
+COMMANDS = {"inspect": _inspect, "run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
 
 
 def entry() -> None:

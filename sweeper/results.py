@@ -166,6 +166,9 @@ def remove_configuration(out_dir: str | Path, config_id: str) -> None:
         path = f"{root}/{table}/{config_id}.parquet"
         if fs.get_file_info(path).type != pafs.FileType.NotFound:
             fs.delete_file(path)
+    for kept in fs.get_file_info(pafs.FileSelector(f"{root}/models", allow_not_found=True)):  # its seeds' kept models
+        if kept.base_name.startswith(f"{config_id}-seed"):
+            fs.delete_file(kept.path)
 
 
 def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:

@@ -59,6 +59,7 @@ class Member:
     best_epoch: int = 0
     wall_s: float = 0.0
     history: list[dict] = field(default_factory=list)
+    best_weights: dict | None = None  # CPU copies of its parameters and buffers at best_epoch (kept.py writes them)
 
 
 def steps_per_epoch(n_unlabelled: int, batch_unlabelled: int) -> int:
@@ -204,11 +205,19 @@ class Trial:
             evaluated = torch.cat([trained, self._evaluate()], dim=1)[[i for i, _ in running]]
             metrics = evaluated.tolist()  # the epoch's one sync
             seconds = (time.perf_counter() - start) / len(self.members)  # each member's share of the pack's time
-            for (_, m), row in zip(running, metrics):
-                self._record(m, row, seconds)
+            for (i, m), row in zip(running, metrics):
+                if self._record(m, row, seconds):
+                    m.best_weights = self.weights_of(i)
             yield self.epoch
 
-    def _record(self, m: Member, metrics: list[float], seconds: float) -> None:
+    def weights_of(self, index: int) -> dict:
+        """Member `index`'s parameters and buffers, copied to the CPU, named as its own module names them."""
+        if self.by_em:
+            return {k: v.detach().cpu().clone() for k, v in self.members[index].model.state_dict().items()}
+        return {name: t[index].detach().cpu().clone() for group in (self.stack.params, self.stack.buffers) for name, t in group.items()}
+
+    def _record(self, m: Member, metrics: list[float], seconds: float) -> bool:
+        """Record one epoch of a member; True when its validation accuracy improved."""
         loss, *parts = metrics[: 1 + len(LOSS_PARTS)]
         val_acc, test_acc, ent, mi = metrics[1 + len(LOSS_PARTS) :]
         m.wall_s += seconds
@@ -218,11 +227,13 @@ class Trial:
         )
         if not math.isfinite(loss):
             m.status = "diverged"
-            return
-        if val_acc > m.best_val_acc:
+            return False
+        improved = val_acc > m.best_val_acc
+        if improved:
             m.best_val_acc, m.test_acc, m.best_epoch = val_acc, test_acc, self.epoch
         if self.epoch == self.plan.epochs:
             m.status = "completed"
+        return improved
 
     def objective(self, plan: int = 0) -> float:
         """Mean over a plan's seeds of the best validation accuracy; a diverged seed counts 0."""
@@ -230,7 +241,7 @@ class Trial:
 
     # ------------------------------------------------------------------ checkpoints
 
-    _SCALARS = ("status", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history")
+    _SCALARS = ("status", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
 
     def state_dict(self) -> dict:
         return {

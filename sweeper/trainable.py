@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from . import models, results, space
+from . import kept, models, results, space
 from .data import Dataset
 from .spec import Spec
 from .train import Plan, Trial, pack_key
@@ -52,7 +52,7 @@ def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) ->
 
     try:
         for epoch in trial.epochs():
-            _write(setup, ids, trial, points)
+            _write(setup, ids, trial, points, dataset=data[chosen[0].dataset])
             with tempfile.TemporaryDirectory() as d:
                 torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
                 tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
@@ -101,10 +101,22 @@ def _metrics(trial: Trial, epoch: int) -> dict:
     }
 
 
-def _write(setup: Setup, ids: list[str], trial: Trial, points: list[dict], error: str | None = None) -> None:
+def _write(setup: Setup, ids: list[str], trial: Trial, points: list[dict], error: str | None = None,
+           dataset: Dataset | None = None) -> None:
     for plan, (config_id, point) in enumerate(zip(ids, points, strict=True)):
         epochs, trials = rows(config_id, trial, setup.spec, point, error, plan)
+        if dataset is not None:  # before the rows: a row never names a best epoch whose weights are not kept
+            keep_improved(setup.out_dir, config_id, trial, plan, dataset)
         results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
+
+
+def keep_improved(location: str, config_id: str, trial: Trial, plan: int, dataset: Dataset) -> None:
+    """Each seed of plan `plan` whose validation accuracy improved this epoch: its weights, kept (kept.py)."""
+    for m in trial.members:
+        if m.plan == plan and m.best_weights is not None and m.best_epoch == trial.epoch:
+            trial_id = f"{config_id}-seed{m.seed}"
+            kept.save(location, trial_id, m.best_weights,
+                      kept.about(m, trial.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
 
 
 def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | None = None,

@@ -17,7 +17,7 @@ import math
 import torch
 
 from .base import Batch, Model
-from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, scaled_alpha
+from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
 from .parts import (
     ARCHITECTURE,
     WEIGHTING,
@@ -70,6 +70,20 @@ class ADGM(Model):
         if self.conditional_a:
             self.p_a = GaussianEncoder((self.n_features, n_classes, latent), hidden, auxiliary)  # p(a|x,y,z)
         self.log_prior_y = -math.log(n_classes)
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | y, x), or q(z | a, y, x) at the mean of q(a | x)."""
+        if self.z_given_a:
+            return self.q_z(x, y, self.q_a(x)[0])
+        return self.q_z(x, y)
+
+    def auxiliary_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(a | x): mean and log-variance."""
+        return self.q_a(x)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | y, z)."""
+        return mean_of(self.likelihood, self.decoder(z, y))
 
     def label_logits(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.q_y_body(self.q_y_trunk(x), a)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .base import Batch, Model
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import (
     ARCHITECTURE,
     WEIGHTING,
@@ -47,6 +47,14 @@ class Jurasinski(Model):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.label_given_z(self.encoder(x)[0])
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x): mean and log-variance (y plays no part)."""
+        return self.encoder(x)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | y, z)."""
+        return mean_of(self.likelihood, self.decoder(z, y))
 
     def latent_sample(self, x: torch.Tensor, key: torch.Tensor):
         mu, log_var = self.encoder(x)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .base import Batch, Model
 from .jurasinski import LAMBDA
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import ARCHITECTURE, WEIGHTING, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise, semi_supervised_loss
 
 
@@ -34,6 +34,14 @@ class JurasinskiSimplified(Model):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.label_given_z(self.encoder(x)[0])
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x): mean and log-variance (y plays no part)."""
+        return self.encoder(x)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | z): this model's x does not depend on y given z."""
+        return mean_of(self.likelihood, self.decoder(z))
 
     def vae_bound(self, x: torch.Tensor, key: torch.Tensor, weights: dict):
         """(E[log p(x|z)] - KL, log p(x|z), KL, z) per example."""

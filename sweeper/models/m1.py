@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Batch, Model
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood
+from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import ARCHITECTURE, Hyper, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
 
 STAGES = {"vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier")}
@@ -63,6 +63,14 @@ class M1(Model):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.vae.encoder(x)[0]
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x) of the VAE (y plays no part)."""
+        return self.vae.encoder(x)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of the VAE's p(x | z)."""
+        return mean_of(self.vae.likelihood, self.vae.decoder(z))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

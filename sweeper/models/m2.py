@@ -55,6 +55,11 @@ def log_likelihood(kind: str, decoded: torch.Tensor, x: torch.Tensor, weights: d
     return gaussian_log_likelihood(decoded, x, weights["sigma2"])
 
 
+def mean_of(kind: str, decoded: torch.Tensor) -> torch.Tensor:
+    """The mean of p(x | decoded): sigmoid of the logits (Bernoulli), or the Gaussian's mean itself."""
+    return decoded.sigmoid() if kind == "bernoulli" else decoded
+
+
 def scaled_alpha(weights: dict, scale: str) -> torch.Tensor:
     """alpha as given, or Kingma's alpha x N / N_labelled."""
     return weights["alpha"] * (weights["data_ratio"] if scale == "dataset" else 1.0)
@@ -93,6 +98,14 @@ class M2(Model):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x, y): mean and log-variance, for one-hot y."""
+        return self.encoder(x, y)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x | y, z): pixel probabilities (Bernoulli) or the Gaussian's mean."""
+        return mean_of(self.likelihood, self.decoder(z, y))
 
     def kl_weight(self, weights: dict) -> float:
         return min(1.0, (weights.get("epoch", 0) + 1) / self.kl_warmup) if self.kl_warmup else 1.0

@@ -112,6 +112,11 @@ def page(dirs: list[str | Path], tables) -> str:
             parts.append(f"<tr><th>{html_escape.escape(r)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         notes = ([f"selected by validation: {'; '.join(t.selected)}"] if t.selected else []) + t.footnotes
         parts.append("</table>" + "".join(f"<p>{html_escape.escape(f)}</p>" for f in notes))
+    for png in sorted(Path(dirs[0]).glob("inspect/*/*.png")):  # what `sweeper inspect` drew, when it has
+        encoded = base64.b64encode(png.read_bytes()).decode()
+        name = f"{png.parent.name}: {png.stem}"
+        parts.append(f"<figure><img alt='{html_escape.escape(name)}' src='data:image/png;base64,{encoded}'>"
+                     f"<figcaption>{html_escape.escape(name)}</figcaption></figure>")
     with tempfile.TemporaryDirectory() as drawn:  # inlined: the results directory may be read-only
         for png in write_figures(dirs, drawn):
             encoded = base64.b64encode(png.read_bytes()).decode()
