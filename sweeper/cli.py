@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("dir", metavar="DIR", help="the results directory of a sweep")
     inspect.add_argument("--trial", action="append", metavar="ID", help="a trial_id to look at (repeatable; default: each "
                          "model's configuration selected by validation, its best seed)")
+    inspect.add_argument("--each", action="store_true", help="every configuration's best seed, not only each model's selected one")
     inspect.add_argument("--data-dir", help="where dataset files are")
     inspect.add_argument("--out", metavar="DIR", help="where the figures go (default: DIR/inspect)")
     commands.add_parser("models", epilog="example: " + EXAMPLES["models"], help="list the models and the hyperparameters each takes")
@@ -284,8 +285,9 @@ def _models(args) -> int:
 def _inspect(args) -> int:
     from . import inspect
 
-    for trial_id, found in inspect.inspect(args.dir, args.trial, args.out, args.data_dir).items():
-        units = f", {found['active_units']} active latent units" if "active_units" in found else ""
+    for trial_id, found in inspect.inspect(args.dir, args.trial, args.out, args.data_dir, args.each).items():
+        units = (f", {found['active_units']} active latent units, label read from z' at {100 * found['probe_accuracy']:.1f} %"
+                 if "active_units" in found else "")
         print(f"{trial_id}: {found['model']} at epoch {found['epoch']}, test accuracy {100 * found['test_acc']:.2f} %{units}; "
               f"figures: {', '.join(found['figures'])}")
     return 0

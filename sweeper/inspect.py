@@ -16,17 +16,18 @@ from . import spec as spec_module
 from .data import load as load_data
 from .errors import SweeperError
 from .report.figures import _pyplot, _save
-from .report.table import best_by_validation
+from .report.table import best_by_validation, configurations
 
 ACTIVE_KL = 0.01  # nats: a latent unit whose mean KL(q || p) over the test set is above this is active
 SHOWN = 8  # test images per figure
 
 
-def chosen_trials(location: str | Path) -> list[str]:
-    """Per model, the seed with the best validation accuracy of the configuration selected by validation."""
+def chosen_trials(location: str | Path, each: bool = False) -> list[str]:
+    """Per model (or, with `each`, per configuration), the seed with the best validation accuracy of the
+    configuration selected by validation."""
     trials = results.read(location)
     done = trials[trials["status"] == "completed"]
-    picked = best_by_validation(done, "model", "model")
+    picked = configurations(done, "model", "model") if each else best_by_validation(done, "model", "model")
     chosen = []
     for ids in picked["trial_ids"]:
         seeds = done[done["trial_id"].isin(ids)].sort_values(["best_val_acc", "trial_id"], ascending=[False, True])
@@ -44,11 +45,11 @@ def active_units(kl: torch.Tensor, threshold: float = ACTIVE_KL) -> int:
 
 
 def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str | Path | None = None,
-            data_dir: str | Path | None = None) -> dict[str, dict]:
+            data_dir: str | Path | None = None, each: bool = False) -> dict[str, dict]:
     """The figures that fit each trial's model and data; returns, per trial, what was drawn and found."""
     location = str(location)
     spec = spec_module.load(Path(location) / "spec.yaml")
-    trial_ids = trial_ids or chosen_trials(location)
+    trial_ids = trial_ids or chosen_trials(location, each)
     summary = {}
     for trial_id in trial_ids:
         model = kept.load(location, trial_id)
@@ -80,6 +81,7 @@ def look(model, data, folder: Path) -> dict:
             units["a"] = kl_per_unit(*model.auxiliary_posterior(x))
             found["active_auxiliary_units"] = active_units(units["a"])
         drawn.append(_save(_units(units), folder / "active_units").name)
+        found["probe_accuracy"] = probe(model, data)
         images = data.image_shape is not None and len(data.input_shape) == 3
         if images:
             shape = data.input_shape
@@ -99,6 +101,29 @@ def look(model, data, folder: Path) -> dict:
     if not drawn:
         raise SweeperError(f"{model.about['trial_id']}: model {model.about['model']} on {model.about['dataset']} has nothing to draw")
     return found
+
+
+PROBE_POINTS = 2000  # training points whose z' train the probe
+
+
+@torch.no_grad()
+def probe(model, data) -> float:
+    """Jurasiński §3.3: how well a linear classifier reads the label from z' = the mean of q(z | x, y') with
+    every label y' in turn (the true label as target). Near chance: z holds no label; high: it does, and
+    the label input was not needed to explain x."""
+    from sklearn.linear_model import LogisticRegression
+
+    k = data.n_classes
+
+    def features(x, y):
+        x = torch.as_tensor(x)
+        every = [model.posterior(x, torch.eye(k)[c].expand(len(x), k))[0] for c in range(k)]
+        return torch.cat(every).numpy(), torch.as_tensor(y).repeat(k).numpy()
+
+    train = features(data.x_train[:PROBE_POINTS], data.y_train[:PROBE_POINTS])
+    test = features(data.x_test, data.y_test)
+    fitted = LogisticRegression(max_iter=2000).fit(*train)
+    return round(float(fitted.score(*test)), 4)
 
 
 def _image(row: torch.Tensor, shape) -> torch.Tensor:

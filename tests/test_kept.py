@@ -68,6 +68,7 @@ def test_inspect_draws_what_fits_the_model_and_counts_active_units(tmp_path):
     found = inspect.inspect(tmp_path, ["c-seed0"])["c-seed0"]
     assert found["figures"] == ["active_units.png", "reconstructions.png", "samples.png", "analogies.png"]
     assert found["analogy_columns"] == 10  # one column per label
+    assert 0.0 <= found["probe_accuracy"] <= 1.0
     assert found["active_units"] == sum(v > inspect.ACTIVE_KL for v in found["kl_per_unit"]) and len(found["kl_per_unit"]) == 4
     for name in found["figures"]:
         assert (tmp_path / "inspect" / "c-seed0" / name).stat().st_size > 1000

@@ -82,7 +82,7 @@ def alternative(h: models.Hyper, value):
     if h.integer:
         return int(value) + 2
     if h.high is not None:
-        return (value + h.high) / 2
+        return value + 0.75 * (h.high - value)
     return 2 * value + 1
 
 

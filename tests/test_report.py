@@ -299,14 +299,14 @@ def test_figures_and_the_html_page(sweep_dir):
         curve = [r for s in range(2) for r in epoch_rows(config, model, s, epochs=5)]
         results.write_configuration(sweep_dir, config, curve, rows, HYPER)
     paths = report.write_figures([sweep_dir])
-    assert [p.name for p in paths] == ["accuracy.png", "learning_curves.png", "entropy_mi.png"]
+    assert [p.name for p in paths] == ["accuracy.png", "learning_curves.png", "selection.png", "entropy_mi.png"]
     for p in paths:
         image = matplotlib.image.imread(p)
         assert image.shape[0] > 300 and image.shape[1] > 400
         assert image[..., :3].std() > 0.05  # not blank
         assert p.with_suffix(".svg").read_text().startswith("<?xml")
     page = report.table([sweep_dir], fmt="html")
-    assert page.count("<table>") == 1 and page.count("data:image/png;base64,") == 3
+    assert page.count("<table>") == 1 and page.count("data:image/png;base64,") == 4
     assert "<th>alpha</th>" in page and "<figcaption>learning_curves</figcaption>" in page
 
 
@@ -315,3 +315,18 @@ def test_a_results_dir_with_a_schema_it_cannot_read(tmp_path):
     (tmp_path / "trials" / "x.parquet").write_bytes(b"not parquet")
     with pytest.raises(SweeperError, match=r"trials/x.parquet: cannot read these results \(.*\); was it written by sweeper\?$"):
         report.table([tmp_path])
+
+
+def test_choosing_the_epoch_by_lowest_training_loss_against_by_validation(tmp_path):
+    """Jurasiński Fig. 12: the loss keeps falling after the validation accuracy peaks."""
+    import pandas as pd
+
+    from sweeper.report.figures import _selection
+
+    epochs = [{"trial_id": "c-seed0", "config_id": "c", "model": "m2", "seed": 0, "epoch": e, "loss": 10.0 - e,
+               "val_acc": v, "test_acc": t, "wall_s": 0.1} for e, v, t in ((1, 0.5, 0.5), (2, 0.9, 0.8), (3, 0.7, 0.6))]
+    rows = [{**trial_row("c", "m2", 0, test_acc=0.8, alpha=1.0), "best_val_acc": 0.9}]
+    results.write_configuration(tmp_path, "c", epochs, rows, HYPER)
+    figure = _selection(results.read(tmp_path), pd.DataFrame(epochs), "alpha")
+    by_validation, by_loss = (line.get_ydata()[0] for line in figure.axes[0].lines[:2])
+    assert (by_validation, by_loss) == (80.0, 60.0)

@@ -28,7 +28,7 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     assert (spec.batches, spec.label_counts, spec.datasets) == (((25, 200),), (50,), ("digits",))
     assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
     assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
-    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "sigma2", "weighting"]
+    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "pretrain", "sigma2", "weighting"]
     assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
 
 

@@ -98,6 +98,12 @@ def test_every_spec_runs_at_smoke_scale(path, tmp_path):
     trials = pd.read_parquet(out / "trials")
     assert len(trials) == space.configuration_count(spec) * len(spec.seeds)
     assert trials["trial_id"].is_unique and trials["status"].isin(["completed", "stopped"]).all()
+    kept = sorted(p.stem for p in (out / "models").glob("*.pt"))  # each seed's weights at its best epoch, packed or not
+    assert kept == sorted(trials.loc[trials["best_epoch"] > 0, "trial_id"])
+    if path.stem in ("jurasinski-disentanglement", "jurasinski-pretrained-vae"):
+        assert main(["inspect", str(out), "--each"]) == 0
+        summaries = list((out / "inspect").glob("*/summary.json"))
+        assert len(summaries) == trials["config_id"].nunique() and all("probe_accuracy" in p.read_text() for p in summaries)
 
 
 def test_asha_stops_poor_configurations_and_their_rows_say_stopped(write_spec, tmp_path):

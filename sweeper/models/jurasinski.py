@@ -14,6 +14,7 @@ from .base import Batch, Model
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import (
     ARCHITECTURE,
+    PRETRAIN,
     WEIGHTING,
     Hyper,
     Network,
@@ -34,12 +35,12 @@ class Jurasinski(Model):
     summary = "Jurasiński's 'ours': p(y|z) on the latent, labelled bound weighted by lam"
     enumerates = True
     weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING}
+    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", weighting: str = "part_means"):
+                 likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):
         super().__init__(input_shape, n_classes)
-        self.latent, self.likelihood, self.weighting = latent, likelihood, weighting
+        self.latent, self.likelihood, self.weighting, self.pretrain = latent, likelihood, weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(latent=latent)  # q(z|x)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
@@ -74,7 +75,8 @@ class Jurasinski(Model):
                                self.n_classes, z_u, x_u)  # (B_u, K)
         unlabelled = (p_y * log_px_u).sum(-1) - kl_u
 
-        loss = semi_supervised_loss(-weights["lam"] * labelled, -unlabelled, self.weighting, weights["labelled_share"])
+        loss = semi_supervised_loss(-weights["lam"] * labelled, -unlabelled, self.weighting, weights["labelled_share"],
+                                    weights["progress"] < self.pretrain)
         return loss, {
             "recon": -(log_px_l.mean() + (p_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + kl_u.mean(),

@@ -14,19 +14,19 @@ import torch.nn.functional as F
 from .base import Batch, Model
 from .jurasinski import LAMBDA
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
-from .parts import ARCHITECTURE, WEIGHTING, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise, semi_supervised_loss
+from .parts import ARCHITECTURE, PRETRAIN, WEIGHTING, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise, semi_supervised_loss
 
 
 class JurasinskiSimplified(Model):
     name = "jurasinski_simplified"
     summary = "Jurasiński's 'ours, simplified': a VAE and p(y|z) trained together, weighted by lam"
     weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING}
+    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", weighting: str = "part_means"):
+                 likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):
         super().__init__(input_shape, n_classes)
-        self.likelihood, self.weighting = likelihood, weighting
+        self.likelihood, self.weighting, self.pretrain = likelihood, weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(latent=latent)  # q(z|x)
         self.decoder = net.decoder(latent)  # p(x|z)
@@ -55,5 +55,6 @@ class JurasinskiSimplified(Model):
         vae_l, log_px_l, kl_l, z_l = self.vae_bound(batch.x_labelled, fold_in(key, 0), weights)
         vae_u, log_px_u, kl_u, _ = self.vae_bound(batch.x_unlabelled, fold_in(key, 1), weights)
         cross_entropy = F.cross_entropy(self.label_given_z(z_l), batch.y_labelled, reduction="none")  # -log p(y|z)
-        loss = semi_supervised_loss(weights["lam"] * (-vae_l + cross_entropy), -vae_u, self.weighting, weights["labelled_share"])
+        loss = semi_supervised_loss(weights["lam"] * (-vae_l + cross_entropy), -vae_u, self.weighting, weights["labelled_share"],
+                                    weights["progress"] < self.pretrain)
         return loss, {"recon": -(log_px_l.mean() + log_px_u.mean()), "kl": kl_l.mean() + kl_u.mean(), "ce": cross_entropy.mean()}

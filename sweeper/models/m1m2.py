@@ -34,16 +34,17 @@ class M1M2(Model):
         "kl_warmup": M2.shape["kl_warmup"],
         **ALPHA_SCALE,
         **WEIGHTING,
+        "pretrain": M2.shape["pretrain"],
     }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50, kl_warmup: int = 0,
-                 alpha_scale: str = "batch", weighting: str = "part_means"):
+                 alpha_scale: str = "batch", weighting: str = "part_means", pretrain: float = 0.0):
         super().__init__(input_shape, n_classes)
         self.vae_fraction = vae_fraction
         self.m1 = VAE(Network(network, self.input_shape, hidden, depth), features, likelihood)
         self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood="gaussian", kl_warmup=kl_warmup,
-                     alpha_scale=alpha_scale, weighting=weighting)
+                     alpha_scale=alpha_scale, weighting=weighting, pretrain=pretrain)
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
         """z1 ~ q(z1|x), or its mean without a key; never a path for gradients into M1."""

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .base import Batch, Model
 from .parts import (
     ARCHITECTURE,
+    PRETRAIN,
     WEIGHTING,
     Hyper,
     Network,
@@ -83,13 +84,15 @@ class M2(Model):
         "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
         **ALPHA_SCALE,
         **WEIGHTING,
+        **PRETRAIN,
     }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means"):
+                 likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means",
+                 pretrain: float = 0.0):
         super().__init__(input_shape, n_classes)
         self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
-        self.weighting = weighting
+        self.weighting, self.pretrain = weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
@@ -133,7 +136,7 @@ class M2(Model):
 
     def combine(self, labelled: torch.Tensor, unlabelled: torch.Tensor, weights: dict) -> torch.Tensor:
         """The loss from per-example labelled and unlabelled losses, weighted as the model's `weighting` says."""
-        return semi_supervised_loss(labelled, unlabelled, self.weighting, weights["labelled_share"])
+        return semi_supervised_loss(labelled, unlabelled, self.weighting, weights["labelled_share"], weights["progress"] < self.pretrain)
 
     def objective(self, batch: Batch, weights: dict, key: torch.Tensor):
         """(per-example labelled loss -L + alpha CE, per-example unlabelled loss -U, parts, the labelled

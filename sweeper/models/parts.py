@@ -83,15 +83,26 @@ WEIGHTING = {
 }
 
 
-def semi_supervised_loss(labelled: torch.Tensor, unlabelled: torch.Tensor, weighting: str, labelled_share) -> torch.Tensor:
+# Training the unlabelled term alone first: a VAE pretrained on every x before the labels count
+# (Jurasiński §3.2, Fig. 5: M2 started from a pretrained VAE learns to ignore y).
+PRETRAIN = {
+    "pretrain": Hyper(0.0, low=0.0, high=1.0,
+                      help="share of the epochs that train the unlabelled term alone, before the labelled one joins"),
+}
+
+
+def semi_supervised_loss(labelled: torch.Tensor, unlabelled: torch.Tensor, weighting: str, labelled_share,
+                         pretraining: bool = False) -> torch.Tensor:
     """The loss from per-example labelled and unlabelled losses (minus bounds, plus weighted penalties).
 
     part_means:  mean(labelled) + mean(unlabelled): each part weighs the same whatever the data.
     dataset_sum: share * mean(labelled) + (1 - share) * mean(unlabelled), share = N_l / (N_l + N_u):
                  an unbiased estimate of (sum over the N_l labelled + sum over the N_u unlabelled) / (N_l + N_u),
                  the data-set objective per training point, whatever the batch ratio.
-    A batch-level term (a scalar) may be added to either part.
+    A batch-level term (a scalar) may be added to either part. While `pretraining`, the unlabelled part alone.
     """
+    if pretraining:
+        return unlabelled.mean()
     if weighting == "part_means":
         return labelled.mean() + unlabelled.mean()
     return labelled_share * labelled.mean() + (1 - labelled_share) * unlabelled.mean()

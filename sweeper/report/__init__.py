@@ -17,7 +17,7 @@ from .layouts import LAYOUTS
 from .table import FORMATS, build, paired, render
 
 EXTENSIONS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
-EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "val_acc", "recon", "entropy_unlabelled", "mi_unlabelled"]
+EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "loss", "val_acc", "test_acc", "recon", "entropy_unlabelled", "mi_unlabelled"]
 
 
 def expected_seeds(dirs: list[str | Path]) -> int | None:

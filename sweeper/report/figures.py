@@ -5,6 +5,8 @@
 - entropy and mutual information of q(y|x) on the unlabelled set by epoch (Raj §5.5)
 - reconstruction error and accuracy against sigma^2 (Jurasiński Fig. 4), when sigma2 varies
 - validation accuracy by epoch for each batch ratio (Jurasiński App. D), when the batch varies
+- test accuracy with each seed's epoch chosen by validation accuracy, and by lowest training loss
+  (Jurasiński Fig. 12), against the swept hyperparameter
 Each is drawn only when the results have what it shows.
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Pat
     if rows not in ("dataset", "label_count") or trials[rows.split(",")[0]].nunique() > 1:
         drawn.append(_save(_accuracy_against(done, rows), out / "accuracy"))
     drawn.append(_save(_learning_curves(done, curves), out / "learning_curves"))
+    if "loss" in curves and "test_acc" in curves and rows not in ("dataset", "label_count"):
+        drawn.append(_save(_selection(done, curves, rows), out / "selection"))
     drawn.append(_save(_entropy_and_information(done, curves), out / "entropy_mi"))
     if "sigma2" in done and done["sigma2"].nunique() > 1:
         drawn.append(_save(_sigma2(done, curves), out / "sigma2"))
@@ -85,6 +89,28 @@ def _accuracy_against(done: pd.DataFrame, rows: str):
         if len(positive) and positive.max() > 0 and positive.max() / max(positive[positive > 0].min(), 1e-300) > 100:
             ax.set_xscale("symlog", linthresh=max(positive[positive > 0].min(), 1e-12))  # log, but 0 stays on the axis
     _finish(ax, rows.replace(",", " or "), "test accuracy % (mean ± std over seeds)")
+    return figure
+
+
+def _selection(done: pd.DataFrame, curves: pd.DataFrame, rows: str):
+    """Fig. 12: the test accuracy a seed reaches at its best validation epoch against the one at its
+    lowest training loss, for each model's configuration at each value of `rows` (chosen by validation)."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(6, 4))
+    picked = best_by_validation(done, rows, "model")
+    picked = picked[picked["row"].notna()]
+    finite = curves[curves["loss"].notna() & (curves["loss"].abs() < float("inf"))]
+    at_lowest = finite.loc[finite.groupby("trial_id")["loss"].idxmin()].set_index("trial_id")["test_acc"]
+    numeric = pd.api.types.is_numeric_dtype(picked["row"].infer_objects())
+    for model, group in picked.groupby("col_label"):
+        group = group.sort_values("row") if numeric else group
+        x = group["row"] if numeric else group["row"].map(label)
+        by_loss = [100 * at_lowest.reindex(ids).mean() for ids in group["trial_ids"]]
+        ax.plot(x, 100 * group["mean"], "o-", label=f"{model}: epoch by validation")
+        ax.plot(x, by_loss, "s--", label=f"{model}: epoch by lowest training loss")
+    if numeric and len(picked) and (picked["row"] > 0).any() and picked["row"].max() / max(picked.loc[picked["row"] > 0, "row"].min(), 1e-300) > 100:
+        ax.set_xscale("symlog", linthresh=max(picked.loc[picked["row"] > 0, "row"].min(), 1e-12))
+    _finish(ax, rows.replace(",", " or "), "test accuracy % (mean over seeds)")
     return figure
 
 
