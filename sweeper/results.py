@@ -215,9 +215,10 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
         raise ValueError(f"table must be one of {TABLES}")
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
     frames = []
+    wanted = None if columns is None else list(dict.fromkeys([*KEYS[table], *columns]))  # the keys too: they name a row
     for d in dirs:
         for where, frame in _files(d, table):
-            frame = frame[[c for c in columns if c in frame.columns]] if columns else frame
+            frame = frame[[c for c in wanted if c in frame.columns]] if wanted else frame
             frames.append(frame.assign(**{_SOURCE: where}))
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     keys = [k for k in KEYS[table] if k in rows.columns]
@@ -228,7 +229,8 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
         named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
         raise SweeperError(f"{named} has different rows in {first[_SOURCE].iloc[0]} and {first[_SOURCE].iloc[1]}; "
                            "report one of the two (they are not the same results)")
-    return rows.drop(columns=_SOURCE).reset_index(drop=True)
+    rows = rows.drop(columns=_SOURCE).reset_index(drop=True)
+    return rows[[c for c in columns if c in rows.columns]] if columns is not None else rows
 
 
 _SOURCE = "__file__"

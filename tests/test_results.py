@@ -85,3 +85,13 @@ def test_each_configuration_says_its_point_and_whether_it_finished(tmp_path):
     results.remove_configuration(tmp_path, "killed")
     assert sorted(results.read(tmp_path, "epochs")["config_id"].unique()) == ["done", "failed"]
     assert results.configurations(tmp_path / "nowhere") == {}
+
+
+def test_reading_some_columns_still_counts_every_trial(tmp_path):
+    """Two seeds with the same numbers are two rows, even when the columns asked for cannot tell them apart."""
+    rows = [trial_row("c", "m2", s, alpha=1.0) for s in range(2)]
+    epochs = epoch_rows("c", "m2", 0) + epoch_rows("c", "m2", 1)
+    results.write_configuration(tmp_path, "c", epochs, rows, HYPER)
+    assert len(results.read(tmp_path, "epochs", columns=["config_id", "epoch", "val_acc"])) == 4
+    assert list(results.read(tmp_path, "epochs", columns=["config_id", "epoch"]).columns) == ["config_id", "epoch"]
+    assert len(results.read([tmp_path, tmp_path], "trials", columns=["test_acc"])) == 2
