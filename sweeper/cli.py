@@ -207,8 +207,12 @@ def _report(args) -> int:
         print(f"sweeper: could not write the report into {where} ({e.strerror or type(e).__name__}); "
               "the table is above; give --out FILE to write it elsewhere", file=sys.stderr)
     if args.figures:
-        for path in report.write_figures(args.dirs):
-            print(f"figure: {path} (and .svg)")
+        try:
+            for path in report.write_figures(args.dirs):
+                print(f"figure: {path} (and .svg)")
+        except OSError as e:
+            print(f"sweeper: could not write the figures into {args.dirs[0]}/figures ({e.strerror or type(e).__name__}); "
+                  "report a copy of the results you can write to", file=sys.stderr)
     return 0
 
 

@@ -289,6 +289,9 @@ def test_a_read_only_copy_is_reported_and_says_where_it_could_not_write(sweep_di
     elsewhere = tmp_path_factory.mktemp("out") / "table.md"
     assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere)]) == 0
     assert elsewhere.read_text() == capsys.readouterr().out
+    (sweep_dir / "figures").write_text("a file where the figures' folder would go")
+    assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere), "--figures"]) == 0
+    assert capsys.readouterr().err.startswith(f"sweeper: could not write the figures into {sweep_dir}/figures (")
 
 
 def test_figures_and_the_html_page(sweep_dir):
