@@ -76,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
     report.add_argument("--out", metavar="FILE", help="write the report to FILE (default: DIR/report.<format>)")
 
-    status = commands.add_parser("status", epilog="example: " + EXAMPLES["status"], help="progress of a sweep shared by several drivers, per driver")
-    status.add_argument("--study", metavar="URL", required=True, help="the --study the drivers run with")
+    status = commands.add_parser("status", epilog="example: " + EXAMPLES["status"],
+                                 help="progress of a sweep from its results directory, or of a shared study per driver")
+    status.add_argument("dir", nargs="?", metavar="DIR", help="a sweep's results directory: its progress from the rows so far")
+    status.add_argument("--study", metavar="URL", help="the --study the drivers run with: progress per driver")
     status.add_argument("--name", help="the sweep's name (needed when the database holds several)")
 
     validate = commands.add_parser("validate", epilog="example: " + EXAMPLES["validate"], help="check a spec without running anything")
@@ -217,6 +219,13 @@ def _report(args) -> int:
 
 
 def _status(args) -> int:
+    if (args.dir is None) == (args.study is None):
+        raise SweeperError("status: give a results directory (sweeper status DIR) or a shared study (--study URL), one of the two")
+    if args.dir is not None:
+        from . import progress
+
+        print(progress.line(progress.of_directory(args.dir)))
+        return 0
     from . import study
 
     print(study.status(args.study, args.name), end="")

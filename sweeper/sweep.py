@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
 import time
@@ -25,7 +26,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from . import data, provenance, results, space, study
+from . import data, progress, provenance, results, space, study
 from .errors import SweeperError
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
@@ -345,7 +346,10 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
 
 
 class Progress(tune.Callback):
-    """One line on stdout when a trial starts or ends, and at most every `every_s` between.
+    """Progress (progress.State) as Tune reports: configurations (or packs) done, running and failed, epochs
+    trained of all, the best mean validation accuracy so far, and the time left at the measured pace. On a
+    terminal one line redrawn in place with a bar; elsewhere (ray job logs, a file) a plain line when a
+    trial starts or ends, and at most every `every_s` between.
 
     Holds no stream: Tune pickles its callbacks with the experiment state.
     """
@@ -353,11 +357,14 @@ class Progress(tune.Callback):
     def __init__(self, spec: Spec, every_s: float = 10.0, total: int | None = None, unit: str = "configurations"):
         self.total = space.configuration_count(spec) if total is None else total
         self.unit = unit
-        self.seeds = len(spec.seeds)
+        self.seeds, self.epochs = len(spec.seeds), spec.epochs
+        self.configurations = space.configuration_count(spec)
         self.every_s = every_s
         self.start = time.monotonic()
         self.last = 0.0
         self.best: tuple[float, dict] | None = None
+        self.trained: dict[str, int] = {}  # Tune trial id -> member-epochs reported
+        self.timed: dict[str, tuple[int, float]] = {}  # Tune trial id -> (epochs to go, seconds per epoch)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._print(trials)
@@ -366,6 +373,11 @@ class Progress(tune.Callback):
         objective = result.get("objective")
         if objective is not None and (self.best is None or objective > self.best[0]):
             self.best = (objective, trial.config)
+        members = len(trial.config.get("pack", [None])) * self.seeds
+        epoch = int(result.get("epoch", 0))
+        self.trained[trial.trial_id] = epoch * members
+        if epoch and result.get("wall_s"):  # the members' training time so far, summed
+            self.timed[trial.trial_id] = (self.epochs - epoch, result["wall_s"] / epoch)
         if time.monotonic() - self.last >= self.every_s:
             self._print(trials)
 
@@ -376,13 +388,25 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._print(trials, ended=(trial, "ERROR"))
 
+    def on_experiment_end(self, trials, **info):
+        if sys.stdout.isatty():
+            print(file=sys.stdout, flush=True)  # leave the redrawn line
+
     def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
         status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
-        line = (f"[{self.last - self.start:6.0f}s] {self.unit}: {status.count('TERMINATED')}/{self.total} done, "
-                f"{status.count('RUNNING')} running, {status.count('ERROR')} failed ({self.seeds} seeds each)")
+        settings = ""
         if self.best and "pack" not in self.best[1]:
-            objective, config = self.best
-            settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items() if k not in CLAIM_KEYS)
-            line += f"; best mean val_acc {objective:.4f}: {settings}"
-        print(line, file=sys.stdout, flush=True)
+            settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.best[1].items()
+                                if k not in CLAIM_KEYS)
+        for t, s in zip(trials, status):  # a trial that ended has nothing left
+            if s != "RUNNING" and t.trial_id in self.timed:
+                self.timed[t.trial_id] = (0, self.timed[t.trial_id][1])
+        left = progress.time_left(list(self.timed.values()), max(self.total - len(trials), 0), self.epochs, status.count("RUNNING"))
+        state = progress.State(self.unit, status.count("TERMINATED"), status.count("RUNNING"), status.count("ERROR"), self.total,
+                               sum(self.trained.values()), self.configurations * self.seeds * self.epochs,
+                               self.last - self.start, left, self.best[0] if self.best else None, settings)
+        if sys.stdout.isatty():
+            print("\r" + progress.bar(state)[: shutil.get_terminal_size().columns - 1], end="", file=sys.stdout, flush=True)
+        else:
+            print(progress.line(state), file=sys.stdout, flush=True)

@@ -1,0 +1,110 @@
+"""How far a sweep is: configurations done, running and failed of the total, epochs trained of all it
+will train, the best mean validation accuracy so far, and the time left at the pace measured so far.
+
+The same numbers come from Tune's reports during `sweeper run` (sweep.Progress) and from a results
+directory (`sweeper status DIR`): no Ray here.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import provenance, results
+from . import spec as spec_module
+
+
+@dataclass(frozen=True)
+class State:
+    unit: str  # what is counted: configurations, or packs of them
+    done: int
+    running: int
+    failed: int
+    total: int
+    epochs_done: int  # member-epochs: a configuration's seed trained for one epoch
+    epochs_total: int
+    elapsed_s: float
+    left_s: float | None = None  # time_left(): None before any epoch was timed
+    best: float | None = None  # best mean validation accuracy over a configuration's seeds
+    best_settings: str = ""
+
+
+def time_left(started: list[tuple[int, float]], not_started: int, epochs: int, slots: int) -> float | None:
+    """The time left from measured epoch times: `started` holds, per Tune trial that has run, its epochs to go
+    and its seconds per epoch; a trial not started yet takes the mean of those. The work is shared by
+    `slots` trials at a time, but no trial finishes before its own epochs are done."""
+    if not started:
+        return None
+    mean_epoch = sum(seconds for _, seconds in started) / len(started)
+    each = [left * seconds for left, seconds in started] + [epochs * mean_epoch] * not_started
+    return max(sum(each) / max(slots, 1), max(each))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def line(state: State) -> str:
+    share = 100 * state.epochs_done / state.epochs_total if state.epochs_total else 0.0
+    text = (f"[{duration(state.elapsed_s)}] {state.unit}: {state.done}/{state.total} done, {state.running} running, "
+            f"{state.failed} failed; epochs {state.epochs_done}/{state.epochs_total} ({share:.0f}%), "
+            f"about {duration(state.left_s)} left")
+    if state.best is not None:
+        text += f"; best mean val_acc {state.best:.4f}" + (f": {state.best_settings}" if state.best_settings else "")
+    return text
+
+
+def bar(state: State, width: int = 30) -> str:
+    """The line with a bar in front, for a terminal."""
+    filled = int(width * state.epochs_done / state.epochs_total) if state.epochs_total else 0
+    return "[" + "#" * filled + "." * (width - filled) + "] " + line(state)
+
+
+def of_directory(location: str | Path) -> State:
+    """A sweep's progress from its results directory alone (any sweep, shared study or not)."""
+    if not (Path(location) / "spec.yaml").is_file():
+        raise results.SweeperError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'")
+    spec = spec_module.load(Path(location) / "spec.yaml")
+    total = spec.grid_size() if spec.sampler == "grid" else spec.trials
+    try:
+        trials = results.read(location, "trials")
+        epochs = len(results.read(location, "epochs", columns=["trial_id", "epoch"]))
+    except results.SweeperError as e:
+        if "no trials results yet" not in str(e) and "no epochs results yet" not in str(e):
+            raise
+        trials, epochs = None, 0
+    runs = provenance.read(location)
+    start = datetime.fromisoformat(runs[0]["start"]) if runs else None
+    end = datetime.fromisoformat(runs[-1]["end"]) if runs and runs[-1].get("end") else datetime.now(timezone.utc)
+    elapsed = (end - start).total_seconds() if start else 0.0
+    done = running = failed = 0
+    best, settings = None, ""
+    if trials is not None:
+        by_configuration = trials.groupby("config_id")
+        statuses = by_configuration["status"].agg(set)
+        running = sum("running" in s for s in statuses)
+        failed = sum("failed" in s and "running" not in s for s in statuses)
+        done = len(statuses) - running - failed
+        means = by_configuration["best_val_acc"].mean().dropna()
+        if len(means):
+            best_id = means.idxmax()
+            best = float(means[best_id])
+            point = trials.loc[trials["config_id"] == best_id, "point"].iloc[0] if "point" in trials else None
+            settings = " ".join(f"{k}={v}" for k, v in json.loads(point).items()) if point else ""
+        per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
+        timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
+        seeds = len(spec.seeds)
+        started = [(0 if "running" not in row.status else spec.epochs - int(row.epochs), seeds * row.wall / row.epochs)
+                   for row in timed.itertuples()]  # wall_s is a seed's share of its trial's time
+        left = time_left(started, max((total or 0) - len(per_config), 0), spec.epochs, max(running, 1))
+    else:
+        left = None
+    if runs and runs[-1].get("end"):
+        left = 0.0 if done == total else left
+    return State("configurations", done, running, failed, total or 0, epochs, (total or 0) * len(spec.seeds) * spec.epochs,
+                 elapsed, left, best, settings)

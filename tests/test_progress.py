@@ -1,0 +1,39 @@
+"""Progress: from Tune's reports during a run and from a results directory, the same numbers."""
+import json
+
+import pytest
+
+from sweeper import progress, results
+from sweeper.cli import main
+from test_results import HYPER, epoch_rows, trial_row
+
+
+def test_time_left_comes_from_measured_epoch_times():
+    # two trials running, 10 epochs to go at 3 s and 1 at 5 s; two not started, 10 epochs each at the mean 4 s
+    assert progress.time_left([(10, 3.0), (1, 5.0)], not_started=2, epochs=10, slots=2) == pytest.approx((30 + 5 + 40 + 40) / 2)
+    assert progress.time_left([(100, 2.0)], not_started=0, epochs=100, slots=4) == 200.0  # one trial: its own epochs, not shared
+    assert progress.time_left([], not_started=3, epochs=5, slots=1) is None
+
+
+def test_status_of_a_results_directory(tmp_path, capsys):
+    (tmp_path / "spec.yaml").write_text("name: t\ndataset: digits\nmodels: [m2]\nseeds: [0, 1]\nepochs: 4\nsearch: {alpha: [1, 10, 100]}\n")
+    for config, status, epochs, val in (("a", "completed", 4, 0.7), ("b", "running", 2, 0.9)):
+        rows = [{**trial_row(config, "m2", s, status=status, alpha=1.0), "epochs": epochs, "wall_s": 2.0 * epochs,
+                 "best_val_acc": val, "point": json.dumps({"alpha": 1.0 if config == "a" else 10.0, "model": "m2"})} for s in range(2)]
+        results.write_configuration(tmp_path, config, [r for s in range(2) for r in epoch_rows(config, "m2", s, epochs=epochs)], rows, HYPER)
+    (tmp_path / "provenance.json").write_text(json.dumps([{"start": "2026-01-01T00:00:00+00:00", "end": None}]))
+    state = progress.of_directory(tmp_path)
+    assert (state.done, state.running, state.failed, state.total) == (1, 1, 0, 3)
+    assert (state.epochs_done, state.epochs_total) == (12, 24) and state.best == 0.9 and state.best_settings == "alpha=10.0 model=m2"
+    # b: 2 epochs to go at 2 seeds x 2 s; c (not started): 4 epochs at the mean of a's and b's 4 s; one slot running
+    assert state.left_s == pytest.approx(2 * 4.0 + 0 + 4 * 4.0)
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "configurations: 1/3 done, 1 running, 0 failed; epochs 12/24 (50%), about 0m24s left; best mean val_acc 0.9000: alpha=10.0 model=m2" in out
+
+
+def test_status_needs_a_directory_or_a_study(tmp_path, capsys):
+    assert main(["status"]) == 2
+    assert "give a results directory (sweeper status DIR) or a shared study (--study URL)" in capsys.readouterr().err
+    assert main(["status", str(tmp_path)]) == 2
+    assert "not a sweep's results directory (no spec.yaml)" in capsys.readouterr().err
