@@ -21,6 +21,7 @@ from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -214,30 +215,41 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}")
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
-    frames = []
     wanted = None if columns is None else list(dict.fromkeys([*KEYS[table], *columns]))  # the keys too: they name a row
+    frames, sources = [], []  # sources: (file, rows) in the order the rows are
     for d in dirs:
-        for where, frame in _files(d, table):
-            frame = frame[[c for c in wanted if c in frame.columns]] if wanted else frame
-            frames.append(frame.assign(**{_SOURCE: where}))
+        frame, files = _directory(d, table, wanted)
+        frames.append(frame)
+        sources += files
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     keys = [k for k in KEYS[table] if k in rows.columns]
-    rows = rows[~rows.drop(columns=_SOURCE).duplicated()]
-    clash = rows[rows.duplicated(subset=keys, keep=False)]
-    if len(clash):
-        first = clash[clash[keys].eq(clash[keys].iloc[0]).all(axis=1)]
-        named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
-        raise SweeperError(f"{named} has different rows in {first[_SOURCE].iloc[0]} and {first[_SOURCE].iloc[1]}; "
-                           "report one of the two (they are not the same results)")
-    rows = rows.drop(columns=_SOURCE).reset_index(drop=True)
+    repeated = rows.duplicated(subset=keys, keep=False)
+    if repeated.any():  # only there: the whole row decides whether it is the same trial seen twice
+        copies = rows[repeated].duplicated(keep="first")
+        rows = rows.drop(index=copies[copies].index)
+        clash = rows[rows.duplicated(subset=keys, keep=False)]
+        if len(clash):
+            first = clash[clash[keys].eq(clash[keys].iloc[0]).all(axis=1)]
+            files = [_source(sources, i) for i in first.index[:2]]
+            named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
+            raise SweeperError(f"{named} has different rows in {files[0]} and {files[1]}; "
+                               "report one of the two (they are not the same results)")
+    rows = rows.reset_index(drop=True)
     return rows[[c for c in columns if c in rows.columns]] if columns is not None else rows
 
 
-_SOURCE = "__file__"
+def _source(sources: list[tuple[str, int]], index: int) -> str:
+    """The file that row `index` of the concatenated rows came from."""
+    for where, count in sources:
+        if index < count:
+            return where
+        index -= count
+    raise IndexError(index)
 
 
-def _files(d: str | Path, table: str) -> Iterator[tuple[str, pd.DataFrame]]:
-    """(its path, its rows) for each file of one table of one results location."""
+def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+    """One table of one results location, read as one dataset after each file's schema is checked from its
+    metadata; and (file, rows) for each file, in the order of the rows."""
     try:
         fs, root = filesystem(d)
 
@@ -246,27 +258,37 @@ def _files(d: str | Path, table: str) -> Iterator[tuple[str, pd.DataFrame]]:
                     fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True)))
 
         found, listed = answered_in_time(listing, str(d)) if "://" in str(d) else listing()
-        files = [f for f in listed
-                 if f.type == pafs.FileType.File and f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
+        files = sorted((f for f in listed if f.type == pafs.FileType.File and f.base_name.endswith(".parquet")
+                        and not f.base_name.startswith(".")), key=lambda f: f.base_name)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}: cannot open this results location ({first_line(e)}); check the path or URI") from None
     if not found:
         raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
     if not files:
         raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
-    for f in sorted(files, key=lambda f: f.base_name):
+    sizes = []
+    for f in files:
         where = f"{d}/{table}/{f.base_name}"
         try:
-            frame = pq.read_table(f.path, filesystem=fs).to_pandas()
-        except (pa.ArrowException, OSError, KeyError, ValueError) as e:
+            metadata = pq.read_metadata(f.path, filesystem=fs)
+        except (pa.ArrowException, OSError, ValueError) as e:
             raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
+        schema = metadata.schema.to_arrow_schema()
         for column, kind in NEEDED[table].items():
-            if column not in frame.columns:
+            if column not in schema.names:
                 raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
-            if (kind == "number") != pd.api.types.is_numeric_dtype(frame[column]) and len(frame):
-                found = "numbers" if kind == "text" else "text"
-                raise SweeperError(f"{where}: column {column} holds {found}, not {kind}; was it written by sweeper?")
-        yield where, frame
+            numeric = pa.types.is_integer(schema.field(column).type) or pa.types.is_floating(schema.field(column).type)
+            if (kind == "number") != numeric and metadata.num_rows:
+                holds = "numbers" if kind == "text" else "text"
+                raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
+        sizes.append((where, metadata.num_rows))
+    try:
+        dataset = pds.dataset([f.path for f in files], filesystem=fs, format="parquet",
+                              schema=pa.unify_schemas([pq.read_schema(f.path, filesystem=fs) for f in files]))
+        frame = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names] if wanted else None).to_pandas()
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
+    return frame, sizes
 
 
 def first_line(e: BaseException) -> str:

@@ -155,7 +155,7 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
         mean, std = 100 * (1 - r["mean"] if layout.error else r["mean"]), 100 * r["std"]
         chosen = {c[3:]: r[c] for c in varying if r[c] != NOT_TAKEN}
         cell = Cell(mean, std, int(r["n"]), r["val_mean"], r["configuration"], chosen, fewer=r["n"] < expected_n)
-        if r["n"] > 1:
+        if r["n"] > 1 and (ci or published):  # the interval shows with --ci and judges consistency with --compare
             from scipy import stats
 
             half = stats.t.ppf(0.975, r["n"] - 1) * std / math.sqrt(r["n"])
