@@ -301,8 +301,9 @@ def _inspect(args) -> int:
     for trial_id, found in inspect.inspect(args.dir, args.trial, args.out, args.data_dir, args.each).items():
         units = (f", {found['active_units']} active latent units, label read from z' at {100 * found['probe_accuracy']:.1f} %"
                  if "active_units" in found else "")
+        drawn = ", ".join(found["figures"]) or "none (a classifier alone has nothing generative to draw)"
         print(f"{trial_id}: {found['model']} at epoch {found['epoch']}, test accuracy {100 * found['test_acc']:.2f} %{units}; "
-              f"figures: {', '.join(found['figures'])}")
+              f"figures: {drawn}")
     return 0
 
 
