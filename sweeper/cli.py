@@ -185,6 +185,7 @@ def _resume(args) -> int:
 
 def _summary(outcome, where, detail: str) -> int:
     """Where the results are, the report command, and the exit status of a sweep that ran."""
+    where = redact.url(str(where))
     print(f"results: {where} ({detail}; rows in trials/ and epochs/)")
     print(f"report:  sweeper report {where}")
     if outcome.errored:
@@ -205,7 +206,7 @@ def _report(args) -> int:
     try:
         report.write(text, args.dirs, args.format, args.out)
     except OSError as e:
-        where = args.out or args.dirs[0]
+        where = redact.url(str(args.out or args.dirs[0]))
         print(f"sweeper: could not write the report into {where} ({e.strerror or type(e).__name__}); "
               "the table is above; give --out FILE to write it elsewhere", file=sys.stderr)
     if args.figures:

@@ -95,7 +95,7 @@ def of_directory(location: str | Path) -> State:
             best_id = means.idxmax()
             best = float(means[best_id])
             point = trials.loc[trials["config_id"] == best_id, "point"].iloc[0] if "point" in trials else None
-            settings = " ".join(f"{k}={v}" for k, v in json.loads(point).items()) if point else ""
+            settings = " ".join(f"{k}={v}" for k, v in json.loads(point).items()) if isinstance(point, str) else ""
         per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
         timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
         seeds = len(spec.seeds)

@@ -1,7 +1,7 @@
 """No secret in any message: passwords and tokens taken out of URLs, however the URL spells them.
 
-A URL's user information is everything between "://" and the last "@" before its path (a password
-may itself hold "@" or "/"); its password is what follows the first ":" there. Query parameters
+A URL's user information is everything between "://" and its last "@" (a password may itself hold
+"@", "/", "?" or "#"); its password is what follows the first ":" there. Query parameters
 whose names speak of secrets (password, token, key, secret, ...) lose their values too.
 """
 from __future__ import annotations
@@ -11,19 +11,19 @@ from urllib.parse import unquote
 
 MASK = "***"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
-_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|signature|session", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|sig|session", re.IGNORECASE)
 MAX_MESSAGE = 600  # characters of one message line
 
 
 def _split(url: str) -> tuple[str, str | None, str, str | None]:
     """(scheme://, userinfo or None, the rest before any query, the query or None)."""
     scheme, rest = url.split("://", 1)
+    userinfo = None
+    if "@" in rest:  # the last "@" anywhere: a password may hold "?", "/" or "#" (one in a query masks too much, never too little)
+        userinfo, rest = rest.rsplit("@", 1)
     query = None
     if "?" in rest:
         rest, query = rest.split("?", 1)
-    userinfo = None
-    if "@" in rest:
-        userinfo, rest = rest.rsplit("@", 1)
     return scheme + "://", userinfo, rest, query
 
 

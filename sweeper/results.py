@@ -77,11 +77,12 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
 
 
 def remote_timeout_s() -> float:
-    """How long a remote location may take to answer: $SWEEPER_REMOTE_TIMEOUT_S, else 30 s."""
+    """How long a remote location may take to answer: $SWEEPER_REMOTE_TIMEOUT_S (0 to 3600 s), else 30 s."""
     try:
-        return float(os.environ.get("SWEEPER_REMOTE_TIMEOUT_S", 30))
+        seconds = float(os.environ.get("SWEEPER_REMOTE_TIMEOUT_S", 30))
     except ValueError:
         return 30.0
+    return seconds if 0 < seconds <= 3600 else 30.0
 
 
 def answered_in_time(call, location: str):

@@ -234,6 +234,8 @@ class _SpecLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: merged below, not a key of its own
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 duplicate = key in seen
@@ -264,6 +266,8 @@ def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
+        if len(data) > limit:  # it grew since stat
+            raise SpecError(f"{path}: more than {limit:,} bytes is too large for a {what}; give the spec's YAML file")
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SpecError(f"{path}: is not UTF-8 text (byte {e.start}); save the {what} as UTF-8") from None
@@ -286,6 +290,8 @@ def override(raw: Any, assignments: list[str], source: str) -> Any:
             raise SpecError(f"override {shown(assignment)}: expected key=value, e.g. epochs=20 or batch.labelled=50")
         try:
             value = yaml.load(text, Loader=_SpecLoader) if text else ""  # noqa: S506 - a SafeLoader
+        except RecursionError:
+            raise SpecError(f"override {key}: the value is nested too deeply to be a spec's") from None
         except yaml.YAMLError as e:
             raise SpecError(f"override {key}: the value {shown(text)} is not valid YAML ({str(e).splitlines()[0][:80]})") from None
         *parents, last = key.split(".")
@@ -405,6 +411,10 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if len(set(lengths.values())) > 1:
         raise fail("zip", "zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items()) + "); pair them element by element")
 
+    combinations = math.prod(len(v) for v in (datasets, label_counts, batches)) if not zipped else len(label_counts) * len(datasets) * len(batches)
+    if combinations > MAX_CONFIGURATIONS:  # before listing them: that alone would take minutes
+        raise fail("batch" if len(batches) > len(label_counts) else "label_count",
+                   f"the data axes make {combinations:,} combinations, more than {MAX_CONFIGURATIONS:,}; use fewer values")
     for combination in _data_combinations(datasets, label_counts, batches, zipped):
         dataset, label_count, (batch_labelled, batch_unlabelled) = combination
         info = DATASETS[dataset]
@@ -479,7 +489,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
         raise fail("sampler", f"unknown sampler {shown(sampler)}; allowed: {', '.join(SAMPLERS)}")
     objectives = tuple(_as_list(raw.get("objectives", ["val_acc"])))
     for o in objectives:
-        if o not in OBJECTIVES:
+        if not isinstance(o, str) or o not in OBJECTIVES:
             raise fail("objectives", f"unknown objective {shown(o)}; allowed: {', '.join(OBJECTIVES)}")
     if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
         raise fail("objectives", "give one objective, or two different ones for nsga2")

@@ -37,6 +37,8 @@ def files_under(path) -> set:
     ("postgresql://127.0.0.1:1/db?password=hunter2&sslmode=disable", "hunter2"),
     ("postgresql://bob:s3cr%40t@127.0.0.1:1/db", "s3cr%40t"),
     ("mysql://u:topsecret@127.0.0.1:1/db?sslkey=k", "topsecret"),
+    ("postgresql://user:pa?ss@127.0.0.1:1/db", "pa?ss"),
+    ("postgresql://user:p#w?x@127.0.0.1:1/db?sslpassword=y", "p#w?x"),
 ])
 def test_no_password_in_any_message_however_the_url_spells_it(url, secret, capsys):
     message = refused(["status", "--study", url], capsys)
@@ -51,6 +53,13 @@ def test_a_url_keeps_what_is_not_secret():
     assert redact.quoted("postgresql://alice:p@ss@host/db") == "postgresql://alice:p%40ss@host/db"
     assert redact.message("failed for 'postgresql://u:pw1@h/d' and pw1 again", "postgresql://u:pw1@h/d") == \
         "failed for 'postgresql://u:***@h/d' and *** again"
+    assert redact.url("https://acct.blob/c?sv=1&sig=abc") == "https://acct.blob/c?sv=1&sig=***"
+
+
+def test_a_report_of_a_location_with_credentials_never_prints_them(capsys, tmp_path):
+    assert main(["report", "s3://AKIA:SECRETKEY@bucket/x?endpoint_override=127.0.0.1:9&scheme=http"]) == 2
+    out, err = capsys.readouterr()
+    assert "SECRETKEY" not in out + err
 
 
 def test_the_shared_study_file_holds_no_password(tmp_path):
@@ -69,6 +78,9 @@ def write(tmp_path, content, name="spec.yaml"):
 
 
 @pytest.mark.parametrize("overrides, expected", [
+    ({"objectives": [["val_acc"]]}, "objectives: unknown objective ['val_acc']; allowed: val_acc, wall_s"),
+    ({"label_count": list(range(10, 4010, 10)), "batch": [{"labelled": 1, "unlabelled": u} for u in range(1, 300)]},
+     "the data axes make 119,600 combinations, more than 100,000"),
     ({"resources": {"cpu": 10**400}}, "resources.cpu: expected a finite number, got 1000"),
     ({"models": [["m2"]]}, "models: unknown model ['m2']"),
     ({"search": {"likelihood": {"low": 0, "high": 1}}}, "search.likelihood: is an option (text choices), so it takes a list"),
@@ -90,6 +102,22 @@ def test_a_spec_that_cannot_run_as_written_is_refused_before_anything_is_written
     before = files_under(tmp_path)
     assert expected in refused(["validate", path], capsys)
     assert files_under(tmp_path) == before
+
+
+def test_yaml_merge_keys_still_work_and_deep_overrides_are_refused(tmp_path, capsys):
+    path = write(tmp_path, "name: t\ndataset: digits\nmodels: [m2]\nseeds: [0]\nepochs: 1\nlabel_count: 50\n"
+                 "batch: {labelled: 25, unlabelled: 100}\nfixed:\n  <<: {hidden: 16, latent: 4}\n  lr: 0.001\n")
+    assert main(["validate", str(path)]) == 0
+    capsys.readouterr()
+    assert "nested too deeply" in refused(["validate", path, "epochs=" + "[" * 3000], capsys)
+
+
+def test_odd_remote_timeouts_fall_back_to_the_default(monkeypatch):
+    for value in ("inf", "nan", "-1", "1e300", "soon"):
+        monkeypatch.setenv("SWEEPER_REMOTE_TIMEOUT_S", value)
+        assert results.remote_timeout_s() == 30.0
+    monkeypatch.setenv("SWEEPER_REMOTE_TIMEOUT_S", "2.5")
+    assert results.remote_timeout_s() == 2.5
 
 
 def test_a_grid_is_counted_without_being_listed(tmp_path, capsys):

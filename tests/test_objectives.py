@@ -125,3 +125,11 @@ def test_m1m2_hands_alpha_scale_kl_warmup_and_weighting_to_its_m2():
     assert (model.m2.alpha_scale, model.m2.kl_warmup, model.m2.weighting) == ("dataset", 4, "dataset_sum")
     assert models.MODELS["m1m2"].ignored({"likelihood": "bernoulli"}) == set()  # its M2 is Gaussian: sigma2 counts
     assert models.MODELS["m2"].ignored({"likelihood": "bernoulli"}) == {"sigma2"}
+
+
+def test_m1m2_schedules_its_m2_from_the_start_of_its_own_stage():
+    model = build("m1m2", vae_fraction=0.5, pretrain=0.2)
+    # epoch 60 of 100: 10 epochs into M2's 50, progress 0.2 of its stage: pretraining has just ended there
+    assert model.m2_stage({"epoch": 60, "progress": 0.6, "data_ratio": 1.0, "labelled_share": 0.5}) == \
+        {"epoch": 10.0, "progress": pytest.approx(0.2), "data_ratio": 1.0, "labelled_share": 0.5}
+    assert model.m2_stage({"epoch": 0, "progress": 0.0})["progress"] == 0.0

@@ -297,8 +297,9 @@ def test_a_read_only_copy_is_reported_and_says_where_it_could_not_write(sweep_di
 def test_figures_and_the_html_page(sweep_dir):
     import matplotlib.image
 
-    for config, model in (("m2a", "m2"), ("m2b", "m2")):  # learning curves need epochs of completed trials
-        rows = [trial_row(config, model, s, alpha=float(len(config))) for s in range(2)]
+    for config, alpha in (("m2a", 3.0), ("m2b", 30.0)):  # learning curves need epochs of completed trials
+        model = "m2"
+        rows = [trial_row(config, model, s, alpha=alpha) for s in range(2)]
         curve = [r for s in range(2) for r in epoch_rows(config, model, s, epochs=5)]
         results.write_configuration(sweep_dir, config, curve, rows, HYPER)
     paths = report.write_figures([sweep_dir])
@@ -333,3 +334,25 @@ def test_choosing_the_epoch_by_lowest_training_loss_against_by_validation(tmp_pa
     figure = _selection(results.read(tmp_path), pd.DataFrame(epochs), "alpha")
     by_validation, by_loss = (line.get_ydata()[0] for line in figure.axes[0].lines[:2])
     assert (by_validation, by_loss) == (80.0, 60.0)
+
+
+def test_configurations_differ_by_exact_values_and_a_seed_run_twice_is_refused(tmp_path, tmp_path_factory):
+    for i, (lr, val) in enumerate(((1.0000001e-3, 0.9), (1.0000004e-3, 0.8))):  # both print as 0.001
+        rows = [{**trial_row(f"c{i}", "m2", s, test_acc=val, alpha=1.0), "lr": lr, "best_val_acc": val} for s in range(2)]
+        results.write_configuration(tmp_path, f"c{i}", epoch_rows(f"c{i}", "m2", 0), rows, HYPER)
+    lines = report.table([tmp_path]).splitlines()  # two rows of two seeds each, not one pool of four
+    assert lines[2] == "| lr | m2 |" and lines[4:6] == ["| 0.0010000001 | **90.00 ± 0.00 (2)** |", "| 0.0010000004 | 80.00 ± 0.00 (2) |"]
+    again = tmp_path_factory.mktemp("again")  # the same grid run again into another directory, same seeds
+    rows = [{**trial_row("d0", "m2", s, test_acc=0.9, alpha=1.0), "lr": 1.0000001e-3, "best_val_acc": 0.9} for s in range(2)]
+    results.write_configuration(again, "d0", epoch_rows("d0", "m2", 0), rows, HYPER)
+    with pytest.raises(SweeperError, match=r"^seed 0 of one configuration ran in two trials \(c0-seed0 and d0-seed0\)"):
+        report.table([tmp_path, again])
+
+
+def test_axes_the_user_changes_leave_the_papers_figures_out(tmp_path):
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "k.csv").write_text("table,row,column,value,std\nkingma,10,m2,11.97,1.71\n")
+    text = report.table([paper_dir(tmp_path / "s", "kingma")], layout="kingma", rows="alpha,lam", compare=True, published_dir=str(published))
+    assert "; paper " not in text
+    assert report.table([paper_dir(tmp_path / "g", "x")], cols="alpha").splitlines()[2] == "| lam | 1 | 10 | n/a |"

@@ -4,9 +4,10 @@ One trial, two stages: while progress < vae_fraction the M1 VAE learns q(z1|x) o
 the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
 label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)).
 
-M1M2 takes every hyperparameter of M2 and hands it on; `network`, `depth` and `likelihood` are
-M1's (on the images), while M2 on the features is always an MLP with a Gaussian likelihood, so
-sigma2 always applies (to M2, and to M1 when it is Gaussian too).
+M1M2 takes every hyperparameter of M2 and hands it on; `network` and `likelihood` are M1's (on the
+images), while M2 on the features is always an MLP (of `depth` hidden layers, as M1's) with a
+Gaussian likelihood, so sigma2 always applies (to M2, and to M1 when it is Gaussian too). M2's
+schedules (kl_warmup, pretrain) count from the start of its own stage.
 """
 from __future__ import annotations
 
@@ -60,4 +61,12 @@ class M1M2(Model):
             return self.m1.loss(batch, fold_in(key, 0), weights)
         on_features = Batch(self.features(batch.x_labelled, fold_in(key, 1)), batch.y_labelled,
                             self.features(batch.x_unlabelled, fold_in(key, 2)))
-        return self.m2(on_features, weights, fold_in(key, 3))
+        return self.m2(on_features, self.m2_stage(weights), fold_in(key, 3))
+
+    def m2_stage(self, weights: dict) -> dict:
+        """The schedule as M2's stage sees it: its progress and epoch from the stage's start."""
+        if self.vae_fraction >= 1 or not weights["progress"]:
+            return weights
+        epochs = weights["epoch"] / weights["progress"]  # the trial's, since progress = epoch / epochs
+        return {**weights, "progress": (weights["progress"] - self.vae_fraction) / (1 - self.vae_fraction),
+                "epoch": weights["epoch"] - self.vae_fraction * epochs}

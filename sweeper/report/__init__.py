@@ -11,10 +11,10 @@ import yaml
 
 from .. import results
 from ..errors import SweeperError
-from .. import provenance
+from .. import provenance, redact
 from . import figures, published
 from .layouts import LAYOUTS
-from .table import FORMATS, build, paired, render
+from .table import FORMATS, build, latex_escape, paired, render
 
 EXTENSIONS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
 EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "loss", "val_acc", "test_acc", "recon", "entropy_unlabelled", "mi_unlabelled"]
@@ -55,7 +55,8 @@ def provenance_lines(dirs: list[str | Path]) -> list[str]:
     lines = []
     for d in dirs:
         entries = provenance.read(d)
-        lines += [f"provenance of {d}: {provenance.describe(e)}" for e in entries] or [f"provenance of {d}: not recorded"]
+        shown = redact.url(str(d))
+        lines += [f"provenance of {shown}: {provenance.describe(e)}" for e in entries] or [f"provenance of {shown}: not recorded"]
     return lines
 
 
@@ -78,6 +79,8 @@ def _paired_text(frame, pair, fmt) -> str:
         return "\n" + frame.to_csv(index=False)
     title = f"paired over seeds, {pair[0]} minus {pair[1]} (accuracy points): t-test and Wilcoxon p-values"
     cells = [[str(v) if isinstance(v, (str, int)) else f"{v:.4g}" for v in row] for row in frame.itertuples(index=False)]
+    if fmt == "latex":
+        cells = [[latex_escape(c) for c in row] for row in cells]
     if fmt == "markdown":
         lines = ["", title, "", "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
         lines += ["| " + " | ".join(row) + " |" for row in cells]
@@ -102,7 +105,7 @@ def page(dirs: list[str | Path], tables) -> str:
     parts = ["<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
-             f"<h1>sweeper report: {html_escape.escape(', '.join(str(d) for d in dirs))}</h1>"]
+             f"<h1>sweeper report: {html_escape.escape(', '.join(redact.url(str(d)) for d in dirs))}</h1>"]
     for t in tables:
         parts.append(f"<table><caption>{html_escape.escape(t.caption)}</caption><tr>"
                      + "".join(f"<th>{html_escape.escape(h)}</th>" for h in [t.rows.replace(",", " or ")] + t.col_labels) + "</tr>")

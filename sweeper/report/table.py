@@ -65,18 +65,18 @@ class Table:
     selected: list[str] = field(default_factory=list)  # "m2: 93.70 ± 2.50 (5) with alpha=10000", per column
 
 
-def default_rows(trials: pd.DataFrame) -> str:
+def default_rows(trials: pd.DataFrame, exclude: str | None = None) -> str:
     """The swept hyperparameter with the most distinct values; swept hyperparameters of disjoint
     models (alpha for M2, lam for Jurasiński's) share the rows, as "alpha,lam". Else label_count,
     else dataset."""
     fixed_columns = {name for name, _ in TRIAL_FIELDS_BEFORE + TRIAL_FIELDS_AFTER}
-    counts = {c: trials[c].nunique() for c in trials.columns if c not in fixed_columns}
+    counts = {c: trials[c].nunique() for c in trials.columns if c not in fixed_columns and c != exclude}
     swept = [c for c in counts if counts[c] > 1]
     if len(swept) > 1 and (trials[swept].notna().sum(axis=1) <= 1).all():
         return ",".join(swept)
     if swept:
         return max(swept, key=lambda c: counts[c])  # ties: the first hyperparameter column
-    return "label_count" if trials["label_count"].nunique() > 1 else "dataset"
+    return "label_count" if trials["label_count"].nunique() > 1 and exclude != "label_count" else "dataset"
 
 
 def check_axes(trials: pd.DataFrame, rows: str | None, cols: str | None) -> None:
@@ -106,15 +106,32 @@ def axis_values(frame: pd.DataFrame, names: str) -> pd.Series:
 def label(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return NOT_TAKEN
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        short = f"{v:g}"
+        return short if float(short) == v else repr(v)  # never two values under one label
+    return str(v)
+
+
+def identities(frame: pd.DataFrame) -> pd.Series:
+    """Each trial's configuration as a key: its model, data settings and every hyperparameter, exactly
+    (1.0000001e-3 and 1.0000004e-3 are two configurations, though both print as 0.001)."""
+    identity = [c for c in frame.columns if c not in _NOT_IDENTITY]
+    exact = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else v.item() if hasattr(v, "item") else v  # noqa: E731
+    return pd.Series([json.dumps([exact(v) for v in values]) for values in frame[identity].itertuples(index=False)],
+                     index=frame.index, dtype=object)
 
 
 def configurations(done: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame:
     """One row per configuration of the completed trials: its axis labels, identity, and mean
-    validation and test accuracy, test std and n over its seeds."""
+    validation and test accuracy, test std and n over its seeds. A configuration's seed that two
+    trials ran (the same grid run into two directories) is refused: its numbers would count twice."""
     identity = [c for c in done.columns if c not in _NOT_IDENTITY]
-    frame = done.assign(row=axis_values(done, rows), col=axis_values(done, cols))
-    frame["configuration"] = [json.dumps([label(v) for v in values]) for values in frame[identity].itertuples(index=False)]
+    frame = done.assign(row=axis_values(done, rows), col=axis_values(done, cols), configuration=identities(done))
+    twice = frame[frame.duplicated(["configuration", "seed"], keep=False)]
+    if len(twice):
+        first = twice[(twice["configuration"] == twice["configuration"].iloc[0]) & (twice["seed"] == twice["seed"].iloc[0])]
+        raise SweeperError(f"seed {first['seed'].iloc[0]} of one configuration ran in two trials ({first['trial_id'].iloc[0]} and "
+                           f"{first['trial_id'].iloc[1]}); report the directories apart, or remove one copy")
     grouped = frame.groupby("configuration", sort=True)
     summary = grouped.agg(row=("row", "first"), col=("col", "first"), val_mean=("best_val_acc", "mean"),
                           mean=("test_acc", "mean"), std=("test_acc", "std"), n=("test_acc", "count"),
@@ -137,8 +154,10 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
     check_axes(trials, rows, cols)
     own_rows, own_cols = rows in (None, layout.rows), cols in (None, layout.cols)  # else the paper's rows/columns do not apply
     layout = replace(layout, row_values=layout.row_values if own_rows else None, columns=layout.columns if own_cols else None)
-    rows = rows or layout.rows or default_rows(trials)
+    if layout.name != "generic" and not (own_rows and own_cols):
+        published = None  # a paper's figures sit in its own rows and columns, not on other axes
     cols = cols or layout.cols
+    rows = rows or layout.rows or default_rows(trials, exclude=cols)
     done = trials[trials["status"] == "completed"]
     configs = configurations(done, rows, cols)
     configs["row_label"], configs["col_label"] = configs["row"].map(label), configs["col"].map(label)
@@ -232,7 +251,7 @@ def _notes(table: Table, ci: bool, published, layout: Layout) -> None:
     for cell in table.cells.values():
         if cell.chosen:
             text = ", ".join(f"{k}={v}" for k, v in cell.chosen.items())
-            cell.mark = settings.setdefault(text, string.ascii_lowercase[len(settings) % 26])
+            cell.mark = settings.setdefault(text, _mark(len(settings)))
     if settings:
         table.footnotes.append("each cell is the configuration best by validation among those that differ in "
                                + ", ".join(sorted({k for cell in table.cells.values() for k in cell.chosen})) + ": "
@@ -248,6 +267,11 @@ def _notes(table: Table, ci: bool, published, layout: Layout) -> None:
         for column, why in layout.other_methods.items():
             if column in table.col_labels:
                 table.footnotes.append(f"{column}: {why}; not compared")
+
+
+def _mark(number: int) -> str:
+    """a, b, ..., z, then a2, b2, ...: a footnote mark for the number-th setting."""
+    return string.ascii_lowercase[number % 26] + (str(number // 26 + 1) if number >= 26 else "")
 
 
 def _spread(cell: Cell) -> str:
@@ -277,12 +301,13 @@ def _cell_text(cell: Cell | None, bold) -> str:
 _LATEX = {"\\": r"\textbackslash{}", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "_": r"\_", "{": r"\{", "}": r"\}",
           "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "Δ": r"$\Delta$", "α": r"$\alpha$",
           "λ": r"$\lambda$", "σ": r"$\sigma$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\epsilon$", "×": r"$\times$",
-          "ś": r"\'s", "ø": r"{\o}", "≥": r"$\geq$", "≤": r"$\leq$"}
+          "ś": r"\'s", "ń": r"\'n", "ó": r"\'o", "é": r"\'e", "ł": r"{\l}", "ø": r"{\o}", "ü": r'\"u', "≥": r"$\geq$",
+          "≤": r"$\leq$", "²": r"$^2$"}
 
 
 def latex_escape(text: str) -> str:
     """Text as LaTeX that pdflatex compiles: its special characters escaped, the few non-ASCII ones sweeper
-    writes spelled in LaTeX, any other non-ASCII character dropped."""
+    writes spelled in LaTeX, any other non-ASCII character shown as "?"."""
     return "".join(_LATEX.get(ch, ch if ch.isascii() else "?") for ch in text)
 
 
@@ -326,8 +351,7 @@ def paired(trials: pd.DataFrame, table: Table, first: str, second: str) -> pd.Da
     from scipy import stats
 
     done = trials[trials["status"] == "completed"]
-    identity = [c for c in done.columns if c not in _NOT_IDENTITY]
-    keys = pd.Series([json.dumps([label(v) for v in values]) for values in done[identity].itertuples(index=False)], index=done.index)
+    keys = identities(done)
     records = []
     for row in table.row_labels:
         a_cell, b_cell = table.cells.get((row, first)), table.cells.get((row, second))
