@@ -356,3 +356,15 @@ def test_axes_the_user_changes_leave_the_papers_figures_out(tmp_path):
     text = report.table([paper_dir(tmp_path / "s", "kingma")], layout="kingma", rows="alpha,lam", compare=True, published_dir=str(published))
     assert "; paper " not in text
     assert report.table([paper_dir(tmp_path / "g", "x")], cols="alpha").splitlines()[2] == "| lam | 1 | 10 | n/a |"
+
+
+def test_the_sigma2_figure_shows_the_squared_error_behind_the_gaussian_recon():
+    import math
+
+    import pandas as pd
+
+    from sweeper.report.figures import squared_error
+
+    sse, sigma2, d = 0.3, 0.01, 2  # circles: 2-d; recon is the labelled part's mean plus the unlabelled part's
+    recon = 2 * (0.5 * (sse / 2) / sigma2 + 0.5 * d * math.log(2 * math.pi * sigma2))
+    assert squared_error(pd.Series([recon]), pd.Series([sigma2]), pd.Series(["circles"])).iloc[0] == pytest.approx(sse)

@@ -144,19 +144,32 @@ def _entropy_and_information(done: pd.DataFrame, curves: pd.DataFrame):
     return figure
 
 
+def squared_error(recon: pd.Series, sigma2: pd.Series, dataset: pd.Series) -> pd.Series:
+    """The squared reconstruction error ||x - f||^2 behind a Gaussian `recon` part, comparable across sigma^2
+    (recon itself is -log N(x | f, sigma^2 I), scaled by 1/sigma^2). recon sums the labelled and the
+    unlabelled part's mean, each 0.5 ||x - f||^2 / sigma^2 + 0.5 d log(2 pi sigma^2)."""
+    import numpy as np
+
+    from ..data import DATASETS
+
+    d = dataset.map(lambda name: float(np.prod(DATASETS[name].input_shape)))
+    return 2 * sigma2 * (recon - d * np.log(2 * np.pi * sigma2))
+
+
 def _sigma2(done: pd.DataFrame, curves: pd.DataFrame):
     plt = _pyplot()
     figure, ax = plt.subplots(figsize=(6, 4))
     picked = best_by_validation(done[done["sigma2"].notna()], "sigma2", "model")  # one configuration per sigma2
     chosen = done[done["trial_id"].isin([t for ids in picked["trial_ids"] for t in ids])]
     final = curves.merge(chosen[["trial_id", "sigma2", "best_epoch"]], on="trial_id")
-    final = final[final["epoch"] == final["best_epoch"]]
-    recon = final.groupby("sigma2")["recon"].mean()
+    final = final[final["epoch"] == final["best_epoch"]].merge(chosen[["trial_id", "dataset"]], on="trial_id")
+    final["error"] = squared_error(final["recon"], final["sigma2"], final["dataset"])
+    recon = final.groupby("sigma2")["error"].mean()
     accuracy = chosen.groupby("sigma2")["test_acc"].mean()
-    ax.plot(recon.index, recon.values, "o-", color="tab:blue", label="reconstruction loss")
+    ax.plot(recon.index, recon.values, "o-", color="tab:blue", label="squared reconstruction error")
     ax.set_xscale("log")
     ax.set_xlabel("sigma^2")
-    ax.set_ylabel("reconstruction loss", color="tab:blue")
+    ax.set_ylabel("squared reconstruction error per point", color="tab:blue")
     twin = ax.twinx()
     twin.plot(accuracy.index, 100 * accuracy.values, "s-", color="tab:red", label="accuracy")
     twin.set_ylabel("test accuracy %", color="tab:red")
