@@ -56,8 +56,10 @@ def test_a_grid_sweep_runs_every_point_once_per_seed_and_reports(write_spec, tmp
     assert main(["report", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[2:4] == ["| alpha | baseline | m2 |", "|---|---|---|"]
-    assert [line.split(" | ")[0] for line in table[4:]] == ["| 0.5", "| 5", "| n/a"]
-    assert all(line.count("(2)") == 1 for line in table[4:])  # each configuration: both seeds
+    body = table[4:7]  # then the selection, and where the numbers came from
+    assert [line.split(" | ")[0] for line in body] == ["| 0.5", "| 5", "| n/a"] and table[7] == ""
+    assert all(line.count("(2)") == 1 for line in body)  # each configuration: both seeds
+    assert table[8].startswith("selected by validation: ") and table[9].startswith(f"provenance of {out}: run: sweeper 0.1.0")
 
 
 def test_a_sampled_sweep_draws_within_the_range(write_spec, tmp_path):
