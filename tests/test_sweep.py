@@ -141,4 +141,6 @@ def test_storage_uri_takes_the_results_and_checkpoints(write_spec, tmp_path, cap
     assert (out / sweep.STUDY_FILE).is_file() and not (out / "trials").exists()  # the study stays with the driver
     assert main(["report", f"file://{shared}/tiny"]) == 0
     printed = capsys.readouterr().out
-    assert (shared / "tiny" / "report.md").read_text() == printed and printed.count("(2)") == 1
+    caption, table, notes = printed.split("\n\n")
+    assert (shared / "tiny" / "report.md").read_text() == printed and table.count("(2)") == 1  # one cell, both seeds
+    assert f"provenance of file://{shared}/tiny: run: sweeper" in notes
