@@ -411,7 +411,7 @@ def parse(raw: Any, source: str = "<spec>") -> Spec:
     if len(set(lengths.values())) > 1:
         raise fail("zip", "zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items()) + "); pair them element by element")
 
-    combinations = math.prod(len(v) for v in (datasets, label_counts, batches)) if not zipped else len(label_counts) * len(datasets) * len(batches)
+    combinations = len(datasets) * len(label_counts) * len(batches)  # an upper bound (zipped axes pair up): known before listing
     if combinations > MAX_CONFIGURATIONS:  # before listing them: that alone would take minutes
         raise fail("batch" if len(batches) > len(label_counts) else "label_count",
                    f"the data axes make {combinations:,} combinations, more than {MAX_CONFIGURATIONS:,}; use fewer values")
