@@ -6,7 +6,24 @@ class SweeperError(Exception):
 
 
 class SpecError(SweeperError):
-    """A spec file that cannot be run as written."""
+    """A spec that cannot be run as written: what is wrong (`problem`), with which key (`key`, e.g.
+    "batch.labelled"; None: the spec as a whole), in which file (`source`, added where the spec is read).
+    Its message is one line: "FILE: KEY: problem"."""
+
+    def __init__(self, problem: str, key=None, source=None):
+        super().__init__(problem, key, source)  # all three in args, so that a copy (pickle) keeps them
+        self.problem, self.key, self.source = problem, key, source
+
+    def __str__(self) -> str:
+        return ": ".join(str(part) for part in (self.source, self.key, self.problem) if part is not None)
+
+    def under(self, parent) -> "SpecError":
+        """This error, about a key inside `parent`'s mapping, with its key named from the top (cpu → resources.cpu)."""
+        return SpecError(self.problem, parent if self.key is None else f"{parent}.{self.key}", self.source)
+
+    def within(self, source) -> "SpecError":
+        """This error naming `source` as its file, unless it names one already."""
+        return self if self.source is not None else SpecError(self.problem, self.key, str(source))
 
 
 class NoAnswer(SweeperError):

@@ -1,14 +1,23 @@
 """A spec file (YAML) → a validated, typed Spec. Nothing here runs anything.
 
-Every problem is a SpecError whose message names the file and the key, says what is
-wrong and what is allowed.
+The dataclasses are the schema. Spec's fields are the top-level keys of a spec file, and each mapping
+under a key is a small section of its own (Resources, Study, Step, Scheduler, a Batch, and the data
+package's DataOptions for `data:`), so `spec.resources.cpu` is `resources: {cpu: ...}` in the file,
+`resources.cpu=2` on the command line and `resources.cpu` in a message. A field says its key, its
+default (none: required) and how its value is parsed, once; the keys a file may hold and the YAML
+written back (to_yaml) follow from the fields.
+
+Every problem is a SpecError that carries its key; the file is added where a spec is read (Spec.parse,
+load), so a message is one line: "FILE: KEY: what is wrong; what to do".
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -16,78 +25,495 @@ from .data.base import PREPROCESS, DataOptions
 from .errors import SpecError
 
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
-METRICS = ("val_acc",)  # selection metric: maximised; test accuracy is read at its best epoch
 OBJECTIVES = {"val_acc": "max", "wall_s": "min"}  # what a sampler optimises: the first, or both (nsga2)
 SCHEDULERS = ("asha", "median")
 DATA_AXES = ("dataset", "label_count", "batch")  # data settings that may be lists, i.e. grid axes
-TOP_KEYS = (
-    "name", "description", "dataset", "data", "label_count", "models", "seeds", "epochs", "batch", "zip",
-    "fixed", "search", "metric", "objectives", "sampler", "sampler_seed", "trials", "scheduler",
-    "resources", "max_concurrent", "retries", "study", "pack", "step",
-)
-REQUIRED = ("name", "dataset", "models", "seeds", "epochs")
 MAX_SEED = 2**63 - 1  # a training seed becomes an int64 noise key and torch's manual_seed
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState, which takes 32 bits
 MAX_NAME = 150  # bytes: a folder name is at most 255 on common filesystems, and sweeper adds suffixes
 MAX_CONFIGURATIONS = 100_000  # every grid point becomes an Optuna trial and a results file
 
 
+# ---------------------------------------------------------------------------- values
+
+
+def shown(value) -> str:
+    """A value as a message shows it: its repr, cut to a few dozen characters."""
+    from .models.parts import shown as cut
+
+    return cut(value)
+
+
+def _shown_key(key) -> str:
+    return key[:40] if isinstance(key, str) else shown(key)
+
+
+def _text(value, key=None) -> str:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"expected text, got {shown(value)}", key)
+    return value
+
+
+def _number(value, key=None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"expected a number, got {shown(value)}", key)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        raise SpecError(f"expected a finite number, got {shown(value)}", key)
+    return value
+
+
+def _integer(value, low: int, high: int | None = None, key=None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"expected an integer, got {shown(value)}", key)
+    if value < low:
+        raise SpecError(f"must be >= {low}, got {shown(value)}", key)
+    if high is not None and value > high:
+        raise SpecError(f"must be <= {high}, got {shown(value)}", key)
+    return value
+
+
+def _boolean(value, key=None) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"expected true or false, got {shown(value)}", key)
+    return value
+
+
+def _choice(value, allowed: tuple[str, ...], what: str, key=None) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise SpecError(f"unknown {what} {shown(value)}; allowed: {', '.join(allowed)}", key)
+    return value
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@contextmanager
+def _at(key):
+    """SpecErrors raised inside are about something under `key`: their keys are named from there."""
+    try:
+        yield
+    except SpecError as e:
+        raise e.under(key) from None
+
+
+@contextmanager
+def _naming(source):
+    """SpecErrors raised inside name `source` as their file: the one place a message gets its file."""
+    try:
+        yield
+    except SpecError as e:
+        raise e.within(source) from None
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def _key(f) -> str:
+    """A field's key in the file: its name, unless the field says otherwise (`datasets` is `dataset:`)."""
+    return f.metadata.get("key", f.name)
+
+
+def _default(f):
+    """A field's default; MISSING when the key is required."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _schema(section) -> dict[str, Any]:
+    """Each key of a section (a dataclass or a NamedTuple) with its default (MISSING: required)."""
+    if is_dataclass(section):
+        return {_key(f): _default(f) for f in fields(section)}
+    return {name: section._field_defaults.get(name, MISSING) for name in section._fields}
+
+
+def _shape(schema: dict[str, Any]) -> str:
+    """What a section looks like, from its defaults: `a mapping {bf16: true|false, ...}`."""
+    def placeholder(default) -> str:
+        return "true|false" if isinstance(default, bool) else "N" if isinstance(default, (int, float)) else "..."
+
+    return "a mapping {" + ", ".join(f"{key}: {placeholder(default)}" for key, default in schema.items()) + "}"
+
+
+def _given(schema: dict[str, Any], raw) -> dict:
+    """A section's mapping as the file gives it (None: empty), its keys checked against `schema`."""
+    if raw is None:  # `resources:` with nothing under it
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"expected {_shape(schema)}")
+    for key in raw:
+        if key not in schema:
+            raise SpecError(f"unknown key; allowed keys: {', '.join(schema)}", _shown_key(key))
+    required = [key for key, default in schema.items() if default is MISSING]
+    for key in required:
+        if key not in raw:
+            raise SpecError(f"missing required key '{key}'; required keys: {', '.join(required)}")
+    return raw
+
+
+def _values(section, raw) -> dict[str, Any]:
+    """A section's values by key: the file's, checked against the section's fields, and the defaults."""
+    schema = _schema(section)
+    return {**schema, **_given(schema, raw)}
+
+
+class Batch(NamedTuple):
+    """`batch: {labelled: N, unlabelled: N}`: the points of one step. A tuple: (25, 200) == Batch(25, 200)."""
+
+    labelled: int = 100
+    unlabelled: int = 100
+
+    @classmethod
+    def parse(cls, raw) -> Batch:
+        return cls(**{key: _integer(value, low=1, key=key) for key, value in _values(cls, raw).items()})
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping by a Ray Tune
+    scheduler on validation accuracy."""
+
+    kind: str = field(metadata={"key": "type"})  # asha or median
+    grace_period: int = 1  # epochs before a trial may be stopped
+    reduction_factor: int = 3  # asha only
+
+    @classmethod
+    def parse(cls, raw) -> Scheduler:
+        if isinstance(raw, str):  # `scheduler: asha`: the defaults otherwise
+            raw = {"type": raw}
+        if not isinstance(raw, dict):
+            raise SpecError(f"expected {', '.join(SCHEDULERS)}, or {_shape(_schema(cls))}")
+        values = _values(cls, raw)
+        return cls(_choice(values["type"], SCHEDULERS, "scheduler", key="type"),
+                   _integer(values["grace_period"], low=1, key="grace_period"),
+                   _integer(values["reduction_factor"], low=2, key="reduction_factor"))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """`resources: {cpu: N, gpu: N}`: what each Ray trial reserves."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0  # a fraction shares one GPU between trials
+
+    @classmethod
+    def parse(cls, raw) -> Resources:
+        values = _values(cls, raw)
+        cpu, gpu = _number(values["cpu"], "cpu"), _number(values["gpu"], "gpu")
+        if cpu <= 0:
+            raise SpecError(f"must be > 0, got {shown(cpu)}", "cpu")
+        if gpu < 0:
+            raise SpecError(f"must be >= 0 (a fraction shares one GPU between trials), got {shown(gpu)}", "gpu")
+        return cls(cpu, gpu)
+
+
+@dataclass(frozen=True)
+class Study:
+    """`study: {heartbeat_s: N, reclaim_after_s: N}`: a study shared by several drivers (--study)."""
+
+    heartbeat_s: int = 10  # how often a driver says its configurations are alive
+    reclaim_after_s: int = 60  # how long after its last word another driver takes them over; left out: 6 heartbeats
+
+    @classmethod
+    def parse(cls, raw) -> Study:
+        given = _given(_schema(cls), raw)
+        heartbeat_s = _integer(given.get("heartbeat_s", cls.heartbeat_s), low=1, key="heartbeat_s")
+        reclaim_after_s = _integer(given.get("reclaim_after_s", 6 * heartbeat_s), low=1, key="reclaim_after_s")
+        if reclaim_after_s < 2 * heartbeat_s:  # one late heartbeat must not hand a live configuration to another driver
+            raise SpecError(f"must be at least twice heartbeat_s ({2 * heartbeat_s}), got {reclaim_after_s}", "reclaim_after_s")
+        return cls(heartbeat_s, reclaim_after_s)
+
+
+@dataclass(frozen=True)
+class Step:
+    """`step: {bf16: true|false, compile: true|false}`: how the training step runs (both meant for a GPU)."""
+
+    bf16: bool = False  # the step's matmuls under bfloat16 autocast
+    compile: bool = False  # the step's loss through torch.compile
+
+    @classmethod
+    def parse(cls, raw) -> Step:
+        return cls(**{key: _boolean(value, key) for key, value in _values(cls, raw).items()})
+
+
+def _data_options(raw) -> DataOptions:
+    """`data: {preprocess, labelled_in_unlabelled, noise}`: the data package's DataOptions (which datasets take
+    noise is checked with the datasets, in _check_data)."""
+    values = _values(DataOptions, raw)
+    noise = values["noise"]
+    if noise is not None and _number(noise, "noise") < 0:
+        raise SpecError(f"must be >= 0, got {shown(noise)}", "noise")
+    return DataOptions(_choice(values["preprocess"], PREPROCESS, "preprocessing", key="preprocess"),
+                       _boolean(values["labelled_in_unlabelled"], "labelled_in_unlabelled"),
+                       None if noise is None else float(noise))
+
+
+# ---------------------------------------------------------------------------- hyperparameters
+
+
 @dataclass(frozen=True)
 class Grid:
+    """A searched hyperparameter's list of values: each is a configuration."""
+
     values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class Range:
+    """`{low, high, log}`: a searched hyperparameter's interval, sampled (never by a grid)."""
+
     low: float
     high: float
     log: bool = False
 
 
-@dataclass(frozen=True)
-class Scheduler:
-    """Early stopping by a Ray Tune scheduler on validation accuracy."""
+def _taken(model_names) -> dict[str, list[str]]:
+    """Each hyperparameter the models take, with the models that take it."""
+    from . import models
 
-    kind: str  # asha or median
-    grace_period: int = 1  # epochs before a trial may be stopped
-    reduction_factor: int = 3  # asha only
+    taken: dict[str, list[str]] = {}
+    for m in model_names:
+        for hp in models.hyperparameters(m):
+            taken.setdefault(hp, []).append(m)
+    return taken
 
 
-@dataclass(frozen=True)
+def _definition(hp, taken: dict[str, list[str]], model_names):
+    """What the first model taking `hp` says of it (bounds, choices, default); refused if no model takes it."""
+    from . import models
+
+    if hp not in taken:
+        if len(model_names) == 1:
+            problem = f"{model_names[0]} takes no hyperparameter {shown(hp)}"
+            listing = f"{model_names[0]} takes: {', '.join(sorted(taken))}"
+        else:
+            problem = f"none of {', '.join(model_names)} takes the hyperparameter {shown(hp)}"
+            listing = f"they take: {', '.join(sorted(taken))}"
+        raise SpecError(f"{problem}; remove it or add a model that takes it ({listing})")
+    return models.hyperparameters(taken[hp][0])[hp]
+
+
+def _hyper_value(definition, value, key=None):
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    problem = definition.check(value)
+    if problem:
+        raise SpecError(problem, key)
+    return value
+
+
+def _fixed(raw, model_names) -> dict[str, float | str]:
+    """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError("expected a mapping of hyperparameter names to values")
+    taken = _taken(model_names)
+    fixed = {}
+    for hp, value in raw.items():
+        with _at(hp):
+            fixed[hp] = _hyper_value(_definition(hp, taken, model_names), value)
+    return fixed
+
+
+def _search(raw, model_names, fixed) -> dict[str, Grid | Range]:
+    """`search: {hyperparameter: [values] or {low, high, log}}`: each taken by a model, and not also fixed."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError("expected a mapping of hyperparameter names to a list (grid) or {low, high, log} (range)")
+    taken = _taken(model_names)
+    search = {}
+    for hp, domain in raw.items():
+        with _at(hp):
+            definition = _definition(hp, taken, model_names)
+            if hp in fixed:
+                raise SpecError("is also under 'fixed'; a hyperparameter is either fixed or searched")
+            search[hp] = _domain(domain, definition)
+    return search
+
+
+def _domain(domain, definition) -> Grid | Range:
+    """A list of values (a Grid) or {low, high, log} (a Range), each value valid for the hyperparameter."""
+    if isinstance(domain, list):
+        if not domain:
+            raise SpecError("empty grid; list at least one value")
+        values = tuple(_hyper_value(definition, v) for v in domain)
+        if len(set(values)) != len(values):
+            raise SpecError("a grid value is listed twice")
+        return Grid(values)
+    if not isinstance(domain, dict):
+        raise SpecError(f"expected a list of values (grid) or {{low, high, log}} (range), got {shown(domain)}")
+    if definition.choices is not None:
+        raise SpecError("is an option (text choices), so it takes a list of choices, not a range {low, high}")
+    values = _values(Range, domain)
+    low = _hyper_value(definition, values["low"], "low")
+    high = _hyper_value(definition, values["high"], "high")
+    log = _boolean(values["log"], "log")
+    if low > high:
+        raise SpecError(f"low {shown(low)} is above high {shown(high)}")
+    if log and low <= 0:
+        raise SpecError(f"a log range needs low > 0, got {shown(low)}")
+    return Range(float(low), float(high), log)
+
+
+# ---------------------------------------------------------------------------- top-level keys
+
+
+def _name(value) -> str:
+    name = _text(value)
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise SpecError(f"must be letters, digits, '-', '_' or '.', got {shown(name)}")
+    if len(name.encode()) > MAX_NAME:  # it names folders (results/<name>-smoke-<driver>, Tune's), with room to spare
+        raise SpecError(f"is {len(name.encode())} bytes long; keep it to {MAX_NAME} (it names the results folders)")
+    return name
+
+
+def _description(value) -> str:
+    if not isinstance(value, str):
+        raise SpecError("expected text")
+    return value
+
+
+def _datasets(value) -> tuple[str, ...]:
+    from .data import DATASETS
+
+    datasets = _as_list(value)
+    if not datasets:
+        raise SpecError("empty list; give a dataset or a list of datasets")
+    for d in datasets:
+        if not isinstance(d, str) or d not in DATASETS:
+            raise SpecError(f"unknown dataset {shown(d)}; known datasets: {', '.join(sorted(DATASETS))}")
+    if len(set(datasets)) != len(datasets):
+        raise SpecError("a dataset is listed twice")
+    return tuple(datasets)
+
+
+def _label_counts(value) -> tuple[int, ...]:
+    counts = _as_list(value)
+    if not counts:
+        raise SpecError("empty list; give a number or a list of numbers")
+    for count in counts:
+        _integer(count, low=1)
+    if len(set(counts)) != len(counts):
+        raise SpecError("a label count is listed twice; it would train the same configurations twice")
+    return tuple(counts)
+
+
+def _models(value) -> tuple[str, ...]:
+    from . import models
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise SpecError("expected a non-empty list of model names")
+    for m in names:
+        if not isinstance(m, str) or m not in models.MODELS:
+            raise SpecError(f"unknown model {shown(m)}; registered models: {', '.join(sorted(models.MODELS))}")
+    if len(set(names)) != len(names):
+        raise SpecError("a model is listed twice")
+    return tuple(names)
+
+
+def _seeds(value) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise SpecError("expected a non-empty list of integers, e.g. [0, 1, 2]")
+    for seed in value:
+        _integer(seed, low=0, high=MAX_SEED)
+    if len(set(value)) != len(value):
+        twice = next(s for s in value if value.count(s) > 1)
+        raise SpecError(f"seed {twice} is listed twice; each seed runs once per configuration")
+    return tuple(value)
+
+
+def _batches(value) -> tuple[Batch, ...]:
+    if value == []:
+        raise SpecError("empty list; give {labelled: N, unlabelled: N} or a list of them")
+    batches = []
+    for raw in _as_list(value):
+        if not isinstance(raw, dict):
+            raise SpecError(f"expected {_shape(_schema(Batch))}, or a list of them")
+        batches.append(Batch.parse(raw))
+    if len(set(batches)) != len(batches):
+        raise SpecError("a batch size is listed twice; it would train the same configurations twice")
+    return tuple(batches)
+
+
+def _zip(value) -> tuple[str, ...]:
+    zipped = tuple(_as_list(value))
+    for axis in zipped:
+        if axis not in DATA_AXES:
+            raise SpecError(f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
+    return zipped
+
+
+def _objectives(value) -> tuple[str, ...]:
+    objectives = tuple(_choice(o, tuple(OBJECTIVES), "objective") for o in _as_list(value))
+    if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
+        raise SpecError("give one objective, or two different ones for nsga2")
+    return objectives
+
+
+def _parsed_by(parse, key: str | None = None, needs: tuple[str, ...] = (), when_set: bool = False) -> dict:
+    """A Spec field's metadata: `parse` turns the file's value into the field's; `key` is the file's name for it
+    (default: the field's); `needs`: fields parsed before, passed to `parse` after the value; `when_set`: to_yaml
+    writes it only when it is not at its default (keys added later, so that specs that leave them out are
+    saved, and fingerprinted, as before)."""
+    return {"parse": parse, "needs": needs, "when_set": when_set, **({"key": key} if key else {})}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Spec:
-    name: str
-    datasets: tuple[str, ...]  # more than one: a grid axis
-    models: tuple[str, ...]
-    seeds: tuple[int, ...]
-    epochs: int
-    label_counts: tuple[int, ...] = (100,)  # more than one: a grid axis
-    data: DataOptions = DataOptions()
-    batches: tuple[tuple[int, int], ...] = ((100, 100),)  # (labelled, unlabelled) per batch; an axis too
-    zip: tuple[str, ...] = ()  # data axes paired element by element instead of crossed
-    fixed: dict[str, float | str] = field(default_factory=dict)
-    search: dict[str, Grid | Range] = field(default_factory=dict)
-    metric: str = "val_acc"
-    objectives: tuple[str, ...] = ("val_acc",)
-    sampler: str = "grid"
-    sampler_seed: int = 0
-    trials: int | None = None  # configurations to sample; a grid runs all of its points
-    scheduler: Scheduler | None = None
-    cpu: float = 1.0
-    gpu: float = 0.0
-    max_concurrent: int | None = None
-    retries: int = 2  # a trial that crashes is retried from its last checkpoint this many times
-    pack: int = 1  # grid points trained together as one vectorised model, in one Ray trial
-    bf16: bool = False  # the step's matmuls under bfloat16 autocast (meant for a GPU)
-    compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
-    heartbeat_s: int = 10  # shared study (--study): how often a driver says its configurations are alive
-    reclaim_after_s: int = 60  # ... and how long after its last word another driver takes them over
-    description: str = ""
-    source: str = "<spec>"
+    """A sweep as its spec file says it: one field per top-level key, in the order the README lists them."""
+
+    name: str = field(metadata=_parsed_by(_name))  # it names the results folder
+    description: str = field(default="", metadata=_parsed_by(_description))
+    datasets: tuple[str, ...] = field(metadata=_parsed_by(_datasets, key="dataset"))  # more than one: a grid axis
+    data: DataOptions = field(default=DataOptions(), metadata=_parsed_by(_data_options))
+    label_counts: tuple[int, ...] = field(default=(100,), metadata=_parsed_by(_label_counts, key="label_count"))  # an axis too
+    models: tuple[str, ...] = field(metadata=_parsed_by(_models))
+    seeds: tuple[int, ...] = field(metadata=_parsed_by(_seeds))
+    epochs: int = field(metadata=_parsed_by(partial(_integer, low=1)))
+    batches: tuple[Batch, ...] = field(default=(Batch(),), metadata=_parsed_by(_batches, key="batch"))  # an axis too
+    zip: tuple[str, ...] = field(default=(), metadata=_parsed_by(_zip))  # data axes paired element by element, not crossed
+    fixed: dict[str, float | str] = field(default_factory=dict, metadata=_parsed_by(_fixed, needs=("models",)))
+    search: dict[str, Grid | Range] = field(default_factory=dict, metadata=_parsed_by(_search, needs=("models", "fixed")))
+    objectives: tuple[str, ...] = field(default=("val_acc",), metadata=_parsed_by(_objectives))
+    sampler: str = field(default="grid", metadata=_parsed_by(partial(_choice, allowed=SAMPLERS, what="sampler")))
+    sampler_seed: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0, high=MAX_SAMPLER_SEED)))
+    trials: int | None = field(default=None, metadata=_parsed_by(partial(_integer, low=1)))  # configurations to sample; a grid runs all its points
+    scheduler: Scheduler | None = field(default=None, metadata=_parsed_by(Scheduler.parse))
+    resources: Resources = field(default=Resources(), metadata=_parsed_by(Resources.parse))
+    max_concurrent: int | None = field(default=None, metadata=_parsed_by(partial(_integer, low=1)))
+    retries: int = field(default=2, metadata=_parsed_by(partial(_integer, low=0)))  # a crashed trial is retried from its last checkpoint
+    study: Study = field(default=Study(), metadata=_parsed_by(Study.parse))
+    pack: int = field(default=1, metadata=_parsed_by(partial(_integer, low=1), when_set=True))  # grid points trained as one vectorised model
+    step: Step = field(default=Step(), metadata=_parsed_by(Step.parse, when_set=True))
+    source: str = "<spec>"  # where it was read (not a key): messages name it
+
+    @classmethod
+    def parse(cls, raw: Any, source: str = "<spec>") -> Spec:
+        """A spec from its YAML, already read: each key parsed by its field, then the keys checked against each
+        other. A problem is a SpecError that names `source` and the key."""
+        with _naming(source):
+            if not isinstance(raw, dict):
+                raise SpecError(f"a spec must be a mapping of keys to values, got {type(raw).__name__}; see README 'Spec format'")
+            given = _given({_key(f): _default(f) for f in _in_file(cls)}, _without_metric(raw))
+            parsed: dict[str, Any] = {}
+            for f in _in_file(cls):  # in field order: what a field `needs` is parsed by then
+                parsed[f.name] = _field_value(f, given, parsed)
+            spec = cls(**parsed, source=source)
+            _check(spec)
+            return spec
 
     def data_axes(self) -> dict[str, tuple]:
         """Every data setting, as the tuple of its values (one value: not an axis)."""
-        return {"dataset": self.datasets, "label_count": self.label_counts,
-                "batch": tuple(f"{labelled}:{unlabelled}" for labelled, unlabelled in self.batches)}
+        return {**_axes(self), "batch": tuple(f"{b.labelled}:{b.unlabelled}" for b in self.batches)}
 
     def hyperparameters(self, model: str) -> dict[str, float]:
         """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
@@ -118,7 +544,7 @@ class Spec:
             for chosen in itertools.product(*options.values()):
                 ignored = models.MODELS[model].ignored({**self.fixed, **dict(zip(options, chosen))})
                 total += math.prod(len(d.values) for k, d in searched.items() if k not in options and k not in ignored)
-        return total * len(_data_combinations(self.datasets, self.label_counts, self.batches, self.zip))
+        return total * len(_data_combinations(self))
 
     def hyperparameter_columns(self) -> dict[str, str]:
         """Every hyperparameter of every model in the sweep, sorted, as "number" or "text": the results' columns."""
@@ -128,7 +554,159 @@ class Spec:
         return dict(sorted(kinds.items()))
 
 
-# ---------------------------------------------------------------------------- loading
+def parse(raw: Any, source: str = "<spec>") -> Spec:
+    """Validate a spec already read from YAML."""
+    return Spec.parse(raw, source)
+
+
+def _in_file(cls) -> list:
+    """The fields of `cls` that are keys of a spec file (all but `source`)."""
+    return [f for f in fields(cls) if "parse" in f.metadata]
+
+
+def _without_metric(raw: dict) -> dict:
+    """The spec without `metric: val_acc`. Older specs and the spec.yaml of older results directories hold it;
+    a configuration is always selected by validation accuracy (test accuracy is read at its best epoch), so
+    it is accepted, with that one value, and nothing keeps it."""
+    if "metric" not in raw:
+        return raw
+    if raw["metric"] != "val_acc":
+        raise SpecError(f"configurations are selected by val_acc only, not {shown(raw['metric'])}; remove the key", "metric")
+    return {key: value for key, value in raw.items() if key != "metric"}
+
+
+def _field_value(f, given: dict, parsed: dict):
+    """Field `f` of a Spec: its default when the file leaves its key out, else the file's value parsed."""
+    key, default = _key(f), _default(f)
+    if key not in given:
+        return default
+    if given[key] is None and default is None:  # `trials: null` says what leaving it out says
+        return None
+    with _at(key):
+        return f.metadata["parse"](given[key], *(parsed[name] for name in f.metadata["needs"]))
+
+
+# ---------------------------------------------------------------------------- keys against each other
+
+
+def _check(spec: Spec) -> None:
+    """What no key says alone: the data, hyperparameters, sampler and pack checked against each other."""
+    _check_data(spec)
+    _check_ignored(spec)
+    _check_sampler(spec)
+    _check_pack(spec)
+    if spec.sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
+        raise SpecError(f"the grid holds {spec.grid_size():,} configurations, more than {MAX_CONFIGURATIONS:,} "
+                        "(each is a study trial and a results file); use fewer values, or a sampler with trials: N", "search")
+
+
+def _axes(spec: Spec) -> dict[str, tuple]:
+    """The values of each data axis, by its key (DATA_AXES)."""
+    return {_key(f): getattr(spec, f.name) for f in fields(spec) if _key(f) in DATA_AXES}
+
+
+def _data_combinations(spec: Spec) -> list[tuple]:
+    """Every (dataset, label_count, batch) the sweep trains: zipped axes paired, the rest crossed."""
+    import itertools
+
+    axes, zipped = _axes(spec), spec.zip
+    groups = [list(zip(*(axes[a] for a in zipped)))] if zipped else []
+    free = [a for a in axes if a not in zipped]
+    combos = []
+    for values in itertools.product(*groups, *(axes[a] for a in free)):
+        chosen = dict(zip(zipped, values[0])) if zipped else {}
+        chosen.update(zip(free, values[1:] if zipped else values))
+        combos.append((chosen["dataset"], chosen["label_count"], chosen["batch"]))
+    return combos
+
+
+def _check_data(spec: Spec) -> None:
+    """Noise for toy sets only; zipped axes of one length; every data combination trainable."""
+    from .data import TOY
+
+    other = [d for d in spec.datasets if d not in TOY]
+    if spec.data.noise is not None and other:
+        raise SpecError(f"only the toy sets ({', '.join(TOY)}) take noise, not {other[0]}", "data.noise")
+    axes = _axes(spec)
+    lengths = {axis: len(axes[axis]) for axis in spec.zip}
+    if len(set(lengths.values())) > 1:
+        raise SpecError("zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items())
+                        + "); pair them element by element", "zip")
+    combinations = len(spec.datasets) * len(spec.label_counts) * len(spec.batches)  # an upper bound (zipped axes pair up)
+    if combinations > MAX_CONFIGURATIONS:  # before listing them: that alone would take minutes
+        raise SpecError(f"the data axes make {combinations:,} combinations, more than {MAX_CONFIGURATIONS:,}; use fewer values",
+                        "batch" if len(spec.batches) > len(spec.label_counts) else "label_count")
+    for dataset, label_count, batch in _data_combinations(spec):
+        _check_combination(dataset, label_count, batch, spec.data.labelled_in_unlabelled)
+
+
+def _check_combination(dataset: str, label_count: int, batch: Batch, labelled_in_unlabelled: bool) -> None:
+    """`label_count` class-balanced labels of `dataset` leave unlabelled data for `batch`."""
+    from .data import DATASETS
+
+    info = DATASETS[dataset]
+    if label_count % info.n_classes:
+        raise SpecError(f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; "
+                        "labelled subsets are class-balanced", "label_count")
+    if label_count >= info.n_train:
+        raise SpecError(f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points", "label_count")
+    if info.smallest_class is not None and label_count // info.n_classes > info.smallest_class:
+        raise SpecError(f"{label_count} needs {label_count // info.n_classes} labels per class, but the rarest class of "
+                        f"{dataset} has {info.smallest_class} training points; choose at most {info.smallest_class * info.n_classes}",
+                        "label_count")
+    n_unlabelled = info.n_train if labelled_in_unlabelled else info.n_train - label_count
+    if batch.unlabelled > n_unlabelled:
+        raise SpecError(f"{batch.unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}", "batch.unlabelled")
+
+
+def _check_ignored(spec: Spec) -> None:
+    """A hyperparameter that every model taking it would ignore (sigma2 with a Bernoulli likelihood) is refused."""
+    from . import models
+
+    taken = _taken(spec.models)
+    for key, hp in [(f"fixed.{hp}", hp) for hp in spec.fixed] + [(f"search.{hp}", hp) for hp in spec.search]:
+        definitions = models.hyperparameters(taken[hp][0])
+        condition = definitions[hp].applies_if
+        if condition is None or condition[0] in spec.search:
+            continue
+        if all(hp in models.MODELS[m].ignored(spec.fixed) for m in taken[hp]):
+            option, needed = condition
+            has = "has" if len(taken[hp]) == 1 else "have"
+            raise SpecError(f"would be ignored: {hp} applies only with {option}: {needed}, and {', '.join(taken[hp])} "
+                            f"{has} {option} {spec.fixed.get(option, definitions[option].default)}; "
+                            f"set fixed.{option}: {needed} or remove {hp}", key)
+
+
+def _check_sampler(spec: Spec) -> None:
+    """The sampler can sample this search space, for these objectives, with a number of trials."""
+    sampler, objectives = spec.sampler, spec.objectives
+    ranges = [hp for hp, d in spec.search.items() if isinstance(d, Range)]
+    if sampler == "grid" and ranges:
+        raise SpecError(f"grid cannot sample the range of {shown(ranges[0])}; give it a list of values or use sampler: tpe or random", "sampler")
+    if sampler == "nsga2" and len(objectives) != 2:
+        raise SpecError("nsga2 optimises two objectives; add objectives: [val_acc, wall_s]", "sampler")
+    if len(objectives) == 2 and sampler not in ("nsga2", "tpe", "random"):
+        raise SpecError(f"sampler {sampler} optimises one objective; use nsga2, tpe or random for two", "objectives")
+    if sampler == "cmaes":
+        categorical = [hp for hp, d in spec.search.items() if isinstance(d, Grid)] + (["models"] if len(spec.models) > 1 else [])
+        categorical += [axis for axis, values in _axes(spec).items() if len(values) > 1]
+        if categorical:
+            raise SpecError(f"cmaes samples continuous ranges only, but {shown(categorical[0])} is a list; use tpe, or one value", "sampler")
+        if not ranges:
+            raise SpecError("cmaes needs at least one range to sample", "sampler")
+    if sampler != "grid" and spec.trials is None:
+        raise SpecError(f"sampler {sampler} needs the number of configurations to try, e.g. trials: 20", "trials")
+
+
+def _check_pack(spec: Spec) -> None:
+    """A pack trains grid points together, start to end."""
+    if spec.pack > 1 and spec.sampler != "grid":
+        raise SpecError(f"packs the points of a grid; sampler {spec.sampler} asks for one configuration at a time; use pack: 1", "pack")
+    if spec.pack > 1 and spec.scheduler is not None:
+        raise SpecError("a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two", "pack")
+
+
+# ---------------------------------------------------------------------------- scale, pack, YAML
 
 
 SMOKE_SIZES = {"hidden": 16, "latent": 4, "auxiliary": 4, "features": 4}
@@ -140,7 +718,7 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     if scale == "full":
         return spec
     if scale != "smoke":
-        raise SpecError(f"--scale {scale}: unknown scale; allowed: full, smoke")
+        raise SpecError("unknown scale; allowed: full, smoke", f"--scale {scale}")
     from .data import TOY
 
     from . import models
@@ -156,7 +734,7 @@ def at_scale(spec: Spec, scale: str) -> Spec:
         spec,
         datasets=datasets,
         label_counts=tuple(counts[c] for c in spec.label_counts),
-        batches=tuple((min(labelled, 10), min(unlabelled, 100)) for labelled, unlabelled in spec.batches),
+        batches=tuple(Batch(min(b.labelled, 10), min(b.unlabelled, 100)) for b in spec.batches),
         epochs=2, seeds=spec.seeds[:2], trials=spec.trials and min(spec.trials, 3),
         fixed={**spec.fixed, **sizes}, scheduler=scheduler,
     )
@@ -168,33 +746,34 @@ def with_pack(spec: Spec, pack: int) -> Spec:
 
 
 def to_yaml(spec: Spec) -> str:
-    """The spec as YAML that parse() reads back to the same Spec: what a sweep actually ran."""
-    one = lambda values: values[0] if len(values) == 1 else list(values)  # noqa: E731
-    raw = {
-        "name": spec.name, "description": spec.description, "dataset": one(spec.datasets),
-        "data": {"preprocess": spec.data.preprocess, "labelled_in_unlabelled": spec.data.labelled_in_unlabelled,
-                 **({"noise": spec.data.noise} if spec.data.noise is not None else {})},
-        "label_count": one(spec.label_counts), "models": list(spec.models), "seeds": list(spec.seeds),
-        "epochs": spec.epochs, "batch": one([{"labelled": b[0], "unlabelled": b[1]} for b in spec.batches]),
-        "zip": list(spec.zip), "fixed": dict(spec.fixed),
-        "search": {k: list(d.values) if isinstance(d, Grid) else {"low": d.low, "high": d.high, "log": d.log}
-                   for k, d in spec.search.items()},
-        "metric": spec.metric, "objectives": list(spec.objectives), "sampler": spec.sampler,
-        "sampler_seed": spec.sampler_seed, "resources": {"cpu": spec.cpu, "gpu": spec.gpu}, "retries": spec.retries,
-    }
-    if spec.trials is not None:
-        raw["trials"] = spec.trials
-    if spec.scheduler is not None:
-        raw["scheduler"] = {"type": spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
-                            "reduction_factor": spec.scheduler.reduction_factor}
-    if spec.max_concurrent is not None:
-        raw["max_concurrent"] = spec.max_concurrent
-    if spec.pack > 1:
-        raw["pack"] = spec.pack
-    if spec.bf16 or spec.compile:
-        raw["step"] = {"bf16": spec.bf16, "compile": spec.compile}
-    raw["study"] = {"heartbeat_s": spec.heartbeat_s, "reclaim_after_s": spec.reclaim_after_s}
+    """The spec as YAML that parse() reads back to the same Spec: what a sweep actually ran. Every key is
+    written but one not set (None) and, at its default, one marked `when_set`."""
+    raw = {}
+    for f in _in_file(Spec):
+        value = getattr(spec, f.name)
+        if value is None or (f.metadata["when_set"] and value == _default(f)):
+            continue
+        one = _key(f) in DATA_AXES and len(value) == 1  # an axis of one value is written as that value
+        raw[_key(f)] = _plain(value[0] if one else value)
     return yaml.safe_dump(raw, sort_keys=False)
+
+
+def _plain(value):
+    """A value as YAML writes it: a section as the mapping of its keys (but those that are None), tuples as lists."""
+    if isinstance(value, Grid):
+        return list(value.values)
+    if isinstance(value, Batch):
+        return value._asdict()
+    if is_dataclass(value):
+        return {_key(f): _plain(getattr(value, f.name)) for f in fields(value) if getattr(value, f.name) is not None}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------------------- reading a file
 
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; more is not a spec
@@ -247,463 +826,95 @@ class _SpecLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
+def _read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
     """A small text file, read only if it is a regular file (never a FIFO or a device, which could block
-    or never end) of at most `limit` bytes, as UTF-8: else one clear SpecError."""
+    or never end) of at most `limit` bytes, as UTF-8: else one clear SpecError (the caller names the file)."""
     import stat
 
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such file; give the path of a {what}, e.g. search_spaces/quickstart.yaml") from None
+        raise SpecError(f"no such file; give the path of a {what}, e.g. search_spaces/quickstart.yaml") from None
     except OSError as e:  # a symlink loop, a name too long, a path through a file
-        raise SpecError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
+        raise SpecError(f"cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or a device)"
-        raise SpecError(f"{path}: is {kind}; give a YAML file")
+        raise SpecError(f"is {kind}; give a YAML file")
     if info.st_size > limit:
-        raise SpecError(f"{path}: {info.st_size:,} bytes is too large for a {what} (at most {limit:,}); give the spec's YAML file")
+        raise SpecError(f"{info.st_size:,} bytes is too large for a {what} (at most {limit:,}); give the spec's YAML file")
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
         if len(data) > limit:  # it grew since stat
-            raise SpecError(f"{path}: more than {limit:,} bytes is too large for a {what}; give the spec's YAML file")
+            raise SpecError(f"more than {limit:,} bytes is too large for a {what}; give the spec's YAML file")
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: is not UTF-8 text (byte {e.start}); save the {what} as UTF-8") from None
+        raise SpecError(f"is not UTF-8 text (byte {e.start}); save the {what} as UTF-8") from None
     except OSError as e:
-        raise SpecError(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
+        raise SpecError(f"cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
 
 
-def override(raw: Any, assignments: list[str], source: str) -> Any:
+def _read_yaml(text: str) -> Any:
+    """A spec's text as YAML, read by _SpecLoader: else one SpecError that gives the line."""
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise SpecError("nested too deeply to be a spec; fix the YAML") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = (getattr(e, "problem", None) or str(e).splitlines()[0])[:200]
+        raise SpecError(f"{where}not valid YAML ({problem}); fix the syntax there") from None
+
+
+def override(raw: Any, assignments: list[str]) -> Any:
     """The spec's YAML with command-line overrides applied: each `key=value`, a dotted key for a nested
     one (`batch.labelled=50`, `search.alpha=[1, 10]`), the value read as YAML. What results is checked
     exactly as a file would be."""
     if not assignments:
         return raw
     if not isinstance(raw, dict):
-        raise SpecError(f"{source}: a spec must be a mapping of keys to values before overrides apply")
+        raise SpecError("a spec must be a mapping of keys to values before overrides apply")
     raw = dict(raw)
     for assignment in assignments:
         key, equals, text = assignment.partition("=")
         if not equals or not key or any(not part for part in key.split(".")):
-            raise SpecError(f"override {shown(assignment)}: expected key=value, e.g. epochs=20 or batch.labelled=50")
-        try:
-            value = yaml.load(text, Loader=_SpecLoader) if text else ""  # noqa: S506 - a SafeLoader
-        except RecursionError:
-            raise SpecError(f"override {key}: the value is nested too deeply to be a spec's") from None
-        except yaml.YAMLError as e:
-            raise SpecError(f"override {key}: the value {shown(text)} is not valid YAML ({str(e).splitlines()[0][:80]})") from None
-        *parents, last = key.split(".")
-        node = raw
-        for depth, part in enumerate(parents):
-            child = node.get(part, {})
-            if child is None:
-                child = {}
-            if not isinstance(child, dict):
-                where = ".".join(parents[: depth + 1])
-                raise SpecError(f"override {key}: {where} is not a mapping here; set it whole ({where}=...)")
-            node[part] = child = dict(child)
-            node = child
-        node[last] = value
+            raise SpecError("expected key=value, e.g. epochs=20 or batch.labelled=50", f"override {shown(assignment)}")
+        with _at(f"override {key}"):
+            _assign(raw, key.split("."), _override_value(text))
     return raw
 
 
-def load(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    path = Path(path)
-    text = read_text(path, "spec")
+def _override_value(text: str) -> Any:
     try:
-        raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=_SpecLoader) if text else ""  # noqa: S506 - a SafeLoader
     except RecursionError:
-        raise SpecError(f"{path}: nested too deeply to be a spec; fix the YAML") from None
+        raise SpecError("the value is nested too deeply to be a spec's") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = (getattr(e, "problem", None) or str(e).splitlines()[0])[:200]
-        raise SpecError(f"{path}: {where}not valid YAML ({problem}); fix the syntax there") from None
+        raise SpecError(f"the value {shown(text)} is not valid YAML ({str(e).splitlines()[0][:80]})") from None
+
+
+def _assign(raw: dict, path: list[str], value: Any) -> None:
+    """raw[path[0]][path[1]]... = value, copying each mapping on the way (the file's stays as read)."""
+    *parents, last = path
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.get(part, {})
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise SpecError(f"{where} is not a mapping here; set it whole ({where}=...)")
+        node[part] = child = dict(child)
+        node = child
+    node[last] = value
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """The spec in the file at `path`, with the command line's `key=value` overrides applied."""
+    path = Path(path)
+    with _naming(path):
+        raw = override(_read_yaml(_read_text(path, "spec")), overrides or [])
     if overrides:
-        return parse(override(raw, overrides, str(path)), source=f"{path} (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)")
+        return parse(raw, source=f"{path} (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)")
     return parse(raw, source=str(path))
-
-
-def parse(raw: Any, source: str = "<spec>") -> Spec:
-    """Validate a spec already read from YAML."""
-    from . import models
-    from .data import DATASETS, TOY
-
-    def fail(key: str, problem: str) -> SpecError:
-        return SpecError(f"{source}: {key}: {problem}")
-
-    if not isinstance(raw, dict):
-        raise SpecError(f"{source}: a spec must be a mapping of keys to values, got {type(raw).__name__}; see README 'Spec format'")
-    for k in raw:
-        if k not in TOP_KEYS:
-            raise fail(shown(k) if not isinstance(k, str) else k[:40], f"unknown key; allowed keys: {', '.join(TOP_KEYS)}")
-    for k in REQUIRED:
-        if k not in raw:
-            raise SpecError(f"{source}: missing required key '{k}'; required keys: {', '.join(REQUIRED)}")
-
-    name = _string(raw["name"], "name", fail)
-    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise fail("name", f"must be letters, digits, '-', '_' or '.', got {shown(name)}")
-    if len(name.encode()) > MAX_NAME:  # it names folders (results/<name>-smoke-<driver>, Tune's), with room to spare
-        raise fail("name", f"is {len(name.encode())} bytes long; keep it to {MAX_NAME} (it names the results folders)")
-
-    datasets = _as_list(raw["dataset"])
-    if not datasets:
-        raise fail("dataset", "empty list; give a dataset or a list of datasets")
-    for d in datasets:
-        if not isinstance(d, str) or d not in DATASETS:
-            raise fail("dataset", f"unknown dataset {shown(d)}; known datasets: {', '.join(sorted(DATASETS))}")
-    if len(set(datasets)) != len(datasets):
-        raise fail("dataset", "a dataset is listed twice")
-
-    model_names = raw["models"]
-    if isinstance(model_names, str):
-        model_names = [model_names]
-    if not isinstance(model_names, list) or not model_names:
-        raise fail("models", "expected a non-empty list of model names")
-    for m in model_names:
-        if not isinstance(m, str) or m not in models.MODELS:
-            raise fail("models", f"unknown model {shown(m)}; registered models: {', '.join(sorted(models.MODELS))}")
-    if len(set(model_names)) != len(model_names):
-        raise fail("models", "a model is listed twice")
-
-    seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds:
-        raise fail("seeds", "expected a non-empty list of integers, e.g. [0, 1, 2]")
-    for s in seeds:
-        _integer(s, "seeds", fail, low=0, high=MAX_SEED)
-    if len(set(seeds)) != len(seeds):
-        dup = next(s for s in seeds if seeds.count(s) > 1)
-        raise fail("seeds", f"seed {dup} is listed twice; each seed runs once per configuration")
-
-    epochs = _integer(raw["epochs"], "epochs", fail, low=1)
-    label_counts = _as_list(raw.get("label_count", 100))
-    if not label_counts:
-        raise fail("label_count", "empty list; give a number or a list of numbers")
-    for count in label_counts:
-        _integer(count, "label_count", fail, low=1)
-    if len(set(label_counts)) != len(label_counts):
-        raise fail("label_count", "a label count is listed twice; it would train the same configurations twice")
-    data = _data_options(raw.get("data", {}) or {}, datasets, TOY, fail)
-
-    batches = []
-    if raw.get("batch", {}) == []:
-        raise fail("batch", "empty list; give {labelled: N, unlabelled: N} or a list of them")
-    for batch in _as_list(raw.get("batch", {})):
-        if not isinstance(batch, dict):
-            raise fail("batch", "expected a mapping {labelled: N, unlabelled: N}, or a list of them")
-        for k in batch:
-            if k not in ("labelled", "unlabelled"):
-                raise fail(f"batch.{str(k)[:40]}", "unknown key; allowed keys: labelled, unlabelled")
-        batches.append((_integer(batch.get("labelled", 100), "batch.labelled", fail, low=1),
-                        _integer(batch.get("unlabelled", 100), "batch.unlabelled", fail, low=1)))
-
-    if len(set(batches)) != len(batches):
-        raise fail("batch", "a batch size is listed twice; it would train the same configurations twice")
-
-    zipped = tuple(_as_list(raw.get("zip", [])))
-    for axis in zipped:
-        if axis not in DATA_AXES:
-            raise fail("zip", f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
-    lengths = {axis: len({"dataset": datasets, "label_count": label_counts, "batch": batches}[axis]) for axis in zipped}
-    if len(set(lengths.values())) > 1:
-        raise fail("zip", "zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items()) + "); pair them element by element")
-
-    combinations = len(datasets) * len(label_counts) * len(batches)  # an upper bound (zipped axes pair up): known before listing
-    if combinations > MAX_CONFIGURATIONS:  # before listing them: that alone would take minutes
-        raise fail("batch" if len(batches) > len(label_counts) else "label_count",
-                   f"the data axes make {combinations:,} combinations, more than {MAX_CONFIGURATIONS:,}; use fewer values")
-    for combination in _data_combinations(datasets, label_counts, batches, zipped):
-        dataset, label_count, (batch_labelled, batch_unlabelled) = combination
-        info = DATASETS[dataset]
-        if label_count % info.n_classes:
-            raise fail("label_count", f"{label_count} is not a multiple of the {info.n_classes} classes of {dataset}; labelled subsets are class-balanced")
-        if label_count >= info.n_train:
-            raise fail("label_count", f"{label_count} leaves no unlabelled data: {dataset} has {info.n_train} training points")
-        if info.smallest_class is not None and label_count // info.n_classes > info.smallest_class:
-            raise fail("label_count", f"{label_count} needs {label_count // info.n_classes} labels per class, but the rarest class of "
-                                      f"{dataset} has {info.smallest_class} training points; choose at most {info.smallest_class * info.n_classes}")
-        n_unlabelled = info.n_train if data.labelled_in_unlabelled else info.n_train - label_count
-        if batch_unlabelled > n_unlabelled:
-            raise fail("batch.unlabelled", f"{batch_unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}")
-
-    taken: dict[str, list[str]] = {}
-    for m in model_names:
-        for hp in models.hyperparameters(m):
-            taken.setdefault(hp, []).append(m)
-
-    def check_value(key: str, hp: str, value) -> float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        problem = models.hyperparameters(taken[hp][0])[hp].check(value)
-        if problem:
-            raise fail(key, problem)
-        return value
-
-    def check_taken(key: str, hp: str) -> None:
-        if hp not in taken:
-            if len(model_names) == 1:
-                problem = f"{model_names[0]} takes no hyperparameter {shown(hp)}"
-                listing = f"{model_names[0]} takes: {', '.join(sorted(taken))}"
-            else:
-                problem = f"none of {', '.join(model_names)} takes the hyperparameter {shown(hp)}"
-                listing = f"they take: {', '.join(sorted(taken))}"
-            raise fail(key, f"{problem}; remove it or add a model that takes it ({listing})")
-
-    fixed_raw = raw.get("fixed", {}) or {}
-    if not isinstance(fixed_raw, dict):
-        raise fail("fixed", "expected a mapping of hyperparameter names to values")
-    fixed = {}
-    for hp, value in fixed_raw.items():
-        check_taken(f"fixed.{hp}", hp)
-        fixed[hp] = check_value(f"fixed.{hp}", hp, value)
-
-    search_raw = raw.get("search", {}) or {}
-    if not isinstance(search_raw, dict):
-        raise fail("search", "expected a mapping of hyperparameter names to a list (grid) or {low, high, log} (range)")
-    search: dict[str, Grid | Range] = {}
-    for hp, domain in search_raw.items():
-        key = f"search.{hp}"
-        check_taken(key, hp)
-        if hp in fixed:
-            raise fail(key, "is also under 'fixed'; a hyperparameter is either fixed or searched")
-        search[hp] = _domain(domain, key, hp, fail, check_value, models.hyperparameters(taken[hp][0])[hp].choices is not None)
-
-    for key, hp in [(f"fixed.{hp}", hp) for hp in fixed] + [(f"search.{hp}", hp) for hp in search]:
-        condition = models.hyperparameters(taken[hp][0])[hp].applies_if
-        if condition is None or condition[0] in search:
-            continue
-        if all(hp in models.MODELS[m].ignored(fixed) for m in taken[hp]):
-            option, needed = condition
-            raise fail(key, f"would be ignored: {hp} applies only with {option}: {needed}, and {', '.join(taken[hp])} "
-                            f"{'has' if len(taken[hp]) == 1 else 'have'} {option} {fixed.get(option, models.hyperparameters(taken[hp][0])[option].default)}; "
-                            f"set fixed.{option}: {needed} or remove {hp}")
-
-    sampler = _string(raw.get("sampler", "grid"), "sampler", fail)
-    if sampler not in SAMPLERS:
-        raise fail("sampler", f"unknown sampler {shown(sampler)}; allowed: {', '.join(SAMPLERS)}")
-    objectives = tuple(_as_list(raw.get("objectives", ["val_acc"])))
-    for o in objectives:
-        if not isinstance(o, str) or o not in OBJECTIVES:
-            raise fail("objectives", f"unknown objective {shown(o)}; allowed: {', '.join(OBJECTIVES)}")
-    if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
-        raise fail("objectives", "give one objective, or two different ones for nsga2")
-    ranges = [hp for hp, d in search.items() if isinstance(d, Range)]
-    if sampler == "grid" and ranges:
-        raise fail("sampler", f"grid cannot sample the range of {shown(ranges[0])}; give it a list of values or use sampler: tpe or random")
-    if sampler == "nsga2" and len(objectives) != 2:
-        raise fail("sampler", "nsga2 optimises two objectives; add objectives: [val_acc, wall_s]")
-    if len(objectives) == 2 and sampler not in ("nsga2", "tpe", "random"):
-        raise fail("objectives", f"sampler {sampler} optimises one objective; use nsga2, tpe or random for two")
-    if sampler == "cmaes":
-        categorical = [hp for hp, d in search.items() if isinstance(d, Grid)] + (["models"] if len(model_names) > 1 else [])
-        categorical += [axis for axis, values in (("dataset", datasets), ("label_count", label_counts), ("batch", batches)) if len(values) > 1]
-        if categorical:
-            raise fail("sampler", f"cmaes samples continuous ranges only, but {shown(categorical[0])} is a list; use tpe, or one value")
-        if not ranges:
-            raise fail("sampler", "cmaes needs at least one range to sample")
-    trials = raw.get("trials")
-    if trials is not None:
-        trials = _integer(trials, "trials", fail, low=1)
-    if sampler != "grid" and trials is None:
-        raise fail("trials", f"sampler {sampler} needs the number of configurations to try, e.g. trials: 20")
-    scheduler = _scheduler(raw.get("scheduler"), fail)
-
-    resources = raw.get("resources", {}) or {}
-    if not isinstance(resources, dict):
-        raise fail("resources", "expected a mapping {cpu: N, gpu: F}")
-    for k in resources:
-        if k not in ("cpu", "gpu"):
-            raise fail(f"resources.{k}", "unknown key; allowed keys: cpu, gpu")
-    cpu = _number(resources.get("cpu", 1), "resources.cpu", fail)
-    gpu = _number(resources.get("gpu", 0), "resources.gpu", fail)
-    if cpu <= 0:
-        raise fail("resources.cpu", f"must be > 0, got {shown(cpu)}")
-    if gpu < 0:
-        raise fail("resources.gpu", f"must be >= 0 (a fraction shares one GPU between trials), got {shown(gpu)}")
-    max_concurrent = raw.get("max_concurrent")
-    if max_concurrent is not None:
-        max_concurrent = _integer(max_concurrent, "max_concurrent", fail, low=1)
-
-    heartbeat_s, reclaim_after_s = _study(raw.get("study", {}), fail)
-    pack = _integer(raw.get("pack", 1), "pack", fail, low=1)
-    if pack > 1 and sampler != "grid":
-        raise fail("pack", f"packs the points of a grid; sampler {sampler} asks for one configuration at a time; use pack: 1")
-    if pack > 1 and scheduler is not None:
-        raise fail("pack", "a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two")
-
-    bf16, compile = _step(raw.get("step", {}), fail)
-
-    metric = _string(raw.get("metric", "val_acc"), "metric", fail)
-    if metric not in METRICS:
-        raise fail("metric", f"unknown selection metric {shown(metric)}; allowed: {', '.join(METRICS)}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise fail("description", "expected text")
-
-    spec = Spec(
-        name=name, datasets=tuple(datasets), models=tuple(model_names), seeds=tuple(seeds), epochs=epochs,
-        label_counts=tuple(label_counts), data=data, batches=tuple(batches), zip=zipped,
-        fixed=fixed, search=search, metric=metric, objectives=objectives, sampler=sampler,
-        sampler_seed=_integer(raw.get("sampler_seed", 0), "sampler_seed", fail, low=0, high=MAX_SAMPLER_SEED),
-        trials=trials, scheduler=scheduler, cpu=cpu, gpu=gpu, max_concurrent=max_concurrent,
-        retries=_integer(raw.get("retries", 2), "retries", fail, low=0), heartbeat_s=heartbeat_s,
-        reclaim_after_s=reclaim_after_s, pack=pack, bf16=bf16, compile=compile, description=description, source=source,
-    )
-    if sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
-        raise fail("search", f"the grid holds {spec.grid_size():,} configurations, more than {MAX_CONFIGURATIONS:,} "
-                             "(each is a study trial and a results file); use fewer values, or a sampler with trials: N")
-    return spec
-
-
-def _step(raw, fail) -> tuple[bool, bool]:
-    """step: {bf16: bool, compile: bool}: how the training step runs."""
-    if not isinstance(raw, dict):
-        raise fail("step", "expected a mapping {bf16: true|false, compile: true|false}")
-    for k, value in raw.items():
-        if k not in ("bf16", "compile"):
-            raise fail(f"step.{k}", "unknown key; allowed keys: bf16, compile")
-        if not isinstance(value, bool):
-            raise fail(f"step.{k}", f"expected true or false, got {shown(value)}")
-    return raw.get("bf16", False), raw.get("compile", False)
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _data_combinations(datasets, label_counts, batches, zipped) -> list[tuple]:
-    """Every (dataset, label_count, batch) the sweep trains: zipped axes paired, the rest crossed."""
-    import itertools
-
-    axes = {"dataset": datasets, "label_count": label_counts, "batch": batches}
-    groups = [list(zip(*(axes[a] for a in zipped)))] if zipped else []
-    free = [a for a in axes if a not in zipped]
-    combos = []
-    for values in itertools.product(*groups, *(axes[a] for a in free)):
-        chosen = dict(zip(zipped, values[0])) if zipped else {}
-        chosen.update(zip(free, values[1:] if zipped else values))
-        combos.append((chosen["dataset"], chosen["label_count"], chosen["batch"]))
-    return combos
-
-
-def _scheduler(raw, fail) -> Scheduler | None:
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        raw = {"type": raw}
-    if not isinstance(raw, dict):
-        raise fail("scheduler", "expected asha, median, or a mapping {type, grace_period, reduction_factor}")
-    for k in raw:
-        if k not in ("type", "grace_period", "reduction_factor"):
-            raise fail(f"scheduler.{k}", "unknown key; allowed keys: type, grace_period, reduction_factor")
-    kind = raw.get("type")
-    if kind not in SCHEDULERS:
-        raise fail("scheduler.type", f"unknown scheduler {shown(kind)}; allowed: {', '.join(SCHEDULERS)}")
-    return Scheduler(kind, _integer(raw.get("grace_period", 1), "scheduler.grace_period", fail, low=1),
-                     _integer(raw.get("reduction_factor", 3), "scheduler.reduction_factor", fail, low=2))
-
-
-def _study(raw, fail) -> tuple[int, int]:
-    """(heartbeat_s, reclaim_after_s) for a study shared by several drivers."""
-    if not isinstance(raw, dict):
-        raise fail("study", "expected a mapping {heartbeat_s: N, reclaim_after_s: N}")
-    for k in raw:
-        if k not in ("heartbeat_s", "reclaim_after_s"):
-            raise fail(f"study.{k}", "unknown key; allowed keys: heartbeat_s, reclaim_after_s")
-    heartbeat_s = _integer(raw.get("heartbeat_s", 10), "study.heartbeat_s", fail, low=1)
-    reclaim_after_s = _integer(raw.get("reclaim_after_s", 6 * heartbeat_s), "study.reclaim_after_s", fail, low=1)
-    if reclaim_after_s < 2 * heartbeat_s:  # one late heartbeat must not hand a live configuration to another driver
-        raise fail("study.reclaim_after_s", f"must be at least twice heartbeat_s ({2 * heartbeat_s}), got {reclaim_after_s}")
-    return heartbeat_s, reclaim_after_s
-
-
-def _data_options(raw, datasets: list[str], toy: tuple[str, ...], fail) -> DataOptions:
-    if not isinstance(raw, dict):
-        raise fail("data", "expected a mapping {preprocess: ..., labelled_in_unlabelled: ..., noise: ...}")
-    for k in raw:
-        if k not in ("preprocess", "labelled_in_unlabelled", "noise"):
-            raise fail(f"data.{k}", "unknown key; allowed keys: preprocess, labelled_in_unlabelled, noise")
-    preprocess = raw.get("preprocess", "scale")
-    if preprocess not in PREPROCESS:
-        raise fail("data.preprocess", f"unknown preprocessing {shown(preprocess)}; allowed: {', '.join(PREPROCESS)}")
-    both = raw.get("labelled_in_unlabelled", False)
-    if not isinstance(both, bool):
-        raise fail("data.labelled_in_unlabelled", f"expected true or false, got {shown(both)}")
-    noise = raw.get("noise")
-    if noise is not None:
-        other = [d for d in datasets if d not in toy]
-        if other:
-            raise fail("data.noise", f"only the toy sets ({', '.join(toy)}) take noise, not {other[0]}")
-        if _number(noise, "data.noise", fail) < 0:
-            raise fail("data.noise", f"must be >= 0, got {shown(noise)}")
-    return DataOptions(preprocess, both, None if noise is None else float(noise))
-
-
-def _domain(domain, key, hp, fail, check_value, is_option: bool = False) -> Grid | Range:
-    if isinstance(domain, dict) and is_option:
-        raise fail(key, "is an option (text choices), so it takes a list of choices, not a range {low, high}")
-    if isinstance(domain, list):
-        if not domain:
-            raise fail(key, "empty grid; list at least one value")
-        values = tuple(check_value(key, hp, v) for v in domain)
-        if len(set(values)) != len(values):
-            raise fail(key, "a grid value is listed twice")
-        return Grid(values)
-    if isinstance(domain, dict):
-        for k in domain:
-            if k not in ("low", "high", "log"):
-                raise fail(f"{key}.{k}", "unknown key; a range has low, high and optionally log")
-        if "low" not in domain or "high" not in domain:
-            raise fail(key, "a range needs both low and high")
-        low = check_value(f"{key}.low", hp, domain["low"])
-        high = check_value(f"{key}.high", hp, domain["high"])
-        log = domain.get("log", False)
-        if not isinstance(log, bool):
-            raise fail(f"{key}.log", f"expected true or false, got {shown(log)}")
-        if low > high:
-            raise fail(key, f"low {shown(low)} is above high {shown(high)}")
-        if log and low <= 0:
-            raise fail(key, f"a log range needs low > 0, got {shown(low)}")
-        return Range(float(low), float(high), log)
-    raise fail(key, f"expected a list of values (grid) or {{low, high, log}} (range), got {shown(domain)}")
-
-
-def shown(value) -> str:
-    """A value as a message shows it: its repr, cut to a few dozen characters."""
-    from .models.parts import shown as cut
-
-    return cut(value)
-
-
-def _string(value, key, fail) -> str:
-    if not isinstance(value, str) or not value:
-        raise fail(key, f"expected text, got {shown(value)}")
-    return value
-
-
-def _number(value, key, fail) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise fail(key, f"expected a number, got {shown(value)}")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        finite = False
-    if not finite:
-        raise fail(key, f"expected a finite number, got {shown(value)}")
-    return value
-
-
-def _integer(value, key, fail, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise fail(key, f"expected an integer, got {shown(value)}")
-    if value < low:
-        raise fail(key, f"must be >= {low}, got {shown(value)}")
-    if high is not None and value > high:
-        raise fail(key, f"must be <= {high}, got {shown(value)}")
-    return value

@@ -80,38 +80,3 @@ def test_a_sampled_space_draws_within_its_ranges():
         chosen = space.configuration(spec, trial.params)
         assert 0.1 <= chosen.hyper["alpha"] <= 10 and isinstance(chosen.hyper["latent"], int) and 2 <= chosen.hyper["latent"] <= 8
         study.tell(trial, i)
-
-
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        ({"zip": ["label_count", "batch"], "label_count": [20, 30], "batch": [{"labelled": 1}]},
-         "zip: zipped lists differ in length (label_count: 2, batch: 1); pair them element by element"),
-        ({"zip": ["seeds"]}, "zip: 'seeds' cannot be zipped; zip pairs lists of: dataset, label_count, batch"),
-        ({"models": ["m2"], "search": {"alpha": [1, 2], "lr": {"low": 0.001, "high": 0.01}}, "sampler": "cmaes", "trials": 3},
-         "sampler: cmaes samples continuous ranges only, but 'alpha' is a list; use tpe, or one value"),
-        ({"sampler": "nsga2", "trials": 3}, "sampler: nsga2 optimises two objectives; add objectives: [val_acc, wall_s]"),
-        ({"objectives": ["val_acc", "loss"]}, "objectives: unknown objective 'loss'; allowed: val_acc, wall_s"),
-        ({"scheduler": {"type": "hyperband"}}, "scheduler.type: unknown scheduler 'hyperband'; allowed: asha, median"),
-        ({"label_count": [50, 2000]}, "label_count: 2000 leaves no unlabelled data: digits has 1257 training points"),
-        ({"dataset": ["digits", "moons"], "label_count": 50, "data": {"noise": 0.2}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
-    ],
-)
-def test_more_bad_specs(write_spec, overrides, message):
-    from test_spec import error
-
-    assert error(write_spec, tiny_spec(**overrides)) == message
-
-
-def test_estimate_times_each_configuration_and_multiplies_out(capsys):
-    from sweeper.cli import main
-    from sweeper.estimate import estimate
-
-    spec = at_scale(load("search_spaces/kingma-table1.yaml"), "smoke")
-    estimates = estimate(spec, steps=1)
-    assert len(estimates) == 16 and all(e.step_s > 0 for e in estimates)
-    one = estimates[0]
-    # steps per epoch from the unlabelled set (every training point here) and that configuration's batch
-    assert one.train_s == pytest.approx(one.step_s * (1257 // one.configuration.batch_unlabelled) * 2 * 2)
-    assert main(["estimate", "search_spaces/sigma-toy.yaml", "--scale", "smoke"]) == 0
-    assert capsys.readouterr().out.startswith("search_spaces/sigma-toy.yaml: 6 configurations × 2 seeds = 12 runs of 2 epochs; training ≈ ")

@@ -3,7 +3,7 @@ import pytest
 from conftest import tiny_spec
 from sweeper import spec as spec_module
 from sweeper.errors import SpecError
-from sweeper.spec import Grid, Range
+from sweeper.spec import Grid, Range, parse, with_pack
 
 
 def load(write_spec, **overrides):
@@ -45,7 +45,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, metric, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, step"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, step"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
@@ -119,7 +119,7 @@ def test_a_shared_studys_timing_is_checked():
     with pytest.raises(SpecError, match=r"study.every: unknown key; allowed keys: heartbeat_s, reclaim_after_s"):
         parse(tiny_spec(study={"every": 3}))
     spec = parse(tiny_spec(study={"heartbeat_s": 2}))
-    assert (spec.heartbeat_s, spec.reclaim_after_s) == (2, 12)
+    assert (spec.study.heartbeat_s, spec.study.reclaim_after_s) == (2, 12)
 
 
 def test_the_step_options_reach_every_configurations_plan():
@@ -127,14 +127,14 @@ def test_the_step_options_reach_every_configurations_plan():
 
     from sweeper import space
     from sweeper.spec import to_yaml
-    from sweeper.trainable import plan_of
+    from sweeper.packing import plan_of
 
     spec = spec_module.parse(tiny_spec(step={"bf16": True, "compile": True}))
     assert spec_module.parse(yaml.safe_load(to_yaml(spec))) == spec
     plans = [plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
     assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
     plain = spec_module.parse(tiny_spec())
-    assert not plain.bf16 and not plain.compile and "step" not in yaml.safe_load(to_yaml(plain))
+    assert not plain.step.bf16 and not plain.step.compile and "step" not in yaml.safe_load(to_yaml(plain))
 
 
 def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):
@@ -146,3 +146,82 @@ def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):
     assert load(write_spec, models=["m2"], fixed={"sigma2": 0.1, "likelihood": "gaussian"}).fixed["sigma2"] == 0.1
     assert load(write_spec, models=["m2"], search={"sigma2": [0.1, 1], "likelihood": ["bernoulli", "gaussian"]}).search["sigma2"].values == (0.1, 1)
     assert load(write_spec, models=["m1m2"], fixed={"sigma2": 0.1}).fixed["sigma2"] == 0.1  # its M2 is always Gaussian
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"zip": ["label_count", "batch"], "label_count": [20, 30], "batch": [{"labelled": 1}]},
+         "zip: zipped lists differ in length (label_count: 2, batch: 1); pair them element by element"),
+        ({"zip": ["seeds"]}, "zip: 'seeds' cannot be zipped; zip pairs lists of: dataset, label_count, batch"),
+        ({"models": ["m2"], "search": {"alpha": [1, 2], "lr": {"low": 0.001, "high": 0.01}}, "sampler": "cmaes", "trials": 3},
+         "sampler: cmaes samples continuous ranges only, but 'alpha' is a list; use tpe, or one value"),
+        ({"sampler": "nsga2", "trials": 3}, "sampler: nsga2 optimises two objectives; add objectives: [val_acc, wall_s]"),
+        ({"objectives": ["val_acc", "loss"]}, "objectives: unknown objective 'loss'; allowed: val_acc, wall_s"),
+        ({"scheduler": {"type": "hyperband"}}, "scheduler.type: unknown scheduler 'hyperband'; allowed: asha, median"),
+        ({"label_count": [50, 2000]}, "label_count: 2000 leaves no unlabelled data: digits has 1257 training points"),
+        ({"dataset": ["digits", "moons"], "label_count": 50, "data": {"noise": 0.2}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
+    ],
+)
+def test_more_bad_specs(write_spec, overrides, message):
+    assert error(write_spec, tiny_spec(**overrides)) == message
+
+
+def test_pack_is_for_grids_without_a_scheduler():
+    with pytest.raises(SpecError, match=r"pack: packs the points of a grid; sampler tpe asks for one configuration at a time"):
+        parse(tiny_spec(sampler="tpe", trials=4, pack=4, search={"alpha": {"low": 0.1, "high": 1.0}}))
+    with pytest.raises(SpecError, match=r"with --pack 0: pack: must be >= 1, got 0"):
+        with_pack(parse(tiny_spec()), 0)
+    with pytest.raises(SpecError, match=r"pack: a scheduler stops configurations one at a time"):
+        parse(tiny_spec(pack=2, scheduler="asha"))
+
+
+def test_an_error_carries_its_key_and_the_file_is_named_once(write_spec):
+    path = write_spec(tiny_spec(batch={"labelled": 0}))
+    with pytest.raises(SpecError) as info:
+        spec_module.load(path)
+    assert (info.value.key, info.value.source, info.value.problem) == ("batch.labelled", str(path), "must be >= 1, got 0")
+    with pytest.raises(SpecError) as info:  # an override's problem names the file too
+        spec_module.load(path, ["epochs.x=1"])
+    assert str(info.value) == f"{path}: override epochs.x: epochs is not a mapping here; set it whole (epochs=...)"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"scheduler": {"grace_period": 2}}, "scheduler: missing required key 'type'; required keys: type"),
+        ({"scheduler": 3}, "scheduler: expected asha, median, or a mapping {type: ..., grace_period: N, reduction_factor: N}"),
+        ({"resources": "fast"}, "resources: expected a mapping {cpu: N, gpu: N}"),
+        ({"resources": {"tpu": 1}}, "resources.tpu: unknown key; allowed keys: cpu, gpu"),
+        ({"batch": [{"labelled": 5}, 7]}, "batch: expected a mapping {labelled: N, unlabelled: N}, or a list of them"),
+        ({"search": {"alpha": {"low": 1, "steps": 3}}}, "search.alpha.steps: unknown key; allowed keys: low, high, log"),
+        ({"search": {"alpha": {"low": 1}}}, "search.alpha: missing required key 'high'; required keys: low, high"),
+        ({"metric": "test_acc"}, "metric: configurations are selected by val_acc only, not 'test_acc'; remove the key"),
+    ],
+)
+def test_a_sections_keys_come_from_its_fields(write_spec, overrides, message):
+    assert error(write_spec, tiny_spec(**overrides)) == message
+
+
+def test_metric_val_acc_is_still_read_and_not_written_back():
+    import yaml
+
+    from sweeper.spec import to_yaml
+
+    spec = parse(tiny_spec(metric="val_acc"))
+    assert spec == parse(tiny_spec()) and "metric" not in yaml.safe_load(to_yaml(spec))
+
+
+def test_every_section_round_trips_and_an_empty_one_means_its_defaults():
+    import yaml
+
+    from sweeper.spec import Resources, Scheduler, Step, Study, to_yaml
+
+    spec = parse(tiny_spec(scheduler="asha", step={"bf16": True}, resources={"cpu": 2, "gpu": 0.5}, study={"heartbeat_s": 5},
+                           data={"preprocess": "standardize"}, max_concurrent=2, trials=None))
+    assert spec.scheduler == Scheduler("asha") and spec.step == Step(bf16=True) and spec.resources == Resources(2, 0.5)
+    assert spec.study == Study(5, 30) and spec.data.preprocess == "standardize" and spec.trials is None
+    assert parse(yaml.safe_load(to_yaml(spec))) == spec
+    packed = with_pack(parse(tiny_spec()), 2)
+    assert packed.pack == 2 and parse(yaml.safe_load(to_yaml(packed)), source=packed.source) == packed
+    assert parse(tiny_spec(resources=None, study=None, step=None)) == parse(tiny_spec(resources={}))
