@@ -13,24 +13,35 @@ one machine, or a journal file on a shared filesystem. It holds the work, and th
   a journal has none in Optuna, so there the heartbeat is a trial attribute and the failing is the
   journal's own compare-and-set (set_trial_state_values), as Optuna does it for RDB.
 - The spec's fingerprint is stored with the study: a driver with another spec is turned away.
+
+Every configuration also ends as one finished trial of a study, for optuna-dashboard: the searcher's
+own trial (`finish`), or one added for a configuration no searcher handed out, a pack's member (`add`),
+each once (`Ledger`). Its value is the mean over seeds of the best validation accuracy, its attributes
+the test accuracy and the spreads over seeds (`summarise`, from the configuration's rows).
+
+Only Optuna here: the Ray side (the searchers Tune drives) is searchers.py.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
+import statistics
+import sys
 import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
-from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from . import redact, space
 from .errors import SweeperError
@@ -45,7 +56,9 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 FINGERPRINT = "sweeper_spec_sha256"  # study attributes
 CONFIGURATIONS = "sweeper_configurations"
 READY = "sweeper_ready"  # set once the grid is enqueued
-DRIVER = "driver"  # trial attributes: the driver that claimed it
+STUDY_TRIAL = "study_trial"  # the keys a claimed configuration's config carries: its trial's number ...
+DRIVER = "driver"  # ... and the driver that claimed it, which is also the name of that trial's attribute
+CLAIM_KEYS = (STUDY_TRIAL, DRIVER)
 HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
 UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
 DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -70,7 +83,7 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
             raise SweeperError(f"--study {url}: no directory {path.parent} for the journal file; create it, "
                                "or give a database URL such as postgresql://user@host/db")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    beats = {} if spec is None else dict(heartbeat_interval=spec.heartbeat_s, grace_period=spec.reclaim_after_s,
+    beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
         return _rdb_storage(redact.quoted(url), beats)
@@ -83,22 +96,22 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
                            "check the URL, that the server is up and that this machine reaches it") from None
 
 
-def _rdb_storage(url: str, beats: dict, attempts: int = 5) -> RDBStorage:
+def _rdb_storage(url: str, beats: dict, attempts: int = 5, connect: Callable[..., RDBStorage] = RDBStorage) -> RDBStorage:
     """RDBStorage creates its tables if missing; two drivers starting together race to create them
     (PostgreSQL: a unique violation on the catalog; SQLite: "table ... already exists"). The loser
-    tries again and finds them made."""
+    tries again and finds them made. `connect` makes the storage (tests replay the race through it)."""
     import sqlalchemy.exc
 
     for attempt in range(1, attempts):
         try:
-            return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)
+            return connect(url, engine_kwargs=_engine_options(url), **beats)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             pass
         except sqlalchemy.exc.OperationalError as e:  # also a server that is down: that one is not retried
             if "already exists" not in str(e.orig):
                 raise
         time.sleep(0.5 * attempt)
-    return RDBStorage(url, engine_kwargs=_engine_options(url), **beats)  # the last try: its error is the caller's
+    return connect(url, engine_kwargs=_engine_options(url), **beats)  # the last try: its error is the caller's
 
 
 def _engine_options(url: str) -> dict:
@@ -202,7 +215,7 @@ class Board:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             # a retried trial inherits its predecessor's heartbeat: count from its own start too
             last = max(t.user_attrs.get(HEARTBEAT, 0.0), t.datetime_start.timestamp() if t.datetime_start else 0.0)
-            if now - last <= self.spec.reclaim_after_s:
+            if now - last <= self.spec.study.reclaim_after_s:
                 continue
             trial_id = self._trial_id(t.number)
             try:
@@ -248,84 +261,187 @@ def census(study: optuna.Study) -> Census:
     return Census(int(study.user_attrs.get(CONFIGURATIONS, 0)), states, by_driver, len(retried))
 
 
-class SharedSearch(OptunaSearch):
-    """OptunaSearch over a shared study: it takes work while the study has some, waits while other
-    drivers still run configurations (they may go silent and come back to the queue), and ends
-    the sweep when every configuration is done."""
-
-    def __init__(self, board: Board, where: optuna.storages.BaseStorage, **options):
-        super().__init__(storage=where, study_name=board.spec.name, **options)
-        self.board = board
-        self.checked_at = 0.0
-        self.census: Census | None = None
-
-    def suggest(self, trial_id: str):
-        census = self._census()
-        budget_left = self.board.spec.sampler != "grid" and census.total - census.used > 0
-        if not census.states["WAITING"] and not budget_left:
-            return None if census.states["RUNNING"] else Searcher.FINISHED
-        try:
-            config = super().suggest(trial_id)
-        except space.NotEnqueued as e:  # the queue ran dry since the census: give the new trial back
-            self.board.give_back(e.number)
-            self.checked_at = 0.0
-            return None
-        self.board.beat([config["study_trial"]])  # claimed: alive from now on
-        self.checked_at = 0.0
-        return config
-
-    def on_trial_result(self, trial_id: str, result: dict):
-        try:
-            super().on_trial_result(trial_id, result)
-        except UpdateFinishedTrialError:  # this driver went silent too long: another has taken it over
-            pass
-
-    def _census(self) -> Census:
-        """The study's state, read at most once a second (Tune asks for suggestions in a tight loop)."""
-        if self.census is None or time.monotonic() - self.checked_at > 1.0:
-            self.census = census(self.board.study)
-            self.checked_at = time.monotonic()
-        return self.census
-
-
-class ClaimingDefineByRun(space.DefineByRun):
-    """The spec's search space, claiming each trial for this driver. Its return value joins the
-    trial's config: the study's trial number and the driver name name the configuration's rows."""
-
-    def __init__(self, spec: Spec, driver: str):
-        super().__init__(spec)
-        self.driver = driver
-
-    def __call__(self, trial: optuna.Trial) -> dict:
-        try:
-            super().__call__(trial)
-        except space.NotEnqueued:
-            trial.set_user_attr(UNCLAIMED, True)
-            raise
-        trial.set_user_attr(DRIVER, self.driver)
-        return {"study_trial": trial.number, "driver": self.driver}
-
-
 class Heartbeats(threading.Thread):
     """In the driver, beside Tune's loop: every heartbeat_s, keep this driver's configurations alive and
-    hand the silent drivers' configurations back to the queue."""
+    hand the silent drivers' configurations back to the queue.
 
-    def __init__(self, board: Board):
+    A heartbeat that does not get through (the database is down, the network lost) is tried again at
+    the next beat; meanwhile each failed beat says so on stderr (`say`), with how long is left before
+    other drivers may take this driver's configurations (reclaim_after_s after the last one heard)."""
+
+    def __init__(self, board: Board, say: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__(name="sweeper-heartbeats", daemon=True)
         self.board = Board(board.url, board.spec, board.driver)  # its own connection, beside the searcher's
         self.stopped = threading.Event()
+        self.say = say or _to_stderr
+        self.clock = clock
 
     def run(self) -> None:
-        while not self.stopped.wait(self.board.spec.heartbeat_s):
+        heard = self.clock()  # the searcher beat each configuration as it claimed it
+        unheard = reclaiming_failed = False
+        while not self.stopped.wait(self.board.spec.study.heartbeat_s):
             try:
                 self.board.beat(self.board.mine())
+            except Exception as e:  # noqa: BLE001 - a lost connection: said, then tried again next beat
+                self.say(self._unheard(e, self.clock() - heard))
+                unheard = True
+                continue
+            heard = self.clock()
+            if unheard:
+                self.say(f"sweeper: driver {self.board.driver}: heartbeats reach {self._where()} again")
+                unheard = False
+            try:
                 self.board.reclaim()
-            except Exception:  # noqa: BLE001 - a lost connection: try again next beat; the grace period covers it
-                pass
+                reclaiming_failed = False
+            except Exception as e:  # noqa: BLE001 - taking over silent drivers' work can wait for a later beat
+                if not reclaiming_failed:
+                    self.say(f"sweeper: driver {self.board.driver}: cannot check {self._where()} for silent drivers' "
+                             f"configurations ({self._error(e)}); trying again every {self.board.spec.study.heartbeat_s} s")
+                reclaiming_failed = True
+
+    def _unheard(self, error: Exception, silent_s: float) -> str:
+        left = self.board.spec.study.reclaim_after_s - silent_s
+        when = (f"in {left:.0f} s unless a heartbeat gets through" if left > 0
+                else f"now (reclaim_after_s, {self.board.spec.study.reclaim_after_s} s, has passed)")
+        return (f"sweeper: driver {self.board.driver}: heartbeat to {self._where()} failed ({self._error(error)}); "
+                f"no heartbeat for {silent_s:.0f} s: other drivers may take over this driver's configurations {when}")
+
+    def _where(self) -> str:
+        return f"study {self.board.spec.name} at {describe(self.board.url)}"
+
+    def _error(self, error: Exception) -> str:
+        return redact.message(f"{type(error).__name__}: {str(error).strip()}", self.board.url)
 
     def stop(self) -> None:
         self.stopped.set()
         self.join()
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ each configuration, one finished trial
+
+RECORDED = "sweeper_configuration"  # trial attribute: which configuration a finished trial records (record_key)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A configuration's outcome as an Optuna trial: its state, its values (one per objective) and its attributes."""
+
+    state: TrialState
+    values: list[float] | None
+    user_attrs: dict[str, Any]
+    epochs: int | None = None  # the most epochs a seed trained: a pruned trial's last step
+
+
+def summarise(spec: Spec, rows: list[dict], tune_finished: bool) -> Summary | None:
+    """One configuration's outcome from its trial rows (one per seed), or None while a seed still runs.
+
+    `tune_finished`: Tune ended the trial without an error, so a seed still running was stopped by
+    the scheduler. Any failed seed fails the configuration, and so do diverged seeds, when all of them
+    are; else it is COMPLETE (PRUNED if stopped early), its value the mean over seeds of the best
+    validation accuracy with a diverged seed counting 0, as the sampler is told (trainable's objective).
+    """
+    statuses = ["stopped" if r["status"] == "running" and tune_finished else r["status"] for r in rows]
+    if not rows or "running" in statuses:
+        return None
+    attrs: dict[str, Any] = {"seeds": len(rows)}
+    errors = [r.get("error") for r in rows if r["status"] == "failed"]
+    if errors:
+        return Summary(TrialState.FAIL, None, {**attrs, "error": errors[0] or "failed"})
+    if all(s == "diverged" for s in statuses):
+        return Summary(TrialState.FAIL, None, {**attrs, "error": "diverged: a non-finite loss in every seed"})
+
+    def counted(r: dict, key: str) -> float:
+        value = r.get(key)
+        return 0.0 if r["status"] == "diverged" or value is None or not math.isfinite(value) else float(value)
+
+    val = [counted(r, "best_val_acc") for r in rows]
+    test = [counted(r, "test_acc") for r in rows]
+    attrs.update(test_acc=statistics.fmean(test), test_acc_std=_std(test), val_acc_std=_std(val),
+                 diverged=statuses.count("diverged"))
+    measured = {"val_acc": statistics.fmean(val), "wall_s": float(sum(r.get("wall_s") or 0.0 for r in rows))}
+    state = TrialState.PRUNED if "stopped" in statuses else TrialState.COMPLETE
+    return Summary(state, [measured[o] for o in spec.objectives], attrs, max(int(r.get("epochs") or 0) for r in rows))
+
+
+def _std(values: list[float]) -> float | None:
+    """The sample standard deviation (ddof 1, as reports use); None for one seed (JSON has no NaN)."""
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def record_key(spec: Spec, point: dict, config_id: str) -> str:
+    """What makes a configuration one: a grid's point (one configuration however often it is rerun,
+    under whatever id); a sampled configuration's rows (a sampler may draw one point twice)."""
+    return space.point_key(point) if spec.sampler == "grid" else config_id
+
+
+def finish(study: optuna.Study, storage: optuna.storages.BaseStorage, number: int, summary: Summary, key: str) -> None:
+    """Finish the running trial `number` with a configuration's outcome; its attributes first (a finished
+    trial takes none). Optuna gives a pruned trial its last intermediate value as its value: the
+    outcome's is reported at its last epoch first (Tune does not pass on the result it stopped at)."""
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+    try:
+        for name, value in {**summary.user_attrs, RECORDED: key}.items():
+            storage.set_trial_user_attr(trial_id, name, value)
+        if summary.state == TrialState.PRUNED and summary.values and len(summary.values) == 1 and summary.epochs:
+            storage.set_trial_intermediate_value(trial_id, summary.epochs, summary.values[0])
+    except UpdateFinishedTrialError:  # finished meanwhile (another driver took it over): its outcome stands
+        return
+    values = summary.values if summary.state == TrialState.COMPLETE else None
+    study.tell(number, values, state=summary.state, skip_if_finished=True)
+
+
+def add(study: optuna.Study, spec: Spec, point: dict, summary: Summary, key: str) -> None:
+    """A finished trial for a configuration that no trial of the study ran (a pack's member)."""
+    study.add_trial(optuna.trial.create_trial(
+        state=summary.state, values=summary.values if summary.state != TrialState.FAIL else None,
+        params=point, distributions=distributions(spec, point), user_attrs={**summary.user_attrs, RECORDED: key}))
+
+
+def distributions(spec: Spec, point: dict) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The distributions the spec's search space gives a point's parameters, as its own trials have them."""
+    trial = optuna.trial.FixedTrial(point)
+    trial.set_user_attr(space.POINT, None)  # a given point: the space refuses a grid trial not from the queue
+    space.DefineByRun(spec)(trial)
+    return trial.distributions
+
+
+class Ledger:
+    """The configurations a study has recorded, read once, so that each is recorded exactly once, also
+    after a retry or a resume: a configuration already recorded is left as it is; a grid point whose
+    trial a killed driver left running is finished, rather than joined by a second trial."""
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, spec: Spec):
+        self.study, self.storage, self.spec = study, storage, spec
+        trials = study.get_trials(deepcopy=False)
+        self.recorded = {t.user_attrs[RECORDED] for t in trials if t.state.is_finished() and RECORDED in t.user_attrs}
+        self.running: dict[str, list[int]] = {}  # point → numbers of the trials left running
+        grid = space.grid_points(spec) if spec.sampler == "grid" else []
+        for t in trials:
+            if t.state == TrialState.RUNNING:
+                params = t.params or (grid[t.user_attrs[space.POINT]] if t.user_attrs.get(space.POINT) is not None else {})
+                self.running.setdefault(space.point_key(params), []).append(t.number)
+
+    def record(self, point: dict, summary: Summary, config_id: str) -> bool:
+        """Record one configuration unless it is already; True if this call recorded it."""
+        key = record_key(self.spec, point, config_id)
+        if key in self.recorded:
+            return False
+        left_running = self.running.get(space.point_key(point))
+        if left_running:
+            finish(self.study, self.storage, left_running.pop(0), summary, key)
+        else:
+            add(self.study, self.spec, point, summary, key)
+        self.recorded.add(key)
+        return True
+
+
+def point_of(row: dict) -> dict:
+    """A configuration's search point, as its rows keep it (space.point_key)."""
+    return json.loads(row["point"])
 
 
 def _must_exist(url: str) -> None:

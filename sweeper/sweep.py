@@ -1,12 +1,13 @@
 """Ray Tune runs a spec: a Tuner with OptunaSearch, storage under the results directory.
 
     DIR/spec.yaml        the spec as it was run
-    DIR/optuna.journal   the Optuna study (optuna-dashboard DIR/optuna.journal)
+    DIR/optuna.journal   the Optuna study: a finished trial per configuration (optuna-dashboard DIR/optuna.journal)
     DIR/tune/            Ray Tune's experiment state and checkpoints
     DIR/epochs, trials   results (results.py), written by the trials themselves
 
-With --study URL the Optuna study is shared with other drivers instead (study.py), and
-DIR/study.txt says which study and which driver this is.
+With --study URL the searcher's study is shared with other drivers instead (study.py), and
+DIR/study.txt says which study and which driver this is; DIR/optuna.journal then records this
+driver's configurations. Packs, which no searcher hands out, are recorded there as they end.
 """
 from __future__ import annotations
 
@@ -23,20 +24,22 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
-from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import ConcurrencyLimiter
 
-from . import data, progress, provenance, results, space, study
+from . import data, progress, provenance, results, searchers, space, study
 from .errors import SweeperError
+from .packing import packs
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
-from .trainable import CLAIM_KEYS, Setup, config_ids, packs, train_configuration
+from .study import CLAIM_KEYS
+from .trainable import Setup, config_ids, train_configuration
 
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
 SHARED_FILE = "study.txt"
 LOST_CHECKPOINT = "does not exist on storage anymore"  # Ray Tune's words when a trial's checkpoint is gone
+RERUN = "configuration"  # the config key under which resume reruns a configuration (or a pack)
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,19 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
-    board, param_space = None, None
+    board, param_space, recorders = None, None, []
     if shared:  # the shared study ends the sweep itself, when every driver's configurations are done
         board = study.Board(study_url, spec, driver or default_driver())
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
-        searcher, count, progress = _shared_searcher(spec, board, shared), -1, Progress(spec)
+        searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec)
+        recorders = [_recorder(spec, out, location)]  # this driver's configurations, in its own study too
     elif spec.pack > 1:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
         grouped = packs(spec, space.grid_points(spec), spec.pack)
         param_space = {"pack": tune.grid_search(grouped)}
-        searcher, count = None, 1
+        searcher, count, recorders = None, 1, [_recorder(spec, out, location)]
         progress = Progress(spec, total=len(grouped), unit=f"packs of up to {spec.pack} configurations")
-    else:
-        searcher, count, progress = _searcher(spec, out), space.configuration_count(spec), Progress(spec)
+    else:  # the searcher records each configuration in its own study
+        searcher, count, progress = _searcher(spec, out, location), space.configuration_count(spec), Progress(spec)
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
@@ -98,7 +102,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
                 name=TUNE_DIR,
                 storage_path=location,
                 verbose=0,
-                callbacks=[MarkStopped(location)] + ([] if quiet else [progress]),
+                callbacks=[MarkStopped(location), *recorders] + ([] if quiet else [progress]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
@@ -107,7 +111,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     heartbeats = study.Heartbeats(board) if board else None
     if heartbeats:
         heartbeats.start()
-    provenance.start(location, "run", spec.gpu > 0)
+    provenance.start(location, "run", spec.resources.gpu > 0)
     try:
         return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
     finally:
@@ -142,7 +146,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
         return tune.Tuner.restore(f"{location}/{TUNE_DIR}", _runnable(spec, location, datasets, trainable),
                                   resume_unfinished=True, resume_errored=True)
 
-    provenance.start(location, "resume", spec.gpu > 0)
+    provenance.start(location, "resume", spec.resources.gpu > 0)
     try:
         outcome = _resumed(spec, out, location, datasets, tuner, address, num_cpus, trainable)
     finally:
@@ -155,15 +159,15 @@ def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, addres
     again, kept_errors = _unfinished(spec, location, grid)
     if again:
         def rerun_configuration(config, **parameters):
-            return trainable(config["configuration"], **parameters)
+            return trainable(config[RERUN], **parameters)
 
         def rerun() -> tune.Tuner:
             return tune.Tuner(
                 _runnable(spec, location, datasets, rerun_configuration),
-                param_space={"configuration": tune.grid_search(again)},
+                param_space={RERUN: tune.grid_search(again)},
                 tune_config=tune.TuneConfig(reuse_actors=True),
                 run_config=tune.RunConfig(name=f"{TUNE_DIR}-rerun-{int(time.time())}", storage_path=location, verbose=0,
-                                          callbacks=[MarkStopped(location)],
+                                          callbacks=[MarkStopped(location), _recorder(spec, out, location)],
                                           failure_config=tune.FailureConfig(max_failures=spec.retries)),
             )
 
@@ -173,9 +177,47 @@ def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, addres
     return outcome
 
 
+@dataclass(frozen=True)
+class TuneTrial:
+    """What resume needs of one trial of Ray Tune's resumed experiment."""
+
+    path: str  # the trial's directory: what tells trials apart
+    config: dict
+    trial_id: str
+    error: str | None  # the text of its error, if it ended in one
+
+    @property
+    def config_ids(self) -> list[str]:
+        return config_ids(self.config, self.trial_id)
+
+    @property
+    def size(self) -> int:
+        """Configurations it trains: a pack counts each of its own."""
+        return len(self.config.get("pack", [None]))
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What resume does after Tune's resumed experiment (rerun_plan)."""
+
+    again: list[dict]  # configurations (or packs) to run again from scratch
+    stale: set[str]  # configuration ids whose rows go first, so that each configuration keeps one set
+    failed: int  # configurations that still count as failed
+
+
 def _unfinished(spec: Spec, location: str, grid: tune.ResultGrid) -> tuple[list[dict], int]:
     """After a resumed experiment: the configurations to run again, from scratch (their unfinished rows
-    deleted first, so each keeps one set of rows), and how many configurations still count as failed.
+    deleted first), and how many configurations still count as failed."""
+    trials = [TuneTrial(r.path, dict(r.config), _trial_id(r), None if r.error is None else str(r.error)) for r in grid]
+    plan = rerun_plan(spec, results.configurations(location), trials)
+    for config_id in plan.stale:
+        results.remove_configuration(location, config_id)
+    return plan.again, plan.failed
+
+
+def rerun_plan(spec: Spec, found: dict[str, tuple[str | None, bool]], trials: list[TuneTrial]) -> Rerun:
+    """What to run again after a resumed experiment, from the rows written (`found`, as
+    results.configurations gives them: config id → (point, every seed ended)) and Tune's trials.
 
     Ray Tune's saved state can lag what happened before the kill:
     - a trial whose checkpoint Tune deleted (num_to_keep) before saving its state points at nothing:
@@ -185,27 +227,23 @@ def _unfinished(spec: Spec, location: str, grid: tune.ResultGrid) -> tuple[list[
     - a trial Tune started but never saved left rows no resumed trial owns (an orphan's).
     The rows are the truth: a configuration whose every seed ended is done, whatever Tune remembers.
     """
-    found = results.configurations(location)
     finished = lambda ids: all(found.get(i, (None, False))[1] for i in ids)  # noqa: E731
-    mine = {r.path: config_ids(r.config, _trial_id(r)) for r in grid}
-    lost = {r.path for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)}
-    errored = [r for r in grid if r.error is not None and r.path not in lost]
+    lost = [t for t in trials if t.error is not None and LOST_CHECKPOINT in t.error]
+    errored = [t for t in trials if t.error is not None and t not in lost]
     if spec.sampler == "grid" and None not in {point for point, _ in found.values()}:  # None: rows from before points were kept
         done = {point for point, ended in found.values() if ended}
         missing = [p for p in space.grid_points(spec) if space.point_key(p) not in done]
         again = [{"pack": group} for group in packs(spec, missing, spec.pack)] if spec.pack > 1 else missing
         rerun = {space.point_key(p) for p in missing}
-        stale = [i for i, (point, ended) in found.items() if not ended and point in rerun]
-        kept = [r for r in errored if finished(mine[r.path])]
+        stale = {i for i, (point, ended) in found.items() if not ended and point in rerun}
+        kept = [t for t in errored if finished(t.config_ids)]
     else:
-        again = [dict(r.config) for r in grid if r.path in lost and not finished(mine[r.path])]
-        stale = [i for path in lost for i in mine[path] if not found.get(i, (None, True))[1]]
+        again = [t.config for t in lost if not finished(t.config_ids)]
+        stale = {i for t in lost for i in t.config_ids if not found.get(i, (None, True))[1]}
         kept = errored
-    owned = {i for ids in mine.values() for i in ids}
-    stale += [i for i, (_, ended) in found.items() if not ended and i not in owned]  # orphans
-    for config_id in set(stale):
-        results.remove_configuration(location, config_id)
-    return again, sum(len(r.config.get("pack", [None])) for r in kept)
+    owned = {i for t in trials for i in t.config_ids}
+    stale |= {i for i, (_, ended) in found.items() if not ended and i not in owned}  # orphans
+    return Rerun(again, stale, sum(t.size for t in kept))
 
 
 def _trial_id(result) -> str:
@@ -241,7 +279,7 @@ def _runnable(spec: Spec, location: str, datasets: dict, trainable):
     """The trainable with its resources; the datasets go into this Ray session's object store,
     so each node fetches them once (call it with Ray started: with_parameters puts them there)."""
     return tune.with_resources(tune.with_parameters(trainable, setup=Setup(spec, location), data=datasets),
-                               {"cpu": spec.cpu, "gpu": spec.gpu})
+                               {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
 def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[Outcome, tune.ResultGrid]:
@@ -260,42 +298,39 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
             ray.shutdown()
 
 
-def _searcher(spec: Spec, out: Path):
-    """OptunaSearch over this driver's own study, a journal file in the results directory; a grid is
-    enqueued there first, and the sweep ends when its queue is empty."""
+def _local_study(spec: Spec, out: Path) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+    """This driver's own study, a journal file in the results directory (made if it is not there yet)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line for the study created, then one for it loaded
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
-    options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, **_objectives(spec))
+    return optuna.create_study(storage=storage, study_name=spec.name, directions=space.directions(spec), load_if_exists=True), storage
+
+
+def _searcher(spec: Spec, out: Path, location: str):
+    """OptunaSearch over this driver's own study; a grid is enqueued there first, and the sweep ends
+    when its queue is empty. It records each configuration as its trial ends."""
+    local, storage = _local_study(spec, out)
+    options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, spec=spec, location=location,
+                   **_objectives(spec))
     if spec.sampler != "grid":
-        return _limited(spec, OptunaSearch(**options))
-    space.enqueue_grid(optuna.create_study(storage=storage, study_name=spec.name, directions=space.directions(spec)), spec)
-    return _limited(spec, GridSearch(**options))
+        return _limited(spec, searchers.LocalSearch(**options))
+    space.enqueue_grid(local, spec)
+    return _limited(spec, searchers.GridSearch(**options))
 
 
-class GridSearch(OptunaSearch):
-    """OptunaSearch over a grid enqueued in its study: each suggestion pops one point, and once the
-    queue is empty the grid is done; the sampler never makes a point up."""
-
-    def __init__(self, *, study_name: str, storage: optuna.storages.BaseStorage, **options):
-        super().__init__(study_name=study_name, storage=storage, **options)
-        self.queue = (study_name, storage)
-
-    def suggest(self, trial_id: str):
-        try:
-            return super().suggest(trial_id)
-        except space.NotEnqueued as e:  # asked past the queue's end: no point, never run
-            study_name, storage = self.queue
-            optuna.load_study(study_name=study_name, storage=storage).tell(e.number, state=optuna.trial.TrialState.FAIL)
-            return Searcher.FINISHED
-
-
-def _shared_searcher(spec: Spec, board: study.Board, storage):
+def _shared_searcher(spec: Spec, board: study.Board, storage, location: str):
     """OptunaSearch over a study other drivers share; the grid is already enqueued there."""
-    return _limited(spec, study.SharedSearch(board, storage, space=study.ClaimingDefineByRun(spec, board.driver), **_objectives(spec)))
+    return _limited(spec, searchers.SharedSearch(board, storage, location, space=searchers.ClaimingDefineByRun(spec, board.driver),
+                                                 **_objectives(spec)))
+
+
+def _recorder(spec: Spec, out: Path, location: str) -> RecordConfigurations:
+    """What records the configurations that no searcher of this driver's own study hands out."""
+    _local_study(spec, out)
+    return RecordConfigurations(spec, location, str(out / STUDY_FILE))
 
 
 def _objectives(spec: Spec) -> dict:
-    metrics = {"val_acc": "objective", "wall_s": "wall_s"}  # objective: mean over seeds of the best val_acc
+    metrics = searchers.TUNE_METRICS  # objective: mean over seeds of the best val_acc
     return dict(metric=[metrics[o] for o in spec.objectives] if len(spec.objectives) > 1 else "objective",
                 mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max",
                 sampler=space.sampler(spec))
@@ -322,8 +357,50 @@ class MarkStopped(tune.Callback):
         self.out_dir = out_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        for config_id in config_ids(trial.config, trial.trial_id):
+        for config_id in config_ids(trial.config.get(RERUN, trial.config), trial.trial_id):
             results.mark_stopped(self.out_dir, config_id)
+
+
+class RecordConfigurations(tune.Callback):
+    """Each configuration a Tune trial trains, recorded in the results directory's study once its rows
+    say it ended (study.summarise): a pack's members each as a trial of their own, a diverged member
+    as soon as it diverged. A configuration already recorded stays as it is (study.Ledger), so a retry
+    or a resume never records one twice. For trials no searcher of that study tells: packs, a shared
+    study's configurations, resume's reruns.
+
+    Holds no open storage: Tune pickles its callbacks with the experiment state."""
+
+    def __init__(self, spec: Spec, location: str, journal: str):
+        self.spec, self.location, self.journal = spec, location, journal
+        self.diverged: dict[str, int] = {}  # Tune trial id → diverged members last reported
+        self._ledger: study.Ledger | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_ledger": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("diverged", 0) > self.diverged.get(trial.trial_id, 0):  # a member may have ended early
+            self.diverged[trial.trial_id] = result["diverged"]
+            self._record(trial, tune_finished=False)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial, tune_finished=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, tune_finished=False)
+
+    def _record(self, trial, tune_finished: bool) -> None:
+        for config_id in config_ids(trial.config.get(RERUN, trial.config), trial.trial_id):
+            rows = searchers.configuration_rows(self.location, config_id)
+            summary = study.summarise(self.spec, rows, tune_finished)
+            if summary is not None:
+                self.ledger().record(study.point_of(rows[0]), summary, config_id)
+
+    def ledger(self) -> study.Ledger:
+        if self._ledger is None:
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(self.journal))
+            self._ledger = study.Ledger(optuna.load_study(study_name=self.spec.name, storage=storage), storage, self.spec)
+        return self._ledger
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> bool:

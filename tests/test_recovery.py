@@ -12,41 +12,50 @@ import pytest
 from ray.tune.search import Searcher
 
 from conftest import tiny_spec
-from sweeper import sweep
+from sweeper import searchers, space, sweep
 from sweeper.spec import parse
 
 pytestmark = pytest.mark.ray
 
 
 def faulty(fail_at_epoch: int, always: set, once: set, marks: str):
-    """A trainable that makes some configurations raise inside training: `once` on the first
-    attempt only, `always` on every attempt. Defined in a closure, so Ray ships it by value."""
+    """A trainable that makes some configurations raise inside training, through the trainable's
+    trained_epoch hook: `once` on the first attempt only, `always` on every attempt. Defined in a
+    closure, so Ray ships it by value."""
 
     def run(config, setup, data):
         from ray import tune
 
-        import sweeper.train as train
         from sweeper.trainable import train_configuration
 
         alpha = config.get("alpha")
         attempt = os.path.join(marks, tune.get_context().get_trial_id())
         fail = alpha in always or (alpha in once and not os.path.exists(attempt))
-        original = train.Trial.epochs
 
-        def epochs(self):
-            for epoch in original(self):
-                if fail and epoch == fail_at_epoch:
-                    open(attempt, "w").close()
-                    raise RuntimeError(f"injected failure at epoch {epoch}")
-                yield epoch
+        def trained_epoch(epoch):
+            if fail and epoch == fail_at_epoch:
+                open(attempt, "w").close()
+                raise RuntimeError(f"injected failure at epoch {epoch}")
 
-        train.Trial.epochs = epochs
-        try:
-            train_configuration(config, setup, data)
-        finally:
-            train.Trial.epochs = original
+        train_configuration(config, setup, data, trained_epoch=trained_epoch)
 
     return run
+
+
+def recorded(out, name="tiny") -> list:
+    """The trials of the results directory's study, as optuna-dashboard reads them."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / sweep.STUDY_FILE)))
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def assert_each_configuration_recorded_once(out, trials: pd.DataFrame, values: bool = True) -> None:
+    """One finished trial per configuration, COMPLETE, with (`values`) the mean over seeds its rows give."""
+    shown = recorded(out)
+    assert len(shown) == trials["config_id"].nunique() and all(t.state.name == "COMPLETE" for t in shown)
+    means = trials.groupby("point")["best_val_acc"].mean()
+    assert sorted(space.point_key(t.params) for t in shown) == sorted(means.index)
+    for t in shown if values else ():
+        assert t.value == pytest.approx(means[space.point_key(t.params)])
 
 
 def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_crashes_ends_failed(tmp_path):
@@ -71,6 +80,10 @@ def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_cra
     epochs = pd.read_parquet(tmp_path / "out" / "epochs")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()  # the retry did not leave a second copy of epoch 1
     assert sorted(epochs[epochs["trial_id"] == trials.loc[(5.0, 0), "trial_id"]]["epoch"]) == [1, 2, 3]
+    shown = {t.params["alpha"]: t for t in recorded(tmp_path / "out")}  # one trial each, the retried one too
+    assert len(recorded(tmp_path / "out")) == 3 and {a: t.state.name for a, t in shown.items()} == {
+        0.5: "COMPLETE", 5.0: "COMPLETE", 50.0: "FAIL"}
+    assert shown[50.0].user_attrs["error"] == "RuntimeError: injected failure at epoch 2"
 
 
 def _tune_saved_after_a_checkpoint(out, config_id: str) -> bool:
@@ -124,18 +137,17 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
         assert (out / "trials" / name).stat().st_mtime_ns == mtime
     epochs = pd.read_parquet(out / "epochs")
     assert len(epochs) == 4 * 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert_each_configuration_recorded_once(out, trials)
 
 
 def test_a_grid_searcher_ends_the_sweep_when_its_queue_is_empty(tmp_path):
     spec = parse(tiny_spec(models=["m2"], search={"alpha": [0.5, 5.0]}))
-    searcher = sweep._searcher(spec, tmp_path)
-    assert isinstance(searcher, sweep.GridSearch)
+    searcher = sweep._searcher(spec, tmp_path, str(tmp_path))
+    assert isinstance(searcher, searchers.GridSearch)
     suggested = [searcher.suggest(f"t{i}") for i in range(3)]
     assert suggested[:2] == [{"model": "m2", "alpha": 0.5}, {"model": "m2", "alpha": 5.0}]
     assert suggested[2] == Searcher.FINISHED  # not a point the sampler made up
-    study = optuna.load_study(study_name=spec.name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / sweep.STUDY_FILE))))
-    assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING", "FAIL"]
+    assert [t.state.name for t in recorded(tmp_path)] == ["RUNNING", "RUNNING"]  # and no trial asked past the queue
 
 
 def test_resume_runs_again_the_grid_points_no_configuration_finished(tmp_path):
@@ -169,3 +181,4 @@ def test_resume_runs_again_the_grid_points_no_configuration_finished(tmp_path):
     assert files[0.5].stat().st_mtime_ns == kept  # the finished configuration was left alone
     epochs = pd.read_parquet(out / "epochs")
     assert len(epochs) == 3 * 2 * 2 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert_each_configuration_recorded_once(out, trials, values=False)  # recorded before the rows were taken: not again

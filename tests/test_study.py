@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from conftest import tiny_spec
-from sweeper import study
+from sweeper import searchers, study
 from sweeper.cli import main
 from sweeper.errors import SweeperError
 from sweeper.spec import parse
@@ -18,10 +18,11 @@ def grid_spec(**overrides):
     return parse(tiny_spec(models=["m2"], search={"alpha": GRID}, **overrides))
 
 
-def searcher(spec, url, driver):
+def searcher(spec, url, driver, location="no-rows-here"):
+    """A driver's searcher; its trials write no rows, so it tells the study what Tune reports."""
     board = study.Board(url, spec, driver)
-    return study.SharedSearch(board, study.open_shared(spec, url), space=study.ClaimingDefineByRun(spec, driver),
-                              metric="objective", mode="max")
+    return searchers.SharedSearch(board, study.open_shared(spec, url), location,
+                                  space=searchers.ClaimingDefineByRun(spec, driver), metric="objective", mode="max")
 
 
 def test_two_drivers_take_every_grid_point_once_and_end_when_all_are_done(study_url):
@@ -108,23 +109,71 @@ def test_a_study_created_from_another_spec_is_refused(study_url):
         study.open_shared(grid_spec(epochs=3), study_url)
 
 
-def test_a_driver_that_loses_the_race_to_create_the_sqlite_tables_tries_again(tmp_path, monkeypatch):
+def test_a_driver_that_loses_the_race_to_create_the_sqlite_tables_tries_again(tmp_path):
     """Two drivers starting together: both find no tables, one creates them, the other's CREATE then
-    fails ("table studies already exists"). Replayed here: the first creation skips the check."""
-    from optuna.storages._rdb import models
+    fails ("table studies already exists"). Replayed here through the storage's maker."""
+    import sqlite3
+
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
 
     url = f"sqlite:///{tmp_path}/study.db"
     study.storage(url)  # the winner made the tables
-    create_all, calls = models.BaseModel.metadata.create_all, []
+    calls = []
 
-    def as_if_no_tables_yet(bind, **options):
-        calls.append(bind)
-        return create_all(bind, **options, **({"checkfirst": False} if len(calls) == 1 else {}))
+    def as_if_the_tables_were_made_meanwhile(url, **options):
+        calls.append(url)
+        if len(calls) == 1:  # the loser's CREATE TABLE, a moment too late
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE studies", {}, sqlite3.OperationalError("table studies already exists"))
+        return RDBStorage(url, **options)
 
-    monkeypatch.setattr(models.BaseModel.metadata, "create_all", as_if_no_tables_yet)
-    loser = study.storage(url)
+    loser = study._rdb_storage(url, {}, connect=as_if_the_tables_were_made_meanwhile)
     assert len(calls) == 2
     assert optuna.create_study(storage=loser, study_name="joined").study_name == "joined"
+
+
+def test_a_driver_whose_heartbeats_fail_says_so_before_its_work_is_taken_over():
+    """The database refuses: every beat says which study (its password masked), for how long no
+    heartbeat got through, and how long before other drivers may take this driver's configurations."""
+    spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 60})
+    board = study.Board("postgresql://nobody:hunter2@127.0.0.1:1/none", spec, "east")
+    ticks = iter(range(0, 1000, 30))  # a clock that moves 30 s a beat
+    lines = []
+    heartbeats = study.Heartbeats(board, say=lines.append, clock=lambda: next(ticks))
+    heartbeats.start()
+    try:
+        _wait_for(lambda: len(lines) >= 2)
+    finally:
+        heartbeats.stop()
+    assert not any("hunter2" in line for line in lines)
+    first, second = lines[:2]
+    assert first.startswith("sweeper: driver east: heartbeat to study tiny at postgresql://nobody:***@127.0.0.1:1/none failed (SweeperError: ")
+    assert first.endswith("no heartbeat for 30 s: other drivers may take over this driver's configurations in 30 s unless a heartbeat gets through")
+    assert second.endswith("no heartbeat for 60 s: other drivers may take over this driver's configurations now (reclaim_after_s, 60 s, has passed)")
+
+
+def test_a_driver_whose_heartbeats_get_through_again_says_so(tmp_path):
+    url = str(tmp_path / "not-yet" / "study.journal")  # no folder for the journal yet: every beat fails
+    spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 2})
+    lines = []
+    heartbeats = study.Heartbeats(study.Board(url, spec, "east"), say=lines.append)
+    heartbeats.start()
+    try:
+        _wait_for(lambda: lines)
+        assert f"heartbeat to study tiny at {url} failed (SweeperError: --study {url}: no directory" in lines[0]
+        (tmp_path / "not-yet").mkdir()
+        study.open_shared(spec, url)
+        _wait_for(lambda: lines[-1].endswith("again"))
+    finally:
+        heartbeats.stop()
+    assert lines[-1] == f"sweeper: driver east: heartbeats reach study tiny at {url} again"
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("url, message", [
@@ -158,3 +207,13 @@ def test_status_counts_per_driver_and_overall(study_url, capsys):
     assert lines[2].split() == ["a", "1", "0", "0", "0"] and lines[3].split() == ["b", "0", "1", "0", "0"]
     assert main(["status", "--study", study_url, "--name", "other"]) == 2
     assert "no study 'other' (it holds: tiny); check --name" in capsys.readouterr().err
+
+
+def test_the_study_and_sweeper_status_need_only_optuna():
+    """`sweeper status --study` runs where only the study is reachable: no Ray (searchers.py has it), no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, sweeper.cli, sweeper.study; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert shown.stdout.strip() == "[]"

@@ -57,8 +57,15 @@ def test_two_drivers_share_one_study_and_run_every_configuration_once(write_spec
     trials = completed(a, b)
     assert_every_configuration_once(trials, epochs=6)
     assert set(trials["trial_id"].str.split("-").str[0]) == {"a", "b"}  # both took work
-    census = study.census(optuna.load_study(study_name="tiny", storage=study.storage(study_url)))
+    shared = optuna.load_study(study_name="tiny", storage=study.storage(study_url))
+    census = study.census(shared)
     assert census.done == census.total == len(ALPHAS) and census.reclaimed == 0
+    done = [t for t in shared.get_trials() if t.state.name == "COMPLETE"]  # with what the dashboard shows of each
+    assert len(done) == len(ALPHAS) and all(t.user_attrs["seeds"] == 2 and 0 <= t.user_attrs["test_acc"] <= 1 for t in done)
+    for out in (a, b):  # each driver's own study: its configurations, once each
+        own = optuna.load_study(study_name="tiny", storage=study.storage(str(out / "optuna.journal"))).get_trials()
+        assert sorted(t.params["alpha"] for t in own) == sorted(completed(out)["alpha"].unique())
+        assert all(t.state.name == "COMPLETE" for t in own)
     report = subprocess.run([sys.executable, "-m", "sweeper", "report", str(a), str(b), "--format", "csv"],
                             capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr

@@ -1,0 +1,221 @@
+"""The searchers Ray Tune asks for configurations: OptunaSearch over the spec's study (study.py).
+
+- LocalSearch: a sampled search over this driver's own study, the journal in the results directory.
+- GridSearch: a grid enqueued in that study; each suggestion pops one point, and the sweep ends
+  when the queue is empty.
+- SharedSearch: a study several drivers share (`sweeper run --study URL`); each configuration it
+  takes is claimed for this driver (ClaimingDefineByRun).
+
+Each tells the study a configuration's outcome from the rows its trial wrote (study.summarise):
+COMPLETE, PRUNED (stopped by the scheduler) or FAIL, with the test accuracy and the spreads over
+seeds as trial attributes, so that optuna-dashboard shows what the report shows.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from . import results, space, study
+from .errors import SweeperError
+from .spec import Spec
+from .trainable import config_ids
+
+TUNE_METRICS = {"val_acc": "objective", "wall_s": "wall_s"}  # an objective of the spec → what the trainable reports
+
+
+def configuration_rows(location: str, config_id: str) -> list[dict]:
+    """The trial rows (one per seed) one configuration wrote under a results location; none if it wrote
+    none, or if they cannot be read now (a remote location that does not answer): the sweep goes on."""
+    try:
+        fs, root = results.filesystem(location)
+        path = f"{root}/trials/{config_id}.parquet"
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return []
+        return pq.read_table(path, filesystem=fs).to_pylist()
+    except (pa.ArrowException, OSError, ValueError, SweeperError):
+        return []
+
+
+def told_by_tune(spec: Spec, result: dict | None, error: bool) -> study.Summary:
+    """A configuration's outcome as Tune alone saw it (no rows to read): what OptunaSearch would tell."""
+    values = [(result or {}).get(TUNE_METRICS[o]) for o in spec.objectives]
+    if error:
+        return study.Summary(TrialState.FAIL, None, {"error": "the trial failed and its rows do not say how (a lost worker?)"})
+    if None in values:
+        return study.Summary(TrialState.PRUNED, None, {})
+    return study.Summary(TrialState.COMPLETE, [float(v) for v in values], {})
+
+
+class Numbered:
+    """The search space, noting the number of the study's trial it last defined (Tune pickles it)."""
+
+    def __init__(self, define):
+        self.define = define
+        self.last: int | None = None
+
+    def __call__(self, trial: optuna.Trial) -> dict | None:
+        self.last = trial.number
+        return self.define(trial)
+
+
+class RecordingSearch(OptunaSearch):
+    """OptunaSearch that tells the study each configuration's outcome as its rows say it
+    (study.summarise), with the configuration's attributes; Tune's own result only where there are
+    no rows to read. The first outcome told is the configuration's: Tune may report a trial again
+    after a resume (an errored trial retried), and a finished Optuna trial cannot change.
+
+    `resumable`: a trial that errored with seeds still running (its worker lost) is not told, so that
+    `sweeper resume` goes on with it and tells its outcome then.
+    """
+
+    resumable = True
+
+    def __init__(self, *, space: Any, study_name: str, storage: optuna.storages.BaseStorage, spec: Spec, location: str,
+                 **options):
+        self.numbered = Numbered(space)
+        super().__init__(space=self.numbered, study_name=study_name, storage=storage, **options)
+        self.where, self.spec, self.location = storage, spec, location
+        self.numbers: dict[str, int] = {}  # Tune trial id → the study's trial number
+        self.told: set[str] = set()
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            self.numbers[trial_id] = self.numbered.last
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        number = self.numbers.get(trial_id)
+        if number is None or trial_id in self.told:
+            return
+        config_id = self.config_id(trial_id, number)
+        summary, point = self._outcome(config_id, result, error)
+        if summary is None:
+            return
+        chosen = optuna.load_study(study_name=self.spec.name, storage=self.where)
+        if point is None:  # no rows: the point as the study's trial has it
+            point = chosen.get_trials(deepcopy=False)[number].params
+        study.finish(chosen, self.where, number, summary, study.record_key(self.spec, point, config_id))
+        self.told.add(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if trial_id in self.told:  # finished in the study already: an errored trial that a resume retries
+            return
+        super().on_trial_result(trial_id, result)
+
+    def config_id(self, trial_id: str, number: int) -> str:
+        """What names the rows of the configuration the study's trial `number` runs as Tune trial `trial_id`."""
+        return config_ids({}, trial_id)[0]
+
+    def _outcome(self, config_id: str, result: dict | None, error: bool) -> tuple[study.Summary | None, dict | None]:
+        rows = configuration_rows(self.location, config_id)  # none to read: what Tune saw is told instead
+        summary = study.summarise(self.spec, rows, tune_finished=not error) if rows else None
+        if summary is None and (not error or not self.resumable):
+            summary = told_by_tune(self.spec, result, error)
+        return summary, study.point_of(rows[0]) if rows else None
+
+
+class LocalSearch(RecordingSearch):
+    """A sampled search over this driver's own study."""
+
+
+class GridSearch(RecordingSearch):
+    """A grid enqueued in its study: each suggestion pops one point, and once the queue is empty the
+    grid is done; the sampler never makes a point up, and no trial is asked for past the queue's end."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.waiting: int | None = None  # points left in the queue, counted once per process
+
+    def restore(self, checkpoint_path: str):
+        super().restore(checkpoint_path)
+        self.waiting = None  # the count saved with Tune's state may be stale: a restored search counts afresh
+
+    def suggest(self, trial_id: str):
+        if self.waiting is None:
+            queue = optuna.load_study(study_name=self.spec.name, storage=self.where)
+            self.waiting = len(queue.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if self.waiting <= 0:
+            return Searcher.FINISHED
+        try:
+            config = super().suggest(trial_id)
+        except space.NotEnqueued as e:  # the queue ran dry after all: the new trial is no point, never run
+            queue = optuna.load_study(study_name=self.spec.name, storage=self.where)
+            queue.tell(e.number, state=TrialState.FAIL)
+            self.waiting = 0
+            return Searcher.FINISHED
+        self.waiting -= 1
+        return config
+
+
+class SharedSearch(RecordingSearch):
+    """OptunaSearch over a shared study: it takes work while the study has some, waits while other
+    drivers still run configurations (they may go silent and come back to the queue), and ends
+    the sweep when every configuration is done. A configuration that errors is failed at once:
+    no `sweeper resume` continues a shared study's configurations."""
+
+    resumable = False
+
+    def __init__(self, board: study.Board, where: optuna.storages.BaseStorage, location: str, **options):
+        super().__init__(storage=where, study_name=board.spec.name, spec=board.spec, location=location, **options)
+        self.board = board
+        self.checked_at = 0.0
+        self.census: study.Census | None = None
+
+    def suggest(self, trial_id: str):
+        census = self._census()
+        budget_left = self.board.spec.sampler != "grid" and census.total - census.used > 0
+        if not census.states["WAITING"] and not budget_left:
+            return None if census.states["RUNNING"] else Searcher.FINISHED
+        try:
+            config = super().suggest(trial_id)
+        except space.NotEnqueued as e:  # the queue ran dry since the census: give the new trial back
+            self.board.give_back(e.number)
+            self.checked_at = 0.0
+            return None
+        self.board.beat([config[study.STUDY_TRIAL]])  # claimed: alive from now on
+        self.checked_at = 0.0
+        return config
+
+    def config_id(self, trial_id: str, number: int) -> str:
+        return config_ids({study.STUDY_TRIAL: number, study.DRIVER: self.board.driver}, trial_id)[0]
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        try:
+            super().on_trial_result(trial_id, result)
+        except UpdateFinishedTrialError:  # this driver went silent too long: another has taken it over
+            pass
+
+    def _census(self) -> study.Census:
+        """The study's state, read at most once a second (Tune asks for suggestions in a tight loop)."""
+        if self.census is None or time.monotonic() - self.checked_at > 1.0:
+            self.census = study.census(self.board.study)
+            self.checked_at = time.monotonic()
+        return self.census
+
+
+class ClaimingDefineByRun(space.DefineByRun):
+    """The spec's search space, claiming each trial for this driver. Its return value joins the
+    trial's config: the study's trial number and the driver name name the configuration's rows."""
+
+    def __init__(self, spec: Spec, driver: str):
+        super().__init__(spec)
+        self.driver = driver
+
+    def __call__(self, trial: optuna.Trial) -> dict:
+        try:
+            super().__call__(trial)
+        except space.NotEnqueued:
+            trial.set_user_attr(study.UNCLAIMED, True)
+            raise
+        trial.set_user_attr(study.DRIVER, self.driver)
+        return {study.STUDY_TRIAL: trial.number, study.DRIVER: self.driver}
