@@ -1,24 +1,39 @@
 """The results store: Parquet datasets under a results directory, readable without sweeper.
 
-    DIR/epochs/<config_id>.parquet   one row per trial (a configuration × seed) and epoch
-    DIR/trials/<config_id>.parquet   one row per trial
+    DIR/trials/<config_id>.parquet                 one row per trial (a configuration × seed)
+    DIR/epochs/<config_id>.parquet                 one row per trial and epoch, once the configuration has ended
+    DIR/epochs/<config_id>~<first>-<last>.parquet  while it runs: the rows of epochs first..last (a part)
 
-One file per configuration, named by its Ray Tune trial id, written whole each time: a
-retried or resumed configuration replaces its file, so its rows never appear twice.
-Each file is written under a hidden temporary name and renamed into place; readers
-(pyarrow, pandas, DuckDB) skip names starting with '.', so they never see half a file.
-Every file of a sweep has the same columns; hyperparameters a model lacks are null.
+Files are named by the configuration's Ray Tune trial id. A configuration's trials file (a row
+per seed) is written whole each time. Its epoch rows are not: rewriting them whole after every
+epoch would write bytes that grow with the square of the epochs, and upload the whole file to an
+object store each time. So each write adds only the epoch just trained, as a part of one epoch;
+every ROLLUP_EPOCHS epochs those parts become one part (so a long run has few files to list); and
+when the configuration ends its rows become one file and its parts are removed. A part's name
+is fixed by its epochs, so a retried or resumed configuration, which trains the epochs after its
+last checkpoint again, overwrites its parts rather than adding rows. read() takes each trial's
+epoch once, from the latest of its configuration's files: a reader may meet the whole file and
+parts together for a moment, and a retry that ends sooner than an earlier attempt leaves that
+attempt's last parts until the configuration ends.
+
+Each file is written under a hidden temporary name and moved into place (a rename; on an object
+store the object appears whole); readers (pyarrow, pandas, DuckDB) skip names starting with '.',
+so they never see half a file. Every file of a sweep has the same columns; hyperparameters a
+model lacks are null. Directories written before parts existed (one epochs file per
+configuration, rewritten whole) read as before.
 
 No torch and no Ray here.
 """
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
@@ -111,13 +126,74 @@ def answered_in_time(call, location: str):
     return outcome["value"]
 
 
+ROLLUP_EPOCHS = 100  # a running configuration's one-epoch parts become one part per this many epochs
+_PART = re.compile(r"(?P<config_id>.+)~(?P<first>\d+)-(?P<last>\d+)\.parquet")  # '~' is in no configuration id
+
+
+def whole_name(config_id: str) -> str:
+    return f"{config_id}.parquet"
+
+
+def part_name(config_id: str, first: int, last: int) -> str:
+    return f"{config_id}~{first:06d}-{last:06d}.parquet"  # zero-padded: listings sort by epoch
+
+
 def write_configuration(
-    out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: dict[str, str]
+    out_dir: str | Path, config_id: str, epochs: list[dict], trials: list[dict], hyperparameters: dict[str, str],
+    epoch: int | None = None,
 ) -> None:
-    """Write (or replace) every row of one configuration: its epochs, then its trials."""
+    """Write (or replace) one configuration's rows: its epochs, then its trials.
+
+    `epochs` holds every epoch row of the configuration so far. With `epoch`, the epoch just trained,
+    only what is new is written while a seed is running: that epoch's rows as a part (every
+    ROLLUP_EPOCHS epochs, the rows of the last ROLLUP_EPOCHS epochs as one part, in place of theirs).
+    When the configuration ends (no seed running: it trained its last seed's last epoch, or seeds
+    failed), and always without `epoch`, every epoch row is written as one file and the parts removed.
+    """
     fs, root = filesystem(out_dir)
-    _write(fs, f"{root}/epochs/{config_id}.parquet", epochs, epoch_schema())
+    _write_epochs(fs, f"{root}/epochs", config_id, epochs, trials, epoch)
     _write(fs, f"{root}/trials/{config_id}.parquet", trials, trial_schema(hyperparameters))
+
+
+def _write_epochs(fs: pafs.FileSystem, directory: str, config_id: str, epochs: list[dict], trials: list[dict],
+                  epoch: int | None) -> None:
+    running = any(t.get("status") == "running" for t in trials)
+    if epoch is None or (not running and _ended_at(epoch, epochs, trials)):
+        _write(fs, f"{directory}/{whole_name(config_id)}", epochs, epoch_schema())
+        for part in _parts(fs, directory, config_id):  # all of them, an earlier attempt's too
+            _delete_if_present(fs, part.path)
+    elif running:
+        first = epoch - ROLLUP_EPOCHS + 1 if epoch % ROLLUP_EPOCHS == 0 else epoch
+        new = [row for row in epochs if first <= row["epoch"] <= epoch]
+        if new:
+            _write(fs, f"{directory}/{part_name(config_id, first, epoch)}", new, epoch_schema())
+        for rolled_up in sorted({row["epoch"] for row in new} - {epoch}):  # only epochs the new part holds
+            _delete_if_present(fs, f"{directory}/{part_name(config_id, rolled_up, rolled_up)}")
+    # else: it ended at an earlier epoch (a pack's member that diverged), when its file was written
+
+
+def _ended_at(epoch: int, epochs: list[dict], trials: list[dict]) -> bool:
+    """Whether a configuration with no seed running ended at `epoch`: a seed trained it (a seed has no rows
+    after it ends), or seeds failed (a failure is written once, as it happens)."""
+    return any(row["epoch"] == epoch for row in epochs) or any(t.get("status") == "failed" for t in trials)
+
+
+def _parts(fs: pafs.FileSystem, directory: str, config_id: str) -> list[pafs.FileInfo]:
+    listed = fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+    return [f for f in listed if _config_of(f.base_name) == config_id and _PART.fullmatch(f.base_name)]
+
+
+def _config_of(name: str) -> str:
+    """The configuration id a results file's name carries (a whole file's or a part's)."""
+    part = _PART.fullmatch(name)
+    return part["config_id"] if part else name.removesuffix(".parquet")
+
+
+def _delete_if_present(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        pass
 
 
 def _write(fs: pafs.FileSystem, path: str, rows: list[dict], schema: pa.Schema) -> None:
@@ -127,7 +203,11 @@ def _write(fs: pafs.FileSystem, path: str, rows: list[dict], schema: pa.Schema) 
     status = {r.get("status") for r in rows} - {None}
     if not status <= set(STATUSES):
         raise ValueError(f"unknown status {sorted(status - set(STATUSES))}")
-    table = pa.Table.from_pylist(rows, schema=schema)
+    _put(fs, path, pa.Table.from_pylist(rows, schema=schema))
+
+
+def _put(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    """`table` as the file `path`, whole or not at all."""
     directory, name = path.rsplit("/", 1)
     fs.create_dir(directory, recursive=True)
     temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
@@ -165,9 +245,9 @@ def remove_configuration(out_dir: str | Path, config_id: str) -> None:
     """Delete one configuration's rows (before it runs again under another id)."""
     fs, root = filesystem(out_dir)
     for table in TABLES:
-        path = f"{root}/{table}/{config_id}.parquet"
-        if fs.get_file_info(path).type != pafs.FileType.NotFound:
-            fs.delete_file(path)
+        _delete_if_present(fs, f"{root}/{table}/{whole_name(config_id)}")
+    for part in _parts(fs, f"{root}/epochs", config_id):
+        fs.delete_file(part.path)
     for kept in fs.get_file_info(pafs.FileSelector(f"{root}/models", allow_not_found=True)):  # its seeds' kept models
         if kept.base_name.startswith(f"{config_id}-seed"):
             fs.delete_file(kept.path)
@@ -188,15 +268,34 @@ def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:
 
 
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:
-    """A configuration ended early by a scheduler: its running trials become "stopped"."""
+    """A configuration ended early by a scheduler: its running trials become "stopped", and its epoch rows,
+    which it had no chance to write whole, one file."""
     fs, root = filesystem(out_dir)
     path = f"{root}/trials/{config_id}.parquet"
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return
+    _compact(fs, f"{root}/epochs", config_id)
     table = pq.read_table(path, filesystem=fs)
     status = [("stopped" if s == "running" else s) for s in table.column("status").to_pylist()]
     _write(fs, path, table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string())).to_pylist(),
            table.schema)
+
+
+def _compact(fs: pafs.FileSystem, directory: str, config_id: str) -> None:
+    """One configuration's epoch files as its one whole file, each row once (the latest copy, as read()
+    takes it); then the parts read are removed (a part written meanwhile stays, and read() still takes it)."""
+    parts = _parts(fs, directory, config_id)
+    if not parts:
+        return
+    whole = fs.get_file_info(f"{directory}/{whole_name(config_id)}")
+    files = parts + ([whole] if whole.type == pafs.FileType.File else [])
+    tables = [pq.read_table(f.path, filesystem=fs, schema=epoch_schema()) for f in files]
+    rows = pa.concat_tables(tables)
+    kept = _latest_rows(files, [t.num_rows for t in tables], rows.column("trial_id").to_numpy(zero_copy_only=False),
+                        rows.column("epoch").to_numpy())
+    _put(fs, whole.path, rows.take(pa.array(kept)))
+    for part in parts:
+        _delete_if_present(fs, part.path)
 
 
 KEYS = {"trials": ["trial_id"], "epochs": ["trial_id", "epoch"]}  # what names a row, across every file
@@ -209,6 +308,8 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     """One table ("trials" or "epochs") of one or several results directories, as a DataFrame.
 
     Only the files sweeper writes are read: DIR/<table>/<name>.parquet, no subfolder, no hidden file.
+    A trial's epoch in several files of its configuration (its whole file and parts) is taken once, from
+    the latest file, in the order its configuration's whole file has the rows.
     Each row counts once however the directories are given: a row seen twice with the same values
     (the same directory twice, a copy) is taken once; two different rows for the same trial (and
     epoch) are refused, naming both files.
@@ -217,12 +318,13 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
         raise ValueError(f"table must be one of {TABLES}")
     dirs = [dirs] if isinstance(dirs, (str, Path)) else list(dirs)
     wanted = None if columns is None else list(dict.fromkeys([*KEYS[table], *columns]))  # the keys too: they name a row
-    frames, sources = [], []  # sources: (file, rows) in the order the rows are
+    frames, origins = [], []  # origins: the file each row came from
     for d in dirs:
-        frame, files = _directory(d, table, wanted)
+        frame, origin = _directory(d, table, wanted)
         frames.append(frame)
-        sources += files
+        origins.append(origin)
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    sources = np.concatenate(origins)
     keys = [k for k in KEYS[table] if k in rows.columns]
     repeated = rows.duplicated(subset=keys, keep=False)
     if repeated.any():  # only there: the whole row decides whether it is the same trial seen twice
@@ -231,7 +333,7 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
         clash = rows[rows.duplicated(subset=keys, keep=False)]
         if len(clash):
             first = clash[clash[keys].eq(clash[keys].iloc[0]).all(axis=1)]
-            files = [_source(sources, i) for i in first.index[:2]]
+            files = [sources[i] for i in first.index[:2]]
             named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
             raise SweeperError(f"{named} has different rows in {files[0]} and {files[1]}; "
                                "report one of the two (they are not the same results)")
@@ -239,18 +341,9 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     return rows[[c for c in columns if c in rows.columns]] if columns is not None else rows
 
 
-def _source(sources: list[tuple[str, int]], index: int) -> str:
-    """The file that row `index` of the concatenated rows came from."""
-    for where, count in sources:
-        if index < count:
-            return where
-        index -= count
-    raise IndexError(index)
-
-
-def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, list[tuple[str, int]]]:
+def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
     """One table of one results location, read as one dataset after each file's schema is checked from its
-    metadata; and (file, rows) for each file, in the order of the rows."""
+    metadata, each configuration's rows once (_latest_rows); and the file each row came from."""
     try:
         fs, root = filesystem(d)
 
@@ -289,7 +382,45 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
         frame = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names] if wanted else None).to_pandas()
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
-    return frame, sizes
+    origin = np.repeat(np.array([where for where, _ in sizes], dtype=object), [rows for _, rows in sizes])
+    if table != "epochs" or not any(_PART.fullmatch(f.base_name) for f in files):  # one file per configuration
+        return frame, origin
+    kept = _latest_rows(files, [rows for _, rows in sizes], frame["trial_id"].to_numpy(), frame["epoch"].to_numpy())
+    return frame.iloc[kept].reset_index(drop=True), origin[kept]
+
+
+def _latest_rows(files: list[pafs.FileInfo], counts: list[int], trial_ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+    """Of rows read file after file (counts[i] rows from files[i]), the positions to keep: of each trial's
+    epoch among its configuration's files, the copy in the latest file (the one modified last; at the same
+    time, the whole file, then the longer part, which are written after the parts they hold); in the order
+    of one whole file per configuration (configurations by file name, seeds as written, epochs ascending)."""
+    configs = [_config_of(f.base_name) for f in files]
+    by_name = {c: i for i, c in enumerate(sorted(set(configs), key=whole_name))}
+    row_config = np.repeat([by_name[c] for c in configs], counts)
+    row_recency = np.repeat(_ranks([_recency(f) for f in files]), counts)
+    trial = pd.factorize(trial_ids)[0]
+    oldest_first = np.argsort(row_recency, kind="stable")
+    copies = pd.DataFrame({"config": row_config[oldest_first], "trial": trial[oldest_first], "epoch": epochs[oldest_first]})
+    kept = oldest_first[~copies.duplicated(keep="last").to_numpy()]
+    config, trial, epoch = row_config[kept], trial[kept], epochs[kept]
+    written = np.lexsort((kept, epoch, config))  # a configuration's seeds, in the order its first epoch has them
+    seed_order = np.empty(len(kept), dtype=np.int64)
+    seed_order[written] = pd.factorize(trial[written])[0]
+    return kept[np.lexsort((epoch, seed_order, config))]
+
+
+def _recency(f: pafs.FileInfo) -> tuple:
+    part = _PART.fullmatch(f.base_name)
+    span = int(part["last"]) - int(part["first"]) if part else float("inf")
+    return (f.mtime_ns or 0, span, f.base_name)
+
+
+def _ranks(keys: list) -> list[int]:
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    ranks = [0] * len(keys)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
 
 
 def first_line(e: BaseException) -> str:

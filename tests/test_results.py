@@ -1,3 +1,5 @@
+import os
+
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
@@ -95,3 +97,175 @@ def test_reading_some_columns_still_counts_every_trial(tmp_path):
     assert len(results.read(tmp_path, "epochs", columns=["config_id", "epoch", "val_acc"])) == 4
     assert list(results.read(tmp_path, "epochs", columns=["config_id", "epoch"]).columns) == ["config_id", "epoch"]
     assert len(results.read([tmp_path, tmp_path], "trials", columns=["test_acc"])) == 2
+
+
+# ---------------------------------------------------------------- epoch rows written as parts, then one file
+
+
+def epoch_row(config_id, seed, epoch, wall_s=0.1):
+    return {"trial_id": f"{config_id}-seed{seed}", "config_id": config_id, "model": "m2", "seed": seed, "epoch": epoch,
+            "loss": 1.0 / epoch, "ce": 0.5, "val_acc": 0.8, "test_acc": 0.8, "wall_s": wall_s}
+
+
+def train(out, last, first=1, history=(), seeds=(1, 0), ends_at=None, wall_s=0.1, config_id="c"):
+    """Write as the trainable does after each of epochs first..last: every row so far (seed by seed, as
+    trainable.rows() lists them) and the epoch just trained; the seeds complete at `ends_at`. The rows so far."""
+    history = list(history)
+    for epoch in range(first, last + 1):
+        history = [r for s in seeds for r in [*(h for h in history if h["seed"] == s), epoch_row(config_id, s, epoch, wall_s)]]
+        status = "completed" if epoch == ends_at else "running"
+        trials = [trial_row(config_id, "m2", s, status=status, alpha=1.0) for s in seeds]
+        results.write_configuration(out, config_id, history, trials, HYPER, epoch=epoch)
+    return history
+
+
+def until(history, epoch):
+    """The rows a checkpoint after `epoch` holds."""
+    return [r for r in history if r["epoch"] <= epoch]
+
+
+def whole(out, history, config_id="c", status="completed"):
+    """The same rows as today's layout has them: one file, written whole."""
+    seeds = dict.fromkeys(r["seed"] for r in history)
+    results.write_configuration(out, config_id, history, [trial_row(config_id, "m2", s, status=status, alpha=1.0) for s in seeds], HYPER)
+
+
+def visible(directory):
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith("."))
+
+
+def files(directory):
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.iterdir()}
+
+
+def bytes_written(before, after):
+    return sum(size for name, (inode, mtime, size) in after.items() if before.get(name, (None, None))[:2] != (inode, mtime))
+
+
+def earlier(directory, pattern, seconds=3600):
+    """Files of an earlier attempt: modified an hour ago."""
+    for p in directory.glob(pattern):
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - seconds * 10**9))
+
+
+def test_the_bytes_of_a_write_do_not_grow_with_the_epoch(tmp_path):
+    epochs_dir, history, written = tmp_path / "epochs", [], []
+    for epoch in range(1, 301):  # three rollups of 100 epochs
+        before = files(epochs_dir) if epochs_dir.exists() else {}
+        history = train(tmp_path, epoch, first=epoch, history=history)
+        written.append(bytes_written(before, files(epochs_dir)))
+    assert written[249] <= 1.1 * written[1]  # epoch 250's write is epoch 2's size, not 125 times it
+    per_rollup = [sum(written[i:i + results.ROLLUP_EPOCHS]) for i in (0, 100, 200)]
+    assert max(per_rollup) <= 1.1 * min(per_rollup)  # so bytes grow linearly with epochs
+    assert len(visible(epochs_dir)) == 3  # three rolled-up parts, no one-epoch part left behind
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), epochs_of(history, tmp_path / "whole"))
+
+
+def epochs_of(history, out):
+    whole(out, history)
+    return results.read(out, "epochs")
+
+
+def test_parts_read_as_the_whole_file_of_the_same_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path / "parts", 7)
+    assert visible(tmp_path / "parts" / "epochs") == ["c~000001-000003.parquet", "c~000004-000006.parquet", "c~000007-000007.parquet"]
+    parts = results.read(tmp_path / "parts", "epochs")
+    pd.testing.assert_frame_equal(parts, epochs_of(history, tmp_path / "whole"))
+    assert parts["trial_id"].tolist()[:2] == ["c-seed1", "c-seed1"]  # seeds as written, each seed's epochs in order
+    assert len(pd.read_parquet(tmp_path / "parts" / "epochs")) == 14  # and plain readers see every row
+
+
+def test_a_rerun_of_epochs_leaves_one_copy_of_each_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 8, wall_s=1.0)  # a first attempt got to epoch 8 ...
+    earlier(tmp_path / "epochs", "*.parquet")
+    history = train(tmp_path, 5, first=5, history=until(history, 4), wall_s=2.0)  # ... its retry resumed after epoch 4
+    epochs = results.read(tmp_path, "epochs")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any() and len(epochs) == 2 * 8
+    assert epochs.set_index(["trial_id", "epoch"])["wall_s"].xs("c-seed0").tolist() == [1.0] * 4 + [2.0] + [1.0] * 3
+    train(tmp_path, 6, first=6, history=history, wall_s=2.0, ends_at=6)  # the retry ends sooner: the first attempt's epochs 7, 8 go
+    epochs = results.read(tmp_path, "epochs")
+    assert visible(tmp_path / "epochs") == ["c.parquet"]
+    assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3, 4, 5, 6]] * 2
+    assert epochs["wall_s"].tolist() == ([1.0] * 4 + [2.0] * 2) * 2
+
+
+def test_a_configuration_that_ends_is_one_file_with_every_row_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 8, ends_at=8)
+    assert visible(tmp_path / "epochs") == ["c.parquet"]
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), epochs_of(history, tmp_path / "whole"))
+    assert (tmp_path / "epochs" / "c.parquet").read_bytes() == (tmp_path / "whole" / "epochs" / "c.parquet").read_bytes()
+
+
+def test_a_reader_meeting_the_whole_file_and_its_parts_takes_each_row_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 4)
+    monkeypatch.setattr(results, "_delete_if_present", lambda fs, path: None)  # the writer died before removing the parts
+    train(tmp_path, 5, first=5, history=history, ends_at=5)
+    assert visible(tmp_path / "epochs") == ["c.parquet", "c~000001-000003.parquet", "c~000004-000004.parquet"]
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), results.read(tmp_path, "epochs").drop_duplicates())
+    assert len(results.read(tmp_path, "epochs")) == 10
+
+
+def test_a_stopped_configuration_is_compacted_to_one_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 5)
+    results.mark_stopped(tmp_path, "c")
+    assert visible(tmp_path / "epochs") == ["c.parquet"] and results.read(tmp_path)["status"].eq("stopped").all()
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), epochs_of(history, tmp_path / "whole"))
+
+
+def test_a_failure_writes_the_rows_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 4)
+    failed = [trial_row("c", "m2", s, status="failed", alpha=1.0) for s in (1, 0)]
+    results.write_configuration(tmp_path, "c", history, failed, HYPER, epoch=5)  # it failed training epoch 5
+    assert visible(tmp_path / "epochs") == ["c.parquet"] and len(results.read(tmp_path, "epochs")) == 8
+
+
+def test_a_pack_member_that_ended_is_not_written_again(tmp_path):
+    history = train(tmp_path, 3, seeds=(0,))
+    diverged = [trial_row("c", "m2", 0, status="diverged", alpha=1.0)]
+    results.write_configuration(tmp_path, "c", history, diverged, HYPER, epoch=3)
+    ended = files(tmp_path / "epochs")
+    for epoch in (4, 5):  # the pack trains on; this member's rows are those of epoch 3
+        results.write_configuration(tmp_path, "c", history, diverged, HYPER, epoch=epoch)
+    assert files(tmp_path / "epochs") == ended and list(ended) == ["c.parquet"]
+
+
+def test_a_reader_never_sees_a_partial_part(tmp_path, monkeypatch):
+    history = train(tmp_path, 2)
+    (tmp_path / "epochs" / ".c~000003-000003.parquet.0123abcd.tmp").write_bytes(b"PAR1 half a file")  # a writer killed mid-write
+    real = results.pq.write_table
+
+    def dies_half_way(table, where, **kwargs):
+        real(table.slice(0, 1), where, **kwargs)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(results.pq, "write_table", dies_half_way)
+    with pytest.raises(OSError, match="no space"):
+        train(tmp_path, 3, first=3, history=history)
+    assert visible(tmp_path / "epochs") == ["c~000001-000001.parquet", "c~000002-000002.parquet"]
+    assert results.read(tmp_path, "epochs")["epoch"].tolist() == [1, 2, 1, 2]
+    assert len(pd.read_parquet(tmp_path / "epochs")) == 4
+
+
+def test_results_of_the_old_layout_read_as_before_and_carry_on(tmp_path):
+    history = train(tmp_path / "new", 3, ends_at=3)
+    whole(tmp_path, until(history, 2), status="running")  # written by the old code: one file, killed after epoch 2
+    earlier(tmp_path / "epochs", "c.parquet")
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), epochs_of(until(history, 2), tmp_path / "two"))
+    train(tmp_path, 2, first=2, history=until(history, 1))  # the new code resumes after epoch 1: a part beside the old file
+    assert len(results.read(tmp_path, "epochs")) == 4 and visible(tmp_path / "epochs") == ["c.parquet", "c~000002-000002.parquet"]
+    train(tmp_path, 3, first=3, history=until(history, 2), ends_at=3)
+    pd.testing.assert_frame_equal(results.read(tmp_path, "epochs"), results.read(tmp_path / "new", "epochs"))
+    assert visible(tmp_path / "epochs") == ["c.parquet"]
+
+
+def test_removing_a_configuration_removes_its_parts(tmp_path):
+    train(tmp_path, 2)
+    train(tmp_path, 2, config_id="c2")
+    results.remove_configuration(tmp_path, "c")
+    assert visible(tmp_path / "epochs") == ["c2~000001-000001.parquet", "c2~000002-000002.parquet"]
