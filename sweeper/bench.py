@@ -96,8 +96,8 @@ def training_case(model: str = "m2", shape: str = "mnist", pack: int = 1, device
     features, hidden, latent = SHAPES[shape]
     dev = _device(device)
     hyper = {k: h.default for k, h in models.hyperparameters(model).items()} | {"hidden": hidden, "latent": latent}
-    seconds, flop_per_step = _time_stack(model, (features,), 10, [hyper] * pack, batch, dev, steps, bf16, compile,
-                                         schedule(0, 1, 50_000, 100, 49_900))
+    seconds, flop_per_step = time_stack(model, (features,), 10, [hyper] * pack, batch, dev, steps, bf16, compile,
+                                        schedule(0, 1, 50_000, 100, 49_900))
     reference = _matmul_flops(dev)
     model_flops = flop_per_step / seconds
     return {
@@ -123,16 +123,15 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import spec as spec_module
     from .data import DATASETS
     from .estimate import steps_in_an_epoch
-    from .train import pack_key, schedule
-    from .trainable import packs, plan_of
+    from .packing import pack_key, packs, plan_of
 
     spec = spec_module.load(spec_path)
     if pack is not None:
         spec = spec_module.with_pack(spec, pack)
-    spec = replace(spec, bf16=spec.bf16 or bf16, compile=spec.compile or compile)
+    spec = replace(spec, step=replace(spec.step, bf16=spec.step.bf16 or bf16, compile=spec.step.compile or compile))
     if spec.sampler != "grid":
         raise SweeperError(f"bench --spec {spec_path}: projects grids only; this spec samples ({spec.sampler})")
-    by_em = sorted({m for m in spec.models if hasattr(models.MODELS[m], "em_step")})
+    by_em = sorted({m for m in spec.models if models.MODELS[m].fitted_by == "em"})
     if by_em:
         raise SweeperError(f"bench --spec {spec_path}: {', '.join(by_em)} is fitted by EM and has no step to time; "
                            "`sweeper estimate` counts it")
@@ -145,15 +144,14 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         chosen = [space.configuration(spec, point) for point in groups[0]]
         first, info = chosen[0], DATASETS[chosen[0].dataset]
         hypers = [c.hyper for c in chosen for _ in spec.seeds]
-        seconds, _ = _time_stack(first.model, info.input_shape, info.n_classes, hypers,
-                                 (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.bf16, spec.compile,
-                                 {**schedule(0, 1, info.n_train, first.label_count, info.n_train - first.label_count),
-                                  "progress": 0.99},
-                                 count_flops=False)
+        seconds, _ = time_stack(first.model, info.input_shape, info.n_classes, hypers,
+                                (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.step.bf16, spec.step.compile,
+                                costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled),
+                                count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
             "case": "projection", "spec": spec.name, "model": first.model, "dataset": first.dataset, "device": device,
-            "bf16": spec.bf16, "compile": spec.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
+            "bf16": spec.step.bf16, "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
             "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
             "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
             "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),
@@ -165,10 +163,25 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     return cases
 
 
-def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers: list[dict], batch: tuple[int, int],
-                dev, steps: int, bf16: bool, compile: bool, schedule: dict, count_flops: bool = True) -> tuple[float, float]:
-    """Seconds per step of a Stack with one member per hyperparameter set (member i seeded i), on random
-    binary data; and one step's FLOPs, counted on an eager step (torch.compile refuses a dispatch mode)."""
+def costlier_stage(n_train: int, label_count: int, labelled_in_unlabelled: bool = False):
+    """A schedule near the end of training: of a model's two stages (M1's VAE, then its classifier), the costlier."""
+    from .train import schedule, unlabelled_count
+
+    return schedule(0.99, 1, n_train, label_count, unlabelled_count(n_train, label_count, labelled_in_unlabelled))
+
+
+def time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers: list[dict], batch: tuple[int, int],
+               dev, steps: int, bf16: bool, compile: bool, schedule, count_flops: bool = True) -> tuple[float, float]:
+    """Seconds per step of the sweep's step (train.Stack) with one member per hyperparameter set (member i
+    seeded i), on random binary data; and one step's FLOPs, counted on an eager step (torch.compile refuses
+    a dispatch mode). The caller's random state is left as it was."""
+    import torch
+
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        return _time_stack(model, input_shape, n_classes, hypers, batch, dev, steps, bf16, compile, schedule, count_flops)
+
+
+def _time_stack(model, input_shape, n_classes, hypers, batch, dev, steps, bf16, compile, schedule, count_flops):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -180,8 +193,7 @@ def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers
     for seed, hyper in enumerate(hypers):
         torch.manual_seed(seed)
         members.append(models.build(model, input_shape, n_classes, hyper).to(dev))
-    stack = Stack(members, [float(h["lr"]) for h in hypers], bf16=bf16, compile=compile)
-    weights = {name: torch.tensor([float(h[name]) for h in hypers], device=dev) for name in models.MODELS[model].weights}
+    stack = Stack(members, hypers, bf16=bf16, compile=compile)
     pack, (b_l, b_u), features = len(hypers), batch, members[0].n_features
     generator = torch.Generator(device="cpu").manual_seed(0)
     x = (torch.rand(pack, b_l + b_u, features, generator=generator) < 0.5).float().to(dev)
@@ -190,7 +202,7 @@ def _time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers
     keys = torch.stack([key(seed, dev) for seed in range(pack)])
 
     def step(s: int):
-        return stack.step(inputs, weights, schedule, fold_in(keys, s), False)
+        return stack.step(inputs, schedule, fold_in(keys, s), False)
 
     flops = 0.0
     if count_flops:
@@ -233,21 +245,29 @@ def _matmul_flops(device) -> dict[str, float]:
     for name, (dtype, tf32) in kinds.items():
         before = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
-        a = torch.randn(1024, 1024, device=device).to(dtype)
-        b = torch.randn(1024, 1024, device=device).to(dtype)
-        for _ in range(3):
-            a @ b
-        _sync(device)
-        repeats, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 1.0:
-            a @ b
-            repeats += 1
-            if repeats % 10 == 0:
-                _sync(device)
-        _sync(device)
-        measured[name] = 2 * 1024**3 * repeats / (time.perf_counter() - start)
-        torch.backends.cuda.matmul.allow_tf32 = before
+        try:
+            measured[name] = _dense_matmul_flops(device, dtype)
+        finally:  # the process's setting, as it was
+            torch.backends.cuda.matmul.allow_tf32 = before
     return measured
+
+
+def _dense_matmul_flops(device, dtype) -> float:
+    import torch
+
+    a = torch.randn(1024, 1024, device=device).to(dtype)
+    b = torch.randn(1024, 1024, device=device).to(dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    repeats, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        a @ b
+        repeats += 1
+        if repeats % 10 == 0:
+            _sync(device)
+    _sync(device)
+    return 2 * 1024**3 * repeats / (time.perf_counter() - start)
 
 
 def _peak_memory(device) -> float:

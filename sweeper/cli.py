@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     say = lambda text: print(redact.message(text, *argv), file=sys.stderr)  # noqa: E731  (no secret of the command line)
+    quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except NoAnswer as e:  # a remote call still waits in a thread, and pyarrow's exit would wait for it too
@@ -155,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         say(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)")
         return 1
+
+
+def quiet_libraries() -> None:
+    """What the libraries print beside sweeper's own lines, set once for the process, here at its entry."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created, loaded or trial told
+    # Optuna marks its heartbeat API experimental and meant for Study.optimize: sweeper.study records
+    # heartbeats itself, for the trials its drivers asked for
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
+                            message=r".*(heartbeat|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # sweeper's progress lines instead of Tune's tables
 
 
 def _run(args) -> int:
@@ -273,7 +289,7 @@ def _bench(args) -> int:
         raise SweeperError("bench: choose a case: --model NAME (training step), --spec FILE (a grid's projected time), --report, --overhead")
     if args.model and args.model not in models.MODELS:
         raise SweeperError(f"bench --model {args.model}: unknown model; one of {', '.join(sorted(models.MODELS))}")
-    if args.model and hasattr(models.MODELS[args.model], "em_step"):
+    if args.model and models.MODELS[args.model].fitted_by == "em":
         raise SweeperError(f"bench --model {args.model}: fitted by EM, it has no training step to time; choose a model trained by gradient")
     if args.pack is not None and args.pack < 1:
         raise SweeperError(f"bench --pack {args.pack}: must be at least 1")

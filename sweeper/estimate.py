@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from . import models, space
+from .bench import costlier_stage, time_stack
 from .data import DATASETS
-from .models import Batch
-from .models.parts import fold_in, key
 from .spec import Spec
-from .train import schedule, steps_per_epoch
+from .train import steps_per_epoch, unlabelled_count
 
 
 @dataclass(frozen=True)
@@ -27,13 +26,20 @@ class Estimate:
 
 
 def estimate(spec: Spec, steps: int = 3) -> list[Estimate]:
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a trial of one CPU runs
+    try:
+        return _estimate(spec, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _estimate(spec: Spec, steps: int) -> list[Estimate]:
     if spec.sampler == "grid":
         points = space.grid_points(spec)
     else:  # a sampled sweep: time a few draws, count them `trials` times between them
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.sampler_seed))
         points = []
         for _ in range(min(3, spec.trials)):
@@ -44,8 +50,8 @@ def estimate(spec: Spec, steps: int = 3) -> list[Estimate]:
     estimates = []
     for point in points:
         chosen = space.configuration(spec, point)
-        step_s = _time_step(chosen, steps)
-        per_epoch = 1 if hasattr(models.MODELS[chosen.model], "em_step") else steps_in_an_epoch(spec, chosen)
+        step_s = _time_step(spec, chosen, steps)
+        per_epoch = 1 if models.MODELS[chosen.model].fitted_by == "em" else steps_in_an_epoch(spec, chosen)
         estimates.append(Estimate(chosen, step_s, step_s * per_epoch * spec.epochs * len(spec.seeds)))
     if spec.sampler != "grid":  # scale the draws up to the sampled trial count
         estimates = [Estimate(e.configuration, e.step_s, e.train_s * spec.trials / len(estimates)) for e in estimates]
@@ -55,31 +61,23 @@ def estimate(spec: Spec, steps: int = 3) -> list[Estimate]:
 def steps_in_an_epoch(spec: Spec, chosen: space.Configuration) -> int:
     """Training steps in one epoch of this configuration on its dataset's full training split."""
     info = DATASETS[chosen.dataset]
-    n_unlabelled = info.n_train if spec.data.labelled_in_unlabelled else info.n_train - chosen.label_count
-    return steps_per_epoch(n_unlabelled, chosen.batch_unlabelled)
+    return steps_per_epoch(unlabelled_count(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
+                           chosen.batch_unlabelled)
 
 
-def _time_step(chosen: space.Configuration, steps: int) -> float:
+def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
+    """Seconds of one training step of this configuration, one member, as a sweep steps it; for a model
+    fitted by EM, one EM iteration over the whole training set."""
     info = DATASETS[chosen.dataset]
-    model = models.build(chosen.model, info.input_shape, info.n_classes, chosen.hyper)
-    d = model.n_features
-    batch = Batch(torch.rand(chosen.batch_labelled, d), torch.randint(0, info.n_classes, (chosen.batch_labelled,)),
-                  torch.rand(chosen.batch_unlabelled, d))
-    if hasattr(model, "em_step"):  # an EM iteration over the whole training set
-        x = torch.rand(info.n_train, d)
+    if models.MODELS[chosen.model].fitted_by == "em":
+        model = models.build(chosen.model, info.input_shape, info.n_classes, chosen.hyper)
+        x = torch.rand(info.n_train, model.n_features)
         start = time.perf_counter()
-        model.em_step(x[: chosen.label_count], torch.arange(chosen.label_count) % info.n_classes, x[chosen.label_count :])
+        model.em_step(x[: chosen.label_count], torch.arange(chosen.label_count) % info.n_classes, x[chosen.label_count:])
         return time.perf_counter() - start
-    weights = {name: torch.tensor(float(chosen.hyper[name])) for name in type(model).weights}
-    n_unlabelled = info.n_train - chosen.label_count
-    weights.update(schedule(0, 1, info.n_train, chosen.label_count, n_unlabelled), progress=0.99)  # the costlier stage of two
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    times = []
-    for step in range(steps + 1):  # the first step warms up
-        start = time.perf_counter()
-        loss, _ = model(batch, weights, fold_in(key(0), step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
+    hyper = {name: h.default for name, h in models.hyperparameters(chosen.model).items()} | chosen.hyper
+    seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
+                            (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, spec.step.bf16,
+                            spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
+                            count_flops=False)
+    return seconds

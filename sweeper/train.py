@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from abc import ABC, abstractmethod
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -18,28 +20,9 @@ import torch
 
 from . import models
 from .data import Dataset, labelled_split
-from .models import Batch
+from .models import Batch, Schedule
 from .models.parts import entropy, fold_in, key, mutual_information, uniform
-
-LOSS_PARTS = ("recon", "kl", "ce")  # the parts a model may report; the rest are NaN
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one trial trains: a model with its hyperparameters, over every seed."""
-
-    model: str
-    hyper: dict[str, float]
-    label_count: int
-    seeds: tuple[int, ...]
-    epochs: int
-    batch_labelled: int
-    batch_unlabelled: int
-    device: str = "cpu"
-    labelled_in_unlabelled: bool = False  # the unlabelled set is the whole training set
-    dynamic_binarize: bool = False  # x ~ Bernoulli(grey level) afresh for every batch (Kingma)
-    bf16: bool = False  # Stack options: matmuls under bfloat16 autocast, the loss compiled
-    compile: bool = False
+from .packing import Plan, pack_key
 
 
 @dataclass
@@ -47,13 +30,12 @@ class Member:
     """One seed's run."""
 
     seed: int
-    plan: int  # which of the trial's plans
-    model: models.Model | None  # fitted by EM: the model, fitted in place; trained by gradient: None, its weights are in the Stack
+    plan_index: int  # which of the training's plans
     labelled: torch.Tensor  # indices into the training set
     unlabelled: torch.Tensor
     order: torch.Generator  # batch order
     key: torch.Tensor  # noise
-    status: str = "running"  # running, completed, diverged
+    status: str = "running"  # running, completed, diverged, stopped (patience)
     best_val_acc: float = -1.0
     test_acc: float = float("nan")  # at the epoch of best validation accuracy
     best_epoch: int = 0
@@ -62,16 +44,38 @@ class Member:
     best_weights: dict | None = None  # CPU copies of its parameters and buffers at best_epoch (kept.py writes them)
 
 
+@dataclass(frozen=True)
+class Split:
+    """The data on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @classmethod
+    def of(cls, data: Dataset, device: torch.device) -> "Split":
+        return cls(*(torch.as_tensor(getattr(data, name), device=device)
+                     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")))
+
+
 def steps_per_epoch(n_unlabelled: int, batch_unlabelled: int) -> int:
     """An epoch is one pass over the unlabelled set, for every model alike."""
     return max(1, n_unlabelled // batch_unlabelled)
 
 
-def schedule(epoch: int, epochs: int, n_train: int, n_labelled: int, n_unlabelled: int) -> dict[str, float]:
-    """What a loss reads of where training is (epoch from 0, progress) and of the data's sizes: Kingma's
+def unlabelled_count(n_train: int, label_count: int, labelled_in_unlabelled: bool) -> int:
+    """Training points in the unlabelled set: the rest, or (Kingma) the whole training set."""
+    return n_train if labelled_in_unlabelled else n_train - label_count
+
+
+def schedule(epoch: float, epochs: int, n_train: int, n_labelled: int, n_unlabelled: int) -> Schedule:
+    """What a loss reads of where training is (epoch from 0) and of the data's sizes: Kingma's
     data_ratio N / N_labelled and the labelled share N_l / (N_l + N_u) of the data-set objective."""
-    return {"epoch": epoch, "progress": epoch / epochs, "data_ratio": n_train / n_labelled,
-            "labelled_share": n_labelled / (n_labelled + n_unlabelled)}
+    return Schedule(epoch=epoch, epochs=epochs, data_ratio=n_train / n_labelled,
+                    labelled_share=n_labelled / (n_labelled + n_unlabelled))
 
 
 def batch_indices(n: int, steps: int, size: int, order: torch.Generator, device) -> torch.Tensor:
@@ -86,48 +90,169 @@ def binarize(x: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     return (uniform(key, x.shape) < x).to(x.dtype)
 
 
-def pack_key(plan: Plan) -> tuple:
-    """Plans with the same key train as one vectorised model: they may differ in their loss weights
-    (alpha, lambda, beta, ...), learning rate and seeds, not in what shapes the networks and the data."""
-    shape = models.MODELS[plan.model].shape
-    return (plan.model, tuple(sorted((k, v) for k, v in plan.hyper.items() if k in shape)), plan.label_count, plan.epochs,
-            plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize,
-            plan.bf16, plan.compile)
+def native_bf16(device: str | torch.device) -> bool:
+    """Whether this device multiplies bfloat16 natively: a GPU that supports it, or a CPU with AVX-512 BF16
+    or AMX (read from the kernel's CPU flags; elsewhere bfloat16 is emulated and slower than float32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no flags to read, so no claim
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
-class Trial:
-    """One or more plans (a pack) sharing a pack_key, every seed of each: the members. Members of a
-    model trained by gradient are stacked (torch.func.stack_module_state) and take each step together
-    under vmap, each with its own weights, learning rate, data order and noise key."""
+# ---------------------------------------------------------------------- ways of fitting
+
+
+class Fitter(ABC):
+    """How a training's members are fitted: the one interface between the loop and a way of fitting.
+    Members are numbered 0..n-1 in the training's order."""
+
+    parts: tuple[str, ...]  # the loss parts train_epoch reports, after the loss
+
+    @abstractmethod
+    def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
+        """One epoch for every member; each member's mean [loss, *parts], (members, 1 + len(parts)), on the device."""
+
+    @abstractmethod
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's class logits for x, (members, len(x), classes)."""
+
+    @abstractmethod
+    def parameters_of(self, index: int) -> list[torch.Tensor]:
+        """Member `index`'s parameters."""
+
+    @abstractmethod
+    def weights_of(self, index: int) -> dict:
+        """Member `index`'s parameters and buffers, copied to the CPU, named as its own module names them."""
+
+    @abstractmethod
+    def keep(self, positions: list[int]) -> None:
+        """Keep only the members at these positions, in this order: the others cost nothing from now on."""
+
+    @abstractmethod
+    def state_dict(self) -> dict: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class GradientFitter(Fitter):
+    """Members of a model trained by gradient, stacked (Stack): each step takes a batch of every
+    member's own data at once, under vmap, each with its own weights, learning rate and noise."""
+
+    def __init__(self, built: list[models.Model], hypers: list[dict], bf16: bool = False, compile: bool = False):
+        self.stack = Stack(built, hypers, bf16=bf16, compile=compile)
+        self.parts = self.stack.parts
+        self.step = 0  # steps taken by every member, in lockstep
+
+    def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
+        device = split.x_train.device
+        steps = steps_per_epoch(len(members[0].unlabelled), plan.batch_unlabelled)
+        labelled = torch.stack([m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
+                                for m in members], dim=1)  # (steps, members, batch)
+        unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
+                                  for m in members], dim=1)
+        keys = torch.stack([m.key for m in members])
+        totals = torch.zeros(len(members), 1 + len(self.parts), device=device)
+        for s in range(steps):
+            batch = (split.x_train[labelled[s]], split.y_train[labelled[s]], split.x_train[unlabelled[s]])
+            totals += self.stack.step(batch, now, fold_in(keys, self.step), plan.dynamic_binarize)
+            self.step += 1
+        return totals / steps
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stack.classify(x)
+
+    def parameters_of(self, index: int) -> list[torch.Tensor]:
+        return [p[index] for p in self.stack.params.values()]  # views into the stack
+
+    def weights_of(self, index: int) -> dict:
+        return {name: t[index].detach().cpu().clone() for group in (self.stack.params, self.stack.buffers) for name, t in group.items()}
+
+    def keep(self, positions: list[int]) -> None:
+        self.stack.keep(positions)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "stack": self.stack.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.stack.load_state_dict(state["stack"])
+
+
+class EMFitter(Fitter):
+    """Members of a model fitted by EM: one EM iteration over the whole training set per epoch, member by member."""
+
+    def __init__(self, built: list[models.Model]):
+        self.models = built
+        self.parts = type(built[0]).loss_parts  # none is measured by EM: recorded as NaN
+
+    def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
+        x, y = split.x_train, split.y_train
+        missing = torch.full((len(self.parts),), float("nan"), device=x.device)
+        return torch.stack([torch.cat([model.em_step(x[m.labelled], y[m.labelled], x[m.unlabelled]).to(missing.dtype).view(1), missing])
+                            for model, m in zip(self.models, members, strict=True)])
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([model.classify(x) for model in self.models])
+
+    def parameters_of(self, index: int) -> list[torch.Tensor]:
+        return list(self.models[index].parameters())
+
+    def weights_of(self, index: int) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.models[index].state_dict().items()}
+
+    def keep(self, positions: list[int]) -> None:
+        self.models = [self.models[i] for i in positions]
+
+    def state_dict(self) -> dict:
+        return {"models": [model.state_dict() for model in self.models]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for model, saved in zip(self.models, state["models"], strict=True):
+            model.load_state_dict(saved)
+
+
+def fitter(plans: list[Plan], built: list[models.Model], hypers: list[dict]) -> Fitter:
+    """The fitter the model declares (Model.fitted_by), for its built members."""
+    plan = plans[0]
+    if models.MODELS[plan.model].fitted_by == "em":
+        return EMFitter(built)
+    return GradientFitter(built, hypers, bf16=plan.bf16, compile=plan.compile)
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+class Training:
+    """One or more plans (a pack) sharing a pack_key, every seed of each: the members, trained
+    together by the fitter their model declares."""
 
     def __init__(self, plans: Plan | list[Plan], data: Dataset):
         plans = [plans] if isinstance(plans, Plan) else list(plans)
         defaults = {name: h.default for name, h in models.hyperparameters(plans[0].model).items()}
         self.plans = [replace(p, hyper={**defaults, **p.hyper}) for p in plans]
         if len({pack_key(p) for p in self.plans}) != 1:
-            raise ValueError("a pack's plans must share model, network shape, data and batch sizes (train.pack_key)")
+            raise ValueError("a pack's plans must share model, network shape, data and batch sizes (packing.pack_key)")
         self.plan = plan = self.plans[0]
         self.epoch = 0
-        self.restarts = 0  # times this trial continued from a checkpoint (a retry, a resume)
-        device = torch.device(plan.device)
-        as_tensor = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        self.x_train, self.y_train = as_tensor(data.x_train), as_tensor(data.y_train)
-        self.x_val, self.y_val = as_tensor(data.x_val), as_tensor(data.y_val)
-        self.x_test, self.y_test = as_tensor(data.x_test), as_tensor(data.y_test)
-        self.members = [self._member(i, seed, data) for i, p in enumerate(self.plans) for seed in p.seeds]
-        self.by_em = hasattr(self.members[0].model, "em_step")
-        self.step = 0  # steps taken by every member, in lockstep
-        if not self.by_em:
-            self.stack = Stack([m.model for m in self.members], [float(self.plans[m.plan].hyper["lr"]) for m in self.members],
-                               bf16=plan.bf16, compile=plan.compile)
-            for m in self.members:  # the stack holds a copy of each: no second set of weights on the device
-                m.model = None
-            names = models.MODELS[plan.model].weights
-            self.weights = {name: torch.tensor([float(self.plans[m.plan].hyper[name]) for m in self.members], device=device)
-                            for name in names}
+        self.restarts = 0  # times this training continued from a checkpoint (a retry, a resume)
+        self.split = Split.of(data, torch.device(plan.device))
+        self.members, built = [], []
+        for i, p in enumerate(self.plans):
+            for seed in p.seeds:
+                member, model = self._member(i, seed, data)
+                self.members.append(member)
+                built.append(model)
+        self.fitter = fitter(self.plans, built, [self.plans[m.plan_index].hyper for m in self.members])
+        self.parts = self.fitter.parts
+        self.active = list(range(len(self.members)))  # the members the fitter holds, in its order: those still running
 
-    def _member(self, plan_index: int, seed: int, data: Dataset) -> Member:
-        device = self.x_train.device
+    def _member(self, plan_index: int, seed: int, data: Dataset) -> tuple[Member, models.Model]:
+        device = self.split.x_train.device
         labelled, unlabelled = labelled_split(data.y_train, self.plan.label_count, data.n_classes, seed)
         if self.plan.labelled_in_unlabelled:
             unlabelled = np.arange(len(data.y_train))
@@ -136,93 +261,66 @@ class Trial:
             model = models.build(self.plan.model, data.input_shape, data.n_classes, self.plans[plan_index].hyper)
         order = torch.Generator(device=device)
         order.manual_seed(int(np.random.default_rng([seed, 0xBA7C]).integers(2**62)))
-        return Member(
-            seed=seed,
-            plan=plan_index,
-            model=model.to(device),
-            labelled=torch.as_tensor(labelled, device=device),
-            unlabelled=torch.as_tensor(unlabelled, device=device),
-            order=order,
-            key=key(seed, device),
-        )
+        member = Member(seed=seed, plan_index=plan_index, labelled=torch.as_tensor(labelled, device=device),
+                        unlabelled=torch.as_tensor(unlabelled, device=device), order=order, key=key(seed, device))
+        return member, model.to(device)
 
     def parameters_of(self, index: int) -> list[torch.Tensor]:
-        """Member `index`'s parameters (views into the stack, for a model trained by gradient)."""
-        if self.by_em:
-            return list(self.members[index].model.parameters())
-        return [p[index] for p in self.stack.params.values()]
+        """Member `index`'s parameters (while it trains)."""
+        return self.fitter.parameters_of(self.active.index(index))
 
-    # ------------------------------------------------------------------ training
+    def weights_of(self, index: int) -> dict:
+        """Member `index`'s parameters and buffers, copied to the CPU (while it trains)."""
+        return self.fitter.weights_of(self.active.index(index))
 
-    def _train_epoch(self) -> torch.Tensor:
-        """One pass for every member; returns each member's mean [loss, *LOSS_PARTS], (members, 4), on the device."""
-        plan, device = self.plan, self.x_train.device
-        if self.by_em:  # one EM iteration over the whole training set, member by member
-            missing = torch.full((len(LOSS_PARTS),), float("nan"), device=device)
-            return torch.stack([torch.cat([m.model.em_step(self.x_train[m.labelled], self.y_train[m.labelled],
-                                                           self.x_train[m.unlabelled]).to(missing.dtype).view(1), missing])
-                                for m in self.members])
-        # schedules (KL warm-up, M1's stages) read how far training is; the same for every step of an epoch
-        n_unlabelled = len(self.members[0].unlabelled)
-        now = schedule(self.epoch - 1, plan.epochs, len(self.y_train), plan.label_count, n_unlabelled)
-        steps = steps_per_epoch(n_unlabelled, plan.batch_unlabelled)
-        labelled = torch.stack([m.labelled[batch_indices(len(m.labelled), steps, plan.batch_labelled, m.order, device)]
-                                for m in self.members], dim=1)  # (steps, members, batch)
-        unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
-                                  for m in self.members], dim=1)
-        keys = torch.stack([m.key for m in self.members])
-        totals = torch.zeros(len(self.members), 1 + len(LOSS_PARTS), device=device)
-        for s in range(steps):
-            step_keys = fold_in(keys, self.step)
-            batch = (self.x_train[labelled[s]], self.y_train[labelled[s]], self.x_train[unlabelled[s]])
-            losses = self.stack.step(batch, self.weights, now, step_keys, plan.dynamic_binarize)
-            self.step += 1
-            totals += losses
-        return totals / steps
+    def _now(self) -> Schedule:
+        """Where training is, for the schedules (KL warm-up, M1's stages): the same for every step of an epoch."""
+        return schedule(self.epoch - 1, self.plan.epochs, len(self.split.y_train), self.plan.label_count,
+                        len(self.members[0].unlabelled))
 
     @torch.no_grad()
-    def _evaluate(self) -> torch.Tensor:
-        """Every member's [validation accuracy, test accuracy, mean entropy and mutual information of
-        q(y|x) on its unlabelled set], (members, 4); members trained by gradient all at once."""
-        if self.by_em:
-            logits = lambda x: torch.stack([m.model.classify(x) for m in self.members])  # noqa: E731
-        else:
-            logits = self.stack.classify
+    def _evaluate(self, members: list[Member]) -> torch.Tensor:
+        """Every active member's [validation accuracy, test accuracy, mean entropy and mutual information of
+        q(y|x) on its unlabelled set], (members, 4)."""
+        split, logits = self.split, self.fitter.logits
         accuracy = lambda x, y: (logits(x).argmax(-1) == y).float().mean(-1)  # noqa: E731
-        members = torch.arange(len(self.members), device=self.x_train.device)[:, None]
-        logits_u = logits(self.x_train)[members, torch.stack([m.unlabelled for m in self.members])]
-        return torch.stack([accuracy(self.x_val, self.y_val), accuracy(self.x_test, self.y_test),
+        rows = torch.arange(len(members), device=split.x_train.device)[:, None]
+        logits_u = logits(split.x_train)[rows, torch.stack([m.unlabelled for m in members])]
+        return torch.stack([accuracy(split.x_val, split.y_val), accuracy(split.x_test, split.y_test),
                             entropy(logits_u).mean(-1), torch.func.vmap(mutual_information)(logits_u)], dim=1)
 
     def epochs(self) -> Iterator[int]:
-        """Train epoch by epoch, yielding each epoch's number once every member has run it. A member
-        that diverged stays in the stack (its numbers are ignored) so that the others keep their shapes."""
-        while self.epoch < self.plan.epochs and any(m.status == "running" for m in self.members):
+        """Train epoch by epoch, yielding each epoch's number once every running member has run it. A
+        member that diverged or was stopped leaves the fitter (the survivors are re-stacked), so it costs
+        nothing from the next epoch on."""
+        while self.epoch < self.plan.epochs and self.active:
             self.epoch += 1
             start = time.perf_counter()
-            trained = self._train_epoch()
-            running = [(i, m) for i, m in enumerate(self.members) if m.status == "running"]
-            evaluated = torch.cat([trained, self._evaluate()], dim=1)[[i for i, _ in running]]
-            metrics = evaluated.tolist()  # the epoch's one sync
-            seconds = (time.perf_counter() - start) / len(self.members)  # each member's share of the pack's time
-            for (i, m), row in zip(running, metrics):
+            active = [self.members[i] for i in self.active]
+            trained = self.fitter.train_epoch(self.split, active, self.plan, self._now())
+            metrics = torch.cat([trained, self._evaluate(active)], dim=1).tolist()  # the epoch's one sync
+            seconds = (time.perf_counter() - start) / len(active)  # each member's share of the pack's time
+            for i, m, row in zip(self.active, active, metrics):
                 if self._record(m, row, seconds):
                     m.best_weights = self.weights_of(i)
+            self._keep_running()
             yield self.epoch
 
-    def weights_of(self, index: int) -> dict:
-        """Member `index`'s parameters and buffers, copied to the CPU, named as its own module names them."""
-        if self.by_em:
-            return {k: v.detach().cpu().clone() for k, v in self.members[index].model.state_dict().items()}
-        return {name: t[index].detach().cpu().clone() for group in (self.stack.params, self.stack.buffers) for name, t in group.items()}
+    def _keep_running(self) -> None:
+        """The fitter keeps only the members still running."""
+        running = [position for position, i in enumerate(self.active) if self.members[i].status == "running"]
+        if len(running) < len(self.active):
+            if running:
+                self.fitter.keep(running)
+            self.active = [self.active[position] for position in running]
 
     def _record(self, m: Member, metrics: list[float], seconds: float) -> bool:
         """Record one epoch of a member; True when its validation accuracy improved."""
-        loss, *parts = metrics[: 1 + len(LOSS_PARTS)]
-        val_acc, test_acc, ent, mi = metrics[1 + len(LOSS_PARTS) :]
+        loss, *parts = metrics[: 1 + len(self.parts)]
+        val_acc, test_acc, ent, mi = metrics[1 + len(self.parts):]
         m.wall_s += seconds
         m.history.append(
-            dict(seed=m.seed, epoch=self.epoch, loss=loss, **dict(zip(LOSS_PARTS, parts)),
+            dict(seed=m.seed, epoch=self.epoch, loss=loss, **dict(zip(self.parts, parts)),
                  val_acc=val_acc, test_acc=test_acc, entropy_unlabelled=ent, mi_unlabelled=mi, wall_s=seconds)
         )
         if not math.isfinite(loss):
@@ -233,43 +331,39 @@ class Trial:
             m.best_val_acc, m.test_acc, m.best_epoch = val_acc, test_acc, self.epoch
         if self.epoch == self.plan.epochs:
             m.status = "completed"
+        elif self.plan.patience and self.epoch - m.best_epoch >= self.plan.patience:
+            m.status = "stopped"  # its test accuracy stays the one at its best validation epoch
         return improved
 
-    def objective(self, plan: int = 0) -> float:
+    def objective(self, plan_index: int = 0) -> float:
         """Mean over a plan's seeds of the best validation accuracy; a diverged seed counts 0."""
-        return float(np.mean([0.0 if m.status == "diverged" else max(m.best_val_acc, 0.0) for m in self.members if m.plan == plan]))
+        return float(np.mean([0.0 if m.status == "diverged" else max(m.best_val_acc, 0.0)
+                              for m in self.members if m.plan_index == plan_index]))
 
     # ------------------------------------------------------------------ checkpoints
 
-    _SCALARS = ("status", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
+    _KEPT = ("status", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
 
     def state_dict(self) -> dict:
         return {
             "epoch": self.epoch,
             "restarts": self.restarts,
-            "step": self.step,
-            "stack": None if self.by_em else self.stack.state_dict(),
-            "members": [
-                {
-                    "model": m.model.state_dict() if self.by_em else None,
-                    "order": m.order.get_state(),
-                    **{name: getattr(m, name) for name in self._SCALARS},
-                }
-                for m in self.members
-            ],
+            "active": self.active,
+            "fitter": self.fitter.state_dict(),
+            "members": [{"order": m.order.get_state(), **{name: getattr(m, name) for name in self._KEPT}} for m in self.members],
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state`: counted as a restart."""
-        self.epoch, self.step = state["epoch"], state["step"]
+        self.epoch = state["epoch"]
         self.restarts = state["restarts"] + 1
-        if not self.by_em:
-            self.stack.load_state_dict(state["stack"])
+        if state["active"] != self.active:  # the fitter held fewer members when it was saved
+            self.fitter.keep([self.active.index(i) for i in state["active"]])
+            self.active = list(state["active"])
+        self.fitter.load_state_dict(state["fitter"])
         for m, saved in zip(self.members, state["members"], strict=True):
-            if self.by_em:
-                m.model.load_state_dict(saved["model"])
             m.order.set_state(saved["order"])
-            for name in self._SCALARS:
+            for name in self._KEPT:
                 setattr(m, name, saved[name])
 
 
@@ -282,36 +376,63 @@ class Stack:
     is then scaled by its own rate (the update is lr times a direction that does not depend on lr).
     """
 
-    def __init__(self, members: list[models.Model], lrs: list[float], bf16: bool = False, compile: bool = False):
+    def __init__(self, members: list[models.Model], hypers: list[dict], bf16: bool = False, compile: bool = False):
+        """`hypers`: each member's hyperparameters, from which its learning rate and loss weights are read."""
         params, buffers = torch.func.stack_module_state(members)
         self.params = {name: p.detach().requires_grad_() for name, p in params.items()}
         self.buffers = buffers
         self.model = copy.deepcopy(members[0]).to("meta")  # the structure functional_call runs
         device = next(iter(self.params.values())).device
+        kind = type(members[0])
+        self.parts = kind.loss_parts
+        self.loss_weights = {name: torch.tensor([float(h[name]) for h in hypers], device=device) for name in kind.loss_weights}
+        lrs = [float(h["lr"]) for h in hypers]
         same = len(set(lrs)) == 1
         self.lrs = None if same else torch.tensor(lrs, device=device)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=lrs[0] if same else 1.0, **_fastest_adam(device))
         # optionally (meant for a GPU; they run on a CPU too, which is how the tests check them):
         # matmuls in bfloat16 (parameters and optimiser stay float32), and the vmapped loss compiled
-        self.device_type, self.bf16 = device.type, bf16
-        self.losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
-        if compile:  # whole or not at all: a graph break inside vmap would run the entire loss eagerly, silently
-            # from a clean slate: dynamo would carry a worker's last trial into this one, making a size that
-            # differs symbolic (vmap's linear refuses those) and counting its compilations against the limit
-            torch.compiler.reset()
-            self.losses = torch.compile(self.losses, fullgraph=True)
+        self.device_type, self.bf16, self.compile = device.type, bf16, compile
+        self.losses = self._vmapped_losses()
+
+    def _vmapped_losses(self):
+        losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
+        if not self.compile:
+            return losses
+        # whole or not at all: a graph break inside vmap would run the entire loss eagerly, silently; and
+        # from a clean slate: dynamo would carry a worker's last trial (or this stack before keep) into this
+        # one, making a size that differs symbolic (vmap's linear refuses those) and counting its
+        # compilations against the limit
+        torch.compiler.reset()
+        return torch.compile(losses, fullgraph=True)
+
+    def keep(self, positions: list[int]) -> None:
+        """Only the members at `positions` from now on: parameters, buffers, loss weights, learning rates and
+        Adam's moments of the others are dropped; the survivors continue exactly as they would have."""
+        device = next(iter(self.params.values())).device
+        index = torch.tensor(positions, device=device)
+        saved = self.optimizer.state_dict()
+        saved["state"] = {k: {name: v[index] if v.dim() else v for name, v in moments.items()} for k, moments in saved["state"].items()}
+        self.params = {name: p.detach()[index].clone().requires_grad_() for name, p in self.params.items()}
+        self.buffers = {name: b[index] for name, b in self.buffers.items()}
+        self.loss_weights = {name: w[index] for name, w in self.loss_weights.items()}
+        if self.lrs is not None:
+            self.lrs = self.lrs[index]
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=saved["param_groups"][0]["lr"], **_fastest_adam(device))
+        self.optimizer.load_state_dict(saved)
+        self.losses = self._vmapped_losses()
 
     def _loss(self, params, buffers, x_l, y_l, x_u, weights, key, schedule, dynamic_binarize):
         if dynamic_binarize:
             x_l, x_u = binarize(x_l, fold_in(key, -1)), binarize(x_u, fold_in(key, -2))
-        loss, parts = torch.func.functional_call(self.model, (params, buffers), (Batch(x_l, y_l, x_u), {**weights, **schedule}, key))
+        loss, parts = torch.func.functional_call(self.model, (params, buffers), (Batch(x_l, y_l, x_u), weights, schedule, key))
         missing = torch.full_like(loss, float("nan"))
-        return loss, torch.stack([loss, *(parts.get(p, missing) for p in LOSS_PARTS)])
+        return loss, torch.stack([loss, *(parts.get(p, missing) for p in self.parts)])
 
-    def step(self, batch, weights: dict, schedule: dict, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
-        """One optimiser step for every member; returns (members, 1 + len(LOSS_PARTS)) detached."""
+    def step(self, batch, schedule: Schedule, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
+        """One optimiser step for every member; returns (members, 1 + len(parts)) detached."""
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            losses, parts = self.losses(self.params, self.buffers, *batch, weights, keys, schedule, dynamic_binarize)
+            losses, parts = self.losses(self.params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         if self.lrs is None:

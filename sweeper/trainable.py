@@ -1,14 +1,15 @@
 """The Ray Tune trainable: one configuration (all its seeds) → tune.report each epoch.
 
-After every epoch it writes the configuration's rows (results.py), then reports the
+After every epoch it writes the configuration's new rows (results.py), then reports the
 metrics with a checkpoint. A retried trial starts from that checkpoint and rewrites the
-same file, so rows are neither lost nor doubled.
+rows of the epochs after it under the same names, so rows are neither lost nor doubled.
 """
 from __future__ import annotations
 
 import math
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -17,10 +18,11 @@ from ray import tune
 from . import kept, models, results, space
 from .data import Dataset
 from .spec import Spec
-from .train import Plan, Trial, pack_key
+from .study import CLAIM_KEYS, DRIVER, STUDY_TRIAL  # in a config from a shared study (searchers.ClaimingDefineByRun)
+from .packing import plan_of
+from .train import Training
 
 CHECKPOINT_FILE = "trial.pt"
-CLAIM_KEYS = ("study_trial", "driver")  # in a config from a shared study (study.ClaimingDefineByRun)
 
 
 @dataclass(frozen=True)
@@ -31,33 +33,47 @@ class Setup:
     out_dir: str
 
 
-def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset]) -> None:
+def train_configuration(config: dict, setup: Setup, data: dict[str, Dataset],
+                        trained_epoch: Callable[[int], None] | None = None) -> None:
     """One configuration, or a pack of them (config["pack"]: a list of configurations that share
-    train.pack_key), trained together; each writes its own rows.
+    packing.pack_key), trained together; each writes its own rows.
 
     `data` (by dataset name) arrives through Ray's object store: read by the driver, fetched once per node.
+    `trained_epoch(epoch)` is called after each epoch's training, before its rows are written: the seam
+    through which tests make a trial fail at a chosen epoch.
     """
     spec = setup.spec
-    torch.set_num_threads(max(1, math.floor(spec.cpu)))  # no more threads than the trial's CPU share
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, math.floor(spec.resources.cpu)))  # no more threads than the trial's CPU share
+    try:
+        _train(config, setup, data, trained_epoch)
+    finally:  # the worker process may run another trial next (Ray reuses workers)
+        torch.set_num_threads(threads)
+
+
+def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: Callable[[int], None] | None) -> None:
+    spec = setup.spec
     ids = config_ids(config, tune.get_context().get_trial_id())
     points = [{k: v for k, v in c.items() if k not in CLAIM_KEYS} for c in config.get("pack", [config])]
     chosen = [space.configuration(spec, p) for p in points]
-    device = "cuda" if spec.gpu > 0 and torch.cuda.is_available() else "cpu"
-    trial = Trial([plan_of(spec, c, device) for c in chosen], data[chosen[0].dataset])
+    device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else "cpu"
+    training = Training([plan_of(spec, c, device) for c in chosen], data[chosen[0].dataset])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            trial.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, weights_only=False))
+            training.load_state_dict(torch.load(Path(d) / CHECKPOINT_FILE, weights_only=False))
 
     try:
-        for epoch in trial.epochs():
-            _write(setup, ids, trial, points, dataset=data[chosen[0].dataset])
+        for epoch in training.epochs():
+            if trained_epoch is not None:
+                trained_epoch(epoch)
+            _write(setup, ids, training, points, dataset=data[chosen[0].dataset])
             with tempfile.TemporaryDirectory() as d:
-                torch.save(trial.state_dict(), Path(d) / CHECKPOINT_FILE)
-                tune.report(_metrics(trial, epoch), checkpoint=tune.Checkpoint.from_directory(d))
+                torch.save(training.state_dict(), Path(d) / CHECKPOINT_FILE)
+                tune.report(_metrics(training, epoch), checkpoint=tune.Checkpoint.from_directory(d))
     except Exception as e:
-        _write(setup, ids, trial, points, error=f"{type(e).__name__}: {e}")
+        _write(setup, ids, training, points, error=f"{type(e).__name__}: {e}")
         raise
 
 
@@ -66,67 +82,54 @@ def config_ids(config: dict, tune_trial_id: str) -> list[str]:
     pack; from a shared study, the driver and the study's trial number, unique across drivers."""
     if "pack" in config:
         return [f"{tune_trial_id}-{i}" for i in range(len(config["pack"]))]
-    if "study_trial" in config:
-        return [f"{config['driver']}-{config['study_trial']}"]
+    if STUDY_TRIAL in config:
+        return [f"{config[DRIVER]}-{config[STUDY_TRIAL]}"]
     return [tune_trial_id]
 
 
-def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:
-    """Grid points in packs of at most `size` that can train as one model (train.pack_key), in grid order."""
-    groups: dict[tuple, list[dict]] = {}
-    for point in points:
-        groups.setdefault(pack_key(plan_of(spec, space.configuration(spec, point))), []).append(point)
-    return [group[i: i + size] for group in groups.values() for i in range(0, len(group), size)]
-
-
-def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
-    return Plan(chosen.model, chosen.hyper, chosen.label_count, spec.seeds, spec.epochs, chosen.batch_labelled,
-                chosen.batch_unlabelled, device, spec.data.labelled_in_unlabelled, spec.data.preprocess == "dynamic_binarize",
-                spec.bf16, spec.compile)
-
-
-def _metrics(trial: Trial, epoch: int) -> dict:
+def _metrics(training: Training, epoch: int) -> dict:
     """What Tune hears each epoch: means over the members (a pack's are for progress lines only)."""
-    latest = [m.history[-1] for m in trial.members if m.history and m.history[-1]["epoch"] == epoch]
+    latest = [m.history[-1] for m in training.members if m.history and m.history[-1]["epoch"] == epoch]
     live = [row for row in latest if math.isfinite(row["loss"])]
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
     return {
-        "objective": max(trial.objective(i) for i in range(len(trial.plans))),
+        "objective": max(training.objective(i) for i in range(len(training.plans))),
         "val_acc": mean("val_acc"),
         "test_acc": mean("test_acc"),
         "loss": mean("loss"),
         "epoch": epoch,
-        "diverged": sum(m.status == "diverged" for m in trial.members),
-        "wall_s": sum(m.wall_s for m in trial.members),  # training time so far: nsga2's second objective
+        "diverged": sum(m.status == "diverged" for m in training.members),
+        "wall_s": sum(m.wall_s for m in training.members),  # training time so far: nsga2's second objective
     }
 
 
-def _write(setup: Setup, ids: list[str], trial: Trial, points: list[dict], error: str | None = None,
+def _write(setup: Setup, ids: list[str], training: Training, points: list[dict], error: str | None = None,
            dataset: Dataset | None = None) -> None:
     for plan, (config_id, point) in enumerate(zip(ids, points, strict=True)):
-        epochs, trials = rows(config_id, trial, setup.spec, point, error, plan)
+        epochs, trials = rows(config_id, training, setup.spec, point, error, plan)
         if dataset is not None:  # before the rows: a row never names a best epoch whose weights are not kept
-            keep_improved(setup.out_dir, config_id, trial, plan, dataset)
-        results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns())
+            keep_improved(setup.out_dir, config_id, training, plan, dataset)
+        results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns(),
+                                    epoch=training.epoch)  # only the rows of this epoch are new
 
 
-def keep_improved(location: str, config_id: str, trial: Trial, plan: int, dataset: Dataset) -> None:
+def keep_improved(location: str, config_id: str, training: Training, plan: int, dataset: Dataset) -> None:
     """Each seed of plan `plan` whose validation accuracy improved this epoch: its weights, kept (kept.py)."""
-    for m in trial.members:
-        if m.plan == plan and m.best_weights is not None and m.best_epoch == trial.epoch:
+    for m in training.members:
+        if m.plan_index == plan and m.best_weights is not None and m.best_epoch == training.epoch:
             trial_id = f"{config_id}-seed{m.seed}"
             kept.save(location, trial_id, m.best_weights,
-                      kept.about(m, trial.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
+                      kept.about(m, training.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
 
 
-def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | None = None,
+def rows(config_id: str, training: Training, spec: Spec, point: dict, error: str | None = None,
          plan: int = 0) -> tuple[list[dict], list[dict]]:
     """One configuration's rows so far (the trial's plan `plan`, at search point `point`): (epochs, trials).
     With `error`, running seeds failed."""
     chosen = space.configuration(spec, point)
     ignored = models.MODELS[chosen.model].ignored(chosen.hyper)  # e.g. sigma2 with a Bernoulli likelihood: null, not its default
-    members = [m for m in trial.members if m.plan == plan]
-    ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": trial.plan.model} for m in members}
+    members = [m for m in training.members if m.plan_index == plan]
+    ids = {m.seed: {"trial_id": f"{config_id}-seed{m.seed}", "config_id": config_id, "model": training.plan.model} for m in members}
     epochs = [{**ids[row["seed"]], **row} for m in members for row in m.history]
     trials = [
         {
@@ -146,7 +149,7 @@ def rows(config_id: str, trial: Trial, spec: Spec, point: dict, error: str | Non
             "best_epoch": m.best_epoch,
             "epochs": len(m.history),
             "wall_s": m.wall_s,
-            "restarts": trial.restarts,
+            "restarts": training.restarts,
         }
         for m in members
     ]

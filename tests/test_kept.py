@@ -6,14 +6,15 @@ from conftest import tiny_spec
 from sweeper import kept, load, results, space
 from sweeper.data import load as load_data
 from sweeper.spec import parse
-from sweeper.train import Trial
-from sweeper.trainable import keep_improved, plan_of, rows
+from sweeper.packing import plan_of
+from sweeper.train import Training
+from sweeper.trainable import keep_improved, rows
 
 
 def train_and_keep(tmp_path, point, epochs=3, **overrides):
     spec = parse(tiny_spec(epochs=epochs, **overrides))
     data = load_data(spec.datasets[0])
-    trial = Trial(plan_of(spec, space.configuration(spec, point)), data)
+    trial = Training(plan_of(spec, space.configuration(spec, point)), data)
     for _ in trial.epochs():
         keep_improved(str(tmp_path), "c", trial, 0, data)
         epochs_rows, trial_rows = rows("c", trial, spec, point)
@@ -43,11 +44,11 @@ def test_a_loaded_model_classifies_the_test_set_as_its_row_says(tmp_path, point,
 def test_nothing_is_kept_before_an_epoch_and_a_rerun_leaves_one_file(tmp_path):
     spec = parse(tiny_spec(epochs=2))
     data = load_data("digits")
-    trial = Trial(plan_of(spec, space.configuration(spec, {"model": "m2", "alpha": 5.0})), data)
+    trial = Training(plan_of(spec, space.configuration(spec, {"model": "m2", "alpha": 5.0})), data)
     keep_improved(str(tmp_path), "c", trial, 0, data)
     assert kept.files(tmp_path) == []
     for _ in range(2):  # a retried trial runs its epochs again under the same id
-        again = Trial(plan_of(spec, space.configuration(spec, {"model": "m2", "alpha": 5.0})), data)
+        again = Training(plan_of(spec, space.configuration(spec, {"model": "m2", "alpha": 5.0})), data)
         for _ in again.epochs():
             keep_improved(str(tmp_path), "c", again, 0, data)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["c-seed0.json", "c-seed0.pt", "c-seed1.json", "c-seed1.pt"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sweeper import models
-from sweeper.models import Batch
+from sweeper.models import Batch, Schedule
 from sweeper.models.parts import (
     ImageDecoder,
     ImageFeatures,
@@ -16,13 +16,12 @@ from sweeper.models.parts import (
     normal,
     normal_at,
     one_hot,
-    one_label_at_a_time,
     reverse_gradient,
 )
 
 SHAPE, N_CLASSES = (1, 4, 4), 4  # tiny 4x4 "images", so the CNN runs too
 N_FEATURES = 16
-GRADIENT_MODELS = sorted(name for name, cls in models.MODELS.items() if not hasattr(cls, "em_step"))
+GRADIENT_MODELS = sorted(name for name, cls in models.MODELS.items() if cls.fitted_by == "gradient")
 ENUMERATING = sorted(name for name, cls in models.MODELS.items() if cls.enumerates)
 
 
@@ -40,10 +39,10 @@ def batch(seed: int = 0, n_labelled: int = 6, n_unlabelled: int = 5) -> Batch:
     )
 
 
-def weights(model: str, progress: float = 0.9, **values) -> dict:
-    """Every loss weight at its default (or as given), and the schedule values the loop adds."""
-    w = {name: torch.tensor(float(values.get(name, h.default))) for name, h in models.MODELS[model].weights.items()}
-    return {**w, "epoch": 0, "progress": progress, "data_ratio": 10.0, "labelled_share": 0.2}
+def weights(model: str, progress: float = 0.9, **values) -> tuple[dict, Schedule]:
+    """Every loss weight at its default (or as given), and a schedule at `progress` (forward's second and third arguments)."""
+    w = {name: torch.tensor(float(values.get(name, h.default))) for name, h in models.MODELS[model].loss_weights.items()}
+    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=0.2)
 
 
 def test_the_bernoulli_likelihood_is_minus_the_cross_entropy_for_every_label_and_member():
@@ -104,7 +103,7 @@ def test_loss_is_finite_and_falls_on_a_tiny_problem(name, network):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for step in range(40):
-        loss, parts = model(b, weights(name), key(step))
+        loss, parts = model(b, *weights(name), key(step))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -117,9 +116,8 @@ def test_loss_is_finite_and_falls_on_a_tiny_problem(name, network):
 @pytest.mark.parametrize("name", ENUMERATING)
 def test_batched_label_enumeration_equals_a_loop_over_labels(name):
     model, b = tiny(name), batch()
-    batched, batched_parts = model(b, weights(name), key(3))
-    with one_label_at_a_time():
-        looped, looped_parts = model(b, weights(name), key(3))
+    batched, batched_parts = model(b, *weights(name), key(3))
+    looped, looped_parts = model.enumerate_labels("sequential")(b, *weights(name), key(3))
     torch.testing.assert_close(batched, looped, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(batched_parts["recon"], looped_parts["recon"], rtol=1e-5, atol=1e-5)
 
@@ -128,10 +126,10 @@ def test_m2_unlabelled_term_sends_gradient_to_the_classifier():
     # alpha = 0: the cross-entropy is switched off and L(x, y) does not involve q(y|x),
     # so any gradient reaching the classifier comes through U(x)
     model, b = tiny("m2"), batch()
-    loss, _ = model(b, weights("m2", alpha=0.0), key(0))
+    loss, _ = model(b, *weights("m2", alpha=0.0), key(0))
     classifier = list(model.classifier.parameters())
     assert sum(g.abs().sum() for g in torch.autograd.grad(loss, classifier)) > 0
-    labelled = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32), torch.zeros(6, 3), weights("m2")).value
+    labelled = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32), torch.zeros(6, 3), weights("m2")[0]).value
     assert torch.autograd.grad(labelled.sum(), classifier, allow_unused=True) == (None,) * len(classifier)
 
 
@@ -153,7 +151,7 @@ def test_m2_bounds_are_not_above_log_likelihood():
         expected_elbo = []
         for s in range(300):  # E_q[L] by Monte Carlo over the noise
             bound = model.elbo(b.x_labelled, one_hot(b.y_labelled, N_CLASSES, torch.float32),
-                               normal(key(100 + s), (6, 3)), weights("m2")).value
+                               normal(key(100 + s), (6, 3)), weights("m2")[0]).value
             expected_elbo.append(bound)
         elbo = torch.stack(expected_elbo).mean(0)
     log_pxy = importance_sampled_log_px_y(model, b.x_labelled, b.y_labelled)
@@ -164,7 +162,7 @@ def test_m2_bounds_are_not_above_log_likelihood():
     x = b.x_unlabelled
     log_px = torch.logsumexp(torch.stack([importance_sampled_log_px_y(model, x, torch.full((6,), k)) for k in range(N_CLASSES)]), 0)
     with torch.no_grad():
-        every = torch.stack([model.every_label(x, key(200 + s), weights("m2"))[0] for s in range(300)]).mean(0)
+        every = torch.stack([model.every_label(x, key(200 + s), weights("m2")[0])[0] for s in range(300)]).mean(0)
         logits = model.classifier(x)
         q = logits.softmax(-1)
         u = (q * every).sum(-1) - (q * logits.log_softmax(-1)).sum(-1)
@@ -175,19 +173,19 @@ def test_optimized_elbo_with_beta_gamma_epsilon_zero_is_m2():
     m2, optimized = tiny("m2"), tiny("optimized_elbo")
     optimized.load_state_dict(m2.state_dict())
     b = batch()
-    expected, _ = m2(b, weights("m2", alpha=2.0), key(5))
-    got, _ = optimized(b, weights("optimized_elbo", alpha=2.0, beta=0, gamma=0, epsilon=0), key(5))
+    expected, _ = m2(b, *weights("m2", alpha=2.0), key(5))
+    got, _ = optimized(b, *weights("optimized_elbo", alpha=2.0, beta=0, gamma=0, epsilon=0), key(5))
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    changed, _ = optimized(b, weights("optimized_elbo", alpha=2.0, beta=1.0, gamma=1.0, epsilon=0.1), key(5))
+    changed, _ = optimized(b, *weights("optimized_elbo", alpha=2.0, beta=1.0, gamma=1.0, epsilon=0.1), key(5))
     assert not torch.isclose(changed, got)
 
 
 def test_jurasinski_simplified_splits_into_a_vae_and_a_classifier():
     model, b = tiny("jurasinski_simplified"), batch()
-    w = weights("jurasinski_simplified", lam=0.5)
-    loss, parts = model(b, w, key(4))
-    vae_l, _, _, z_l = model.vae_bound(b.x_labelled, fold_in(key(4), 0), w)
-    vae_u, _, _, _ = model.vae_bound(b.x_unlabelled, fold_in(key(4), 1), w)
+    w, now = weights("jurasinski_simplified", lam=0.5)
+    loss, parts = model(b, w, now, key(4))
+    vae_l, _, _, z_l = model.vae.bound(b.x_labelled, fold_in(key(4), 0), w)
+    vae_u, _, _, _ = model.vae.bound(b.x_unlabelled, fold_in(key(4), 1), w)
     classifier = torch.nn.functional.cross_entropy(model.label_given_z(z_l), b.y_labelled)
     torch.testing.assert_close(loss, -(0.5 * vae_l.mean() + vae_u.mean()) + 0.5 * classifier)
 
@@ -197,7 +195,7 @@ def test_adgm_with_1_and_10_samples_differ_only_in_the_sample_count():
     assert one.state_dict().keys() == ten.state_dict().keys()
     assert all(torch.equal(one.state_dict()[k], ten.state_dict()[k]) for k in one.state_dict())
     b = batch()
-    spread = lambda m: torch.stack([m(b, weights("adgm"), key(s))[0] for s in range(30)]).detach().std()  # noqa: E731
+    spread = lambda m: torch.stack([m(b, *weights("adgm"), key(s))[0] for s in range(30)]).detach().std()  # noqa: E731
     assert spread(ten) < 0.6 * spread(one)  # more samples, a less noisy estimate of the same bound
 
 
@@ -206,21 +204,21 @@ def test_adversarial_m2_plays_the_adversary_against_the_encoder():
     (reverse_gradient(x) * torch.tensor([3.0, 4.0])).sum().backward()
     assert x.grad.tolist() == [-3.0, -4.0]
     model, b = tiny("m2_adversarial"), batch()
-    _, parts = model(b, weights("m2_adversarial"), key(0))
+    _, parts = model(b, *weights("m2_adversarial"), key(0))
     grad = torch.autograd.grad(parts["adversary"], [model.adversary[0].weight, model.encoder.body.first.weights[0]])
     assert grad[0].abs().sum() > 0 and grad[1].abs().sum() > 0
 
 
 def test_m1_trains_the_vae_first_then_only_the_classifier():
     model, b = tiny("m1", vae_fraction=0.5), batch()
-    vae_loss, vae_parts = model(b, weights("m1", progress=0.2), key(0))
+    vae_loss, vae_parts = model(b, *weights("m1", progress=0.2), key(0))
     assert set(vae_parts) == {"recon", "kl"}
     assert torch.autograd.grad(vae_loss, list(model.head.parameters()), allow_unused=True) == (None,) * 4
-    head_loss, _ = model(b, weights("m1", progress=0.5), key(0))
+    head_loss, _ = model(b, *weights("m1", progress=0.5), key(0))
     assert torch.autograd.grad(head_loss, list(model.vae.parameters()), allow_unused=True) == (None,) * len(list(model.vae.parameters()))
     for kind in ("logistic", "svm"):
         linear = tiny("m1", classifier=kind)
-        loss, _ = linear(b, weights("m1", progress=0.9), key(0))
+        loss, _ = linear(b, *weights("m1", progress=0.9), key(0))
         assert isinstance(linear.head, torch.nn.Linear) and math.isfinite(loss.item())
 
 
@@ -254,8 +252,8 @@ def test_cnn_networks_keep_raj_shapes():
 
 def test_baseline_ignores_unlabelled_data():
     model, b = tiny("baseline"), batch()
-    loss, parts = model(b, {}, key(0))
-    other, _ = model(b._replace(x_unlabelled=torch.rand(9, N_FEATURES)), {}, key(1))
+    loss, parts = model(b, *weights("baseline"), key(0))
+    other, _ = model(b._replace(x_unlabelled=torch.rand(9, N_FEATURES)), *weights("baseline"), key(1))
     torch.testing.assert_close(loss, other)
     assert set(parts) == {"ce"}
 

@@ -5,13 +5,13 @@ import torch
 
 from sweeper import models
 from sweeper.data import labelled_split
-from sweeper.models import Batch
+from sweeper.models import Batch, Schedule
 from sweeper.models.parts import key, semi_supervised_loss
 from sweeper.train import batch_indices, steps_per_epoch
 
 SHAPE, N_CLASSES = (1, 4, 4), 4
 TINY = {"hidden": 8, "latent": 3, "auxiliary": 3, "features": 5}
-GRADIENT_MODELS = sorted(name for name, cls in models.MODELS.items() if not hasattr(cls, "em_step"))
+GRADIENT_MODELS = sorted(name for name, cls in models.MODELS.items() if cls.fitted_by == "gradient")
 SEMI_SUPERVISED = sorted(name for name in GRADIENT_MODELS if "weighting" in models.hyperparameters(name))
 
 
@@ -25,9 +25,10 @@ def data(n_labelled: int, n_unlabelled: int, seed: int = 0) -> Batch:
     return Batch(torch.rand(n_labelled, 16, generator=g), torch.arange(n_labelled) % N_CLASSES, torch.rand(n_unlabelled, 16, generator=g))
 
 
-def loss_weights(name: str, progress: float, labelled_share: float, **values) -> dict:
-    w = {n: torch.tensor(float(values.get(n, h.default))) for n, h in models.MODELS[name].weights.items()}
-    return {**w, "epoch": 0, "progress": progress, "data_ratio": 10.0, "labelled_share": labelled_share}
+def loss_weights(name: str, progress: float, labelled_share: float, **values) -> tuple[dict, Schedule]:
+    """forward's loss weights (defaults, or as given) and a schedule at `progress` of 10 epochs."""
+    w = {n: torch.tensor(float(values.get(n, h.default))) for n, h in models.MODELS[name].loss_weights.items()}
+    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=labelled_share)
 
 
 def test_the_mean_of_the_batch_estimates_over_an_epoch_is_the_data_set_objective():
@@ -58,7 +59,7 @@ def test_every_objective_is_its_labelled_part_plus_its_unlabelled_part_weighted_
     dataset_sum at share s is s * labelled + (1 - s) * unlabelled, for every model with both terms."""
     b = data(6, 5)
     progress = 0.9  # M1+M2: past the VAE stage, where M2 trains
-    loss = lambda weighting, share: build(name, weighting=weighting)(b, loss_weights(name, progress, share), key(3))[0]  # noqa: E731
+    loss = lambda weighting, share: build(name, weighting=weighting)(b, *loss_weights(name, progress, share), key(3))[0]  # noqa: E731
     labelled, unlabelled = loss("dataset_sum", 1.0), loss("dataset_sum", 0.0)
     torch.testing.assert_close(loss("part_means", 0.3), labelled + unlabelled, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(loss("dataset_sum", 0.2), 0.2 * labelled + 0.8 * unlabelled, rtol=1e-5, atol=1e-4)
@@ -70,8 +71,8 @@ def test_with_one_batch_the_whole_data_set_dataset_sum_is_kingmas_sum_per_point(
     b = data(3, 9)
     model = build("m2", weighting="dataset_sum")
     w = loss_weights("m2", 0.5, 3 / 12, alpha=2.0)
-    labelled, unlabelled, _, _ = model.objective(b, w, key(1))
-    loss, _ = model(b, w, key(1))
+    labelled, unlabelled, _, _ = model.objective(b, *w, key(1))
+    loss, _ = model(b, *w, key(1))
     torch.testing.assert_close(loss, (labelled.sum() + unlabelled.sum()) / 12)
 
 
@@ -100,7 +101,7 @@ def test_every_hyperparameter_a_model_takes_changes_its_loss_unless_it_says_it_i
 
     def losses(settings):
         model = build(name, **settings)
-        return torch.stack([model(b, loss_weights(name, progress, 0.2, **settings), key(7))[0] for progress in (0.0, 0.6, 0.9)])
+        return torch.stack([model(b, *loss_weights(name, progress, 0.2, **settings), key(7))[0] for progress in (0.0, 0.5, 0.6, 0.9)])
 
     reference = losses(base)
     ignored = models.MODELS[name].ignored(base)
@@ -130,6 +131,7 @@ def test_m1m2_hands_alpha_scale_kl_warmup_and_weighting_to_its_m2():
 def test_m1m2_schedules_its_m2_from_the_start_of_its_own_stage():
     model = build("m1m2", vae_fraction=0.5, pretrain=0.2)
     # epoch 60 of 100: 10 epochs into M2's 50, progress 0.2 of its stage: pretraining has just ended there
-    assert model.m2_stage({"epoch": 60, "progress": 0.6, "data_ratio": 1.0, "labelled_share": 0.5}) == \
-        {"epoch": 10.0, "progress": pytest.approx(0.2), "data_ratio": 1.0, "labelled_share": 0.5}
-    assert model.m2_stage({"epoch": 0, "progress": 0.0})["progress"] == 0.0
+    stage = model.m2_stage(Schedule(epoch=60, epochs=100, data_ratio=1.0, labelled_share=0.5))
+    assert stage == Schedule(epoch=10.0, epochs=50.0, data_ratio=1.0, labelled_share=0.5)
+    assert stage.progress == pytest.approx(0.2)
+    assert model.m2_stage(Schedule(epoch=0, epochs=100, data_ratio=1.0, labelled_share=0.5)).progress < 0  # still M1's stage

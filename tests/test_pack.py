@@ -4,9 +4,8 @@ import pytest
 
 from conftest import tiny_spec
 from sweeper import sweep
-from sweeper.errors import SpecError
 from sweeper.spec import parse, with_pack
-from sweeper.trainable import packs
+from sweeper.packing import auto_packs, pack_count, packs
 from sweeper import space
 
 SEARCH = {"alpha": [0.5, 5.0], "lr": [1e-3, 3e-3]}
@@ -19,13 +18,30 @@ def test_grid_points_are_packed_by_architecture_in_grid_order():
     assert sum(grouped, []) == space.grid_points(spec)
 
 
-def test_pack_is_for_grids_without_a_scheduler():
-    with pytest.raises(SpecError, match=r"pack: packs the points of a grid; sampler tpe asks for one configuration at a time"):
-        parse(tiny_spec(sampler="tpe", trials=4, pack=4, search={"alpha": {"low": 0.1, "high": 1.0}}))
-    with pytest.raises(SpecError, match=r"with --pack 0: pack: must be >= 1, got 0"):
-        with_pack(parse(tiny_spec()), 0)
-    with pytest.raises(SpecError, match=r"pack: a scheduler stops configurations one at a time"):
-        parse(tiny_spec(pack=2, scheduler="asha"))
+@pytest.mark.parametrize("configurations, slots, at_most, sizes", [
+    (48, 2, None, [24, 24]),  # one pack per core, never one pack on one core while the other idles
+    (48, 2, 16, [12] * 4),  # at most 16, in whole waves of two
+    (48, 2, 8, [8] * 6),
+    (100, 16, None, [7] * 4 + [6] * 12),  # spread evenly
+    (5, 16, None, [1] * 5),
+    (3, 2, None, [2, 1]),
+])
+def test_packs_fill_every_slot_and_are_even(configurations, slots, at_most, sizes):
+    from sweeper.packing import even
+
+    assert [len(p) for p in even(list(range(configurations)), pack_count(configurations, slots, at_most))] == sizes
+
+
+def test_auto_packs_give_spare_slots_to_the_packs_as_threads():
+    spec = parse(tiny_spec(models=["m2"], search=SEARCH))  # 4 configurations
+    chosen, threads = auto_packs(spec, space.grid_points(spec), slots=16)
+    assert [len(p) for p in chosen] == [1, 1, 1, 1] and threads == 4
+    chosen, threads = auto_packs(spec, space.grid_points(spec), slots=2)
+    assert [len(p) for p in chosen] == [2, 2] and threads == 1
+    mixed = parse(tiny_spec(models=["m2", "baseline"], search=SEARCH))  # 4 of M2, 2 of the baseline: one core each
+    chosen, threads = auto_packs(mixed, space.grid_points(mixed), slots=2)
+    assert [[p["model"] for p in pack] for pack in chosen] == [["m2"] * 4, ["baseline"] * 2] and threads == 1
+    assert sum(chosen, []) == space.grid_points(mixed)
 
 
 @pytest.mark.ray

@@ -312,6 +312,9 @@ def test_figures_and_the_html_page(sweep_dir):
     page = report.table([sweep_dir], fmt="html")
     assert page.count("<table>") == 1 and page.count("data:image/png;base64,") == 4
     assert "<th>alpha</th>" in page and "<figcaption>learning_curves</figcaption>" in page
+    markdown = report.table([sweep_dir])  # the page's cells are the markdown table's, rendered once
+    cell = next(line for line in markdown.splitlines() if line.startswith("| 3")).split(" | ")[1].strip(" |*")
+    assert f"<td><b>{cell.split(' [')[0]}</b>" in page or f"<td>{cell}" in page
 
 
 def test_a_results_dir_with_a_schema_it_cannot_read(tmp_path):

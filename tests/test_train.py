@@ -1,19 +1,21 @@
 import math
+from dataclasses import replace
 
 import torch
 
 from sweeper.data import load
-from sweeper.train import Plan, Trial
+from sweeper.packing import Plan
+from sweeper.train import Training
 
 
 def plan(model="m2", seeds=(0, 1), epochs=2, **hyper):
     hyper = {"alpha": 1.0, "hidden": 16, "latent": 4, "lr": 1e-3} | hyper
     if model == "baseline":
         hyper = {k: hyper[k] for k in ("hidden", "lr")}
-    return Plan(model, hyper, label_count=50, seeds=seeds, epochs=epochs, batch_labelled=25, batch_unlabelled=200)
+    return Plan(model=model, hyper=hyper, label_count=50, seeds=seeds, epochs=epochs, batch_labelled=25, batch_unlabelled=200)
 
 
-def history(trial: Trial) -> list[list[dict]]:
+def history(trial: Training) -> list[list[dict]]:
     for _ in trial.epochs():
         pass
     return [[{k: v for k, v in row.items() if k != "wall_s"} for row in m.history] for m in trial.members]
@@ -21,7 +23,7 @@ def history(trial: Trial) -> list[list[dict]]:
 
 def test_same_seed_same_numbers_and_seeds_differ():
     data = load("digits")
-    first, again = history(Trial(plan(), data)), history(Trial(plan(), data))
+    first, again = history(Training(plan(), data)), history(Training(plan(), data))
     assert first == again
     assert first[0] != first[1]
     assert [row["epoch"] for row in first[0]] == [1, 2]
@@ -30,14 +32,14 @@ def test_same_seed_same_numbers_and_seeds_differ():
 
 def test_a_seed_alone_gives_the_numbers_it_gives_beside_others():
     data = load("digits")
-    together = history(Trial(plan(seeds=(0, 1)), data))
-    alone = history(Trial(plan(seeds=(1,)), data))
+    together = history(Training(plan(seeds=(0, 1)), data))
+    alone = history(Training(plan(seeds=(1,)), data))
     # stacked with another seed, the matmuls are batched differently: the same up to float rounding
     assert_same_numbers(together[1], alone[0], len(data.y_val))
 
 
 def test_a_diverging_seed_is_recorded_as_diverged_and_the_others_go_on():
-    trial = Trial(plan(epochs=3), load("digits"))
+    trial = Training(plan(epochs=3), load("digits"))
     with torch.no_grad():
         for p in trial.parameters_of(0):
             p.fill_(float("nan"))
@@ -51,20 +53,20 @@ def test_a_diverging_seed_is_recorded_as_diverged_and_the_others_go_on():
 
 def test_a_checkpoint_resumes_to_the_same_numbers():
     data = load("digits")
-    straight = history(Trial(plan(epochs=3), data))
+    straight = history(Training(plan(epochs=3), data))
 
-    interrupted = Trial(plan(epochs=3), data)
+    interrupted = Training(plan(epochs=3), data)
     epochs = interrupted.epochs()
     next(epochs)
     state = interrupted.state_dict()
-    resumed = Trial(plan(epochs=3), data)
+    resumed = Training(plan(epochs=3), data)
     resumed.load_state_dict(state)
     assert history(resumed) == straight
     assert [m.status for m in resumed.members] == ["completed", "completed"]
 
 
 def test_test_accuracy_is_read_at_the_epoch_of_best_validation_accuracy():
-    trial = Trial(plan(model="baseline", seeds=(0,), epochs=4), load("digits"))
+    trial = Training(plan(model="baseline", seeds=(0,), epochs=4), load("digits"))
     for _ in trial.epochs():
         pass
     m = trial.members[0]
@@ -86,9 +88,9 @@ def test_data_options_reach_the_trial():
     from dataclasses import replace
 
     data = load("digits")
-    both = Trial(replace(plan(epochs=1), labelled_in_unlabelled=True, dynamic_binarize=True), data)
+    both = Training(replace(plan(epochs=1), labelled_in_unlabelled=True, dynamic_binarize=True), data)
     assert len(both.members[0].unlabelled) == len(data.y_train)
-    apart = Trial(plan(epochs=1), data)
+    apart = Training(plan(epochs=1), data)
     assert len(apart.members[0].unlabelled) == len(data.y_train) - 50
     assert history(both)[0] != history(apart)[0] and math.isfinite(both.members[0].history[0]["loss"])
 
@@ -108,11 +110,11 @@ def assert_same_numbers(packed_rows: list[dict], alone_rows: list[dict], n_val: 
 def test_a_packed_run_gives_each_configuration_the_numbers_it_gets_alone():
     data = load("digits")
     plans = [plan(epochs=3, **settings) for settings in PACK]  # different alpha, and learning rate
-    packed = Trial(plans, data)
+    packed = Training(plans, data)
     rows = history(packed)
-    assert len(rows) == len(PACK) * 2 and [m.plan for m in packed.members] == [0, 0, 1, 1, 2, 2]
+    assert len(rows) == len(PACK) * 2 and [m.plan_index for m in packed.members] == [0, 0, 1, 1, 2, 2]
     for i, p in enumerate(plans):
-        alone = history(Trial(p, data))
+        alone = history(Training(p, data))
         for seed in range(2):
             assert_same_numbers(rows[2 * i + seed], alone[seed], len(data.y_val))
     assert rows[0] != rows[2]  # alpha changes the numbers
@@ -121,7 +123,7 @@ def test_a_packed_run_gives_each_configuration_the_numbers_it_gets_alone():
 def test_a_diverging_member_of_a_pack_is_masked_and_the_others_keep_their_numbers():
     data = load("digits")
     plans = [plan(epochs=3, seeds=(0,), **settings) for settings in PACK]
-    packed = Trial(plans, data)
+    packed = Training(plans, data)
     with torch.no_grad():
         for p in packed.parameters_of(1):
             p.fill_(float("nan"))
@@ -129,14 +131,14 @@ def test_a_diverging_member_of_a_pack_is_masked_and_the_others_keep_their_number
     assert [m.status for m in packed.members] == ["completed", "diverged", "completed"]
     assert len(rows[1]) == 1 and math.isnan(rows[1][0]["loss"])
     for i in (0, 2):
-        assert_same_numbers(rows[i], history(Trial(plans[i], data))[0], len(data.y_val))
+        assert_same_numbers(rows[i], history(Training(plans[i], data))[0], len(data.y_val))
 
 
 def test_plans_that_differ_in_network_shape_do_not_pack():
     import pytest
 
     with pytest.raises(ValueError, match="share model, network shape"):
-        Trial([plan(), plan(hidden=32)], load("digits"))
+        Training([plan(), plan(hidden=32)], load("digits"))
 
 
 def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
@@ -145,19 +147,20 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
     compiles for its own shape: with a size made symbolic, vmap's linear over the enumerated labels fails."""
     from sweeper import models
     from sweeper.models.parts import fold_in, key
+    from sweeper.models import Schedule
     from sweeper.train import Stack
 
     hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 32, "latent": 4}
 
     def losses(rows=20, **options):
         torch.manual_seed(0)
-        stack = Stack([models.build("m2", (64,), 10, hyper) for _ in range(2)], [1e-3, 3e-3], **options)
+        hypers = [hyper | {"alpha": 0.1, "lr": 1e-3}, hyper | {"alpha": 1.0, "lr": 3e-3}]
+        stack = Stack([models.build("m2", (64,), 10, hyper) for _ in range(2)], hypers, **options)
         generator = torch.Generator().manual_seed(0)
         x = (torch.rand(2, 2 * rows, 64, generator=generator) < 0.5).float()
         batch = (x[:, :rows], torch.randint(0, 10, (2, rows), generator=generator), x[:, rows:])
-        weights = {"alpha": torch.tensor([0.1, 1.0]), "sigma2": torch.ones(2)}
         keys = torch.stack([key(0), key(1)])
-        return torch.stack([stack.step(batch, weights, {"epoch": s, "progress": s / 3, "data_ratio": 10.0, "labelled_share": 0.1}, fold_in(keys, s), False)
+        return torch.stack([stack.step(batch, Schedule(epoch=s, epochs=3, data_ratio=10.0, labelled_share=0.1), fold_in(keys, s), False)
                             for s in range(3)])
 
     plain = losses()
@@ -173,8 +176,77 @@ def test_a_plans_step_options_reach_its_stack():
     from dataclasses import replace
 
     data = load("digits")
-    plain = history(Trial(plan(seeds=(0,), epochs=1), data))[0][0]
-    trial = Trial(replace(plan(seeds=(0,), epochs=1), bf16=True), data)
-    assert trial.stack.bf16
+    plain = history(Training(plan(seeds=(0,), epochs=1), data))[0][0]
+    trial = Training(replace(plan(seeds=(0,), epochs=1), bf16=True), data)
+    assert trial.fitter.stack.bf16
     in_bf16 = history(trial)[0][0]
     assert in_bf16["loss"] != plain["loss"] and math.isclose(in_bf16["loss"], plain["loss"], rel_tol=0.05)
+
+
+def test_every_loss_part_a_model_returns_is_recorded():
+    """m2_adversarial's adversary cross-entropy is a part of its loss: it lands in the epoch rows."""
+    rows = history(Training(plan(model="m2_adversarial", seeds=(0,), epochs=1), load("digits")))[0][0]
+    assert {"recon", "kl", "ce", "adversary"} <= set(rows)
+    assert math.isfinite(rows["adversary"]) and rows["adversary"] > 0
+
+
+def test_each_model_declares_how_it_is_fitted_and_gets_that_fitter():
+    from sweeper import models
+    from sweeper.train import EMFitter, GradientFitter
+
+    assert {name for name, cls in models.MODELS.items() if cls.fitted_by == "em"} == {"ssgmm"}
+    assert not hasattr(models.MODELS["ssgmm"], "forward") or models.MODELS["ssgmm"].forward is torch.nn.Module.forward
+    em = Training(Plan(model="ssgmm", hyper={"covariance": "diag"}, label_count=50, seeds=(0,), epochs=2,
+                       batch_labelled=25, batch_unlabelled=200), load("digits"))
+    assert isinstance(em.fitter, EMFitter) and isinstance(Training(plan(epochs=1), load("digits")).fitter, GradientFitter)
+    rows = history(em)[0]
+    assert rows[1]["loss"] <= rows[0]["loss"] and math.isnan(rows[0]["recon"])  # EM never raises -log-likelihood
+
+
+def test_a_stack_that_drops_members_steps_the_survivors_as_before():
+    """Stack.keep: parameters, Adam's moments, loss weights and learning rates follow their members."""
+    from sweeper import models
+    from sweeper.models import Schedule
+    from sweeper.models.parts import fold_in, key
+    from sweeper.train import Stack
+
+    hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 16, "latent": 4}
+    hypers = [hyper | {"alpha": a, "lr": lr} for a, lr in ((0.1, 1e-3), (1.0, 3e-3), (10.0, 1e-2))]
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(3, 20, 64, generator=generator) < 0.5).float()
+    batch = (x[:, :10], torch.randint(0, 10, (3, 10), generator=generator), x[:, 10:])
+    now = Schedule(epoch=0, epochs=3, data_ratio=10.0, labelled_share=0.1)
+    keys = torch.stack([key(0), key(1), key(2)])
+
+    def stack():
+        torch.manual_seed(0)
+        return Stack([models.build("m2", (64,), 10, hyper) for _ in range(3)], hypers)
+
+    whole, kept = stack(), stack()
+    for s in range(2):
+        whole.step(batch, now, fold_in(keys, s), False)
+        kept.step(batch, now, fold_in(keys, s), False)
+    kept.keep([0, 2])
+    survivors = tuple(t[[0, 2]] for t in batch)
+    for s in range(2, 4):
+        expected = whole.step(batch, now, fold_in(keys, s), False)[[0, 2]]
+        got = kept.step(survivors, now, fold_in(keys[[0, 2]], s), False)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for name, p in kept.params.items():
+        assert p.shape[0] == 2
+        torch.testing.assert_close(p, whole.params[name][[0, 2]], rtol=1e-5, atol=1e-6)
+
+
+def test_patience_stops_a_member_that_stopped_learning_and_the_others_train_on_as_alone():
+    data = load("digits")
+    learning, stuck = plan(seeds=(0,), epochs=5, lr=3e-3), plan(seeds=(1,), epochs=5, lr=0.0)  # lr 0: never improves
+    learning, stuck = replace(learning, patience=2), replace(stuck, patience=2)
+    together = Training([learning, stuck], data)
+    rows = history(together)
+    stopped = together.members[1]
+    assert (stopped.status, stopped.best_epoch, len(stopped.history)) == ("stopped", 1, 3)  # epochs 2 and 3 did not improve
+    assert together.active == [] or together.active == [0]
+    alone = history(Training(learning, data))[0]
+    assert [r["epoch"] for r in rows[0]] == [r["epoch"] for r in alone]
+    for got, expected in zip(rows[0], alone):
+        assert math.isclose(got["loss"], expected["loss"], rel_tol=1e-5) and got["val_acc"] == expected["val_acc"]

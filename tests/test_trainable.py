@@ -7,8 +7,9 @@ from conftest import tiny_spec
 from sweeper import results, space
 from sweeper.data import load
 from sweeper.spec import parse
-from sweeper.trainable import plan_of, rows
-from sweeper.train import Trial
+from sweeper.packing import plan_of
+from sweeper.train import Training
+from sweeper.trainable import rows
 
 
 POINT = {"model": "m2", "alpha": 5.0}
@@ -17,7 +18,7 @@ POINT = {"model": "m2", "alpha": 5.0}
 def trial_and_hyper(epochs=2):
     spec = parse(tiny_spec(epochs=epochs))
     chosen = space.configuration(spec, POINT)
-    return spec, Trial(plan_of(spec, chosen), load("digits")), chosen
+    return spec, Training(plan_of(spec, chosen), load("digits")), chosen
 
 
 def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
@@ -48,6 +49,6 @@ def test_an_error_marks_the_running_seeds_failed_with_the_message():
 def test_a_hyperparameter_the_configuration_ignores_is_null_in_its_rows():
     spec = parse(tiny_spec(models=["m2"], search={"sigma2": [0.1], "likelihood": ["bernoulli", "gaussian"]}))
     for point, sigma2 in (({"model": "m2", "likelihood": "bernoulli"}, None), ({"model": "m2", "likelihood": "gaussian", "sigma2": 0.1}, 0.1)):
-        trial = Trial(plan_of(spec, space.configuration(spec, point)), load("digits"))
+        trial = Training(plan_of(spec, space.configuration(spec, point)), load("digits"))
         _, trials = rows("c", trial, spec, point)
         assert [t["sigma2"] for t in trials] == [sigma2, sigma2] and trials[0]["likelihood"] == point["likelihood"]

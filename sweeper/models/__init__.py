@@ -1,7 +1,7 @@
 """The model registry: every model by its name."""
 from __future__ import annotations
 
-from .base import OPTIMISER, Batch, Model
+from .base import OPTIMISER, Batch, Model, Schedule
 from .adgm import ADGM
 from .baseline import Baseline
 from .jurasinski import Jurasinski
@@ -29,10 +29,10 @@ def build(model: str, input_shape: tuple[int, ...], n_classes: int, hyper: dict[
     """A fresh `model` for inputs of `input_shape`; sizes and options read from `hyper`."""
     cls = MODELS[model]
     settings = {}
-    for name, h in cls.shape.items():
+    for name, h in cls.build_options.items():
         value = hyper.get(name, h.default)
         settings[name] = value if h.choices else int(value) if h.integer else float(value)
     return cls(tuple(input_shape), n_classes, **settings)
 
 
-__all__ = ["MODELS", "OPTIMISER", "Batch", "Hyper", "Model", "build", "hyperparameters"]
+__all__ = ["MODELS", "OPTIMISER", "Batch", "Hyper", "Model", "Schedule", "build", "hyperparameters"]

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
 from .parts import (
     ARCHITECTURE,
@@ -42,8 +42,8 @@ class ADGM(Model):
     name = "adgm"
     summary = "Maaløe's auxiliary deep generative model, k Monte Carlo samples (mc_samples)"
     enumerates = True
-    weights = {**ALPHA, **SIGMA2}
-    shape = {
+    loss_weights = {**ALPHA, **SIGMA2}
+    build_options = {
         **ARCHITECTURE,
         **LIKELIHOOD,
         **ALPHA_SCALE,
@@ -110,7 +110,7 @@ class ADGM(Model):
             value = value + log_normal(a, a_mu, a_log_var)
         return value, log_px, kl
 
-    def forward(self, batch: Batch, weights: dict, k: torch.Tensor):
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, k: torch.Tensor):
         x_l, x_u, y_l = batch.x_labelled, batch.x_unlabelled, batch.y_labelled
         prior_a = (lambda a: 0.0) if self.conditional_a else (lambda a: log_normal(a, torch.zeros_like(a), torch.zeros_like(a)))
 
@@ -125,14 +125,14 @@ class ADGM(Model):
         eps_u = normal(fold_in(k, 3), (self.samples, x_u.shape[0], self.n_classes, self.latent))
         every_label, log_px_u, kl_u = over_labels(
             lambda x, a, y, label: self.bound(x, a, y, eps_u[:, :, label], weights),
-            self.n_classes, x_u.unsqueeze(0), a_u,
+            self.n_classes, x_u.unsqueeze(0), a_u, enumeration=self.enumeration,
         )  # (S, B_u, K); x_u's projections are computed once and broadcast over samples and labels
         logits_u = self.label_logits(x_u.unsqueeze(0), a_u)
         q_y = logits_u.softmax(-1)
         unlabelled = ((q_y * every_label).sum(-1) + entropy(logits_u) + prior_a(a_u) - log_qa_u).mean(0)
 
-        loss = semi_supervised_loss(-labelled + scaled_alpha(weights, self.alpha_scale) * cross_entropy, -unlabelled,
-                                    self.weighting, weights["labelled_share"])
+        loss = semi_supervised_loss(-labelled + scaled_alpha(weights, schedule, self.alpha_scale) * cross_entropy, -unlabelled,
+                                    self.weighting, schedule.labelled_share)
         return loss, {
             "recon": -(log_px_l.mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + (q_y * kl_u).sum(-1).mean(),

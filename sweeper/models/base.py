@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from .parts import ARCHITECTURE, Hyper
+from .parts import ARCHITECTURE, ENUMERATIONS, Hyper
 
 # Optimiser settings are hyperparameters of every model.
 OPTIMISER = {"lr": Hyper(1e-3, low=1e-7, high=1.0, help="Adam learning rate")}
@@ -19,26 +19,43 @@ class Batch(NamedTuple):
     x_unlabelled: torch.Tensor  # (B_u, D)
 
 
+class Schedule(NamedTuple):
+    """Where training is and how big the data is: what a loss may read besides its batch and weights."""
+
+    epoch: float  # epochs done before this one, from 0
+    epochs: float  # the trial's
+    data_ratio: float  # training points per labelled point, N / N_l (Kingma's alpha)
+    labelled_share: float  # N_l / (N_l + N_u), parts.semi_supervised_loss's dataset_sum
+
+    @property
+    def progress(self) -> float:
+        """The fraction of training done (M1's stages, pretraining)."""
+        return self.epoch / self.epochs
+
+
 class Model(nn.Module):
     """A semi-supervised model: a loss over a batch, and a classifier.
 
-    `forward(batch, weights, key)` returns (loss, parts): `weights` maps each name in
-    `weights` to a 0-d tensor, plus the schedule: "epoch" and "progress" (the fraction of
-    training done, a float), "data_ratio" (training points per labelled point, for Kingma's
-    alpha) and "labelled_share" (N_l / (N_l + N_u), for parts.semi_supervised_loss); `key` is an
-    int64 tensor (see parts.normal); `parts` maps names from train.LOSS_PARTS to 0-d
-    tensors. No state is kept between calls, so the loss is a pure function of
-    (parameters, batch, weights, key) through torch.func.functional_call.
+    A model fitted by gradient (`fitted_by = "gradient"`) defines `forward(batch, loss_weights,
+    schedule, key)` returning (loss, parts): `loss_weights` maps each name in `loss_weights` to a
+    0-d tensor, `schedule` is a Schedule, `key` an int64 tensor (see parts.normal), and `parts`
+    maps names from `loss_parts` to 0-d tensors. No state is kept between calls, so the loss is a
+    pure function of (parameters, batch, loss_weights, schedule, key) through
+    torch.func.functional_call.
 
-    A model fitted by EM instead defines em_step(x_labelled, y_labelled, x_unlabelled).
+    A model fitted by EM (`fitted_by = "em"`) defines `em_step(x_labelled, y_labelled,
+    x_unlabelled)` instead, returning minus the log-likelihood per point.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    weights: ClassVar[dict[str, Hyper]] = {}  # loss weights, given to forward as tensors
-    shape: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # sizes and options, given to __init__
+    fitted_by: ClassVar[str] = "gradient"  # or "em": how train.py fits it (train.fitter)
+    loss_weights: ClassVar[dict[str, Hyper]] = {}  # coefficients of the loss, given to forward as tensors
+    build_options: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # sizes, likelihood, classifier: given to __init__
+    loss_parts: ClassVar[tuple[str, ...]] = ("recon", "kl", "ce")  # what forward's parts may hold; each is recorded
     enumerates: ClassVar[bool] = False  # sums a bound over every label (parts.over_labels)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
+    enumeration: str = "parallel"  # how parts.over_labels sums over labels; not a hyperparameter: the results are the same
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int):
         super().__init__()
@@ -48,7 +65,7 @@ class Model(nn.Module):
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Hyper]:
-        return {**cls.weights, **cls.shape, **OPTIMISER}
+        return {**cls.loss_weights, **cls.build_options, **OPTIMISER}
 
     @classmethod
     def ignored(cls, hyper: dict) -> set[str]:
@@ -57,6 +74,16 @@ class Model(nn.Module):
         taken = cls.hyperparameters()
         return {name for name, h in taken.items() if h.applies_if is not None and h.applies_if[0] in taken
                 and hyper.get(h.applies_if[0], taken[h.applies_if[0]].default) != h.applies_if[1]}
+
+    def enumerate_labels(self, enumeration: str) -> "Model":
+        """Sum over labels in one batched pass ("parallel") or one pass per label ("sequential"), in this
+        model and every model it contains."""
+        if enumeration not in ENUMERATIONS:
+            raise ValueError(f"enumeration {enumeration!r}: one of {', '.join(ENUMERATIONS)}")
+        for module in self.modules():
+            if isinstance(module, Model):
+                module.enumeration = enumeration
+        return self
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for x."""

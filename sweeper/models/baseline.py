@@ -4,14 +4,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .parts import ARCHITECTURE, Network
 
 
 class Baseline(Model):
     name = "baseline"
     summary = "the classifier alone, trained on labelled data only"
-    shape = {"hidden": ARCHITECTURE["hidden"], "network": ARCHITECTURE["network"]}
+    build_options = {"hidden": ARCHITECTURE["hidden"], "network": ARCHITECTURE["network"]}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, network: str = "mlp"):
         super().__init__(input_shape, n_classes)
@@ -20,6 +20,6 @@ class Baseline(Model):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)
 
-    def forward(self, batch: Batch, weights: dict[str, torch.Tensor], key: torch.Tensor):
+    def forward(self, batch: Batch, weights: dict[str, torch.Tensor], schedule: Schedule, key: torch.Tensor):
         cross_entropy = F.cross_entropy(self.classifier(batch.x_labelled), batch.y_labelled)
         return cross_entropy, {"ce": cross_entropy}

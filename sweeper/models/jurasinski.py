@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import (
     ARCHITECTURE,
@@ -34,8 +34,8 @@ class Jurasinski(Model):
     name = "jurasinski"
     summary = "Jurasiński's 'ours': p(y|z) on the latent, labelled bound weighted by lam"
     enumerates = True
-    weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
+    loss_weights = {**LAMBDA, **SIGMA2}
+    build_options = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):
@@ -61,7 +61,7 @@ class Jurasinski(Model):
         mu, log_var = self.encoder(x)
         return reparameterise(mu, log_var, normal(key, mu.shape)), kl_standard_normal(mu, log_var)
 
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
         x_l, y_l, x_u = batch.x_labelled, batch.y_labelled, batch.x_unlabelled
         z_l, kl_l = self.latent_sample(x_l, fold_in(key, 0))
         y_onehot = torch.nn.functional.one_hot(y_l, self.n_classes).to(x_l.dtype)
@@ -72,11 +72,11 @@ class Jurasinski(Model):
         z_u, kl_u = self.latent_sample(x_u, fold_in(key, 1))
         p_y = self.label_given_z(z_u).softmax(-1)
         log_px_u = over_labels(lambda z, x, y, label: log_likelihood(self.likelihood, self.decoder(z, y), x, weights),
-                               self.n_classes, z_u, x_u)  # (B_u, K)
+                               self.n_classes, z_u, x_u, enumeration=self.enumeration)  # (B_u, K)
         unlabelled = (p_y * log_px_u).sum(-1) - kl_u
 
-        loss = semi_supervised_loss(-weights["lam"] * labelled, -unlabelled, self.weighting, weights["labelled_share"],
-                                    weights["progress"] < self.pretrain)
+        loss = semi_supervised_loss(-weights["lam"] * labelled, -unlabelled, self.weighting, schedule.labelled_share,
+                                    schedule.progress < self.pretrain)
         return loss, {
             "recon": -(log_px_l.mean() + (p_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + kl_u.mean(),

@@ -11,50 +11,41 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .jurasinski import LAMBDA
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
-from .parts import ARCHITECTURE, PRETRAIN, WEIGHTING, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise, semi_supervised_loss
+from .m1 import VAE
+from .m2 import LIKELIHOOD, SIGMA2, mean_of
+from .parts import ARCHITECTURE, PRETRAIN, WEIGHTING, Network, fold_in, mlp, semi_supervised_loss
 
 
 class JurasinskiSimplified(Model):
     name = "jurasinski_simplified"
     summary = "Jurasiński's 'ours, simplified': a VAE and p(y|z) trained together, weighted by lam"
-    weights = {**LAMBDA, **SIGMA2}
-    shape = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
+    loss_weights = {**LAMBDA, **SIGMA2}
+    build_options = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):
         super().__init__(input_shape, n_classes)
-        self.likelihood, self.weighting, self.pretrain = likelihood, weighting, pretrain
-        net = Network(network, self.input_shape, hidden, depth)
-        self.encoder = net.encoder(latent=latent)  # q(z|x)
-        self.decoder = net.decoder(latent)  # p(x|z)
+        self.weighting, self.pretrain = weighting, pretrain
+        self.vae = VAE(Network(network, self.input_shape, hidden, depth), latent, likelihood)  # q(z|x), p(x|z)
         self.label_given_z = mlp([latent, hidden, n_classes])  # p(y|z)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.label_given_z(self.encoder(x)[0])
+        return self.label_given_z(self.vae.encoder(x)[0])
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x): mean and log-variance (y plays no part)."""
-        return self.encoder(x)
+        return self.vae.encoder(x)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean of p(x | z): this model's x does not depend on y given z."""
-        return mean_of(self.likelihood, self.decoder(z))
+        return mean_of(self.vae.likelihood, self.vae.decoder(z))
 
-    def vae_bound(self, x: torch.Tensor, key: torch.Tensor, weights: dict):
-        """(E[log p(x|z)] - KL, log p(x|z), KL, z) per example."""
-        mu, log_var = self.encoder(x)
-        z = reparameterise(mu, log_var, normal(key, mu.shape))
-        log_px = log_likelihood(self.likelihood, self.decoder(z), x, weights)
-        kl = kl_standard_normal(mu, log_var)
-        return log_px - kl, log_px, kl, z
-
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        vae_l, log_px_l, kl_l, z_l = self.vae_bound(batch.x_labelled, fold_in(key, 0), weights)
-        vae_u, log_px_u, kl_u, _ = self.vae_bound(batch.x_unlabelled, fold_in(key, 1), weights)
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
+        vae_l, log_px_l, kl_l, z_l = self.vae.bound(batch.x_labelled, fold_in(key, 0), weights)
+        vae_u, log_px_u, kl_u, _ = self.vae.bound(batch.x_unlabelled, fold_in(key, 1), weights)
         cross_entropy = F.cross_entropy(self.label_given_z(z_l), batch.y_labelled, reduction="none")  # -log p(y|z)
-        loss = semi_supervised_loss(weights["lam"] * (-vae_l + cross_entropy), -vae_u, self.weighting, weights["labelled_share"],
-                                    weights["progress"] < self.pretrain)
+        loss = semi_supervised_loss(weights["lam"] * (-vae_l + cross_entropy), -vae_u, self.weighting, schedule.labelled_share,
+                                    schedule.progress < self.pretrain)
         return loss, {"recon": -(log_px_l.mean() + log_px_u.mean()), "kl": kl_l.mean() + kl_u.mean(), "ce": cross_entropy.mean()}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
 from .parts import ARCHITECTURE, Hyper, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
 
@@ -30,24 +30,24 @@ class VAE(nn.Module):
         self.decoder = net.decoder(latent)
 
     def bound(self, x: torch.Tensor, key: torch.Tensor, weights: dict):
-        """(E[log p(x|z)] - KL, log p(x|z), KL) per example."""
+        """(E[log p(x|z)] - KL, log p(x|z), KL, z) per example: one draw of z ~ q(z|x)."""
         mu, log_var = self.encoder(x)
         z = reparameterise(mu, log_var, normal(key, mu.shape))
         log_px = log_likelihood(self.likelihood, self.decoder(z), x, weights)
         kl = kl_standard_normal(mu, log_var)
-        return log_px - kl, log_px, kl
+        return log_px - kl, log_px, kl, z
 
     def loss(self, batch: Batch, key: torch.Tensor, weights: dict):
         x = torch.cat([batch.x_labelled, batch.x_unlabelled])
-        bound, log_px, kl = self.bound(x, key, weights)
+        bound, log_px, kl, _ = self.bound(x, key, weights)
         return -bound.mean(), {"recon": -log_px.mean(), "kl": kl.mean()}
 
 
 class M1(Model):
     name = "m1"
     summary = "Kingma's M1: a VAE, then a classifier (mlp, logistic or svm) on the means of q(z|x)"
-    weights = dict(SIGMA2)
-    shape = {
+    loss_weights = dict(SIGMA2)
+    build_options = {
         **ARCHITECTURE,
         **LIKELIHOOD,
         **STAGES,
@@ -75,8 +75,8 @@ class M1(Model):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        if weights["progress"] < self.vae_fraction:
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
+        if schedule.progress < self.vae_fraction:
             return self.vae.loss(batch, fold_in(key, 0), weights)
         scores = self.head(self.features(batch.x_labelled).detach())
         if self.classifier_kind == "svm":  # Crammer-Singer multiclass hinge, L2 on the weights

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import torch
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .m1 import STAGES, VAE
 from .m2 import ALPHA_SCALE, LIKELIHOOD, M2
 from .parts import ARCHITECTURE, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
@@ -26,16 +26,16 @@ class M1M2(Model):
     summary = "Kingma's M1+M2: M2 on the latent features of an M1 VAE trained first in the same trial"
     enumerates = True
     built_on = ("m2",)
-    weights = {**M2.weights, "sigma2": replace(M2.weights["sigma2"], applies_if=None)}  # M2 here is always Gaussian
-    shape = {
+    loss_weights = {**M2.loss_weights, "sigma2": replace(M2.loss_weights["sigma2"], applies_if=None)}  # M2 here is always Gaussian
+    build_options = {
         **ARCHITECTURE,
         **LIKELIHOOD,
         **STAGES,
         "features": Hyper(50, low=1, integer=True, help="size of M1's z1, the features M2 models"),
-        "kl_warmup": M2.shape["kl_warmup"],
+        "kl_warmup": M2.build_options["kl_warmup"],
         **ALPHA_SCALE,
         **WEIGHTING,
-        "pretrain": M2.shape["pretrain"],
+        "pretrain": M2.build_options["pretrain"],
     }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
@@ -56,17 +56,16 @@ class M1M2(Model):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.m2.classify(self.features(x))
 
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        if weights["progress"] < self.vae_fraction:
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
+        if schedule.progress < self.vae_fraction:
             return self.m1.loss(batch, fold_in(key, 0), weights)
         on_features = Batch(self.features(batch.x_labelled, fold_in(key, 1)), batch.y_labelled,
                             self.features(batch.x_unlabelled, fold_in(key, 2)))
-        return self.m2(on_features, self.m2_stage(weights), fold_in(key, 3))
+        return self.m2(on_features, weights, self.m2_stage(schedule), fold_in(key, 3))
 
-    def m2_stage(self, weights: dict) -> dict:
-        """The schedule as M2's stage sees it: its progress and epoch from the stage's start."""
-        if self.vae_fraction >= 1 or not weights["progress"]:
-            return weights
-        epochs = weights["epoch"] / weights["progress"]  # the trial's, since progress = epoch / epochs
-        return {**weights, "progress": (weights["progress"] - self.vae_fraction) / (1 - self.vae_fraction),
-                "epoch": weights["epoch"] - self.vae_fraction * epochs}
+    def m2_stage(self, schedule: Schedule) -> Schedule:
+        """The schedule as M2's stage sees it: its epochs counted from the stage's start."""
+        if self.vae_fraction >= 1:
+            return schedule
+        start = self.vae_fraction * schedule.epochs
+        return schedule._replace(epoch=schedule.epoch - start, epochs=schedule.epochs - start)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .base import Batch, Model
+from .base import Batch, Model, Schedule
 from .parts import (
     ARCHITECTURE,
     PRETRAIN,
@@ -61,9 +61,9 @@ def mean_of(kind: str, decoded: torch.Tensor) -> torch.Tensor:
     return decoded.sigmoid() if kind == "bernoulli" else decoded
 
 
-def scaled_alpha(weights: dict, scale: str) -> torch.Tensor:
+def scaled_alpha(weights: dict, schedule: Schedule, scale: str) -> torch.Tensor:
     """alpha as given, or Kingma's alpha x N / N_labelled."""
-    return weights["alpha"] * (weights["data_ratio"] if scale == "dataset" else 1.0)
+    return weights["alpha"] * (schedule.data_ratio if scale == "dataset" else 1.0)
 
 
 class Bound(NamedTuple):
@@ -77,8 +77,8 @@ class M2(Model):
     name = "m2"
     summary = "Kingma's M2: VAE with the label as a latent, alpha-weighted classifier"
     enumerates = True
-    weights = {**ALPHA, **SIGMA2}
-    shape = {
+    loss_weights = {**ALPHA, **SIGMA2}
+    build_options = {
         **ARCHITECTURE,
         **LIKELIHOOD,
         "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
@@ -110,35 +110,36 @@ class M2(Model):
         """The mean of p(x | y, z): pixel probabilities (Bernoulli) or the Gaussian's mean."""
         return mean_of(self.likelihood, self.decoder(z, y))
 
-    def kl_weight(self, weights: dict) -> float:
-        return min(1.0, (weights.get("epoch", 0) + 1) / self.kl_warmup) if self.kl_warmup else 1.0
+    def kl_weight(self, schedule: Schedule) -> float:
+        return min(1.0, (schedule.epoch + 1) / self.kl_warmup) if self.kl_warmup else 1.0
 
-    def elbo(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, weights: dict) -> Bound:
+    def elbo(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, weights: dict, kl_weight: float = 1.0) -> Bound:
         """L(x, y) for one-hot y, with its reconstruction and KL terms; x and y broadcast."""
         mu, log_var = self.encoder(x, y)
         z = reparameterise(mu, log_var, eps)
         log_px = log_likelihood(self.likelihood, self.decoder(z, y), x, weights)
         kl = kl_standard_normal(mu, log_var)
-        return Bound(log_px + self.log_prior_y - self.kl_weight(weights) * kl, log_px, kl, z)
+        return Bound(log_px + self.log_prior_y - kl_weight * kl, log_px, kl, z)
 
-    def every_label(self, x: torch.Tensor, key: torch.Tensor, weights: dict) -> tuple[torch.Tensor, ...]:
+    def every_label(self, x: torch.Tensor, key: torch.Tensor, weights: dict, kl_weight: float = 1.0) -> tuple[torch.Tensor, ...]:
         """(L, log p(x|y,z), KL) of x with every label, each (B, K): one batched pass."""
         eps = normal(key, (x.shape[0], self.n_classes, self.latent))
-        value, log_px, kl, _ = over_labels(lambda x, y, label: self.elbo(x, y, eps[:, label], weights), self.n_classes, x)
+        value, log_px, kl, _ = over_labels(lambda x, y, label: self.elbo(x, y, eps[:, label], weights, kl_weight), self.n_classes, x,
+                                          enumeration=self.enumeration)
         return value, log_px, kl
 
-    def alpha(self, weights: dict) -> torch.Tensor:
-        return scaled_alpha(weights, self.alpha_scale)
+    def alpha(self, weights: dict, schedule: Schedule) -> torch.Tensor:
+        return scaled_alpha(weights, schedule, self.alpha_scale)
 
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        labelled, unlabelled, parts, _ = self.objective(batch, weights, key)
-        return self.combine(labelled, unlabelled, weights), parts
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
+        labelled, unlabelled, parts, _ = self.objective(batch, weights, schedule, key)
+        return self.combine(labelled, unlabelled, schedule), parts
 
-    def combine(self, labelled: torch.Tensor, unlabelled: torch.Tensor, weights: dict) -> torch.Tensor:
+    def combine(self, labelled: torch.Tensor, unlabelled: torch.Tensor, schedule: Schedule) -> torch.Tensor:
         """The loss from per-example labelled and unlabelled losses, weighted as the model's `weighting` says."""
-        return semi_supervised_loss(labelled, unlabelled, self.weighting, weights["labelled_share"], weights["progress"] < self.pretrain)
+        return semi_supervised_loss(labelled, unlabelled, self.weighting, schedule.labelled_share, schedule.progress < self.pretrain)
 
-    def objective(self, batch: Batch, weights: dict, key: torch.Tensor):
+    def objective(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
         """(per-example labelled loss -L + alpha CE, per-example unlabelled loss -U, parts, the labelled
         Bound): models built on M2 add their terms before combining."""
         x_l, x_u = batch.x_labelled, batch.x_unlabelled
@@ -146,9 +147,10 @@ class M2(Model):
         # of a (B, K, latent) draw
         rows = torch.arange(x_l.shape[0], device=x_l.device) * self.n_classes + batch.y_labelled
         eps_l = normal_at(fold_in(key, 0), rows[:, None] * self.latent + torch.arange(self.latent, device=x_l.device))
-        labelled = self.elbo(x_l, one_hot(batch.y_labelled, self.n_classes, x_l.dtype), eps_l, weights)
+        kl_weight = self.kl_weight(schedule)
+        labelled = self.elbo(x_l, one_hot(batch.y_labelled, self.n_classes, x_l.dtype), eps_l, weights, kl_weight)
 
-        every_label, log_px_u, kl_u = self.every_label(x_u, fold_in(key, 1), weights)
+        every_label, log_px_u, kl_u = self.every_label(x_u, fold_in(key, 1), weights, kl_weight)
         logits_u = self.classifier(x_u)
         q_y = logits_u.softmax(-1)
         unlabelled = (q_y * every_label).sum(-1) + entropy(logits_u)
@@ -159,4 +161,4 @@ class M2(Model):
             "kl": labelled.kl.mean() + (q_y * kl_u).sum(-1).mean(),
             "ce": cross_entropy.mean(),
         }
-        return -labelled.value + self.alpha(weights) * cross_entropy, -unlabelled, parts, labelled
+        return -labelled.value + self.alpha(weights, schedule) * cross_entropy, -unlabelled, parts, labelled

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Batch
+from .base import Batch, Schedule
 from .m2 import M2
 from .parts import Hyper, mlp, reverse_gradient
 
@@ -19,15 +19,16 @@ from .parts import Hyper, mlp, reverse_gradient
 class M2Adversarial(M2):
     name = "m2_adversarial"
     built_on = ("m2",)
+    loss_parts = (*M2.loss_parts, "adversary")
     summary = "M2 with an adversary that predicts y from z', played against the encoder"
-    weights = {**M2.weights, "adversary": Hyper(1.0, low=0.0, help="weight of the adversary's cross-entropy in the game")}
+    loss_weights = {**M2.loss_weights, "adversary": Hyper(1.0, low=0.0, help="weight of the adversary's cross-entropy in the game")}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, **options):
         super().__init__(input_shape, n_classes, hidden, latent, **options)
         self.adversary = mlp([latent, hidden, n_classes])  # f(y|z')
 
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        labelled, unlabelled, parts, bound = self.objective(batch, weights, key)
+    def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
+        labelled, unlabelled, parts, bound = self.objective(batch, weights, schedule, key)
         adversary_ce = F.cross_entropy(self.adversary(reverse_gradient(bound.z)), batch.y_labelled, reduction="none")
-        loss = self.combine(labelled + weights["adversary"] * adversary_ce, unlabelled, weights)  # a labelled term
+        loss = self.combine(labelled + weights["adversary"] * adversary_ce, unlabelled, schedule)  # a labelled term
         return loss, {**parts, "adversary": adversary_ce.mean()}

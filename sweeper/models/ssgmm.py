@@ -13,21 +13,22 @@ import math
 
 import torch
 
-from .base import Batch, Model
+from .base import Model
 from .parts import Hyper
 
 
 class SSGMM(Model):
     name = "ssgmm"
     summary = "semi-supervised Gaussian mixture fitted by EM (epochs are EM iterations)"
-    shape = {
+    fitted_by = "em"
+    build_options = {
         "covariance": Hyper("full", choices=("full", "diag"), help="full or diagonal covariance per class"),
         "cov_floor": Hyper(1e-3, low=0.0, help="added to every variance: keeps covariances invertible"),
     }
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Hyper]:
-        return dict(cls.shape)  # no optimiser: EM
+        return dict(cls.build_options)  # no optimiser: EM
 
     def __init__(self, input_shape, n_classes: int, covariance: str = "full", cov_floor: float = 1e-3):
         super().__init__(input_shape, n_classes)
@@ -54,9 +55,6 @@ class SSGMM(Model):
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.log_joint(x).to(x.dtype)
-
-    def forward(self, batch: Batch, weights: dict, key: torch.Tensor):
-        raise TypeError("ssgmm is fitted by EM (em_step), not by gradient steps")
 
     @torch.no_grad()
     def em_step(self, x_labelled: torch.Tensor, y_labelled: torch.Tensor, x_unlabelled: torch.Tensor) -> torch.Tensor:

@@ -100,21 +100,11 @@ def write_figures(dirs: list[str | Path], out: str | Path | None = None) -> list
 
 def page(dirs: list[str | Path], tables) -> str:
     """One self-contained HTML page: the tables, what was selected, the notes and every figure, inlined."""
-    from .table import _cell_text
-
     parts = ["<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
              f"<h1>sweeper report: {html_escape.escape(', '.join(redact.url(str(d)) for d in dirs))}</h1>"]
-    for t in tables:
-        parts.append(f"<table><caption>{html_escape.escape(t.caption)}</caption><tr>"
-                     + "".join(f"<th>{html_escape.escape(h)}</th>" for h in [t.rows.replace(",", " or ")] + t.col_labels) + "</tr>")
-        for r in t.row_labels:
-            cells = [html_escape.escape(_cell_text(t.cells.get((r, c)), lambda s: s)) for c in t.col_labels]
-            cells = [f"<b>{c}</b>" if (t.cells.get((r, col)) and t.cells[(r, col)].best) else c for c, col in zip(cells, t.col_labels)]
-            parts.append(f"<tr><th>{html_escape.escape(r)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        notes = ([f"selected by validation: {'; '.join(t.selected)}"] if t.selected else []) + t.footnotes
-        parts.append("</table>" + "".join(f"<p>{html_escape.escape(f)}</p>" for f in notes))
+    parts += [render(t, "html") for t in tables]
     for png in sorted(Path(dirs[0]).glob("inspect/*/*.png")):  # what `sweeper inspect` drew, when it has
         encoded = base64.b64encode(png.read_bytes()).decode()
         name = f"{png.parent.name}: {png.stem}"

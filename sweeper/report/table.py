@@ -10,6 +10,8 @@ shows the paper's value, the difference, and whether the two are consistent.
 """
 from __future__ import annotations
 
+import html as html_escape
+
 import json
 import math
 import string
@@ -341,6 +343,14 @@ def render(table: Table, fmt: str = "markdown") -> str:
         lines += [" & ".join(tex(c) for c in line) + r" \\" for line in body]
         caption = " ".join([table.caption + "."] + [n if n.endswith(".") else n + "." for n in notes])
         lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex(caption)}}}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    if fmt == "html":  # a fragment: the table and its notes, for report.page
+        bold = lambda t: "\x00" + t + "\x01"  # noqa: E731  (escaped first, then made <b>)
+        html = lambda s: html_escape.escape(s).replace("\x00", "<b>").replace("\x01", "</b>")  # noqa: E731
+        lines = [f"<table><caption>{html(table.caption)}</caption><tr>" + "".join(f"<th>{html(h)}</th>" for h in header) + "</tr>"]
+        lines += [f"<tr><th>{html(r)}</th>" + "".join(f"<td>{html(_cell_text(table.cells.get((r, c)), bold))}</td>" for c in table.col_labels)
+                  + "</tr>" for r in table.row_labels]
+        lines += ["</table>"] + [f"<p>{html(n)}</p>" for n in notes]
         return "\n".join(lines) + "\n"
     raise SweeperError(f"--format {fmt}: unknown format; choose one of: {', '.join(FORMATS)}, html")
 

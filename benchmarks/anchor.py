@@ -1,0 +1,167 @@
+"""sweeper against the sweep a user would write without it, on the same grid, in one go.
+
+    python benchmarks/anchor.py [--spec search_spaces/anchor-digits.yaml] [--skip-plain]
+
+The plain anchor: Ray Tune with Optuna's GridSampler (OptunaSearch), one Tune trial per (alpha, seed),
+each training one model with its own Adam on one thread, as many at once as there are CPUs (both
+runs use every CPU of this machine). The
+model is sweeper's own M2 (it enumerates labels in one batched pass), so the two runs differ in what
+sweeper adds around the model: packing, the vmapped step, thread and pack sizing. Both runs read the
+same data and labelled subsets. Prints one JSON line per run, then their ratio and the grid's matmul
+time at this CPU's measured float32 speed. A benchmark, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def plain_trainable(config: dict, spec, data) -> None:
+    """One (alpha, seed) as a user writes it: build, loop over batches, Adam, report each epoch."""
+    import torch
+    from ray import tune
+
+    from sweeper import models
+    from sweeper.data import labelled_split
+    from sweeper.models import Batch
+    from sweeper.models.parts import fold_in, key
+    from sweeper.train import batch_indices, schedule, steps_per_epoch
+
+    torch.set_num_threads(1)
+    seed, hyper = config["seed"], {**spec.fixed, "alpha": config["alpha"]}
+    torch.manual_seed(seed)
+    model = models.build("m2", data.input_shape, data.n_classes, hyper)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(hyper["lr"]))
+    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    labelled, unlabelled = (torch.as_tensor(i) for i in labelled_split(data.y_train, spec.label_counts[0], data.n_classes, seed))
+    weights = {name: torch.tensor(float(hyper.get(name, h.default))) for name, h in type(model).loss_weights.items()}
+    order, noise = torch.Generator().manual_seed(seed), key(seed)
+    steps = steps_per_epoch(len(unlabelled), spec.batches[0][1])
+    step = 0
+    for epoch in range(spec.epochs):
+        now = schedule(epoch, spec.epochs, len(y), len(labelled), len(unlabelled))
+        batches_l = labelled[batch_indices(len(labelled), steps, spec.batches[0][0], order, "cpu")]
+        batches_u = unlabelled[batch_indices(len(unlabelled), steps, spec.batches[0][1], order, "cpu")]
+        for s in range(steps):
+            loss, _ = model(Batch(x[batches_l[s]], y[batches_l[s]], x[batches_u[s]]), weights, now, fold_in(noise, step))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+        with torch.no_grad():
+            accuracy = lambda xs, ys: float((model.classify(torch.as_tensor(xs)).argmax(-1) == torch.as_tensor(ys)).float().mean())  # noqa: E731
+            tune.report({"val_acc": accuracy(data.x_val, data.y_val), "test_acc": accuracy(data.x_test, data.y_test)})
+
+
+def plain(spec, cpus: int) -> dict:
+    """The grid through plain Ray Tune: wall seconds and each alpha's test accuracy at the best validation epoch."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweeper.data import load
+
+    alphas = list(spec.search["alpha"].values)
+    data = load(spec.datasets[0])
+    grid = {"alpha": alphas, "seed": list(spec.seeds)}
+    searcher = OptunaSearch(space={"alpha": optuna.distributions.CategoricalDistribution(alphas),
+                                   "seed": optuna.distributions.CategoricalDistribution(list(spec.seeds))},
+                            sampler=optuna.samplers.GridSampler(grid), metric="val_acc", mode="max")
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as storage:
+            start = time.monotonic()
+            tuner = tune.Tuner(tune.with_resources(tune.with_parameters(plain_trainable, spec=spec, data=data), {"cpu": 1}),
+                               tune_config=tune.TuneConfig(search_alg=searcher, num_samples=len(alphas) * len(spec.seeds),
+                                                           max_concurrent_trials=cpus),
+                               run_config=tune.RunConfig(storage_path=storage, name="plain", verbose=0))
+            grid_results = tuner.fit()
+            wall = time.monotonic() - start
+    finally:
+        ray.shutdown()
+    by_alpha: dict[float, list[float]] = {}
+    for result in grid_results:
+        history = result.metrics_dataframe
+        best = history.loc[history["val_acc"].idxmax()]  # the first epoch of best validation accuracy
+        by_alpha.setdefault(result.config["alpha"], []).append(100 * float(best["test_acc"]))
+    return {"run": "plain ray tune", "trials": len(grid_results), "wall_s": round(wall, 1), "table": _table(by_alpha)}
+
+
+def sweeper_run(spec_path: str) -> dict:
+    """The same grid through `sweeper run`, in a fresh process: wall seconds and the table's cells."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", "from sweeper.cli import entry; entry()", "run", spec_path, "--out", out,
+                        "--quiet"], check=True, cwd=REPOSITORY)
+        wall = time.monotonic() - start
+        trials = pd.read_parquet(Path(out) / "trials")
+        training_s = float(trials["wall_s"].sum())
+    by_alpha = {alpha: list(100 * group["test_acc"]) for alpha, group in trials.groupby("alpha")}
+    return {"run": "sweeper", "configurations": len(by_alpha), "wall_s": round(wall, 1),
+            "training_s": round(training_s, 1), "table": _table(by_alpha)}
+
+
+def matmul_seconds(spec) -> float:
+    """The grid's matmul work (torch's FLOP count of one step, forward and backward) at this CPU's
+    measured dense float32 speed on one thread."""
+    import torch
+
+    from sweeper import bench
+    from sweeper.data import DATASETS
+    from sweeper.estimate import steps_in_an_epoch
+    from sweeper import space
+
+    torch.set_num_threads(1)
+    chosen = space.configuration(spec, space.grid_points(spec)[0])
+    info = DATASETS[chosen.dataset]
+    hyper = {**chosen.hyper}
+    _, flop = bench.time_stack("m2", info.input_shape, info.n_classes, [hyper], (chosen.batch_labelled, chosen.batch_unlabelled),
+                               torch.device("cpu"), 2, False, False, bench.costlier_stage(info.n_train, chosen.label_count))
+    speed = bench._matmul_flops(torch.device("cpu"))["fp32"]
+    steps = steps_in_an_epoch(spec, chosen) * spec.epochs * len(spec.seeds) * len(space.grid_points(spec))
+    return flop * steps / speed
+
+
+def _table(by_alpha: dict) -> dict:
+    cells = {}
+    for alpha, accs in sorted(by_alpha.items()):
+        mean = sum(accs) / len(accs)
+        std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else float("nan")
+        cells[f"{alpha:g}"] = f"{mean:.2f} ± {std:.2f} ({len(accs)})"
+    return cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="search_spaces/anchor-digits.yaml")
+    parser.add_argument("--skip-plain", action="store_true", help="time sweeper alone")
+    args = parser.parse_args()
+    from sweeper.spec import load
+
+    spec = load(REPOSITORY / args.spec)
+    cpus = os.cpu_count()
+    runs = [] if args.skip_plain else [plain(spec, cpus)]
+    runs.append(sweeper_run(args.spec))
+    for run in runs:
+        print(json.dumps(run), flush=True)
+    summary = {"cpus": cpus, "matmul_s": round(matmul_seconds(spec), 1)}
+    if not args.skip_plain:
+        summary["plain_over_sweeper"] = round(runs[0]["wall_s"] / runs[1]["wall_s"], 2)
+    summary["sweeper_training_over_matmul"] = round(runs[-1]["training_s"] / summary["matmul_s"], 2)
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
