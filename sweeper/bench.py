@@ -123,12 +123,12 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import spec as spec_module
     from .data import DATASETS
     from .estimate import steps_in_an_epoch
-    from .packing import pack_key, packs, plan_of
+    from .packing import bf16_on, pack_key, pack_limit, packs, plan_of
 
     spec = spec_module.load(spec_path)
     if pack is not None:
         spec = spec_module.with_pack(spec, pack)
-    spec = replace(spec, step=replace(spec.step, bf16=spec.step.bf16 or bf16, compile=spec.step.compile or compile))
+    spec = replace(spec, step=replace(spec.step, bf16=True if bf16 else spec.step.bf16, compile=spec.step.compile or compile))
     if spec.sampler != "grid":
         raise SweeperError(f"bench --spec {spec_path}: projects grids only; this spec samples ({spec.sampler})")
     by_em = sorted({m for m in spec.models if models.MODELS[m].fitted_by == "em"})
@@ -137,7 +137,8 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
                            "`sweeper estimate` counts it")
     dev = _device(device)
     kinds: dict[tuple, list[list[dict]]] = {}
-    for group in packs(spec, space.grid_points(spec), spec.pack):
+    points = space.grid_points(spec)
+    for group in packs(spec, points, pack_limit(spec) or len(points)):  # auto on one device: one pack of each kind
         kinds.setdefault((pack_key(plan_of(spec, space.configuration(spec, group[0]))), len(group)), []).append(group)
     cases = []
     for groups in kinds.values():
@@ -145,13 +146,13 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         first, info = chosen[0], DATASETS[chosen[0].dataset]
         hypers = [c.hyper for c in chosen for _ in spec.seeds]
         seconds, _ = time_stack(first.model, info.input_shape, info.n_classes, hypers,
-                                (first.batch_labelled, first.batch_unlabelled), dev, steps, spec.step.bf16, spec.step.compile,
+                                (first.batch_labelled, first.batch_unlabelled), dev, steps, bf16_on(spec, device), spec.step.compile,
                                 costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled),
                                 count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
             "case": "projection", "spec": spec.name, "model": first.model, "dataset": first.dataset, "device": device,
-            "bf16": spec.step.bf16, "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
+            "bf16": bf16_on(spec, device), "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
             "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
             "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
             "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),

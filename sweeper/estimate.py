@@ -14,6 +14,7 @@ import torch
 from . import models, space
 from .bench import costlier_stage, time_stack
 from .data import DATASETS
+from .packing import bf16_on
 from .spec import Spec
 from .train import steps_per_epoch, unlabelled_count
 
@@ -77,7 +78,7 @@ def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
         return time.perf_counter() - start
     hyper = {name: h.default for name, h in models.hyperparameters(chosen.model).items()} | chosen.hyper
     seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
-                            (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, spec.step.bf16,
+                            (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, bf16_on(spec, "cpu"),
                             spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
                             count_flops=False)
     return seconds

@@ -25,7 +25,7 @@ def chosen_trials(location: str | Path, each: bool = False) -> list[str]:
     """Per model (or, with `each`, per configuration), the seed with the best validation accuracy of the
     configuration selected by validation."""
     trials = results.read(location)
-    done = trials[trials["status"] == "completed"]
+    done = trials[results.finished(trials)]
     picked = configurations(done, "model", "model") if each else best_by_validation(done, "model", "model")
     chosen = []
     for ids in picked["trial_ids"]:

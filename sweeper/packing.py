@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from . import models, space
+from .hardware import native_bf16
 from .spec import Spec
 
 
@@ -42,11 +43,25 @@ def pack_key(plan: Plan) -> tuple:
 
 
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
-    """The plan of one configuration of `spec`."""
+    """The plan of one configuration of `spec`, on `device` (where `step: {bf16: auto}` is decided)."""
     return Plan(model=chosen.model, hyper=chosen.hyper, label_count=chosen.label_count, seeds=spec.seeds,
                 epochs=spec.epochs, batch_labelled=chosen.batch_labelled, batch_unlabelled=chosen.batch_unlabelled,
                 device=device, labelled_in_unlabelled=spec.data.labelled_in_unlabelled,
-                dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=spec.step.bf16, compile=spec.step.compile)
+                dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=bf16_on(spec, device),
+                compile=spec.step.compile, patience=spec.patience)
+
+
+def bf16_on(spec: Spec, device: str) -> bool:
+    """Whether the step runs its matmuls in bfloat16 on `device`: as the spec says, or (auto) where native."""
+    return spec.step.bf16 is True or (spec.step.bf16 == "auto" and native_bf16(device))
+
+
+def pack_limit(spec: Spec) -> int | None:
+    """The most configurations a pack may hold: the spec's pack: K; None (auto) for a grid to pack as the
+    machine allows; 1 where packing cannot apply (a sampled search, a scheduler)."""
+    if spec.pack != "auto":
+        return spec.pack
+    return None if spec.sampler == "grid" and spec.scheduler is None else 1
 
 
 def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:

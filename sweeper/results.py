@@ -52,6 +52,7 @@ EPOCH_FIELDS = _ID + [
     ("recon", pa.float64()),
     ("kl", pa.float64()),
     ("ce", pa.float64()),
+    ("adversary", pa.float64()),  # the loss parts of every model (Model.loss_parts); NaN where a model has none
     ("val_acc", pa.float64()),
     ("test_acc", pa.float64()),
     ("entropy_unlabelled", pa.float64()),
@@ -63,7 +64,9 @@ TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64(
                               ("point", pa.string())]  # the search point, as text (space.point_key)
 TRIAL_FIELDS_AFTER = [
     ("status", pa.string()),
+    ("stopped_by", pa.string()),  # with status stopped: patience (a final result, at its best epoch) or scheduler
     ("error", pa.string()),
+    ("precision", pa.string()),  # the step's matmuls: float32 or bfloat16
     ("best_val_acc", pa.float64()),
     ("test_acc", pa.float64()),
     ("best_epoch", pa.int64()),
@@ -71,6 +74,13 @@ TRIAL_FIELDS_AFTER = [
     ("wall_s", pa.float64()),
     ("restarts", pa.int64()),
 ]
+
+
+def finished(trials: pd.DataFrame) -> pd.Series:
+    """The trials whose result is final: completed, or stopped by patience (their test accuracy is the one at
+    their best validation epoch, as a completed trial's is); not a scheduler's stop, a failure or a divergence."""
+    stopped_by = trials["stopped_by"] if "stopped_by" in trials else pd.Series(None, index=trials.index, dtype=object)
+    return (trials["status"] == "completed") | ((trials["status"] == "stopped") & (stopped_by == "patience"))
 
 
 def epoch_schema() -> pa.Schema:
@@ -276,9 +286,8 @@ def mark_stopped(out_dir: str | Path, config_id: str) -> None:
         return
     _compact(fs, f"{root}/epochs", config_id)
     table = pq.read_table(path, filesystem=fs)
-    status = [("stopped" if s == "running" else s) for s in table.column("status").to_pylist()]
-    _write(fs, path, table.set_column(table.schema.get_field_index("status"), "status", pa.array(status, pa.string())).to_pylist(),
-           table.schema)
+    rows = [{**row, "status": "stopped", "stopped_by": "scheduler"} if row["status"] == "running" else row for row in table.to_pylist()]
+    _write(fs, path, rows, table.schema)
 
 
 def _compact(fs: pafs.FileSystem, directory: str, config_id: str) -> None:

@@ -229,14 +229,15 @@ class Study:
 
 @dataclass(frozen=True)
 class Step:
-    """`step: {bf16: true|false, compile: true|false}`: how the training step runs (both meant for a GPU)."""
+    """`step: {bf16: true|false|auto, compile: true|false}`: how the training step runs."""
 
-    bf16: bool = False  # the step's matmuls under bfloat16 autocast
-    compile: bool = False  # the step's loss through torch.compile
+    bf16: bool | str = False  # the step's matmuls under bfloat16 autocast; auto: where the device has it natively
+    compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
 
     @classmethod
     def parse(cls, raw) -> Step:
-        return cls(**{key: _boolean(value, key) for key, value in _values(cls, raw).items()})
+        values = _values(cls, raw)
+        return cls(**{key: value if (key, value) == ("bf16", "auto") else _boolean(value, key) for key, value in values.items()})
 
 
 def _data_options(raw) -> DataOptions:
@@ -452,6 +453,15 @@ def _zip(value) -> tuple[str, ...]:
     return zipped
 
 
+def _pack(value) -> int | str:
+    """`pack: auto` (sized to the machine, packing.auto_packs) or at most K configurations per pack."""
+    if value == "auto":
+        return value
+    if isinstance(value, str):
+        raise SpecError(f"expected auto or an integer >= 1, got {shown(value)}")
+    return _integer(value, low=1)
+
+
 def _objectives(value) -> tuple[str, ...]:
     objectives = tuple(_choice(o, tuple(OBJECTIVES), "objective") for o in _as_list(value))
     if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
@@ -492,7 +502,8 @@ class Spec:
     max_concurrent: int | None = field(default=None, metadata=_parsed_by(partial(_integer, low=1)))
     retries: int = field(default=2, metadata=_parsed_by(partial(_integer, low=0)))  # a crashed trial is retried from its last checkpoint
     study: Study = field(default=Study(), metadata=_parsed_by(Study.parse))
-    pack: int = field(default=1, metadata=_parsed_by(partial(_integer, low=1), when_set=True))  # grid points trained as one vectorised model
+    pack: int | str = field(default="auto", metadata=_parsed_by(_pack, when_set=True))  # grid points trained as one vectorised model
+    patience: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0), when_set=True))  # epochs without improvement before a seed stops (0: never)
     step: Step = field(default=Step(), metadata=_parsed_by(Step.parse, when_set=True))
     source: str = "<spec>"  # where it was read (not a key): messages name it
 
@@ -699,7 +710,9 @@ def _check_sampler(spec: Spec) -> None:
 
 
 def _check_pack(spec: Spec) -> None:
-    """A pack trains grid points together, start to end."""
+    """A pack trains grid points together, start to end; `auto` packs only where packing can apply."""
+    if spec.pack == "auto":
+        return
     if spec.pack > 1 and spec.sampler != "grid":
         raise SpecError(f"packs the points of a grid; sampler {spec.sampler} asks for one configuration at a time; use pack: 1", "pack")
     if spec.pack > 1 and spec.scheduler is not None:
@@ -740,7 +753,7 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     )
 
 
-def with_pack(spec: Spec, pack: int) -> Spec:
+def with_pack(spec: Spec, pack: int | str) -> Spec:
     """The spec with `pack` (--pack), checked as if the file said so."""
     return parse({**yaml.safe_load(to_yaml(spec)), "pack": pack}, source=f"{spec.source} with --pack {pack}")
 

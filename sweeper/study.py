@@ -31,7 +31,6 @@ import statistics
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,12 +45,6 @@ from optuna.trial import TrialState
 from . import redact, space
 from .errors import SweeperError
 from .spec import Spec, to_yaml
-
-# Optuna marks its heartbeat API experimental, and warns that heartbeats are meant for Study.optimize:
-# here the driver records them itself, for the trials it asked for (Board.beat).
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
-                        message=r".*(heartbeat|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 FINGERPRINT = "sweeper_spec_sha256"  # study attributes
 CONFIGURATIONS = "sweeper_configurations"
@@ -124,7 +117,6 @@ def _engine_options(url: str) -> dict:
 
 def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
     """Create the spec's study at `url` (and enqueue its grid), or join it after checking it is the same spec."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created or loaded
     where = storage(url, spec)
     mine = fingerprint(spec)
     try:

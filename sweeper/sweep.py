@@ -28,7 +28,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from . import data, progress, provenance, results, searchers, space, study
 from .errors import SweeperError
-from .packing import packs
+from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
 from .study import CLAIM_KEYS
@@ -67,7 +67,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         raise SweeperError(f"--out {out_dir}: is a file, not a folder; give a new folder for the results")
     if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
         raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
-    if study_url and spec.pack > 1:
+    if study_url and spec.pack not in (1, "auto"):
         raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one configuration at a time; "
                            "use pack: 1 with --study")
     if driver is not None and not study.DRIVER_NAME.match(driver):
@@ -75,6 +75,17 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
     shared = study.open_shared(spec, study_url) if study_url else None  # before writing anything: a bad URL leaves nothing
+    started_ray = _start_ray(address, num_cpus)  # packs are sized to the resources it reports
+    try:
+        return _run(spec, out, location, datasets, shared, study_url, driver, quiet, trainable)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url: str | None, driver: str | None,
+         quiet: bool, trainable) -> Outcome:
+    grouped, spec = (None, spec) if shared else _packs(spec)
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
@@ -84,11 +95,12 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
         searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec)
         recorders = [_recorder(spec, out, location)]  # this driver's configurations, in its own study too
-    elif spec.pack > 1:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
-        grouped = packs(spec, space.grid_points(spec), spec.pack)
+    elif grouped is not None:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
         param_space = {"pack": tune.grid_search(grouped)}
         searcher, count, recorders = None, 1, [_recorder(spec, out, location)]
-        progress = Progress(spec, total=len(grouped), unit=f"packs of up to {spec.pack} configurations")
+        largest = max(len(p) for p in grouped)
+        progress = Progress(spec, total=len(grouped), unit=f"packs of up to {largest} configurations, "
+                                                           f"{spec.resources.cpu:g} CPU each")
     else:  # the searcher records each configuration in its own study
         searcher, count, progress = _searcher(spec, out, location), space.configuration_count(spec), Progress(spec)
 
@@ -113,11 +125,29 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         heartbeats.start()
     provenance.start(location, "run", spec.resources.gpu > 0)
     try:
-        return replace(_fit(tuner, out, address, num_cpus)[0], location=location)
+        return replace(_fit(tuner, out, None, None)[0], location=location)  # in the Ray run() started or joined
     finally:
         provenance.finish(location)
         if heartbeats:
             heartbeats.stop()
+
+
+def _packs(spec: Spec) -> tuple[list[list[dict]] | None, Spec]:
+    """A grid's packs, sized to the slots of the Ray this driver is in (packing.auto_packs), or None where
+    each configuration trains alone; and the spec its trials run with (with pack: auto, slots the packs
+    leave over go to them as threads)."""
+    limit = pack_limit(spec)
+    if limit == 1:
+        return None, spec
+    available = ray.cluster_resources()
+    if spec.resources.gpu > 0:
+        slots = int(available.get("GPU", 0) // spec.resources.gpu)
+    else:
+        slots = int(available.get("CPU", 1) // spec.resources.cpu)
+    grouped, spare = auto_packs(spec, space.grid_points(spec), max(1, slots), limit)
+    if limit is None and spec.resources.gpu == 0 and spare > 1:
+        spec = replace(spec, resources=replace(spec.resources, cpu=spec.resources.cpu * spare))
+    return (None if all(len(p) == 1 for p in grouped) else grouped), spec
 
 
 def default_driver() -> str:
@@ -233,7 +263,8 @@ def rerun_plan(spec: Spec, found: dict[str, tuple[str | None, bool]], trials: li
     if spec.sampler == "grid" and None not in {point for point, _ in found.values()}:  # None: rows from before points were kept
         done = {point for point, ended in found.values() if ended}
         missing = [p for p in space.grid_points(spec) if space.point_key(p) not in done]
-        again = [{"pack": group} for group in packs(spec, missing, spec.pack)] if spec.pack > 1 else missing
+        limit = pack_limit(spec)
+        again = [{"pack": group} for group in packs(spec, missing, limit or len(missing))] if limit != 1 else missing
         rerun = {space.point_key(p) for p in missing}
         stale = {i for i, (point, ended) in found.items() if not ended and point in rerun}
         kept = [t for t in errored if finished(t.config_ids)]
@@ -283,8 +314,6 @@ def _runnable(spec: Spec, location: str, datasets: dict, trainable):
 
 
 def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[Outcome, tune.ResultGrid]:
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Progress prints instead of Tune's tables
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say what matters
     started_ray = _start_ray(address, num_cpus)
     try:
         start = time.monotonic()
@@ -300,7 +329,6 @@ def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[O
 
 def _local_study(spec: Spec, out: Path) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
     """This driver's own study, a journal file in the results directory (made if it is not there yet)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line for the study created, then one for it loaded
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / STUDY_FILE)))
     return optuna.create_study(storage=storage, study_name=spec.name, directions=space.directions(spec), load_if_exists=True), storage
 

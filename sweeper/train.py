@@ -11,7 +11,6 @@ import copy
 import math
 import time
 from abc import ABC, abstractmethod
-from pathlib import Path
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -88,19 +87,6 @@ def batch_indices(n: int, steps: int, size: int, order: torch.Generator, device)
 def binarize(x: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """A Bernoulli draw per pixel with its grey level as probability."""
     return (uniform(key, x.shape) < x).to(x.dtype)
-
-
-def native_bf16(device: str | torch.device) -> bool:
-    """Whether this device multiplies bfloat16 natively: a GPU that supports it, or a CPU with AVX-512 BF16
-    or AMX (read from the kernel's CPU flags; elsewhere bfloat16 is emulated and slower than float32)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no flags to read, so no claim
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 # ---------------------------------------------------------------------- ways of fitting

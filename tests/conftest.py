@@ -3,7 +3,9 @@ import os
 import pytest
 import yaml
 
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+from sweeper.cli import quiet_libraries
+
+quiet_libraries()  # as the command line sets them for its process
 
 
 @pytest.fixture

@@ -371,3 +371,14 @@ def test_the_sigma2_figure_shows_the_squared_error_behind_the_gaussian_recon():
     sse, sigma2, d = 0.3, 0.01, 2  # circles: 2-d; recon is the labelled part's mean plus the unlabelled part's
     recon = 2 * (0.5 * (sse / 2) / sigma2 + 0.5 * d * math.log(2 * math.pi * sigma2))
     assert squared_error(pd.Series([recon]), pd.Series([sigma2]), pd.Series(["circles"])).iloc[0] == pytest.approx(sse)
+
+
+def test_a_seed_stopped_by_patience_counts_and_one_a_scheduler_stopped_does_not(tmp_path):
+    """Patience stops a seed at its result (test accuracy at its best validation epoch); a scheduler's stop
+    cuts a configuration short, so it has none."""
+    rows = [trial_row("c1", "m2", 0, test_acc=0.8, alpha=1.0),
+            {**trial_row("c1", "m2", 1, status="stopped", test_acc=0.9, alpha=1.0), "stopped_by": "patience"},
+            {**trial_row("c1", "m2", 2, status="stopped", test_acc=0.1, alpha=1.0), "stopped_by": "scheduler"}]
+    results.write_configuration(tmp_path, "c1", [r for s in range(3) for r in epoch_rows("c1", "m2", s)], rows, HYPER)
+    assert results.finished(results.read(tmp_path, "trials")).tolist() == [True, True, False]
+    assert "85.00 ± 7.07 (2)" in report.table([tmp_path])

@@ -269,3 +269,10 @@ def test_removing_a_configuration_removes_its_parts(tmp_path):
     train(tmp_path, 2, config_id="c2")
     results.remove_configuration(tmp_path, "c")
     assert visible(tmp_path / "epochs") == ["c2~000001-000001.parquet", "c2~000002-000002.parquet"]
+
+
+def test_the_epoch_rows_have_a_column_for_every_loss_part_any_model_returns():
+    from sweeper import models
+
+    columns = {name for name, _ in results.EPOCH_FIELDS}
+    assert {part for cls in models.MODELS.values() for part in cls.loss_parts} <= columns

@@ -52,3 +52,15 @@ def test_a_hyperparameter_the_configuration_ignores_is_null_in_its_rows():
         trial = Training(plan_of(spec, space.configuration(spec, point)), load("digits"))
         _, trials = rows("c", trial, spec, point)
         assert [t["sigma2"] for t in trials] == [sigma2, sigma2] and trials[0]["likelihood"] == point["likelihood"]
+
+
+def test_a_seed_stopped_by_patience_says_so_with_its_best_epoch_and_the_precision_it_ran_in():
+    spec = parse(tiny_spec(epochs=8, patience=1, step={"bf16": True}))
+    training = Training(plan_of(spec, space.configuration(spec, POINT)), load("digits"))
+    for _ in training.epochs():
+        pass
+    _, trials = rows("c3", training, spec, POINT)
+    assert [t["status"] for t in trials] == ["stopped", "stopped"]  # the same seeds give the same numbers, every run
+    for t, m in zip(trials, training.members):
+        assert (t["precision"], t["stopped_by"], t["best_epoch"]) == ("bfloat16", "patience", m.best_epoch)
+        assert t["epochs"] == t["best_epoch"] + 1 < 8  # one epoch without improvement, then no more

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import results
 from .table import best_by_validation, default_rows, label
 
 FORMATS = ("png", "svg")
@@ -32,7 +33,7 @@ def _pyplot():
 def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the results support, written under `out`; returns the PNG paths."""
     out.mkdir(parents=True, exist_ok=True)
-    done = trials[trials["status"] == "completed"]
+    done = trials[results.finished(trials)]
     curves = epochs.merge(done[["trial_id", "config_id"]], on=["trial_id", "config_id"])
     drawn = []
     rows = default_rows(trials)

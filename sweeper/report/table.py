@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from ..errors import SweeperError
+from .. import results
 from ..results import TRIAL_FIELDS_AFTER, TRIAL_FIELDS_BEFORE
 from .layouts import Layout
 
@@ -160,7 +161,7 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
         published = None  # a paper's figures sit in its own rows and columns, not on other axes
     cols = cols or layout.cols
     rows = rows or layout.rows or default_rows(trials, exclude=cols)
-    done = trials[trials["status"] == "completed"]
+    done = trials[results.finished(trials)]
     configs = configurations(done, rows, cols)
     configs["row_label"], configs["col_label"] = configs["row"].map(label), configs["col"].map(label)
     expected_n = expected_n or (int(configs["n"].max()) if len(configs) else 0)
@@ -360,7 +361,7 @@ def paired(trials: pd.DataFrame, table: Table, first: str, second: str) -> pd.Da
     their mean difference (points of accuracy), and the p-values of a paired t-test and a Wilcoxon test."""
     from scipy import stats
 
-    done = trials[trials["status"] == "completed"]
+    done = trials[results.finished(trials)]
     keys = identities(done)
     records = []
     for row in table.row_labels:
