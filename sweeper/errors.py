@@ -1,6 +1,13 @@
 """Errors a user can act on. The command line prints their message as one line."""
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """What a library's exception says, as one line for a message: its first line, cut to `limit`
+    characters; its type where it says nothing."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
 class SweeperError(Exception):
     """Something the user must fix; the message says what, where, and what to do."""
 

@@ -40,7 +40,7 @@ import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import NoAnswer, SweeperError
+from .errors import NoAnswer, SweeperError, first_line
 
 TABLES = ("epochs", "trials")
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
@@ -218,12 +218,18 @@ def _write(fs: pafs.FileSystem, path: str, rows: list[dict], schema: pa.Schema) 
 
 def _put(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     """`table` as the file `path`, whole or not at all."""
+    _whole(fs, path, lambda temporary: pq.write_table(table, temporary, filesystem=fs))
+
+
+def _whole(fs: pafs.FileSystem, path: str, fill) -> None:
+    """The file `path`, whole or not at all: `fill(temporary)` writes a hidden temporary beside it, which
+    is then moved onto it (a rename locally; on object stores the final object appears whole)."""
     directory, name = path.rsplit("/", 1)
     fs.create_dir(directory, recursive=True)
     temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(table, temporary, filesystem=fs)
-        fs.move(temporary, path)  # a rename locally; on object stores the final object appears whole
+        fill(temporary)
+        fs.move(temporary, path)
     finally:
         if fs.get_file_info(temporary).type != pafs.FileType.NotFound:
             fs.delete_file(temporary)
@@ -244,11 +250,12 @@ def atomic(path: Path) -> Iterator[Path]:
 def write_text(location: str | Path, name: str, text: str) -> None:
     """A small text file (a spec, a report) into a results location, whole or not at all."""
     fs, root = filesystem(location)
-    fs.create_dir(root, recursive=True)
-    temporary = f"{root}/.{name}.{uuid.uuid4().hex}.tmp"
-    with fs.open_output_stream(temporary) as f:
-        f.write(text.encode())
-    fs.move(temporary, f"{root}/{name}")
+
+    def fill(temporary: str) -> None:
+        with fs.open_output_stream(temporary) as f:
+            f.write(text.encode())
+
+    _whole(fs, f"{root}/{name}", fill)
 
 
 def remove_configuration(out_dir: str | Path, config_id: str) -> None:
@@ -432,7 +439,3 @@ def _ranks(keys: list) -> list[int]:
     return ranks
 
 
-def first_line(e: BaseException) -> str:
-    """An exception's first line, or its type where it has no message."""
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from .data.base import PREPROCESS, DataOptions
-from .errors import SpecError
+from .errors import SpecError, first_line
 
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 OBJECTIVES = {"val_acc": "max", "wall_s": "min"}  # what a sampler optimises: the first, or both (nsga2)
@@ -876,7 +876,7 @@ def _read_yaml(text: str) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = (getattr(e, "problem", None) or str(e).splitlines()[0])[:200]
+        problem = getattr(e, "problem", None)[:200] if getattr(e, "problem", None) else first_line(e)
         raise SpecError(f"{where}not valid YAML ({problem}); fix the syntax there") from None
 
 
@@ -904,7 +904,7 @@ def _override_value(text: str) -> Any:
     except RecursionError:
         raise SpecError("the value is nested too deeply to be a spec's") from None
     except yaml.YAMLError as e:
-        raise SpecError(f"the value {shown(text)} is not valid YAML ({str(e).splitlines()[0][:80]})") from None
+        raise SpecError(f"the value {shown(text)} is not valid YAML ({first_line(e, 80)})") from None
 
 
 def _assign(raw: dict, path: list[str], value: Any) -> None:

@@ -43,7 +43,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from . import redact, space
-from .errors import SweeperError
+from .errors import SweeperError, first_line
 from .spec import Spec, to_yaml
 
 FINGERPRINT = "sweeper_spec_sha256"  # study attributes
@@ -84,7 +84,7 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         raise SweeperError(f"--study {describe(url)}: the driver for this database is not installed; "
                            "pip install -e '.[postgres]' for PostgreSQL (psycopg), or the driver SQLAlchemy names for yours") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy's errors: bad URL, server down, refused login
-        first = redact.message((str(e).strip().splitlines() or [type(e).__name__])[0], url)
+        first = redact.message(first_line(e), url)
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
                            "check the URL, that the server is up and that this machine reaches it") from None
 

@@ -27,7 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
 from . import data, progress, provenance, results, searchers, space, study
-from .errors import SweeperError
+from .errors import SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, to_yaml
 from .spec import load as load_spec
@@ -446,7 +446,7 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
             ray.init(num_cpus=num_cpus, **options)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise SweeperError(f"cannot start or join {where} ({str(e).splitlines()[0]}); check --address and that the cluster is up") from None
+        raise SweeperError(f"cannot start or join {where} ({first_line(e)}); check --address and that the cluster is up") from None
     return True
 
 

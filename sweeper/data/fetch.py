@@ -13,12 +13,12 @@ import os
 import shutil
 import urllib.error
 import urllib.request
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..results import atomic
 
 TIMEOUT_S = 60
 _CHUNK = 1 << 20
@@ -81,24 +81,27 @@ def check(path: Path, source: Source) -> str | None:
     return f"checksum mismatch (MD5 {raw})"
 
 
+class _Mismatch(Exception):
+    """A download that arrived but is not the file it should be."""
+
+
 def _download(source: Source, path: Path) -> Path:
     made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # removed again if nothing arrives
     path.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in source.urls:
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(temporary, "wb") as out:
-                shutil.copyfileobj(response, out, _CHUNK)
-            problem = check(temporary, source)
-            if problem is None:
-                os.replace(temporary, path)
-                return path
-            failures.append(f"{url}: {problem}")
+            with atomic(path) as temporary:  # in place only once its checksum holds
+                with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(temporary, "wb") as out:
+                    shutil.copyfileobj(response, out, _CHUNK)
+                problem = check(temporary, source)
+                if problem is not None:
+                    raise _Mismatch(problem)
+            return path
+        except _Mismatch as e:
+            failures.append(f"{url}: {e}")
         except (urllib.error.URLError, OSError, ValueError) as e:
             failures.append(f"{url}: {getattr(e, 'reason', None) or e}")
-        finally:
-            temporary.unlink(missing_ok=True)
     for folder in made:  # shallowest last: only the folders this call made, and only while empty
         try:
             folder.rmdir()

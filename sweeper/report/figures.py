@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import results
-from .table import best_by_validation, default_rows, label
+from .table import axis_names, axis_title, best_by_validation, default_rows, label
 
 FORMATS = ("png", "svg")
 
@@ -37,7 +37,7 @@ def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Pat
     curves = epochs.merge(done[["trial_id", "config_id"]], on=["trial_id", "config_id"])
     drawn = []
     rows = default_rows(trials)
-    if rows not in ("dataset", "label_count") or trials[rows.split(",")[0]].nunique() > 1:
+    if rows not in ("dataset", "label_count") or trials[axis_names(rows)[0]].nunique() > 1:
         drawn.append(_save(_accuracy_against(done, rows), out / "accuracy"))
     drawn.append(_save(_learning_curves(done, curves), out / "learning_curves"))
     if "loss" in curves and "test_acc" in curves and rows not in ("dataset", "label_count"):
@@ -86,11 +86,16 @@ def _accuracy_against(done: pd.DataFrame, rows: str):
         x = stats["x"] if numeric else stats["x"].map(label)
         ax.errorbar(x, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), marker="o", capsize=3, label=model)
     if numeric:
-        positive = frame["x"].dropna()
-        if len(positive) and positive.max() > 0 and positive.max() / max(positive[positive > 0].min(), 1e-300) > 100:
-            ax.set_xscale("symlog", linthresh=max(positive[positive > 0].min(), 1e-12))  # log, but 0 stays on the axis
-    _finish(ax, rows.replace(",", " or "), "test accuracy % (mean ± std over seeds)")
+        _log_if_wide(ax, frame["x"].dropna())
+    _finish(ax, axis_title(rows), "test accuracy % (mean ± std over seeds)")
     return figure
+
+
+def _log_if_wide(ax, x: pd.Series) -> None:
+    """A log x axis where the values span more than a factor of 100, linear near 0 so that 0 stays on it."""
+    positive = x[x > 0]
+    if len(positive) and positive.max() / positive.min() > 100:
+        ax.set_xscale("symlog", linthresh=max(positive.min(), 1e-12))
 
 
 def _selection(done: pd.DataFrame, curves: pd.DataFrame, rows: str):
@@ -109,9 +114,9 @@ def _selection(done: pd.DataFrame, curves: pd.DataFrame, rows: str):
         by_loss = [100 * at_lowest.reindex(ids).mean() for ids in group["trial_ids"]]
         ax.plot(x, 100 * group["mean"], "o-", label=f"{model}: epoch by validation")
         ax.plot(x, by_loss, "s--", label=f"{model}: epoch by lowest training loss")
-    if numeric and len(picked) and (picked["row"] > 0).any() and picked["row"].max() / max(picked.loc[picked["row"] > 0, "row"].min(), 1e-300) > 100:
-        ax.set_xscale("symlog", linthresh=max(picked.loc[picked["row"] > 0, "row"].min(), 1e-12))
-    _finish(ax, rows.replace(",", " or "), "test accuracy % (mean over seeds)")
+    if numeric:
+        _log_if_wide(ax, picked["row"])
+    _finish(ax, axis_title(rows), "test accuracy % (mean over seeds)")
     return figure
 
 

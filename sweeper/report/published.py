@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import SweeperError
+from ..errors import SweeperError, first_line
 
 COLUMNS = ("table", "row", "column", "value", "std")
 DEFAULT_DIRS = (Path("results/published"), Path(__file__).resolve().parents[2] / "results" / "published")
@@ -24,7 +24,7 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
         try:
             frame = pd.read_csv(f, comment="#", dtype={"row": str, "column": str, "table": str})
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            raise SweeperError(f"{f}: not a CSV of published figures ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+            raise SweeperError(f"{f}: not a CSV of published figures ({first_line(e, 120)}); "
                                f"it needs the columns {', '.join(COLUMNS)}") from None
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:

@@ -88,19 +88,29 @@ def check_axes(trials: pd.DataFrame, rows: str | None, cols: str | None) -> None
     if cols is not None and "," in cols:
         raise SweeperError(f"--cols {cols[:60]}: takes one column; share rows with --rows a,b instead")
     for axis, names in (("--rows", rows), ("--cols", cols)):
-        for name in (names or "").split(",") if names else []:
+        for name in axis_names(names) if names else []:
             if name == "seed":
                 raise SweeperError(f"{axis} seed: a cell is the mean over seeds, so seeds cannot be an axis; "
                                    f"choose one of: {', '.join(allowed)}")
             if name not in trials.columns or name in _NOT_AXES:
                 raise SweeperError(f"{axis} {name[:60]}: not a column of these results; choose one of: {', '.join(allowed)}")
-    if rows and cols and cols in rows.split(","):
+    if rows and cols and cols in axis_names(rows):
         raise SweeperError(f"--rows {rows[:60]} --cols {cols[:60]}: the same column on both axes; give two different columns")
+
+
+def axis_names(names: str) -> list[str]:
+    """The columns an axis shares ("alpha,lam": swept hyperparameters of disjoint models)."""
+    return names.split(",")
+
+
+def axis_title(names: str) -> str:
+    """An axis's title: "alpha or lam"."""
+    return " or ".join(axis_names(names))
 
 
 def axis_values(frame: pd.DataFrame, names: str) -> pd.Series:
     """The axis value of each trial: the first of `names` ("alpha,lam") that is set and present."""
-    present = [n for n in names.split(",") if n in frame.columns]
+    present = [n for n in axis_names(names) if n in frame.columns]
     if not present:
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
     return frame[present].bfill(axis=1).iloc[:, 0] if len(present) > 1 else frame[present[0]]
@@ -169,7 +179,7 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
     # each cell: the configuration with the best mean validation accuracy (ties: the first by identity)
     ranked = configs.sort_values(["val_mean", "configuration"], ascending=[False, True], kind="stable")
     picked = ranked.drop_duplicates(["row_label", "col_label"])
-    axes = set(rows.split(",")) | {cols}
+    axes = set(axis_names(rows)) | {cols}
     varying = [c for c in configs.columns if c.startswith("hp:") and c[3:] not in axes
                and (configs.groupby(["row_label", "col_label"])[c].nunique() > 1).any()]
     cells = {}
@@ -242,7 +252,7 @@ def _select(table: Table, ranked: pd.DataFrame, varying: list[str], layout: Layo
         best = column.iloc[0]
         cell = table.cells[(best["row_label"], c)]
         cell.best = True
-        axis = next((name for name in table.rows.split(",") if best.get(f"hp:{name}", NOT_TAKEN) != NOT_TAKEN), table.rows)
+        axis = next((name for name in axis_names(table.rows) if best.get(f"hp:{name}", NOT_TAKEN) != NOT_TAKEN), table.rows)
         settings = [f"{axis}={best['row_label']}"] if best["row_label"] != NOT_TAKEN and column["row_label"].nunique() > 1 else []
         settings += [f"{k}={v}" for k, v in cell.chosen.items()]
         text = f"{c}: {cell.mean:.2f} ± {_spread(cell)} ({cell.n})"
@@ -324,9 +334,9 @@ def render(table: Table, fmt: str = "markdown") -> str:
                         delta=None if cell.published is None else cell.mean - cell.published.value,
                         consistent=cell.consistent)
                    for r in table.row_labels for c in table.col_labels if (cell := table.cells.get((r, c))) is not None]
-        frame = pd.DataFrame(records).rename(columns={"row": table.rows.replace(",", " or "), "column": table.cols})
+        frame = pd.DataFrame(records).rename(columns={"row": axis_title(table.rows), "column": table.cols})
         return frame.to_csv(index=False)
-    header = [table.rows.replace(",", " or ")] + table.col_labels
+    header = [axis_title(table.rows)] + table.col_labels
     notes = ([f"selected by validation: {'; '.join(table.selected)}"] if table.selected else []) + table.footnotes
     if fmt == "markdown":
         body = [[r] + [_cell_text(table.cells.get((r, c)), lambda t: f"**{t}**") for c in table.col_labels] for r in table.row_labels]
