@@ -77,7 +77,9 @@ def measure(write, epochs: int, seeds: int, out: Path) -> dict:
         per_write.append(written_since(seen, now, "epochs"))
         trials_bytes += written_since(seen, now, "trials")
         most_files, seen = max(most_files, len(now)), now
-    at = lambda e: per_write[e - 1] if e <= epochs else None
+    def at(e):
+        return per_write[e - 1] if e <= epochs else None
+
     return {"epochs_bytes": sum(per_write), "trials_bytes": trials_bytes,
             "epochs_file_at_end": sum(size for p, (_, _, size) in seen.items() if "/epochs/" in p),
             "epochs_write_at_2": at(2), "at_199": at(199), "at_200": at(200), "at_last": per_write[-1],

@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     validate.add_argument("--scale", default="full", choices=["full", "smoke"])
 
-    estimate = commands.add_parser("estimate", epilog="example: " + EXAMPLES["estimate"], help="time a few training steps of each configuration and project the sweep's compute")
+    estimate = commands.add_parser("estimate", epilog="example: " + EXAMPLES["estimate"],
+                                   help="time a few training steps of each configuration and project the sweep's compute")
     estimate.add_argument("spec")
     estimate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     estimate.add_argument("--scale", default="full", choices=["full", "smoke"])
@@ -324,7 +325,8 @@ def _inspect(args) -> int:
     return 0
 
 
-COMMANDS = {"inspect": _inspect, "run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate, "estimate": _estimate, "bench": _bench, "models": _models}
+COMMANDS = {"inspect": _inspect, "run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate,
+            "estimate": _estimate, "bench": _bench, "models": _models}
 
 
 def entry() -> None:

@@ -355,7 +355,8 @@ def summarise(spec: Spec, rows: list[dict], tune_finished: bool) -> Summary | No
     attrs.update(test_acc=statistics.fmean(test), test_acc_std=_std(test), val_acc_std=_std(val),
                  diverged=statuses.count("diverged"))
     measured = {"val_acc": statistics.fmean(val), "wall_s": float(sum(r.get("wall_s") or 0.0 for r in rows))}
-    state = TrialState.PRUNED if "stopped" in statuses else TrialState.COMPLETE
+    cut_short = [s == "stopped" and r.get("stopped_by") != "patience" for s, r in zip(statuses, rows)]  # patience: a final result
+    state = TrialState.PRUNED if any(cut_short) else TrialState.COMPLETE
     return Summary(state, [measured[o] for o in spec.objectives], attrs, max(int(r.get("epochs") or 0) for r in rows))
 
 

@@ -12,7 +12,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ class Split:
     y_test: torch.Tensor
 
     @classmethod
-    def of(cls, data: Dataset, device: torch.device) -> "Split":
+    def of(cls, data: Dataset, device: torch.device) -> Split:
         return cls(*(torch.as_tensor(getattr(data, name), device=device)
                      for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")))
 

@@ -13,13 +13,12 @@ def test_the_step_flops_are_counted_from_the_layer_shapes_forward_and_backward()
     assert figures["model_gflop_per_step"] == round((forward + backward) / 1e9, 3)
 
 
-def test_a_pack_does_k_times_the_work_in_one_step_and_the_ratio_is_to_the_same_process_matmul():
+def test_a_pack_does_k_times_the_work_in_one_step():
     one, four = training_case("m2", "digits", pack=1, steps=2), training_case("m2", "digits", pack=4, steps=2)
     assert abs(four["model_gflop_per_step"] - 4 * one["model_gflop_per_step"]) <= 0.0025  # each rounded to 1e-3
-    assert abs(four["samples_per_s"] - 4 * 200 / (four["step_ms"] / 1000)) < 0.01 * four["samples_per_s"]
-    for f in (one, four):
-        assert f["matmul_gflops_fp32"] > 0 and f["peak_memory_mb"] > 0
-        assert abs(f["ratio_fp32"] - f["model_gflops"] / f["matmul_gflops_fp32"]) < 0.002
+    assert one["model_gflop_per_step"] > 0 and (one["pack"], four["pack"]) == (1, 4)
+    for f in (one, four):  # measured in this process: a matmul speed and a resident set, whatever the machine
+        assert f["matmul_gflops_fp32"] > 0 and f["peak_memory_mb"] > 0 and f["step_ms"] > 0
 
 
 def test_bench_prints_one_json_line_and_refuses_what_it_cannot_time(capsys):

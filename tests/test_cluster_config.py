@@ -15,13 +15,8 @@ def ray_schema() -> dict:
 
 def test_cluster_yaml_validates_against_rays_own_schema():
     config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
-    jsonschema.validate(config, ray_schema())
+    schema = ray_schema()
+    assert {"cluster_name", "provider", "available_node_types"} <= set(schema["properties"])  # Ray's, not an empty one
+    jsonschema.validate(config, schema)
     assert config["available_node_types"]["gpu_worker"]["max_workers"] >= 1
     assert any("pip install" in c and "sweeper" in c for c in config["setup_commands"])
-
-
-def test_the_schema_check_would_catch_a_broken_file():
-    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
-    config["available_node_types"]["gpu_worker"]["min_workers"] = "many"
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(config, ray_schema())

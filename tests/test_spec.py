@@ -45,7 +45,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, patience, step"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, patience, step, tracking"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),

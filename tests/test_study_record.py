@@ -57,6 +57,15 @@ def test_a_configuration_still_running_is_not_recorded_unless_tune_ended_it_whic
     assert study.summarise(spec, [], tune_finished=True) is None
 
 
+def test_a_seed_stopped_by_patience_has_its_result_and_leaves_the_configuration_complete():
+    spec = parse(tiny_spec(**GRID))
+    rows = [row(0), {**row(1, status="stopped", val=0.7), "stopped_by": "patience"}]
+    summary = study.summarise(spec, rows, tune_finished=True)
+    assert summary.state == TrialState.COMPLETE and summary.values == [pytest.approx(0.6)]
+    scheduler = study.summarise(spec, [row(0), {**row(1, status="stopped"), "stopped_by": "scheduler"}], tune_finished=True)
+    assert scheduler.state == TrialState.PRUNED
+
+
 def test_a_failed_seed_fails_the_configuration_and_so_does_every_seed_diverging():
     spec = parse(tiny_spec(**GRID))
     failed = study.summarise(spec, [row(0), row(1, status="failed", error="RuntimeError: out of memory")], tune_finished=False)

@@ -28,7 +28,7 @@ TOY = ("moons", "circles")
 STATIC_BINARIZE_SEED = 1
 
 
-def load(name: str, directory: str | Path | None = None, options: DataOptions = DataOptions()) -> Dataset:
+def load(name: str, directory: str | Path | None = None, options: DataOptions = DataOptions()) -> Dataset:  # noqa: B008 - frozen
     """The dataset `name`, verified, split and preprocessed (read once per process)."""
     return _preprocess(_load(name, data_dir(directory), options.noise), options.preprocess)
 

@@ -53,7 +53,8 @@ def read_idx(path: Path) -> np.ndarray:
 def load_files(name: str, directory: Path, srcs: list[Source], n_train: int = N_TRAIN, n_val: int = N_VAL) -> Dataset:
     train_x, train_y, test_x, test_y = (read_idx(ensure(s, directory)) for s in srcs)
     if train_x.shape[0] != train_y.shape[0] or train_x.shape[0] < n_train + n_val or test_x.shape[0] != test_y.shape[0]:
-        raise DataError(f"{directory}: images and labels do not match in number ({train_x.shape[0]}/{train_y.shape[0]}, {test_x.shape[0]}/{test_y.shape[0]})")
+        raise DataError(f"{directory}: images and labels do not match in number "
+                        f"({train_x.shape[0]}/{train_y.shape[0]}, {test_x.shape[0]}/{test_y.shape[0]})")
     flat = lambda images: (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32)  # noqa: E731
     x, y = flat(train_x), train_y.astype(np.int64)
     return Dataset(name, 10, x[:n_train], y[:n_train], x[n_train : n_train + n_val], y[n_train : n_train + n_val],

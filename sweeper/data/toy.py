@@ -11,8 +11,10 @@ import numpy as np
 from .base import Dataset, DatasetInfo
 
 N_TRAIN, N_VAL, N_TEST = 10_000, 1_000, 1_000
-MOONS = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="two moons, 2-d, 10000/1000/1000, noise option (default 0.1)", input_shape=(2,), smallest_class=5000)
-CIRCLES = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="concentric circles, 2-d, 10000/1000/1000, noise option (default 0.05)", input_shape=(2,), smallest_class=5000)
+MOONS = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="two moons, 2-d, 10000/1000/1000, noise option (default 0.1)",
+                    input_shape=(2,), smallest_class=5000)
+CIRCLES = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="concentric circles, 2-d, 10000/1000/1000, noise option (default 0.05)",
+                      input_shape=(2,), smallest_class=5000)
 DEFAULT_NOISE = {"moons": 0.1, "circles": 0.05}
 
 

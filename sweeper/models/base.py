@@ -75,7 +75,7 @@ class Model(nn.Module):
         return {name for name, h in taken.items() if h.applies_if is not None and h.applies_if[0] in taken
                 and hyper.get(h.applies_if[0], taken[h.applies_if[0]].default) != h.applies_if[1]}
 
-    def enumerate_labels(self, enumeration: str) -> "Model":
+    def enumerate_labels(self, enumeration: str) -> Model:
         """Sum over labels in one batched pass ("parallel") or one pass per label ("sequential"), in this
         model and every model it contains."""
         if enumeration not in ENUMERATIONS:

@@ -233,7 +233,7 @@ class Network:
         trunk, n = self.features()
         return nn.Sequential(trunk, nn.Linear(n, n_classes) if self.trunk is not None else mlp([n, self.hidden, n_classes]))
 
-    def encoder(self, *other_inputs: int, latent: int) -> "GaussianEncoder":
+    def encoder(self, *other_inputs: int, latent: int) -> GaussianEncoder:
         """q(z | x, others...) with a Gaussian over `latent` dimensions."""
         trunk, n = self.features()
         return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, 0 if self.trunk is not None else self.depth)
