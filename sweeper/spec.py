@@ -240,6 +240,44 @@ class Step:
         return cls(**{key: value if (key, value) == ("bf16", "auto") else _boolean(value, key) for key, value in values.items()})
 
 
+TRACKERS = {"mlflow": ("uri", "experiment"), "wandb": ("project", "entity", "mode")}  # each tracker's own keys
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """`tracking: mlflow|wandb`, `{kind: mlflow, uri, experiment}` or `{kind: wandb, project, entity, mode}`: a tracker
+    run per seed, grouped by configuration (tracking.py). Left out: none."""
+
+    kind: str  # mlflow or wandb
+    uri: str | None = None  # mlflow: a server or store; left out: a SQLite store in the results directory
+    experiment: str | None = None  # mlflow; left out: the spec's name
+    project: str | None = None  # wandb; left out: the spec's name
+    entity: str | None = None  # wandb; left out: the account's default
+    mode: str | None = None  # wandb: online, offline or disabled; left out: W&B's own ($WANDB_MODE)
+
+    @classmethod
+    def parse(cls, raw) -> Tracking:
+        from . import redact
+
+        if isinstance(raw, str):  # `tracking: mlflow`: the defaults otherwise
+            raw = {"kind": raw}
+        if not isinstance(raw, dict):
+            raise SpecError(f"expected {', '.join(TRACKERS)}, or {_shape(_schema(cls))}")
+        values = _values(cls, raw)
+        kind = _choice(values["kind"], tuple(TRACKERS), "tracker", key="kind")
+        for key in raw:
+            if key != "kind" and key not in TRACKERS[kind]:
+                raise SpecError(f"is not a key of {kind}; {kind} takes: kind, {', '.join(TRACKERS[kind])}", _shown_key(key))
+        given = {key: None if values[key] is None else _text(values[key], key) for key in TRACKERS[kind]}
+        if given.get("mode") is not None:
+            _choice(given["mode"], WANDB_MODES, "W&B mode", key="mode")
+        if given.get("uri") and redact.secrets(given["uri"]):  # the spec is saved with the results, and shown
+            raise SpecError(f"{redact.url(given['uri'])} holds a password or token, and the spec is saved with the results; "
+                            "give it as $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD (or $MLFLOW_TRACKING_TOKEN)", "uri")
+        return cls(kind, **given)
+
+
 def _data_options(raw) -> DataOptions:
     """`data: {preprocess, labelled_in_unlabelled, noise}`: the data package's DataOptions (which datasets take
     noise is checked with the datasets, in _check_data)."""
@@ -503,8 +541,10 @@ class Spec:
     retries: int = field(default=2, metadata=_parsed_by(partial(_integer, low=0)))  # a crashed trial is retried from its last checkpoint
     study: Study = field(default=Study(), metadata=_parsed_by(Study.parse))
     pack: int | str = field(default="auto", metadata=_parsed_by(_pack, when_set=True))  # grid points trained as one vectorised model
-    patience: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0), when_set=True))  # epochs without improvement before a seed stops (0: never)
+    # epochs without a better validation accuracy before a seed stops (0: never)
+    patience: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0), when_set=True))
     step: Step = field(default=Step(), metadata=_parsed_by(Step.parse, when_set=True))
+    tracking: Tracking | None = field(default=None, metadata=_parsed_by(Tracking.parse))  # an experiment tracker (tracking.py)
     source: str = "<spec>"  # where it was read (not a key): messages name it
 
     @classmethod

@@ -26,7 +26,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
-from . import data, progress, provenance, results, searchers, space, study
+from . import data, progress, provenance, results, searchers, space, study, tracking
 from .errors import SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, to_yaml
@@ -74,6 +74,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
+    tracking.check(spec)  # a tracker's library missing: one line, nothing written
     shared = study.open_shared(spec, study_url) if study_url else None  # before writing anything: a bad URL leaves nothing
     started_ray = _start_ray(address, num_cpus)  # packs are sized to the resources it reports
     try:
@@ -98,9 +99,10 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
     elif grouped is not None:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
         param_space = {"pack": tune.grid_search(grouped)}
         searcher, count, recorders = None, 1, [_recorder(spec, out, location)]
-        largest = max(len(p) for p in grouped)
-        progress = Progress(spec, total=len(grouped), unit=f"packs of up to {largest} configurations, "
-                                                           f"{spec.resources.cpu:g} CPU each")
+        small, large = min(map(len, grouped)), max(map(len, grouped))
+        sizes = f"{small}" if small == large else f"{small}-{large}"
+        progress = Progress(spec, trials=len(grouped),
+                            unit=f"configurations (in {len(grouped)} packs of {sizes}, {spec.resources.cpu:g} CPU each)")
     else:  # the searcher records each configuration in its own study
         searcher, count, progress = _searcher(spec, out, location), space.configuration_count(spec), Progress(spec)
 
@@ -114,7 +116,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
                 name=TUNE_DIR,
                 storage_path=location,
                 verbose=0,
-                callbacks=[MarkStopped(location), *recorders] + ([] if quiet else [progress]),
+                callbacks=[MarkStopped(location), *recorders, *tracking.callbacks(spec, location, out)] + ([] if quiet else [progress]),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
@@ -168,6 +170,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
     spec = load_spec(out / SPEC_FILE)
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)
+    tracking.check(spec)
     if not tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"):
         raise SweeperError(f"{location}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage as the run, "
                            "or start the sweep again into a new --out")
@@ -197,7 +200,8 @@ def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, addres
                 param_space={RERUN: tune.grid_search(again)},
                 tune_config=tune.TuneConfig(reuse_actors=True),
                 run_config=tune.RunConfig(name=f"{TUNE_DIR}-rerun-{int(time.time())}", storage_path=location, verbose=0,
-                                          callbacks=[MarkStopped(location), _recorder(spec, out, location)],
+                                          callbacks=[MarkStopped(location), _recorder(spec, out, location),
+                                                     *tracking.callbacks(spec, location, out)],
                                           failure_config=tune.FailureConfig(max_failures=spec.retries)),
             )
 
@@ -459,8 +463,9 @@ class Progress(tune.Callback):
     Holds no stream: Tune pickles its callbacks with the experiment state.
     """
 
-    def __init__(self, spec: Spec, every_s: float = 10.0, total: int | None = None, unit: str = "configurations"):
-        self.total = space.configuration_count(spec) if total is None else total
+    def __init__(self, spec: Spec, every_s: float = 10.0, trials: int | None = None, unit: str = "configurations"):
+        """`trials`: the Tune trials the sweep will run (its packs), when not one per configuration."""
+        self.trials = space.configuration_count(spec) if trials is None else trials
         self.unit = unit
         self.seeds, self.epochs = len(spec.seeds), spec.epochs
         self.configurations = space.configuration_count(spec)
@@ -500,6 +505,8 @@ class Progress(tune.Callback):
     def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
         status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
+        sizes = [len(t.config.get("pack", [None])) for t in trials]  # configurations per trial
+        counted = lambda state: sum(n for n, s in zip(sizes, status) if s == state)  # noqa: E731
         settings = ""
         if self.best and "pack" not in self.best[1]:
             settings = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.best[1].items()
@@ -507,8 +514,8 @@ class Progress(tune.Callback):
         for t, s in zip(trials, status):  # a trial that ended has nothing left
             if s != "RUNNING" and t.trial_id in self.timed:
                 self.timed[t.trial_id] = (0, self.timed[t.trial_id][1])
-        left = progress.time_left(list(self.timed.values()), max(self.total - len(trials), 0), self.epochs, status.count("RUNNING"))
-        state = progress.State(self.unit, status.count("TERMINATED"), status.count("RUNNING"), status.count("ERROR"), self.total,
+        left = progress.time_left(list(self.timed.values()), max(self.trials - len(trials), 0), self.epochs, status.count("RUNNING"))
+        state = progress.State(self.unit, counted("TERMINATED"), counted("RUNNING"), counted("ERROR"), self.configurations,
                                sum(self.trained.values()), self.configurations * self.seeds * self.epochs,
                                self.last - self.start, left, self.best[0] if self.best else None, settings)
         if sys.stdout.isatty():

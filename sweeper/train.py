@@ -343,10 +343,13 @@ class Training:
         """Continue from `state`: counted as a restart."""
         self.epoch = state["epoch"]
         self.restarts = state["restarts"] + 1
-        if state["active"] != self.active:  # the fitter held fewer members when it was saved
-            self.fitter.keep([self.active.index(i) for i in state["active"]])
-            self.active = list(state["active"])
-        self.fitter.load_state_dict(state["fitter"])
+        if not state["active"]:  # saved at its end: nothing left to fit, every member's record is in `members`
+            self.active = []
+        else:
+            if state["active"] != self.active:  # the fitter held fewer members when it was saved
+                self.fitter.keep([self.active.index(i) for i in state["active"]])
+                self.active = list(state["active"])
+            self.fitter.load_state_dict(state["fitter"])
         for m, saved in zip(self.members, state["members"], strict=True):
             m.order.set_state(saved["order"])
             for name in self._KEPT:

@@ -32,7 +32,7 @@ def test_a_grid_sweep_runs_every_point_once_per_seed_and_reports(write_spec, tmp
     out = tmp_path / "out"
     assert main(["run", str(write_spec(tiny_spec())), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "configurations: 3/3 done, 0 running, 0 failed; epochs 12/12 (100%), about 0m00s left; best mean val_acc" in printed
+    assert "configurations (in 2 packs of 1-2, 1 CPU each): 3/3 done, 0 running, 0 failed; epochs 12/12 (100%), about 0m00s left" in printed
     assert f"report:  sweeper report {out}" in printed
 
     trials = pd.read_parquet(out / "trials")

@@ -250,3 +250,13 @@ def test_patience_stops_a_member_that_stopped_learning_and_the_others_train_on_a
     assert [r["epoch"] for r in rows[0]] == [r["epoch"] for r in alone]
     for got, expected in zip(rows[0], alone):
         assert math.isclose(got["loss"], expected["loss"], rel_tol=1e-5) and got["val_acc"] == expected["val_acc"]
+
+
+def test_a_training_saved_at_its_end_loads_and_has_nothing_left_to_train():
+    """A driver killed after a trial's last checkpoint: the trial resumes from it and ends at once."""
+    data = load("digits")
+    done = Training(plan(epochs=2), data)
+    rows = history(done)
+    again = Training(plan(epochs=2), data)
+    again.load_state_dict(done.state_dict())
+    assert history(again) == rows and again.active == [] and [m.status for m in again.members] == ["completed"] * 2
