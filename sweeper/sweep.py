@@ -267,8 +267,8 @@ def rerun_plan(spec: Spec, found: dict[str, tuple[str | None, bool]], trials: li
     if spec.sampler == "grid" and None not in {point for point, _ in found.values()}:  # None: rows from before points were kept
         done = {point for point, ended in found.values() if ended}
         missing = [p for p in space.grid_points(spec) if space.point_key(p) not in done]
-        limit = pack_limit(spec)
-        again = [{"pack": group} for group in packs(spec, missing, limit or len(missing))] if limit != 1 else missing
+        limit = spec.pack if isinstance(spec.pack, int) else 1  # auto: the few points left run alone
+        again = [{"pack": group} for group in packs(spec, missing, limit)] if limit > 1 else missing
         rerun = {space.point_key(p) for p in missing}
         stale = {i for i, (point, ended) in found.items() if not ended and point in rerun}
         kept = [t for t in errored if finished(t.config_ids)]

@@ -61,7 +61,7 @@ def assert_each_configuration_recorded_once(out, trials: pd.DataFrame, values: b
 def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_crashes_ends_failed(tmp_path):
     import ray
 
-    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=3, search={"alpha": [0.5, 5.0, 50.0]}, retries=2))
+    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=3, search={"alpha": [0.5, 5.0, 50.0]}, retries=2, pack=1))  # a trial each
     marks = tmp_path / "marks"
     marks.mkdir()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -102,7 +102,7 @@ def _tune_saved_after_a_checkpoint(out, config_id: str) -> bool:
 @pytest.mark.parametrize("checkpoints_lost", [False, True], ids=["checkpoints-kept", "checkpoints-lost"])
 def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec, tmp_path, checkpoints_lost):
     spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
-                     batch={"labelled": 25, "unlabelled": 100})
+                     batch={"labelled": 25, "unlabelled": 100}, pack=1)
     path, out = write_spec(spec), tmp_path / "out"
     driver = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(path), "--out", str(out), "--quiet"],
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,7 +155,7 @@ def test_resume_runs_again_the_grid_points_no_configuration_finished(tmp_path):
     a point with no rows at all, and one whose rows stopped mid-run under a trial Tune never knew."""
     import ray
 
-    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=2, search={"alpha": [0.5, 5.0, 50.0]}))
+    spec = parse(tiny_spec(models=["m2"], seeds=[0, 1], epochs=2, search={"alpha": [0.5, 5.0, 50.0]}, pack=1))
     out = tmp_path / "out"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
