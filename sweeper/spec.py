@@ -349,33 +349,31 @@ def _hyper_value(definition, value, key=None):
 
 def _fixed(raw, model_names) -> dict[str, float | str]:
     """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise SpecError("expected a mapping of hyperparameter names to values")
-    taken = _taken(model_names)
-    fixed = {}
-    for hp, value in raw.items():
-        with _at(hp):
-            fixed[hp] = _hyper_value(_definition(hp, taken, model_names), value)
-    return fixed
+    return _per_hyperparameter(raw, model_names, "values", lambda hp, value, definition: _hyper_value(definition, value))
 
 
 def _search(raw, model_names, fixed) -> dict[str, Grid | Range]:
     """`search: {hyperparameter: [values] or {low, high, log}}`: each taken by a model, and not also fixed."""
+    def domain(hp, value, definition) -> Grid | Range:
+        if hp in fixed:
+            raise SpecError("is also under 'fixed'; a hyperparameter is either fixed or searched")
+        return _domain(value, definition)
+
+    return _per_hyperparameter(raw, model_names, "a list (grid) or {low, high, log} (range)", domain)
+
+
+def _per_hyperparameter(raw, model_names, what: str, parse) -> dict:
+    """A mapping of hyperparameter names, each taken by a model of the spec, to `parse(name, value, definition)`."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise SpecError("expected a mapping of hyperparameter names to a list (grid) or {low, high, log} (range)")
+        raise SpecError(f"expected a mapping of hyperparameter names to {what}")
     taken = _taken(model_names)
-    search = {}
-    for hp, domain in raw.items():
+    parsed = {}
+    for hp, value in raw.items():
         with _at(hp):
-            definition = _definition(hp, taken, model_names)
-            if hp in fixed:
-                raise SpecError("is also under 'fixed'; a hyperparameter is either fixed or searched")
-            search[hp] = _domain(domain, definition)
-    return search
+            parsed[hp] = parse(hp, value, _definition(hp, taken, model_names))
+    return parsed
 
 
 def _domain(domain, definition) -> Grid | Range:
