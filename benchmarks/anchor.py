@@ -3,12 +3,14 @@
     python benchmarks/anchor.py [--spec search_spaces/anchor-digits.yaml] [--skip-plain]
 
 The plain anchor: Ray Tune with Optuna's GridSampler (OptunaSearch), one Tune trial per (alpha, seed),
-each training one model with its own Adam on one thread, as many at once as there are CPUs (both
-runs use every CPU of this machine). The
-model is sweeper's own M2 (it enumerates labels in one batched pass), so the two runs differ in what
-sweeper adds around the model: packing, the vmapped step, thread and pack sizing. Both runs read the
-same data and labelled subsets. Prints one JSON line per run, then their ratio and the grid's matmul
-time at this CPU's measured float32 speed. A benchmark, not a test.
+each training one model in float32 with its own Adam on one thread, as many at once as there are CPUs
+(both runs use every CPU of this machine). The model is sweeper's own M2 (it enumerates labels in one
+batched pass), so the runs differ in what sweeper adds around the model: packing, the vmapped step,
+thread and pack sizing, and bfloat16 where the CPU multiplies it natively. sweeper runs twice: as the
+spec says (its default `step: {bf16: auto}`) and in float32 (`step.bf16=false`). All runs read the
+same data and labelled subsets. Prints one JSON line per run, the tables side by side, then the ratios
+of the walls and of each sweeper run's training time to the grid's matmul time at this CPU's measured
+speed in that run's precision. A benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -94,44 +96,43 @@ def plain(spec, cpus: int) -> dict:
         history = result.metrics_dataframe
         best = history.loc[history["val_acc"].idxmax()]  # the first epoch of best validation accuracy
         by_alpha.setdefault(result.config["alpha"], []).append(100 * float(best["test_acc"]))
-    return {"run": "plain ray tune", "trials": len(grid_results), "wall_s": round(wall, 1), "table": _table(by_alpha)}
+    return {"run": "plain ray tune", "precision": "float32", "trials": len(grid_results), "wall_s": round(wall, 1), "table": _table(by_alpha)}
 
 
-def sweeper_run(spec_path: str) -> dict:
+def sweeper_run(spec_path: str, overrides: list[str]) -> dict:
     """The same grid through `sweeper run`, in a fresh process: wall seconds and the table's cells."""
     import pandas as pd
 
     with tempfile.TemporaryDirectory() as out:
         start = time.monotonic()
-        subprocess.run([sys.executable, "-c", "from sweeper.cli import entry; entry()", "run", spec_path, "--out", out,
-                        "--quiet"], check=True, cwd=REPOSITORY)
+        subprocess.run([sys.executable, "-c", "from sweeper.cli import entry; entry()", "run", spec_path, *overrides,
+                        "--out", out, "--quiet"], check=True, cwd=REPOSITORY)
         wall = time.monotonic() - start
         trials = pd.read_parquet(Path(out) / "trials")
         training_s = float(trials["wall_s"].sum())
     by_alpha = {alpha: list(100 * group["test_acc"]) for alpha, group in trials.groupby("alpha")}
-    return {"run": "sweeper", "configurations": len(by_alpha), "wall_s": round(wall, 1),
-            "training_s": round(training_s, 1), "table": _table(by_alpha)}
+    return {"run": " ".join(["sweeper", *overrides]), "precision": "/".join(sorted(set(trials["precision"]))),
+            "configurations": len(by_alpha), "wall_s": round(wall, 1), "training_s": round(training_s, 1),
+            "table": _table(by_alpha)}
 
 
-def matmul_seconds(spec) -> float:
-    """The grid's matmul work (torch's FLOP count of one step, forward and backward) at this CPU's
-    measured dense float32 speed on one thread."""
+def matmul_seconds(spec) -> dict[str, float]:
+    """The grid's matmul work (torch's FLOP count of one float32 step, forward and backward) at this CPU's
+    measured dense matmul speed on one thread, in float32 and (where native) bfloat16."""
     import torch
 
-    from sweeper import bench
+    from sweeper import bench, space
     from sweeper.data import DATASETS
     from sweeper.estimate import steps_in_an_epoch
-    from sweeper import space
 
     torch.set_num_threads(1)
     chosen = space.configuration(spec, space.grid_points(spec)[0])
     info = DATASETS[chosen.dataset]
-    hyper = {**chosen.hyper}
-    _, flop = bench.time_stack("m2", info.input_shape, info.n_classes, [hyper], (chosen.batch_labelled, chosen.batch_unlabelled),
+    _, flop = bench.time_stack("m2", info.input_shape, info.n_classes, [chosen.hyper], (chosen.batch_labelled, chosen.batch_unlabelled),
                                torch.device("cpu"), 2, False, False, bench.costlier_stage(info.n_train, chosen.label_count))
-    speed = bench._matmul_flops(torch.device("cpu"))["fp32"]
     steps = steps_in_an_epoch(spec, chosen) * spec.epochs * len(spec.seeds) * len(space.grid_points(spec))
-    return flop * steps / speed
+    speeds = {"fp32": "float32", "bf16": "bfloat16"}
+    return {speeds[kind]: flop * steps / speed for kind, speed in bench._matmul_flops(torch.device("cpu")).items()}
 
 
 def _table(by_alpha: dict) -> dict:
@@ -153,13 +154,19 @@ def main() -> None:
     spec = load(REPOSITORY / args.spec)
     cpus = os.cpu_count()
     runs = [] if args.skip_plain else [plain(spec, cpus)]
-    runs.append(sweeper_run(args.spec))
+    runs += [sweeper_run(args.spec, []), sweeper_run(args.spec, ["step.bf16=false"])]
     for run in runs:
         print(json.dumps(run), flush=True)
-    summary = {"cpus": cpus, "matmul_s": round(matmul_seconds(spec), 1)}
-    if not args.skip_plain:
-        summary["plain_over_sweeper"] = round(runs[0]["wall_s"] / runs[1]["wall_s"], 2)
-    summary["sweeper_training_over_matmul"] = round(runs[-1]["training_s"] / summary["matmul_s"], 2)
+    print("alpha | " + " | ".join(f"{run['run']} ({run['precision']})" for run in runs))
+    for alpha in runs[0]["table"]:
+        print(f"{alpha} | " + " | ".join(run["table"][alpha] for run in runs))
+    matmul = matmul_seconds(spec)
+    summary = {"cpus": cpus, **{f"matmul_s_{precision}": round(s, 1) for precision, s in matmul.items()}}
+    for run in runs[-2:]:
+        if not args.skip_plain:
+            summary[f"plain_over_{run['run']}"] = round(runs[0]["wall_s"] / run["wall_s"], 2)
+        if run["precision"] in matmul:
+            summary[f"training_over_matmul_{run['run']}"] = round(run["training_s"] / matmul[run["precision"]], 2)
     print(json.dumps(summary), flush=True)
 
 

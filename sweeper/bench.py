@@ -238,10 +238,16 @@ def _sync(device) -> None:
 
 
 def _matmul_flops(device) -> dict[str, float]:
-    """Dense 1024³ matmul FLOP/s here: float32 on a CPU; bf16 and tf32 on a GPU."""
+    """Dense 1024³ matmul FLOP/s here: float32 on a CPU, and bf16 where it multiplies bfloat16 natively;
+    bf16 and tf32 on a GPU."""
     import torch
 
-    kinds = {"fp32": (torch.float32, False)} if device.type == "cpu" else {"bf16": (torch.bfloat16, False), "tf32": (torch.float32, True)}
+    from .hardware import native_bf16
+
+    if device.type == "cpu":
+        kinds = {"fp32": (torch.float32, False), **({"bf16": (torch.bfloat16, False)} if native_bf16(device) else {})}
+    else:
+        kinds = {"bf16": (torch.bfloat16, False), "tf32": (torch.float32, True)}
     measured = {}
     for name, (dtype, tf32) in kinds.items():
         before = torch.backends.cuda.matmul.allow_tf32

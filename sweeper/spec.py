@@ -133,6 +133,8 @@ def _schema(section) -> dict[str, Any]:
 def _shape(schema: dict[str, Any]) -> str:
     """What a section looks like, from its defaults: `a mapping {bf16: true|false, ...}`."""
     def placeholder(default) -> str:
+        if default == "auto":  # step.bf16: a boolean, or auto
+            return "true|false|auto"
         return "true|false" if isinstance(default, bool) else "N" if isinstance(default, (int, float)) else "..."
 
     return "a mapping {" + ", ".join(f"{key}: {placeholder(default)}" for key, default in schema.items()) + "}"
@@ -231,13 +233,17 @@ class Study:
 class Step:
     """`step: {bf16: true|false|auto, compile: true|false}`: how the training step runs."""
 
-    bf16: bool | str = False  # the step's matmuls under bfloat16 autocast; auto: where the device has it natively
+    # The step's matmuls under bfloat16 autocast. auto (the default): where the device multiplies bfloat16
+    # natively, since there it cost no accuracy beyond seed noise (README, "Fast sweeps"); float32 elsewhere.
+    bf16: bool | str = "auto"
     compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
 
     @classmethod
     def parse(cls, raw) -> Step:
         values = _values(cls, raw)
-        return cls(**{key: value if (key, value) == ("bf16", "auto") else _boolean(value, key) for key, value in values.items()})
+        if values.get("bf16", "auto") != "auto" and not isinstance(values["bf16"], bool):
+            raise SpecError(f"expected true, false or auto, got {shown(values['bf16'])}", "bf16")
+        return cls(**{key: value if key == "bf16" else _boolean(value, key) for key, value in values.items()})
 
 
 TRACKERS = {"mlflow": ("uri", "experiment"), "wandb": ("project", "entity", "mode")}  # each tracker's own keys

@@ -69,6 +69,20 @@ def test_a_joint_linear_is_a_linear_over_the_concatenation():
         assert joint(x, labels).shape == (7, 4, 5) and torch.allclose(joint(x, labels), whole, atol=1e-5)
 
 
+def test_under_bfloat16_autocast_a_joint_linear_stays_in_bfloat16_as_a_linear_does():
+    """A float32 bias must not promote the (B, K, H) sum back to float32: the activation after it would
+    run in float32 and be cast back for the next matmul, which cost a third of the step."""
+    torch.manual_seed(0)
+    joint, linear = JointLinear((6, 4), 5), torch.nn.Linear(6, 5)
+    x, labels = torch.randn(7, 1, 6), torch.eye(4).expand(1, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = joint(x, labels)
+        assert out.dtype == linear(x).dtype == torch.bfloat16
+    assert joint(x, labels).dtype == torch.float32 and torch.allclose(out.float(), joint(x, labels), rtol=0.02, atol=0.02)
+    out.float().sum().backward()
+    assert joint.bias.grad.dtype == torch.float32 and torch.allclose(joint.bias.grad, torch.full((5,), 28.0))
+
+
 def test_noise_is_a_pure_function_of_the_key():
     k = key(7)
     assert torch.equal(normal(k, (3, 4)), normal(k, (3, 4)))

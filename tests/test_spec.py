@@ -69,7 +69,8 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"search": {"alpha": [1], "hidden": [8]}, "fixed": {"hidden": 16}}, "search.hidden: is also under 'fixed'; a hyperparameter is either fixed or searched"),
         ({"step": {"compile": "yes"}}, "step.compile: expected true or false, got 'yes'"),
         ({"step": {"jit": True}}, "step.jit: unknown key; allowed keys: bf16, compile"),
-        ({"step": "fast"}, "step: expected a mapping {bf16: true|false, compile: true|false}"),
+        ({"step": "fast"}, "step: expected a mapping {bf16: true|false|auto, compile: true|false}"),
+        ({"step": {"bf16": "yes"}}, "step.bf16: expected true, false or auto, got 'yes'"),
     ],
 )
 def test_bad_specs_get_one_line_naming_the_key(write_spec, overrides, message):
@@ -134,7 +135,17 @@ def test_the_step_options_reach_every_configurations_plan():
     plans = [plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
     assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
     plain = spec_module.parse(tiny_spec())
-    assert not plain.step.bf16 and not plain.step.compile and "step" not in yaml.safe_load(to_yaml(plain))
+    assert plain.step.bf16 == "auto" and not plain.step.compile and "step" not in yaml.safe_load(to_yaml(plain))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_auto_is_the_default_and_follows_the_device(monkeypatch, native):
+    from sweeper import packing, space
+
+    monkeypatch.setattr(packing, "native_bf16", lambda device: native)
+    for step, expected in [(None, native), ({"bf16": "auto"}, native), ({"bf16": False}, False), ({"bf16": True}, True)]:
+        spec = spec_module.parse(tiny_spec(**({"step": step} if step else {})))
+        assert {packing.plan_of(spec, space.configuration(spec, point)).bf16 for point in space.grid_points(spec)} == {expected}
 
 
 def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):

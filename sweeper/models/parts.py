@@ -140,7 +140,9 @@ class JointLinear(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         terms = sorted((F.linear(x, w) for x, w in zip(inputs, self.weights, strict=True)), key=torch.Tensor.numel)
-        return sum(terms[1:], self.bias + terms[0])  # smallest first: one pass over the broadcast shape, not two
+        # the bias in the terms' dtype, as nn.Linear adds it: under bfloat16 autocast a float32 bias would
+        # promote the whole (B, K, H) sum, and the activation after it, back to float32
+        return sum(terms[1:], self.bias.to(terms[0].dtype) + terms[0])  # smallest first: one pass over the broadcast shape
 
 
 class ConditionalMLP(nn.Module):
