@@ -382,3 +382,12 @@ def test_a_seed_stopped_by_patience_counts_and_one_a_scheduler_stopped_does_not(
     results.write_configuration(tmp_path, "c1", [r for s in range(3) for r in epoch_rows("c1", "m2", s)], rows, HYPER)
     assert results.finished(results.read(tmp_path, "trials")).tolist() == [True, True, False]
     assert "85.00 ± 7.07 (2)" in report.table([tmp_path])
+
+
+def test_the_report_says_what_precision_the_steps_ran_in(tmp_path):
+    for config, precision, seeds in [("a", "bfloat16", 3), ("b", "float32", 1)]:
+        rows = [{**trial_row(config, "m2", seed, alpha=float(seeds)), "precision": precision} for seed in range(seeds)]
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0), rows, HYPER)
+    text = report.table([tmp_path])
+    assert text.splitlines()[-1] == "precision of the training step: bfloat16 (3 trials), float32 (1 trial)"
+    assert "# precision of the training step: bfloat16 (3 trials), float32 (1 trial)" in report.table([tmp_path], fmt="csv").splitlines()

@@ -236,3 +236,15 @@ def test_every_section_round_trips_and_an_empty_one_means_its_defaults():
     packed = with_pack(parse(tiny_spec()), 2)
     assert packed.pack == 2 and parse(yaml.safe_load(to_yaml(packed)), source=packed.source) == packed
     assert parse(tiny_spec(resources=None, study=None, step=None)) == parse(tiny_spec(resources={}))
+
+
+def test_native_bf16_reads_the_cpus_flags(tmp_path):
+    from sweeper.hardware import native_bf16
+
+    info = tmp_path / "cpuinfo"
+    for flags, native in [("fpu avx2 avx512f avx512_bf16 avx512vl", True), ("fpu amx_tile amx_bf16", True),
+                          ("fpu avx2 avx512f avx512_fp16", False), ("fpu avx512_bf16x", False)]:
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        assert native_bf16("cpu", info) is native, flags
+    assert native_bf16("cpu", tmp_path / "absent") is False  # no flags to read: float32
+

@@ -38,7 +38,7 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
     trials = results.read(dirs, "trials")
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
     built = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
-    where = provenance_lines(dirs)
+    where = provenance_lines(dirs) + precision_lines(trials)
     built.footnotes += where
     if fmt == "html":
         return page(dirs, [built])
@@ -58,6 +58,15 @@ def provenance_lines(dirs: list[str | Path]) -> list[str]:
         shown = redact.url(str(d))
         lines += [f"provenance of {shown}: {provenance.describe(e)}" for e in entries] or [f"provenance of {shown}: not recorded"]
     return lines
+
+
+def precision_lines(trials) -> list[str]:
+    """What precision the trials' steps ran in (step: {bf16: auto} decides per machine), with counts;
+    nothing for results written before rows recorded it."""
+    if "precision" not in trials.columns or trials["precision"].isna().all():
+        return []
+    counts = trials["precision"].fillna("not recorded").value_counts()
+    return ["precision of the training step: " + ", ".join(f"{name} ({n} trial{'' if n == 1 else 's'})" for name, n in counts.items())]
 
 
 def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = None) -> str:
