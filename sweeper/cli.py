@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--shape", default="mnist", choices=["mnist", "digits"], help="data and network size (default mnist: 784-500-50)")
     bench.add_argument("--pack", type=int, metavar="K", help="configurations trained as one (default 1; with --spec, the spec's)")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    bench.add_argument("--bf16", action="store_true", help="matmuls in bfloat16 (autocast; meant for a GPU)")
+    bench.add_argument("--bf16", action="store_true", help="matmuls under bfloat16 autocast (sweeps' default where native; --spec follows step.bf16)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
 
     inspect = commands.add_parser("inspect", epilog="example: " + EXAMPLES["inspect"],
