@@ -547,7 +547,7 @@ class Spec:
     pack: int | str = field(default="auto", metadata=_parsed_by(_pack, when_set=True))  # grid points trained as one vectorised model
     # epochs without a better validation accuracy before a seed stops (0: never)
     patience: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0), when_set=True))
-    step: Step = field(default=Step(), metadata=_parsed_by(Step.parse, when_set=True))
+    step: Step = field(default=Step(), metadata=_parsed_by(Step.parse))  # always written: its default has changed
     tracking: Tracking | None = field(default=None, metadata=_parsed_by(Tracking.parse))  # an experiment tracker (tracking.py)
     source: str = "<spec>"  # where it was read (not a key): messages name it
 
@@ -965,6 +965,15 @@ def _assign(raw: dict, path: list[str], value: Any) -> None:
         node[part] = child = dict(child)
         node = child
     node[last] = value
+
+
+def load_ran(path: str | Path) -> Spec:
+    """The spec a results directory's spec.yaml says it ran. One with no `step` was written while float32
+    was the default (before `bf16: auto`), so it resumes in float32, as it started."""
+    spec = load(path)
+    if "step" not in _read_yaml(_read_text(Path(path), "spec")):
+        return replace(spec, step=replace(spec.step, bf16=False))
+    return spec
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Spec:

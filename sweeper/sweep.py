@@ -29,8 +29,7 @@ from ray.tune.search import ConcurrencyLimiter
 from . import data, progress, provenance, results, searchers, space, study, tracking
 from .errors import SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
-from .spec import OBJECTIVES, Spec, to_yaml
-from .spec import load as load_spec
+from .spec import OBJECTIVES, Spec, load_ran, to_yaml
 from .study import CLAIM_KEYS
 from .trainable import Setup, config_ids, train_configuration
 
@@ -167,7 +166,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
     if (out / SHARED_FILE).is_file():
         raise SweeperError(f"{out}: this driver took its work from a shared study ({out / SHARED_FILE}); its unfinished "
                            "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
-    spec = load_spec(out / SPEC_FILE)
+    spec = load_ran(out / SPEC_FILE)  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)
     tracking.check(spec)

@@ -135,7 +135,21 @@ def test_the_step_options_reach_every_configurations_plan():
     plans = [plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
     assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
     plain = spec_module.parse(tiny_spec())
-    assert plain.step.bf16 == "auto" and not plain.step.compile and "step" not in yaml.safe_load(to_yaml(plain))
+    assert plain.step.bf16 == "auto" and not plain.step.compile
+    assert yaml.safe_load(to_yaml(plain))["step"] == {"bf16": "auto", "compile": False}  # what ran, even at the default
+
+
+def test_a_results_spec_written_before_bf16_auto_resumes_in_float32(tmp_path):
+    import yaml
+
+    from sweeper.spec import load_ran, to_yaml
+
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(to_yaml(parse(tiny_spec()))).items() if k != "step"}))
+    assert load_ran(old).step.bf16 is False and spec_module.load(old).step.bf16 == "auto"
+    new = tmp_path / "new.yaml"
+    new.write_text(to_yaml(parse(tiny_spec())))
+    assert load_ran(new).step.bf16 == "auto"
 
 
 @pytest.mark.parametrize("native", [True, False])
