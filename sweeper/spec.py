@@ -970,17 +970,22 @@ def _assign(raw: dict, path: list[str], value: Any) -> None:
 def load_ran(path: str | Path) -> Spec:
     """The spec a results directory's spec.yaml says it ran. One with no `step` was written while float32
     was the default (before `bf16: auto`), so it resumes in float32, as it started."""
-    spec = load(path)
-    if "step" not in _read_yaml(_read_text(Path(path), "spec")):
-        return replace(spec, step=replace(spec.step, bf16=False))
-    return spec
+    raw = _read_spec(Path(path))
+    spec = parse(raw, source=str(path))
+    return spec if "step" in raw else replace(spec, step=replace(spec.step, bf16=False))
+
+
+def _read_spec(path: Path) -> dict:
+    with _naming(path):
+        return _read_yaml(_read_text(path, "spec"))
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """The spec in the file at `path`, with the command line's `key=value` overrides applied."""
     path = Path(path)
+    raw = _read_spec(path)
     with _naming(path):
-        raw = override(_read_yaml(_read_text(path, "spec")), overrides or [])
+        raw = override(raw, overrides or [])
     if overrides:
         return parse(raw, source=f"{path} (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)")
     return parse(raw, source=str(path))
