@@ -6,11 +6,13 @@ The plain anchor: Ray Tune with Optuna's GridSampler (OptunaSearch), one Tune tr
 each training one model in float32 with its own Adam on one thread, as many at once as there are CPUs
 (both runs use every CPU of this machine). The model is sweeper's own M2 (it enumerates labels in one
 batched pass), so the runs differ in what sweeper adds around the model: packing, the vmapped step,
-thread and pack sizing, and bfloat16 where the CPU multiplies it natively. sweeper runs twice: as the
-spec says (its default `step: {bf16: auto}`) and in float32 (`step.bf16=false`). All runs read the
-same data and labelled subsets. Prints one JSON line per run, the tables side by side, then the ratios
-of the walls and of each sweeper run's training time to the grid's matmul time at this CPU's measured
-speed in that run's precision. A benchmark, not a test.
+thread and pack sizing, bfloat16 where the CPU multiplies it natively, and malloc keeping freed memory
+(allocator.py). sweeper runs twice: as the spec says (its default `step: {bf16: auto}`) and in float32
+(`step.bf16=false`). All runs read the same data and labelled subsets, and each is one fresh Python
+process timed whole: start, imports, data, Ray's start and shutdown, the sweep (the plain run also
+prints its Tuner.fit alone, fit_s). Prints one JSON line per run, the tables side by side, then the
+ratios of the walls and of each sweeper run's training time to the grid's matmul time at this CPU's
+measured speed in that run's precision. A benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -64,8 +66,19 @@ def plain_trainable(config: dict, spec, data) -> None:
             tune.report({"val_acc": accuracy(data.x_val, data.y_val), "test_acc": accuracy(data.x_test, data.y_test)})
 
 
-def plain(spec, cpus: int) -> dict:
-    """The grid through plain Ray Tune: wall seconds and each alpha's test accuracy at the best validation epoch."""
+def plain(spec_path: str, cpus: int) -> dict:
+    """The plain anchor in a fresh process (this script with --plain-into), timed whole like sweeper's run."""
+    with tempfile.TemporaryDirectory() as d:
+        figures = Path(d) / "plain.json"
+        start = time.monotonic()
+        subprocess.run([sys.executable, __file__, "--spec", spec_path, "--plain-into", str(figures), "--cpus", str(cpus)],
+                       check=True, cwd=REPOSITORY)
+        wall = time.monotonic() - start
+        return {"run": "plain ray tune", "precision": "float32", "wall_s": round(wall, 1), **json.loads(figures.read_text())}
+
+
+def plain_fit(spec, cpus: int) -> dict:
+    """The grid through plain Ray Tune: Tuner.fit's seconds and each alpha's test accuracy at the best validation epoch."""
     import optuna
     import ray
     from ray import tune
@@ -96,7 +109,7 @@ def plain(spec, cpus: int) -> dict:
         history = result.metrics_dataframe
         best = history.loc[history["val_acc"].idxmax()]  # the first epoch of best validation accuracy
         by_alpha.setdefault(result.config["alpha"], []).append(100 * float(best["test_acc"]))
-    return {"run": "plain ray tune", "precision": "float32", "trials": len(grid_results), "wall_s": round(wall, 1), "table": _table(by_alpha)}
+    return {"trials": len(grid_results), "fit_s": round(wall, 1), "table": _table(by_alpha)}
 
 
 def sweeper_run(spec_path: str, overrides: list[str]) -> dict:
@@ -148,12 +161,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="search_spaces/anchor-digits.yaml")
     parser.add_argument("--skip-plain", action="store_true", help="time sweeper alone")
+    parser.add_argument("--plain-into", help=argparse.SUPPRESS)  # the plain run's own process writes its figures here
+    parser.add_argument("--cpus", type=int, default=os.cpu_count(), help=argparse.SUPPRESS)
     args = parser.parse_args()
     from sweeper.spec import load
 
     spec = load(REPOSITORY / args.spec)
-    cpus = os.cpu_count()
-    runs = [] if args.skip_plain else [plain(spec, cpus)]
+    if args.plain_into:
+        Path(args.plain_into).write_text(json.dumps(plain_fit(spec, args.cpus)))
+        return
+    cpus = args.cpus
+    runs = [] if args.skip_plain else [plain(args.spec, cpus)]
     runs += [sweeper_run(args.spec, []), sweeper_run(args.spec, ["step.bf16=false"])]
     for run in runs:
         print(json.dumps(run), flush=True)

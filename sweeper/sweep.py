@@ -26,7 +26,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
-from . import data, progress, provenance, results, searchers, space, study, tracking
+from . import allocator, data, progress, provenance, results, searchers, space, study, tracking
 from .errors import SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, load_ran, to_yaml
@@ -441,7 +441,8 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
     """
     if ray.is_initialized():
         return False
-    options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                   runtime_env={"env_vars": allocator.worker_env()})  # workers start with malloc keeping freed memory
     try:
         if address:
             ray.init(address=address, **options)

@@ -1,9 +1,11 @@
 """Packed grids through a real Ray: each configuration of a pack writes the rows it writes alone."""
+import os
+
 import pandas as pd
 import pytest
 
 from conftest import tiny_spec
-from sweeper import sweep
+from sweeper import allocator, sweep
 from sweeper.spec import parse, with_pack
 from sweeper.packing import auto_packs, pack_count, packs
 from sweeper import space
@@ -59,3 +61,67 @@ def test_a_packed_grid_writes_every_configuration_rows_as_the_unpacked_grid_does
     assert (a["best_val_acc"] - p["best_val_acc"]).abs().max() <= 1.5 / 360  # an argmax may flip on a near tie
     epochs = pd.read_parquet(tmp_path / "packed" / "epochs")
     assert len(epochs) == 6 * 2 * 3 and not epochs.duplicated(["trial_id", "epoch"]).any()
+
+
+MMAPPED_CHECK = """
+import ctypes
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype, libc.malloc.restype, libc.free.argtypes = Info, ctypes.c_void_p, [ctypes.c_void_p]
+before = libc.mallinfo2().hblkhd  # bytes malloc holds in mmapped blocks
+block = libc.malloc(64 << 20)
+mmapped = libc.mallinfo2().hblkhd > before
+libc.free(block)
+"""
+
+
+def malloc_at_work(marks: str, check: str):
+    """A trainable that writes, from Tune's training thread, the GLIBC_TUNABLES it sees and whether
+    `check` found a 64 MB block to be a fresh mmap, then trains as sweeper's does. Holds everything it
+    needs, so Ray ships it by value."""
+
+    def run(config, setup, data):
+        import os
+
+        from sweeper.trainable import train_configuration
+
+        scope: dict = {}
+        exec(check, scope)
+        with open(os.path.join(marks, f"{os.getpid()}.txt"), "w") as f:
+            f.write(f"{os.environ.get('GLIBC_TUNABLES')} mmapped={scope['mmapped']}")
+        train_configuration(config, setup, data)
+
+    return run
+
+@pytest.mark.ray
+@pytest.mark.skipif(not allocator.glibc(), reason="the tunables are glibc's")
+def test_trials_start_with_malloc_keeping_freed_memory(tmp_path):
+    import subprocess
+    import sys
+
+    # the check tells the two apart: without the tunables, glibc mmaps a 64 MB block
+    environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    default = subprocess.run([sys.executable, "-c", MMAPPED_CHECK + "print(mmapped)"], env=environ, capture_output=True, text=True)
+    assert default.stdout.strip() == "True"
+    # what `sweeper bench` does in its own process, through mallopt
+    kept = subprocess.run([sys.executable, "-c", "from sweeper import allocator\nprint(allocator.keep_freed_memory())\n"
+                           + MMAPPED_CHECK + "print(mmapped)"], env=environ, capture_output=True, text=True)
+    assert kept.stdout.split() == ["True", "False"]
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = parse(tiny_spec(models=["m2"], search=SEARCH))
+    outcome = sweep.run(spec, tmp_path / "out", quiet=True, num_cpus=2, trainable=malloc_at_work(str(marks), MMAPPED_CHECK))
+    assert outcome.errored == 0
+    ours = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+    assert {p.read_text() for p in marks.iterdir()} == {f"{ours} mmapped=False"}
+
+def test_the_allocator_settings_give_way_to_the_users_and_are_glibcs_only():
+    ours = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+    assert allocator.worker_env({}, on_glibc=True) == {"GLIBC_TUNABLES": ours}
+    mine = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}  # the trials get the user's instead
+    assert allocator.worker_env(mine, on_glibc=True) == mine
+    assert allocator.worker_env({"GLIBC_TUNABLES": ""}, on_glibc=True) == {"GLIBC_TUNABLES": ""}  # glibc's defaults
+    assert allocator.worker_env({}, on_glibc=False) == allocator.worker_env(mine, on_glibc=False) == {}
