@@ -8,39 +8,41 @@ from sub-heaps of 64 MB that it trims, so each step faults its blocks in again, 
 Tunables") keep freed memory for the next step: one arena, so a thread's big blocks come from the
 main heap; no mmap and no trimming below 1 GiB. A process then holds on to its peak.
 
-Ray workers start with them through the job's runtime_env (sweep.py); `sweeper bench`, which times
-steps in its own main thread, sets the same through mallopt(3). A GLIBC_TUNABLES of the user's
-replaces them (empty: glibc's defaults). Elsewhere than glibc: nothing.
+Ray workers started for a sweep get them through the job's runtime_env (sweep.py); `sweeper bench`,
+which times steps in its own main thread, sets the same through mallopt(3). A GLIBC_TUNABLES in the
+driver's environment (the user's, or a Ray job's) leaves malloc to it.
 """
 from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
-KEEP_FREED = {"arena_max": 1, "mmap_threshold": 1 << 30, "trim_threshold": 1 << 30}
-_MALLOPT = {"arena_max": -8, "mmap_threshold": -3, "trim_threshold": -1}  # M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
-
-
-def glibc() -> bool:
-    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+# name: (its mallopt(3) parameter, M_ARENA_MAX etc. in glibc's malloc.h; the value)
+KEEP_FREED = {"arena_max": (-8, 1), "mmap_threshold": (-3, 1 << 30), "trim_threshold": (-1, 1 << 30)}
+TUNABLES = ":".join(f"glibc.malloc.{name}={value}" for name, (_, value) in KEEP_FREED.items())
 
 
-def worker_env(environ: dict[str, str] | None = None, on_glibc: bool | None = None) -> dict[str, str]:
-    """Environment variables for a training process: GLIBC_TUNABLES with KEEP_FREED; or, where `environ`
-    (this process's) sets GLIBC_TUNABLES, that instead (empty: glibc's defaults); {} elsewhere than glibc."""
+def on_glibc() -> bool:
+    """Whether this process's C library is glibc."""
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))  # e.g. "glibc 2.36"; unknown elsewhere
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment variables for a sweep's Ray workers: GLIBC_TUNABLES keeping freed memory, unless
+    `environ` (this process's) sets GLIBC_TUNABLES (then {}: workers started here inherit it, and a Ray
+    job's own runtime_env holds it). Sent whatever the driver's C library: other libraries ignore it."""
     environ = os.environ if environ is None else environ
-    if not (glibc() if on_glibc is None else on_glibc):
-        return {}
-    if "GLIBC_TUNABLES" in environ:
-        return {"GLIBC_TUNABLES": environ["GLIBC_TUNABLES"]}
-    return {"GLIBC_TUNABLES": ":".join(f"glibc.malloc.{name}={value}" for name, value in KEEP_FREED.items())}
+    return {} if "GLIBC_TUNABLES" in environ else {"GLIBC_TUNABLES": TUNABLES}
 
 
 def keep_freed_memory() -> bool:
-    """KEEP_FREED for this process from now on, through mallopt(3), unless it started with GLIBC_TUNABLES
-    of its own; True if set. (One arena applies to threads that have none yet: set it before starting any.)"""
-    if not glibc() or "GLIBC_TUNABLES" in os.environ:
+    """KEEP_FREED for this process from now on, through mallopt(3), unless it started with a GLIBC_TUNABLES
+    of its own; True if glibc took every setting. (One arena applies to threads that have none yet.)"""
+    if not on_glibc() or "GLIBC_TUNABLES" in os.environ:
         return False
     libc = ctypes.CDLL(None)
-    return all(libc.mallopt(_MALLOPT[name], value) == 1 for name, value in KEEP_FREED.items())
+    taken = [libc.mallopt(parameter, value) == 1 for parameter, value in KEEP_FREED.values()]
+    return all(taken)

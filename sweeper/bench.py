@@ -288,8 +288,11 @@ def _peak_memory(device) -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
+STEP_CASES = ("training", "projection")  # the cases that time training steps
+
+
 def main(cases: list[str], training: dict | None = None, projection: dict | None = None) -> None:
-    keeps_freed = allocator.keep_freed_memory()  # steps timed here allocate as a sweep's trials do (allocator.py)
+    keeps_freed = allocator.keep_freed_memory() if set(cases) & set(STEP_CASES) else False  # as a sweep's trials allocate
     for case in cases:
         if case == "projection":
             figures = projection_cases(**projection)
@@ -298,4 +301,6 @@ def main(cases: list[str], training: dict | None = None, projection: dict | None
         else:
             figures = [{"report": report_case, "overhead": overhead_case}[case]()]
         for line in figures:
-            print(json.dumps(line | ({"malloc_keeps_freed": keeps_freed} if case in ("training", "projection") else {})), flush=True)
+            if case in STEP_CASES:
+                line["malloc_keeps_freed"] = keeps_freed
+            print(json.dumps(line), flush=True)

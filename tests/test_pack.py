@@ -95,33 +95,44 @@ def malloc_at_work(marks: str, check: str):
 
     return run
 
+
+def has_mallinfo2() -> bool:
+    import ctypes
+
+    return allocator.on_glibc() and hasattr(ctypes.CDLL(None), "mallinfo2")  # glibc 2.33 and later
+
+
+OURS = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
+
+
 @pytest.mark.ray
-@pytest.mark.skipif(not allocator.glibc(), reason="the tunables are glibc's")
-def test_trials_start_with_malloc_keeping_freed_memory(tmp_path):
+@pytest.mark.skipif(not has_mallinfo2(), reason="the tunables are glibc's; the check reads mallinfo2")
+def test_trials_start_with_malloc_keeping_freed_memory(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    # the check tells the two apart: without the tunables, glibc mmaps a 64 MB block
-    environ = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    default = subprocess.run([sys.executable, "-c", MMAPPED_CHECK + "print(mmapped)"], env=environ, capture_output=True, text=True)
-    assert default.stdout.strip() == "True"
-    # what `sweeper bench` does in its own process, through mallopt
-    kept = subprocess.run([sys.executable, "-c", "from sweeper import allocator\nprint(allocator.keep_freed_memory())\n"
-                           + MMAPPED_CHECK + "print(mmapped)"], env=environ, capture_output=True, text=True)
-    assert kept.stdout.split() == ["True", "False"]
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)  # a user's would go to the trials instead
+    check = lambda prelude="": subprocess.run([sys.executable, "-c", prelude + MMAPPED_CHECK + "print(mmapped)"],  # noqa: E731
+                                              capture_output=True, text=True, env=os.environ).stdout.split()
+    # the check tells the two apart: with glibc's defaults a 64 MB block is a fresh mmap
+    assert check() == ["True"]
+    keep = "from sweeper import allocator\nprint(allocator.keep_freed_memory())\n"  # what `sweeper bench` does
+    assert check(keep) == ["True", "False"]
+    monkeypatch.setenv("GLIBC_TUNABLES", "")  # the user's own, empty: glibc's defaults, and bench leaves them
+    assert check(keep) == ["False", "True"]
+    monkeypatch.delenv("GLIBC_TUNABLES")
 
     marks = tmp_path / "marks"
     marks.mkdir()
     spec = parse(tiny_spec(models=["m2"], search=SEARCH))
     outcome = sweep.run(spec, tmp_path / "out", quiet=True, num_cpus=2, trainable=malloc_at_work(str(marks), MMAPPED_CHECK))
     assert outcome.errored == 0
-    ours = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-    assert {p.read_text() for p in marks.iterdir()} == {f"{ours} mmapped=False"}
+    assert {p.read_text() for p in marks.iterdir()} == {f"{OURS} mmapped=False"}
 
-def test_the_allocator_settings_give_way_to_the_users_and_are_glibcs_only():
-    ours = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824"
-    assert allocator.worker_env({}, on_glibc=True) == {"GLIBC_TUNABLES": ours}
-    mine = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}  # the trials get the user's instead
-    assert allocator.worker_env(mine, on_glibc=True) == mine
-    assert allocator.worker_env({"GLIBC_TUNABLES": ""}, on_glibc=True) == {"GLIBC_TUNABLES": ""}  # glibc's defaults
-    assert allocator.worker_env({}, on_glibc=False) == allocator.worker_env(mine, on_glibc=False) == {}
+
+def test_the_allocator_settings_give_way_to_the_users():
+    assert allocator.TUNABLES == OURS and allocator.worker_env({}) == {"GLIBC_TUNABLES": OURS}
+    # the user's own (or a Ray job's) is in the driver's environment: local workers inherit it, a job's
+    # runtime_env carries it, and sending ours beside it would clash in Ray's merge of the two
+    assert allocator.worker_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}) == {}
+    assert allocator.worker_env({"GLIBC_TUNABLES": ""}) == {}
