@@ -111,7 +111,7 @@ def test_trials_start_with_malloc_keeping_freed_memory(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)  # a user's would go to the trials instead
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)  # a user's would leave malloc to it
     check = lambda prelude="": subprocess.run([sys.executable, "-c", prelude + MMAPPED_CHECK + "print(mmapped)"],  # noqa: E731
                                               capture_output=True, text=True, env=os.environ).stdout.split()
     # the check tells the two apart: with glibc's defaults a 64 MB block is a fresh mmap
@@ -128,6 +128,14 @@ def test_trials_start_with_malloc_keeping_freed_memory(tmp_path, monkeypatch):
     outcome = sweep.run(spec, tmp_path / "out", quiet=True, num_cpus=2, trainable=malloc_at_work(str(marks), MMAPPED_CHECK))
     assert outcome.errored == 0
     assert {p.read_text() for p in marks.iterdir()} == {f"{OURS} mmapped=False"}
+
+    # `GLIBC_TUNABLES= sweeper run`: the local Ray's workers inherit the user's (glibc's defaults)
+    monkeypatch.setenv("GLIBC_TUNABLES", "")
+    for mark in marks.iterdir():
+        mark.unlink()
+    outcome = sweep.run(spec, tmp_path / "defaults", quiet=True, num_cpus=2, trainable=malloc_at_work(str(marks), MMAPPED_CHECK))
+    assert outcome.errored == 0
+    assert {p.read_text() for p in marks.iterdir()} == {" mmapped=True"}
 
 
 def test_the_allocator_settings_give_way_to_the_users():
