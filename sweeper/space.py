@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +137,23 @@ def configuration_count(spec: Spec) -> int:
     return spec.grid_size() if spec.sampler == "grid" else spec.trials
 
 
+LOCK = type(threading.Lock())
+
+
+class NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable again: Optuna 5.1 gave its genetic samplers a threading.Lock, and Ray
+    Tune pickles the searcher, sampler and all, with the experiment's state. The locks stay out of the
+    pickle and are made afresh when it is loaded."""
+
+    def __getstate__(self) -> dict:
+        locks = [name for name, value in vars(self).items() if isinstance(value, LOCK)]
+        return {**{k: v for k, v in vars(self).items() if k not in locks}, "_locks_left_out": locks}
+
+    def __setstate__(self, state: dict) -> None:
+        locks = state.pop("_locks_left_out")
+        self.__dict__.update(state, **{name: threading.Lock() for name in locks})
+
+
 def sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     seed = spec.sampler_seed
     if spec.sampler == "tpe":
@@ -143,7 +161,7 @@ def sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     if spec.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if spec.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return NSGAIISampler(seed=seed)
     # random; also for a grid, whose points are all enqueued and never sampled
     return optuna.samplers.RandomSampler(seed=seed)
 

@@ -30,9 +30,12 @@ def test_losing_a_worker_node_mid_sweep_still_runs_every_configuration_exactly_o
         while time.monotonic() < deadline and not removed.is_set():
             files = list((out / "trials").glob("*.parquet")) if (out / "trials").is_dir() else []
             frames = [pd.read_parquet(f) for f in files]
-            # two configurations under way, each past its first checkpoint: one of them is on the doomed node
-            running = [f for f, t in zip(files, frames) if t["status"].eq("running").all() and t["epochs"].ge(2).all()]
-            if len(running) >= 2:
+            # configurations of two packs (Tune trials, one per node) under way, each past its first checkpoint:
+            # one of them is on the doomed node (two of one pack would not say the other pack had a checkpoint)
+            under_way = [(f, t) for f, t in zip(files, frames) if t["status"].eq("running").all() and t["epochs"].ge(2).all()]
+            running = [f for f, _ in under_way]
+            packs = {t["config_id"].iloc[0].rsplit("-", 1)[0] for _, t in under_way}  # config ids: <trial id>-<position>
+            if len(packs) >= 2:
                 cluster.remove_node(doomed)
                 removed_while_running.extend(running)
                 removed.set()

@@ -80,3 +80,18 @@ def test_a_sampled_space_draws_within_its_ranges():
         chosen = space.configuration(spec, trial.params)
         assert 0.1 <= chosen.hyper["alpha"] <= 10 and isinstance(chosen.hyper["latent"], int) and 2 <= chosen.hyper["latent"] <= 8
         study.tell(trial, i)
+
+
+@pytest.mark.parametrize("kind", ["random", "tpe", "cmaes", "nsga2"])
+def test_every_sampler_pickles_as_ray_tune_pickles_its_searcher_and_samples_after(kind):
+    from ray import cloudpickle
+
+    objectives = {"objectives": ["val_acc", "wall_s"]} if kind == "nsga2" else {}
+    spec = parse(tiny_spec(models=["m2"], search={"alpha": {"low": 0.1, "high": 10.0}}, sampler=kind, trials=4, **objectives))
+    loaded = cloudpickle.loads(cloudpickle.dumps(space.sampler(spec)))  # Optuna 5.1's NSGA-II holds a lock pickle refuses
+    study = optuna.create_study(directions=space.directions(spec), sampler=loaded)
+    for _ in range(3):  # the loaded sampler, its lock made afresh, goes on sampling
+        trial = study.ask()
+        assert 0.1 <= trial.suggest_float("alpha", 0.1, 10.0) <= 10.0
+        study.tell(trial, [0.5, 1.0] if kind == "nsga2" else 0.5)
+    assert len(study.trials) == 3
