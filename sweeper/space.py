@@ -137,7 +137,7 @@ def configuration_count(spec: Spec) -> int:
     return spec.grid_size() if spec.sampler == "grid" else spec.trials
 
 
-LOCK = type(threading.Lock())
+_LOCK = type(threading.Lock())  # what a lock is, to find them among a sampler's attributes
 
 
 class NSGAIISampler(optuna.samplers.NSGAIISampler):
@@ -146,7 +146,7 @@ class NSGAIISampler(optuna.samplers.NSGAIISampler):
     pickle and are made afresh when it is loaded."""
 
     def __getstate__(self) -> dict:
-        locks = [name for name, value in vars(self).items() if isinstance(value, LOCK)]
+        locks = [name for name, value in vars(self).items() if isinstance(value, _LOCK)]
         return {**{k: v for k, v in vars(self).items() if k not in locks}, "_locks_left_out": locks}
 
     def __setstate__(self, state: dict) -> None:
