@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import redact
-from .errors import NoAnswer, SweeperError
+from .errors import Interrupted, NoAnswer, SweeperError
 
 
 OVERRIDES_HELP = "change the spec from the command line: epochs=20, batch.labelled=50, 'search.alpha=[1, 10]' (values are YAML)"
@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")
 
-    resume = commands.add_parser("resume", epilog="example: " + EXAMPLES["resume"], help="continue a sweep whose driver stopped (killed, rebooted)")
+    resume = commands.add_parser("resume", epilog="example: " + EXAMPLES["resume"], help="continue a sweep whose driver stopped (killed, rebooted)",
+                                 description="Continue a sweep from its results directory. Resuming runs code from the directory, as "
+                                 "loading a pickle does: Ray Tune's saved state (DIR/tune) is pickles. Resume only directories you "
+                                 "or someone you trust wrote; sweeper refuses state files another user owns or others may write.")
     resume.add_argument("dir", metavar="DIR", help="the results directory of the sweep")
     resume.add_argument("--address", help="Ray cluster to join (default: start Ray here)")
     resume.add_argument("--data-dir", help="where dataset files are")
@@ -75,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--paired", metavar="A,B", help="paired t-test and Wilcoxon of model A against B over the same seeds")
     report.add_argument("--figures", action="store_true", help="also write the figures (PNG, SVG) to DIR/figures")
     report.add_argument("--out", metavar="FILE", help="write the report to FILE (default: DIR/report.<format>)")
+    report.add_argument("--force", action="store_true", help="let --out replace an existing file that is not a report")
 
     status = commands.add_parser("status", epilog="example: " + EXAMPLES["status"],
                                  help="progress of a sweep from its results directory, or of a shared study per driver")
@@ -146,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except SweeperError as e:
         say(f"sweeper: error: {e}")
         return 2
+    except Interrupted as e:  # the trials were stopped and Tune's state saved
+        say(f"sweeper: {e}")
+        return e.exit_code
     except KeyboardInterrupt:
         say("sweeper: interrupted")
         return 130
@@ -157,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         say(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)")
         return 1
+
+
+def show(text: str, end: str = "\n") -> None:
+    """Print to stdout what may hold text from a file or the user (a table, a name), no control character in it."""
+    print(redact.printable(text), end=end)
 
 
 def quiet_libraries() -> None:
@@ -203,8 +215,8 @@ def _resume(args) -> int:
 def _summary(outcome, where, detail: str) -> int:
     """Where the results are, the report command, and the exit status of a sweep that ran."""
     where = redact.url(str(where))
-    print(f"results: {where} ({detail}; rows in trials/ and epochs/)")
-    print(f"report:  sweeper report {where}")
+    show(f"results: {where} ({detail}; rows in trials/ and epochs/)")
+    show(f"report:  sweeper report {where}")
     if outcome.errored:
         print(f"sweeper: {outcome.errored} configurations failed; their rows have status 'failed' and the error", file=sys.stderr)
         return 1
@@ -219,9 +231,9 @@ def _report(args) -> int:
         raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
     text = report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
                         compare=args.compare, published_dir=args.published, pair=pair)
-    print(text, end="")
+    show(text, end="")
     try:
-        report.write(text, args.dirs, args.format, args.out)
+        report.write(text, args.dirs, args.format, args.out, args.force)
     except OSError as e:
         where = redact.url(str(args.out or args.dirs[0]))
         print(f"sweeper: could not write the report into {where} ({e.strerror or type(e).__name__}); "
@@ -242,20 +254,21 @@ def _status(args) -> int:
     if args.dir is not None:
         from . import progress
 
-        print(progress.line(progress.of_directory(args.dir)))
+        show(progress.line(progress.of_directory(args.dir)))
         return 0
     from . import study
 
-    print(study.status(args.study, args.name), end="")
+    show(study.status(args.study, args.name), end="")
     return 0
 
 
 def _validate(args) -> int:
-    from . import space
+    from . import estimate, space
     from . import spec as spec_module
 
     spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
-    print(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
+    estimate.check_memory(spec)  # as run checks it: what validates, runs
+    show(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
           f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each")
     return 0
 
@@ -320,7 +333,7 @@ def _inspect(args) -> int:
         units = (f", {found['active_units']} active latent units, label read from z' at {100 * found['probe_accuracy']:.1f} %"
                  if "active_units" in found else "")
         drawn = ", ".join(found["figures"]) or "none (a classifier alone has nothing generative to draw)"
-        print(f"{trial_id}: {found['model']} at epoch {found['epoch']}, test accuracy {100 * found['test_acc']:.2f} %{units}; "
+        show(f"{trial_id}: {found['model']} at epoch {found['epoch']}, test accuracy {100 * found['test_acc']:.2f} %{units}; "
               f"figures: {drawn}")
     return 0
 

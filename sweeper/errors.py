@@ -39,3 +39,21 @@ class NoAnswer(SweeperError):
 
 class DataError(SweeperError):
     """A dataset file that is missing, unreadable or not the file it should be."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The driver was told to stop (SIGINT, SIGTERM) and stopped: the trials were ended and Ray Tune's state
+    saved, so the sweep can be resumed. A KeyboardInterrupt, so that no `except Exception` swallows it."""
+
+    def __init__(self, signum: int, how_to_continue: str = ""):
+        super().__init__(signum, how_to_continue)
+        self.signum, self.how_to_continue = signum, how_to_continue
+
+    def __str__(self) -> str:
+        import signal
+
+        return f"{signal.Signals(self.signum).name}: stopped" + (f"; {self.how_to_continue}" if self.how_to_continue else "")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

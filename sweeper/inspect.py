@@ -47,15 +47,20 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
             data_dir: str | Path | None = None, each: bool = False) -> dict[str, dict]:
     """The figures that fit each trial's model and data; returns, per trial, what was drawn and found."""
     location = str(location)
-    spec = spec_module.load(Path(location) / "spec.yaml")
-    trial_ids = trial_ids or chosen_trials(location, each)
+    spec = spec_module.load(results.spec_file(location))
+    trial_ids = [results.checked_id(t, "--trial", location) for t in trial_ids] if trial_ids else \
+        [results.checked_id(t, "trial_id", f"{location}/trials") for t in chosen_trials(location, each)]
     summary = {}
     for trial_id in trial_ids:
         model = kept.load(location, trial_id)
+        if model.about["dataset"] not in spec.datasets:  # a name from the kept file: only the sweep's own data is read
+            raise results.SweeperError(f"{location}/models/{trial_id}.json: dataset {model.about['dataset']!r} is not one of "
+                                       f"the sweep's ({', '.join(spec.datasets)}); was it written by this sweep?")
         data = load_data(model.about["dataset"], data_dir, spec.data)
-        folder = Path(out or Path(location) / "inspect") / trial_id
+        folder = Path(out) / trial_id if out else results.folder_inside(location, f"inspect/{trial_id}")
         summary[trial_id] = look(model, data, folder)
-        (folder / "summary.json").write_text(json.dumps(summary[trial_id], indent=1) + "\n")
+        with results.atomic(folder / "summary.json") as temporary:  # replaces a link there, never writes through it
+            temporary.write_text(json.dumps(summary[trial_id], indent=1) + "\n")
     return summary
 
 

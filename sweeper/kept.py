@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import uuid
 from pathlib import Path
 
 import torch
 
 from . import models, results
-from .errors import SweeperError
+from .errors import SweeperError, first_line
 
 FOLDER = "models"
 
@@ -49,21 +50,62 @@ def load(location: str | Path, trial_id: str, device: str | torch.device = "cpu"
     """The trained model of one trial (a configuration's seed) as a torch module on `device`, in eval
     mode, with no Ray: `classify(x)` gives the test accuracy its row records, for x preprocessed as the
     sweep's spec says (sweeper.data.load). `.about` holds what was kept (epoch, accuracies, hyperparameters)."""
-    fs, root = results.filesystem(location)
-    path = f"{root}/{FOLDER}/{trial_id}.pt"
+    trial_id = results.checked_id(trial_id, "trial", str(location))
+    where = f"{location}/{FOLDER}/{trial_id}.pt"
     try:
-        with fs.open_input_stream(path) as f:
-            kept = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        data = results.read_bytes(location, f"{FOLDER}/{trial_id}.pt", limit=MAX_KEPT_BYTES)
     except FileNotFoundError:
         raise SweeperError(f"{location}: no kept model for trial {trial_id} (no {FOLDER}/{trial_id}.pt); "
-                                   "give a trial_id from the trials table of a sweep that finished an epoch") from None
-    description = json.loads(kept["about"])
+                           "give a trial_id from the trials table of a sweep that finished an epoch") from None
+    try:  # weights_only: tensors and plain containers, never code
+        kept = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, not torch's format, or objects weights_only refuses
+        raise SweeperError(f"{where}: not a kept model sweeper wrote ({type(e).__name__}); remove it, or run the "
+                           "configuration again") from None
+    description = _description(kept, where)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the initial weights are all replaced; a fixed seed keeps building quiet and cheap
         module = models.build(description["model"], tuple(description["input_shape"]), description["n_classes"], description["hyper"])
-    assign(module, kept["weights"])
+    try:
+        assign(module, kept["weights"])
+    except (ValueError, RuntimeError, TypeError, AttributeError) as e:
+        raise SweeperError(f"{where}: its weights do not fit its model ({first_line(e)}); was it written by sweeper?") from None
     module.about = description
     return module.to(device).eval()
+
+
+MAX_KEPT_BYTES = 8 * 2**30
+MAX_INPUT_VALUES = 2**24  # values of one input (a 4096 x 4096 image): more than any dataset sweeper reads
+
+
+def _description(kept, where: str) -> dict:
+    """A kept file's description, checked before anything is built from it: a model sweeper has, sizes a
+    spec could ask for, an input of bounded size; else one line."""
+    def wrong(what: str) -> SweeperError:
+        return SweeperError(f"{where}: {what}; was it written by sweeper?")
+
+    if not isinstance(kept, dict) or not isinstance(kept.get("weights"), dict) or not isinstance(kept.get("about"), str):
+        raise wrong("not the {weights, about} sweeper keeps")
+    try:
+        about = json.loads(kept["about"])
+    except ValueError:
+        raise wrong("its description is not JSON") from None
+    if not isinstance(about, dict) or about.get("model") not in models.MODELS:
+        raise wrong(f"its description names no model sweeper has (one of {', '.join(sorted(models.MODELS))})")
+    shape, classes, hyper = about.get("input_shape"), about.get("n_classes"), about.get("hyper")
+    if not (isinstance(shape, list) and 1 <= len(shape) <= 3 and all(type(n) is int and n > 0 for n in shape)
+            and math.prod(shape) <= MAX_INPUT_VALUES):
+        raise wrong(f"its input_shape {str(shape)[:40]} is not an input sweeper trains on")
+    if type(classes) is not int or not 2 <= classes <= 1000 or not isinstance(hyper, dict):
+        raise wrong("its n_classes or hyper is not what sweeper writes")
+    for name, h in models.hyperparameters(about["model"]).items():
+        problem = h.check(hyper.get(name, h.default))
+        if problem:
+            raise wrong(f"hyper.{name}: {problem}")
+    for key in ("trial_id", "dataset"):
+        if not isinstance(about.get(key), str):
+            raise wrong(f"its {key} is not text")
+    return about
 
 
 def assign(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:

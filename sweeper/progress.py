@@ -67,9 +67,7 @@ def bar(state: State, width: int = 30) -> str:
 
 def of_directory(location: str | Path) -> State:
     """A sweep's progress from its results directory alone (any sweep, shared study or not)."""
-    if not (Path(location) / "spec.yaml").is_file():
-        raise results.SweeperError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'")
-    spec = spec_module.load(Path(location) / "spec.yaml")
+    spec = spec_module.load(results.spec_file(location))
     total = spec.grid_size() if spec.sampler == "grid" else spec.trials
     try:
         trials = results.read(location, "trials")
@@ -95,7 +93,7 @@ def of_directory(location: str | Path) -> State:
             best_id = means.idxmax()
             best = float(means[best_id])
             point = trials.loc[trials["config_id"] == best_id, "point"].iloc[0] if "point" in trials else None
-            settings = " ".join(f"{k}={v}" for k, v in json.loads(point).items()) if isinstance(point, str) else ""
+            settings = " ".join(f"{k}={v}" for k, v in _point(location, point).items()) if isinstance(point, str) else ""
         per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
         timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
         seeds = len(spec.seeds)
@@ -108,3 +106,15 @@ def of_directory(location: str | Path) -> State:
         left = 0.0 if done == total else left
     return State("configurations", done, running, failed, total or 0, epochs, (total or 0) * len(spec.seeds) * spec.epochs,
                  elapsed, left, best, settings)
+
+
+def _point(location: str | Path, text: str) -> dict:
+    """A trials row's search point (space.point_key wrote it as a JSON object), or one line where it is not one."""
+    try:
+        point = json.loads(text)
+    except ValueError:
+        point = None
+    if not isinstance(point, dict):
+        raise results.SweeperError(f"{location}/trials: a row's point is not the JSON object sweeper writes "
+                                   f"({text[:60]!r}); was it written by sweeper?")
+    return point

@@ -74,13 +74,32 @@ def collect(command: str, gpu: bool) -> dict:
 
 def read(location: str | Path) -> list[dict]:
     """Every entry of a results location (none for results written before provenance was recorded)."""
-    fs, root = results.filesystem(location)
     try:
-        with fs.open_input_stream(f"{root}/{FILE}") as f:
-            entries = json.loads(f.read().decode())
-    except (OSError, ValueError):
+        text = results.read_bytes(location, FILE)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return entries if isinstance(entries, list) else []
+    except OSError as e:
+        raise results.SweeperError(f"{location}/{FILE}: cannot read it ({e.strerror or type(e).__name__})") from None
+    try:
+        entries = json.loads(text.decode())
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list) or not all(_well_formed(e) for e in entries):
+        raise results.SweeperError(f"{location}/{FILE}: not the provenance sweeper writes (a list of runs, each with its "
+                                   "command, versions and ISO start and end times); restore it from a copy, or remove it")
+    return entries
+
+
+def _well_formed(entry) -> bool:
+    if not isinstance(entry, dict) or not all(isinstance(v, (str, bool, type(None))) for v in entry.values()):
+        return False
+    try:
+        for key in ("start", "end"):
+            if entry.get(key) is not None and datetime.fromisoformat(entry[key]).tzinfo is None:
+                return False  # sweeper writes UTC times, which progress subtracts
+    except ValueError:
+        return False
+    return isinstance(entry.get("start"), str)
 
 
 def start(location: str | Path, command: str, gpu: bool) -> None:

@@ -6,7 +6,9 @@ whose names speak of secrets (password, token, key, secret, ...) lose their valu
 """
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from urllib.parse import unquote
 
 MASK = "***"
@@ -67,7 +69,7 @@ def message(text: str, *sources: str) -> str:
         for secret in sorted(secrets(str(source)), key=len, reverse=True):
             text = text.replace(secret, MASK)
     text = _URL.sub(lambda m: url(m.group(0)), text)
-    text = " ".join(text.split())  # one line
+    text = printable(" ".join(text.split()))  # one line, and no escape sequence reaches the terminal
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
@@ -84,3 +86,37 @@ def quoted(text: str) -> str:
     user, colon, password = userinfo.partition(":")
     encoded = quote(unquote(user), safe="") + (colon + quote(unquote(password), safe="") if colon else "")
     return f"{scheme}{encoded}@{rest}" + (f"?{query}" if query is not None else "")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline: ESC, BEL, CSI, ...
+
+
+def printable(text: str) -> str:
+    """Text fit for a terminal: control characters (an escape sequence that retitles or clears the terminal,
+    a bell, a carriage return that overwrites the line) shown as Python escapes instead (\\x1b)."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+REFERENCE_PREFIX = "SWEEPER_SECRET_"
+
+
+def by_reference(value: str) -> str:
+    """The name of an environment variable of this process that holds `value` (set here if none does yet):
+    what an object keeps in place of a secret, so that a pickle of it (Ray Tune saves its searcher and
+    callbacks under the results directory) holds the name and never the secret. The name is random: it
+    says nothing of the value."""
+    for name, held in os.environ.items():
+        if name.startswith(REFERENCE_PREFIX) and held == value:
+            return name
+    name = REFERENCE_PREFIX + uuid.uuid4().hex[:16]
+    os.environ[name] = value
+    return name
+
+
+def dereference(name: str) -> str:
+    """The value by_reference() put under `name`, in this process (or one started from it)."""
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise LookupError(f"{name} is not set in this process: the secret it stood for was given to another driver process; "
+                          "run the sweep again with --study") from None

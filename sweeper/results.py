@@ -247,6 +247,124 @@ def atomic(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+# ---------------------------------------------------------------- reading what a results directory holds
+# A results directory may have been copied, edited or crafted: every path read from it stays inside it,
+# every file read is a regular file (a FIFO or a device would block the reader for ever), and every id
+# taken from a file or the command line is one sweeper could have written.
+
+_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # trial and configuration ids: names of files, never paths
+MAX_SMALL_FILE = 10 * 2**20  # bytes of a spec, provenance or description sweeper writes: far less
+
+
+def checked_id(value, what: str, where: str) -> str:
+    """`value` if it is an id sweeper writes (letters, digits, '.', '_', '-'; no '..', no '/'), else one line."""
+    if not isinstance(value, str) or not _ID_TEXT.fullmatch(value) or ".." in value:
+        from .redact import printable
+
+        raise SweeperError(f"{where}: {what} {printable(repr(value))[:80]} is not an id sweeper writes (letters, digits, "
+                           "'.', '_', '-'); give one from the trials table")
+    return value
+
+
+def inside(location: str | Path, relative: str) -> str:
+    """The path of `relative` under the local results directory `location`, if it is a regular file there:
+    else one line (FileNotFoundError where nothing is there). A symlink may point elsewhere inside the
+    directory, never out of it (so no file outside ends up in a report), and a FIFO or a device is refused."""
+    import stat
+
+    root = os.path.realpath(location)
+    path = os.path.join(root, relative)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise SweeperError(f"{path}: leads out of the results directory {location} (a symlink to {real}); sweeper reads only "
+                           "what is inside it: copy the file in instead")
+    info = os.stat(real)
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+        raise SweeperError(f"{path}: is {kind}, not a file sweeper wrote; remove it from the results directory")
+    return real
+
+
+def folder_inside(location: str | Path, relative: str) -> Path:
+    """The folder `relative` of a local results directory, made if missing, for figures to be written into:
+    one line if it (a symlink) leads out of the directory, where they would land on someone else's files."""
+    root = os.path.realpath(location)
+    folder = Path(root) / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.path.commonpath([root, os.path.realpath(folder)]) != root:
+        raise SweeperError(f"{folder}: leads out of the results directory {location} (a symlink to {os.path.realpath(folder)}); "
+                           "remove the link, or give --out a folder of your own")
+    return folder
+
+
+def spec_file(location: str | Path) -> str:
+    """The path of the spec a local results directory ran (inside(): a regular file in it), or one line."""
+    try:
+        return inside(location, "spec.yaml")
+    except (FileNotFoundError, NotADirectoryError):
+        raise SweeperError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'") from None
+
+
+def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE) -> bytes:
+    """A small file of a results location, whole (FileNotFoundError where it is missing): a local one only
+    if inside() allows it, and none larger than `limit`."""
+    fs, root = filesystem(location)
+    if isinstance(fs, pafs.LocalFileSystem):
+        path = inside(root, relative)
+        if os.path.getsize(path) > limit:
+            raise SweeperError(f"{path}: {os.path.getsize(path):,} bytes is more than sweeper writes here (at most {limit:,}); "
+                               "was it written by sweeper?")
+        with open(path, "rb") as f:
+            return f.read(limit + 1)
+    with fs.open_input_stream(f"{root}/{relative}") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SweeperError(f"{location}/{relative}: more than {limit:,} bytes, more than sweeper writes here; was it written by sweeper?")
+    return data
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def one_driver(out_dir: Path, command: str) -> Iterator[None]:
+    """The results directory `out_dir` (made if missing) held by this process alone for the block: an
+    exclusive lock (flock) on DIR/.lock, which the OS drops when the process ends however it ends, so a
+    killed driver leaves nothing that blocks `sweeper resume`. A second driver is refused with one line.
+    The lock file is never removed while a sweep may use the directory (removing it would let two
+    drivers lock two files); a directory this call made and nothing else wrote to is removed again."""
+    import fcntl
+    import socket
+
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
+    except OSError as e:
+        raise SweeperError(f"{out_dir}: cannot make or open this results directory ({e.strerror or type(e).__name__}); "
+                           "give a folder you can write to") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read(200).strip() or "another process"
+            raise SweeperError(f"{out_dir}: another sweeper driver ({holder}) is using this results directory; "
+                               f"wait for it to end, or {command} into another directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    except BaseException:
+        if made and [p.name for p in out_dir.iterdir()] == [LOCK_FILE]:  # nothing written: leave nothing behind
+            (out_dir / LOCK_FILE).unlink()
+            out_dir.rmdir()
+        raise
+    finally:
+        handle.close()  # closing drops the lock
+
+
 def write_text(location: str | Path, name: str, text: str) -> None:
     """A small text file (a spec, a report) into a results location, whole or not at all."""
     fs, root = filesystem(location)
@@ -316,7 +434,8 @@ def _compact(fs: pafs.FileSystem, directory: str, config_id: str) -> None:
 
 KEYS = {"trials": ["trial_id"], "epochs": ["trial_id", "epoch"]}  # what names a row, across every file
 NEEDED = {"trials": {"trial_id": "text", "config_id": "text", "model": "text", "seed": "number", "status": "text",
-                     "best_val_acc": "number", "test_acc": "number"},
+                     "best_val_acc": "number", "test_acc": "number", "dataset": "text", "label_count": "number",
+                     "best_epoch": "number", "epochs": "number", "wall_s": "number"},
           "epochs": {"trial_id": "text", "config_id": "text", "epoch": "number", "val_acc": "number"}}
 
 
@@ -368,8 +487,11 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
                     fs.get_file_info(pafs.FileSelector(f"{root}/{table}", allow_not_found=True)))
 
         found, listed = answered_in_time(listing, str(d)) if "://" in str(d) else listing()
-        files = sorted((f for f in listed if f.type == pafs.FileType.File and f.base_name.endswith(".parquet")
-                        and not f.base_name.startswith(".")), key=lambda f: f.base_name)
+        named = [f for f in listed if f.base_name.endswith(".parquet") and not f.base_name.startswith(".")]
+        if isinstance(fs, pafs.LocalFileSystem):  # a symlink out of the directory, a FIFO or a device: refused
+            for f in named:
+                inside(root, f"{table}/{f.base_name}")
+        files = sorted((f for f in named if f.type == pafs.FileType.File), key=lambda f: f.base_name)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}: cannot open this results location ({first_line(e)}); check the path or URI") from None
     if not found:

@@ -116,6 +116,23 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
     return points
 
 
+def largest_points(spec: Spec) -> list[dict[str, Any]]:
+    """Per data combination and model, the point with each searched number at its largest (a range at its
+    high end): the sizes that decide what a sampled search's networks may need."""
+    groups = _axis_groups(spec)
+    points = []
+    for data_values in itertools.product(*(values for _, values in groups)):
+        data = dict(zip((name for name, _ in groups), data_values))
+        for model in spec.models:
+            chosen = {}
+            for name, domain in spec.searched(model).items():
+                values = domain.values if isinstance(domain, Grid) else (domain.high,)
+                numbers = [v for v in values if not isinstance(v, str)]
+                chosen[name] = max(numbers) if numbers else values[0]
+            points.append({**data, "model": model, **chosen})
+    return points
+
+
 def enqueue_grid(study: optuna.Study, spec: Spec) -> None:
     """Put every grid point in the study's queue, each tagged with its index."""
     for number, point in enumerate(grid_points(spec)):
@@ -187,4 +204,4 @@ def _is_integer(model: str, name: str) -> bool:
 
 
 __all__ = ["POINT", "Configuration", "DefineByRun", "NotEnqueued", "configuration", "configuration_count", "directions", "enqueue_grid",
-           "grid_points", "point_key", "sampler"]
+           "grid_points", "largest_points", "point_key", "sampler"]

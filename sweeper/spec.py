@@ -13,6 +13,7 @@ load), so a message is one line: "FILE: KEY: what is wrong; what to do".
 from __future__ import annotations
 
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from functools import partial
@@ -32,6 +33,7 @@ MAX_SEED = 2**63 - 1  # a training seed becomes an int64 noise key and torch's m
 MAX_SAMPLER_SEED = 2**32 - 1  # Optuna's samplers seed NumPy's RandomState, which takes 32 bits
 MAX_NAME = 150  # bytes: a folder name is at most 255 on common filesystems, and sweeper adds suffixes
 MAX_CONFIGURATIONS = 100_000  # every grid point becomes an Optuna trial and a results file
+MAX_BATCH = 2**20  # points of one step; no dataset of sweeper's has more (the data's own size is checked too)
 
 
 # ---------------------------------------------------------------------------- values
@@ -170,7 +172,7 @@ class Batch(NamedTuple):
 
     @classmethod
     def parse(cls, raw) -> Batch:
-        return cls(**{key: _integer(value, low=1, key=key) for key, value in _values(cls, raw).items()})
+        return cls(**{key: _integer(value, low=1, high=MAX_BATCH, key=key) for key, value in _values(cls, raw).items()})
 
 
 @dataclass(frozen=True)
@@ -709,6 +711,8 @@ def _check_combination(dataset: str, label_count: int, batch: Batch, labelled_in
         raise SpecError(f"{label_count} needs {label_count // info.n_classes} labels per class, but the rarest class of "
                         f"{dataset} has {info.smallest_class} training points; choose at most {info.smallest_class * info.n_classes}",
                         "label_count")
+    if batch.labelled > info.n_train:
+        raise SpecError(f"{batch.labelled} is more than the {info.n_train} training points of {dataset}", "batch.labelled")
     n_unlabelled = info.n_train if labelled_in_unlabelled else info.n_train - label_count
     if batch.unlabelled > n_unlabelled:
         raise SpecError(f"{batch.unlabelled} is more than the {n_unlabelled} unlabelled points of {dataset}", "batch.unlabelled")
@@ -881,6 +885,12 @@ class _SpecLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"the key {shown(key)} is given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads 1e9 and 1.0e9 as text: its floats need a dot and a signed exponent. A spec reads
+# them as YAML 1.2 and every other language does, as numbers.
+_SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                  list("-+0123456789"))
 
 
 def _read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:

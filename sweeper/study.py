@@ -89,7 +89,26 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
                            "check the URL, that the server is up and that this machine reaches it") from None
 
 
-def _rdb_storage(url: str, beats: dict, attempts: int = 5, connect: Callable[..., RDBStorage] = RDBStorage) -> RDBStorage:
+class ReferencedRDBStorage(RDBStorage):
+    """Optuna's RDBStorage that pickles without its URL: it keeps the name of an environment variable of the
+    driver's process instead (redact.by_reference), and reconnects through it when unpickled. Ray Tune
+    pickles the searcher, and with it this storage, into the results directory: a password in the URL
+    stays out of those files."""
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["url"] = None
+        state["url_name"] = redact.by_reference(self.url)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["url"] = redact.dereference(state.pop("url_name"))
+        super().__setstate__(state)
+
+
+def _rdb_storage(url: str, beats: dict, attempts: int = 5,
+                 connect: Callable[..., RDBStorage] = ReferencedRDBStorage) -> RDBStorage:
     """RDBStorage creates its tables if missing; two drivers starting together race to create them
     (PostgreSQL: a unique violation on the catalog; SQLite: "table ... already exists"). The loser
     tries again and finds them made. `connect` makes the storage (tests replay the race through it)."""
@@ -153,8 +172,13 @@ class Board:
     Picklable (Tune saves its searcher): it keeps the URL, and opens the storage where it is used."""
 
     def __init__(self, url: str, spec: Spec, driver: str):
-        self.url, self.spec, self.driver = url, spec, driver
+        self.url_name = redact.by_reference(url)  # the URL may hold a password: a pickle of the board keeps this name only
+        self.spec, self.driver = spec, driver
         self._opened: tuple | None = None
+
+    @property
+    def url(self) -> str:
+        return redact.dereference(self.url_name)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_opened": None}

@@ -14,9 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,8 +30,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
-from . import allocator, data, progress, provenance, results, searchers, space, study, tracking
-from .errors import SweeperError, first_line
+from . import allocator, data, estimate, progress, provenance, redact, results, searchers, space, study, tracking
+from .errors import Interrupted, SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, load_ran, to_yaml
 from .study import CLAIM_KEYS
@@ -64,8 +68,14 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise SweeperError(f"--out {out_dir}: is a file, not a folder; give a new folder for the results")
-    if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
-        raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
+    with results.one_driver(out, "run"):  # before anything else, held for the driver's life
+        if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
+            raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
+        return _start(spec, out, address, quiet, num_cpus, data_dir, storage, study_url, driver, trainable)
+
+
+def _start(spec: Spec, out: Path, address: str | None, quiet: bool, num_cpus: int | None, data_dir, storage: str | None,
+           study_url: str | None, driver: str | None, trainable) -> Outcome:
     if study_url and spec.pack not in (1, "auto"):
         raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one configuration at a time; "
                            "use pack: 1 with --study")
@@ -73,18 +83,19 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
+    if not address:  # a joined cluster's nodes are not this machine
+        estimate.check_memory(spec)
     tracking.check(spec)  # a tracker's library missing: one line, nothing written
     shared = study.open_shared(spec, study_url) if study_url else None  # before writing anything: a bad URL leaves nothing
-    started_ray = _start_ray(address, num_cpus)  # packs are sized to the resources it reports
-    try:
-        return _run(spec, out, location, datasets, shared, study_url, driver, quiet, trainable)
-    finally:
-        if started_ray:
-            ray.shutdown()
+    how_to_continue = ("its unfinished configurations go back to the shared study: run the same 'sweeper run ... --study URL' again"
+                       if study_url else f"the rows so far are kept; continue with: sweeper resume {out}")
+    with _ray(address, num_cpus, how_to_continue) as signals:  # packs are sized to the resources it reports
+        _fits_a_node(spec, joined=bool(address))
+        return _run(spec, out, location, datasets, shared, study_url, driver, quiet, trainable, signals)
 
 
 def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url: str | None, driver: str | None,
-         quiet: bool, trainable) -> Outcome:
+         quiet: bool, trainable, signals: StopSignals) -> Outcome:
     grouped, spec = (None, spec) if shared else _packs(spec)
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
@@ -126,7 +137,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         heartbeats.start()
     provenance.start(location, "run", spec.resources.gpu > 0)
     try:
-        return replace(_fit(tuner, out, None, None)[0], location=location)  # in the Ray run() started or joined
+        return replace(_fit(tuner, out, signals)[0], location=location)
     finally:
         provenance.finish(location)
         if heartbeats:
@@ -161,15 +172,20 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
     """Continue a sweep whose driver stopped: finished configurations stay as they are, unfinished
     ones continue from their last checkpoint, and the Optuna study goes on where it was."""
     out = Path(out_dir).resolve()
-    if not (out / SPEC_FILE).is_file():
-        raise SweeperError(f"{out}: not a sweep's results directory (no {SPEC_FILE}); give the --out of a 'sweeper run'")
+    results.spec_file(out)  # a results directory (before the lock, which would make one)
+    with results.one_driver(out, "resume"):
+        return _resume(out, address, num_cpus, data_dir, storage, trainable)
+
+
+def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, storage: str | None, trainable) -> Outcome:
     if (out / SHARED_FILE).is_file():
         raise SweeperError(f"{out}: this driver took its work from a shared study ({out / SHARED_FILE}); its unfinished "
                            "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
-    spec = load_ran(out / SPEC_FILE)  # the precision it started in, whatever today's default
+    spec = load_ran(results.spec_file(out))  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)
     tracking.check(spec)
+    _trusted_state(location)
     if not tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"):
         raise SweeperError(f"{location}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage as the run, "
                            "or start the sweep again into a new --out")
@@ -180,14 +196,16 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
 
     provenance.start(location, "resume", spec.resources.gpu > 0)
     try:
-        outcome = _resumed(spec, out, location, datasets, tuner, address, num_cpus, trainable)
+        with _ray(address, num_cpus, f"the rows so far are kept; continue with: sweeper resume {out}") as signals:
+            _fits_a_node(spec, joined=bool(address))
+            outcome = _resumed(spec, out, location, datasets, tuner, trainable, signals)
     finally:
         provenance.finish(location)
     return replace(outcome, location=location)
 
 
-def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, address, num_cpus, trainable) -> Outcome:
-    outcome, grid = _fit(tuner, out, address, num_cpus)
+def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, trainable, signals: StopSignals) -> Outcome:
+    outcome, grid = _fit(tuner, out, signals)
     again, kept_errors = _unfinished(spec, location, grid)
     if again:
         def rerun_configuration(config, **parameters):
@@ -204,7 +222,7 @@ def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, addres
                                           failure_config=tune.FailureConfig(max_failures=spec.retries)),
             )
 
-        rerun_outcome, _ = _fit(rerun, out, address, num_cpus)
+        rerun_outcome, _ = _fit(rerun, out, signals)
         outcome = Outcome(out, outcome.configurations, kept_errors + rerun_outcome.errored,
                           outcome.wall_s + rerun_outcome.wall_s, outcome.errors + rerun_outcome.errors)
     return outcome
@@ -285,6 +303,45 @@ def _trial_id(result) -> str:
     return result.metrics.get("trial_id") or Path(result.path).name.split("_")[2]
 
 
+def _trusted_state(location: str) -> None:
+    """Ray Tune's saved state is pickles (tune/tuner.pkl, the searcher's, the trials' checkpoints): restoring
+    it runs code the files hold. So resume refuses state that someone else could have written: a file or
+    folder under tune* that another user owns, or that others may write to. (Local results only: an object
+    store's objects have no owner here.)"""
+    if "://" in location:
+        return
+    me = os.getuid()
+    for folder in sorted(Path(location).glob(f"{TUNE_DIR}*")):
+        for path in [folder, *folder.rglob("*")]:
+            info = path.lstat()
+            if info.st_uid != me or info.st_mode & 0o022 and not path.is_symlink():
+                whose = "another user's" if info.st_uid != me else "writable by others"
+                raise SweeperError(f"{path}: Ray Tune's saved state here is {whose}; resuming runs code from these files "
+                                   "(they are pickles), so only your own are resumed: check where this directory came from, "
+                                   "and if you trust it, take it over (chown -R, chmod -R go-w)")
+
+
+def _fits_a_node(spec: Spec, joined: bool) -> None:
+    """Refuse a trial that no node of this Ray can hold, which Tune would wait for for ever. A cluster
+    joined with --address may still grow (an autoscaler): there Progress says what the trials wait for."""
+    missing = _unfit(spec)
+    if missing and not joined:
+        key, nodes = missing
+        raise SweeperError(f"{spec.source}: {key}: each trial asks for {getattr(spec.resources, key.split('.')[1]):g}, "
+                           f"but no node of this Ray has as much ({nodes}); lower {key}, or join a cluster that has it with --address")
+
+
+def _unfit(spec: Spec) -> tuple[str, str] | None:
+    """(the resources key, what the nodes have) when no alive node holds one trial's resources; else None."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    if any(all(node.get(kind, 0.0) >= amount for kind, amount in need.items() if amount > 0) for node in nodes):
+        return None
+    short = "GPU" if need["GPU"] > 0 and not any(node.get("GPU", 0.0) >= need["GPU"] for node in nodes) else "CPU"
+    has = "; ".join(f"{node.get('CPU', 0.0):g} CPU, {node.get('GPU', 0.0):g} GPU" for node in nodes[:4]) or "none"
+    return f"resources.{short.lower()}", f"its nodes have: {has}"
+
+
 def _location(out: Path, storage: str | None, name: str) -> str:
     """Where results and checkpoints go: <storage>/<name>, else the results directory itself."""
     return f"{storage.rstrip('/')}/{name}" if storage else str(out)
@@ -316,18 +373,13 @@ def _runnable(spec: Spec, location: str, datasets: dict, trainable):
                                {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
 
 
-def _fit(tuner, out: Path, address: str | None, num_cpus: int | None) -> tuple[Outcome, tune.ResultGrid]:
-    started_ray = _start_ray(address, num_cpus)
-    try:
-        start = time.monotonic()
-        grid = tuner().fit()
-        errors = tuple((str(e).strip().splitlines() or [type(e).__name__])[-1] for e in grid.errors)
-        sizes = [len(r.config.get("pack", [None])) for r in grid]  # a pack counts each of its configurations
-        failed = sum(size for size, r in zip(sizes, grid) if r.error is not None)
-        return Outcome(out, sum(sizes), failed, time.monotonic() - start, errors), grid
-    finally:
-        if started_ray:
-            ray.shutdown()
+def _fit(tuner, out: Path, signals: StopSignals) -> tuple[Outcome, tune.ResultGrid]:
+    start = time.monotonic()
+    grid = signals.fit(tuner())
+    errors = tuple((str(e).strip().splitlines() or [type(e).__name__])[-1] for e in grid.errors)
+    sizes = [len(r.config.get("pack", [None])) for r in grid]  # a pack counts each of its configurations
+    failed = sum(size for size, r in zip(sizes, grid) if r.error is not None)
+    return Outcome(out, sum(sizes), failed, time.monotonic() - start, errors), grid
 
 
 def _local_study(spec: Spec, out: Path) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
@@ -434,13 +486,24 @@ class RecordConfigurations(tune.Callback):
         return self._ledger
 
 
-def _start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Join `address`, or start Ray in this process. True if this call started it.
-
-    Nothing may touch Ray before this (ray.put would start a Ray with default options).
-    """
+@contextmanager
+def _ray(address: str | None, num_cpus: int | None, how_to_continue: str) -> Iterator[StopSignals]:
+    """Join `address`, or start Ray in this process, for the block; and stop on SIGINT and SIGTERM there
+    (StopSignals). Where Ray was already running (the caller's Ray), its signals stay the caller's too."""
     if ray.is_initialized():
-        return False
+        yield StopSignals(how_to_continue)  # not entered: no handler of its own
+        return
+    _start_ray(address, num_cpus)
+    try:
+        with StopSignals(how_to_continue) as signals:  # after ray.init, which puts a handler of its own on SIGTERM
+            yield signals
+    finally:
+        ray.shutdown()
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> None:
+    """Join `address`, or start Ray in this process. Nothing may touch Ray before this (ray.put would
+    start a Ray with default options)."""
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                    runtime_env={"env_vars": allocator.worker_env()})  # workers start with malloc keeping freed memory
     try:
@@ -448,10 +511,73 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=num_cpus, **options)
+    except OSError as e:  # a folder Ray writes its session or state to: not writable, not a folder, a full disk
+        where = f" ({e.filename})" if e.filename else ""
+        raise SweeperError(f"cannot start a local Ray: {e.strerror or first_line(e)}{where}; Ray writes its session under "
+                           "$TMPDIR (else /tmp) and its state under $HOME: point them at a writable folder with free space") from None
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise SweeperError(f"cannot start or join {where} ({first_line(e)}); check --address and that the cluster is up") from None
-    return True
+        hint = "check --address and that the cluster is up" if address else "check that /tmp (or $TMPDIR) is writable and has space"
+        raise SweeperError(f"cannot start or join {where} ({first_line(e)}); {hint}") from None
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM while a driver's Ray runs. Inside fit(), the first one asks Ray Tune for
+    its own graceful stop, the one its SIGINT handler makes (that handler is switched off, so that Tune
+    does not stop quietly as if done): the loop ends, the trials are stopped, the experiment state is saved,
+    and fit() raises Interrupted, so `sweeper resume` can go on. Outside fit(), or at a second signal, the
+    block is left at once with Interrupted. Handlers are set in the main thread only (Python's rule).
+
+    Ray's own processes may have been sent the signal too (SIGTERM to the process group, SLURM's scancel):
+    then Tune cannot stop in order, so a driver not stopped within STOP_S of the first signal exits as a
+    killed one would, its rows kept for `sweeper resume` all the same."""
+
+    STOP_S = 20.0
+
+    def __init__(self, how_to_continue: str):
+        self.how_to_continue = how_to_continue
+        self.received: int | None = None
+        self.fitting = False
+        self.previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+            self.previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _stop(self, signum: int, frame) -> None:
+        first, self.received = self.received is None, self.received or signum
+        tune_stop = signal.getsignal(signal.SIGUSR1)  # what tune.run sets for the duration of a run
+        if first and self.fitting and callable(tune_stop):
+            threading.Thread(target=self._deadline, name="sweeper-stop", daemon=True).start()
+            tune_stop(signum, frame)
+            return
+        raise Interrupted(self.received, self.how_to_continue)
+
+    def _deadline(self) -> None:
+        time.sleep(self.STOP_S)
+        interrupted = Interrupted(self.received, self.how_to_continue)
+        print(redact.printable(f"sweeper: {interrupted} (Ray did not stop within {self.STOP_S:g} s, so the driver stopped "
+                               "without it)"), file=sys.stderr, flush=True)
+        os._exit(interrupted.exit_code)
+
+    def fit(self, tuner: tune.Tuner) -> tune.ResultGrid:
+        usr1 = signal.getsignal(signal.SIGUSR1) if self.previous else None
+        self.fitting = True
+        try:
+            grid = tuner.fit()
+        finally:
+            self.fitting = False
+            if self.previous:  # Tune leaves its handler behind, on an event no loop reads any more
+                signal.signal(signal.SIGUSR1, usr1)
+        if self.received is not None:
+            raise Interrupted(self.received, self.how_to_continue)
+        return grid
 
 
 class Progress(tune.Callback):
@@ -467,6 +593,7 @@ class Progress(tune.Callback):
         """`trials`: the Tune trials the sweep will run (its packs), when not one per configuration."""
         self.trials = space.configuration_count(spec) if trials is None else trials
         self.unit = unit
+        self.spec = spec
         self.seeds, self.epochs = len(spec.seeds), spec.epochs
         self.configurations = space.configuration_count(spec)
         self.every_s = every_s
@@ -478,6 +605,16 @@ class Progress(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._print(trials)
+
+    def on_step_end(self, iteration, trials, **info):
+        """Nothing running and no node fits a trial (in a cluster that may grow): say what the sweep waits for."""
+        if time.monotonic() - self.last < self.every_s or any(t.status == "RUNNING" for t in trials):
+            return
+        self.last = time.monotonic()
+        missing = _unfit(self.spec)
+        if missing:
+            print(f"waiting for a node that fits a trial ({missing[0]}); {missing[1]}; an autoscaler may add one",
+                  file=sys.stdout, flush=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         objective = result.get("objective")

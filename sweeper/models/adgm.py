@@ -20,6 +20,8 @@ from .base import Batch, Model, Schedule
 from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
 from .parts import (
     ARCHITECTURE,
+    MAX_SAMPLES,
+    MAX_WIDTH,
     WEIGHTING,
     ConditionalMLP,
     GaussianEncoder,
@@ -48,8 +50,8 @@ class ADGM(Model):
         **LIKELIHOOD,
         **ALPHA_SCALE,
         **WEIGHTING,
-        "auxiliary": Hyper(100, low=1, integer=True, help="size of the auxiliary a"),
-        "mc_samples": Hyper(1, low=1, integer=True, help="Monte Carlo samples of a and z (the paper: 1 and 10)"),
+        "auxiliary": Hyper(100, low=1, high=MAX_WIDTH, integer=True, help="size of the auxiliary a"),
+        "mc_samples": Hyper(1, low=1, high=MAX_SAMPLES, integer=True, help="Monte Carlo samples of a and z (the paper: 1 and 10)"),
         "generative_a": Hyper("prior", choices=("prior", "conditional"), help="p(a) = N(0, I), or p(a|x,y,z)"),
         "z_given_a": Hyper("no", choices=("no", "yes"), help="q(z|y,x), or q(z|a,y,x)"),
     }

@@ -18,7 +18,7 @@ import torch
 from .base import Batch, Model, Schedule
 from .m1 import STAGES, VAE
 from .m2 import ALPHA_SCALE, LIKELIHOOD, M2
-from .parts import ARCHITECTURE, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
+from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
 
 
 class M1M2(Model):
@@ -31,7 +31,7 @@ class M1M2(Model):
         **ARCHITECTURE,
         **LIKELIHOOD,
         **STAGES,
-        "features": Hyper(50, low=1, integer=True, help="size of M1's z1, the features M2 models"),
+        "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
         "kl_warmup": M2.build_options["kl_warmup"],
         **ALPHA_SCALE,
         **WEIGHTING,

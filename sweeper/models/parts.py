@@ -67,12 +67,18 @@ class Hyper:
         return None
 
 
+# Sizes a spec may ask for: past these a layer or a stack of them needs more memory than any one device has
+# (a 65,536-square float32 weight is 16 GiB); what fits a given machine is checked before a sweep (estimate.check_memory).
+MAX_WIDTH = 65_536
+MAX_DEPTH = 64
+MAX_SAMPLES = 1_000
+
 # Network shape hyperparameters shared by the models (Jurasiński / Kingma defaults).
 ARCHITECTURE = {
-    "hidden": Hyper(500, low=1, integer=True, help="units in each hidden layer"),
-    "latent": Hyper(50, low=1, integer=True, help="size of z"),
+    "hidden": Hyper(500, low=1, high=MAX_WIDTH, integer=True, help="units in each hidden layer"),
+    "latent": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of z"),
     "network": Hyper("mlp", choices=("mlp", "cnn"), help="MLP, or Raj's CNN for 28x28x1 and 32x32x3 images"),
-    "depth": Hyper(1, low=1, integer=True, help="hidden layers of the MLP encoders and decoders"),
+    "depth": Hyper(1, low=1, high=MAX_DEPTH, integer=True, help="hidden layers of the MLP encoders and decoders"),
 }
 
 # How the labelled and the unlabelled terms of a semi-supervised objective are weighted.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html as html_escape
+import os
 import tempfile
 from pathlib import Path
 
@@ -23,9 +24,7 @@ EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "loss", "val_acc", "test_acc"
 def expected_seeds(dirs: list[str | Path]) -> int | None:
     """How many seeds the sweep asked for, from the spec saved in its results location."""
     try:
-        fs, root = results.filesystem(dirs[0])
-        with fs.open_input_stream(f"{root}/spec.yaml") as f:
-            return len(yaml.safe_load(f.read().decode())["seeds"])
+        return len(yaml.safe_load(results.read_bytes(dirs[0], "spec.yaml").decode())["seeds"])
     except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):  # ValueError: not UTF-8
         return None
 
@@ -69,18 +68,55 @@ def precision_lines(trials) -> list[str]:
     return ["precision of the training step: " + ", ".join(f"{name} ({n} trial{'' if n == 1 else 's'})" for name, n in counts.items())]
 
 
-def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = None) -> str:
+def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = None, force: bool = False) -> str:
     """Write the report to `out`, or as DIR/report.<ext> into the first directory; returns where.
-    Raises OSError where it cannot write (a read-only copy of results)."""
-    if out is not None:
-        path = Path(out)
-        if path.is_dir():
-            raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
-        with results.atomic(path) as temporary:
-            temporary.write_text(text)
+    Raises OSError where it cannot write (a read-only copy of results).
+
+    A report never costs a sweep its results: nothing is written inside a results directory's trials/,
+    epochs/, models/ or tune*/, and an existing file is replaced only if it is an earlier report (it holds
+    a provenance line) or `force` is given. A symlink, FIFO or device given as `out` is written into,
+    never replaced by a file."""
+    if out is None:
+        results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
+        return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
+    path = Path(out)
+    if path.is_dir():
+        raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
+    _not_results(path, dirs)
+    if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO, a device: written into
+        with open(path, "w") as f:
+            f.write(text)
         return str(path)
-    results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
-    return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
+    if path.exists() and not force and not _is_report(path):
+        raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's; give another name, or --force to replace it")
+    with results.atomic(path) as temporary:
+        temporary.write_text(text)
+    return str(path)
+
+
+SWEEP_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", "study.txt", ".lock")
+
+
+def _not_results(path: Path, dirs: list[str | Path]) -> None:
+    """Refuse `path` (or where its link leads) among a results directory's own files and folders (tune* too)."""
+    target = Path(os.path.realpath(path))
+    for d in dirs:
+        root = Path(os.path.realpath(d))
+        if "://" in str(d) or target == root or not target.is_relative_to(root):
+            continue
+        first = target.relative_to(root).parts[0]
+        if first in SWEEP_PARTS or first.startswith("tune"):
+            raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); "
+                               "write the report elsewhere, e.g. --out report.md")
+
+
+def _is_report(path: Path) -> bool:
+    """Whether an existing file is a report sweeper wrote: each holds its provenance lines."""
+    try:
+        with open(path, "rb") as f:
+            return b"provenance of " in f.read(4 * 2**20)
+    except OSError:
+        return False
 
 
 def _paired_text(frame, pair, fmt) -> str:
@@ -104,7 +140,7 @@ def write_figures(dirs: list[str | Path], out: str | Path | None = None) -> list
     """Every figure the results support, under `out` (default: DIR/figures/ of the first directory)."""
     trials = results.read(dirs, "trials")
     epochs = results.read(dirs, "epochs", columns=EPOCH_COLUMNS)
-    return figures.write_all(trials, epochs, Path(out) if out else Path(dirs[0]) / "figures")
+    return figures.write_all(trials, epochs, Path(out) if out else results.folder_inside(dirs[0], "figures"))
 
 
 def page(dirs: list[str | Path], tables) -> str:
@@ -115,7 +151,7 @@ def page(dirs: list[str | Path], tables) -> str:
              f"<h1>sweeper report: {html_escape.escape(', '.join(redact.url(str(d)) for d in dirs))}</h1>"]
     parts += [render(t, "html") for t in tables]
     for png in sorted(Path(dirs[0]).glob("inspect/*/*.png")):  # what `sweeper inspect` drew, when it has
-        encoded = base64.b64encode(png.read_bytes()).decode()
+        encoded = base64.b64encode(results.read_bytes(dirs[0], str(png.relative_to(dirs[0])))).decode()
         name = f"{png.parent.name}: {png.stem}"
         parts.append(f"<figure><img alt='{html_escape.escape(name)}' src='data:image/png;base64,{encoded}'>"
                      f"<figcaption>{html_escape.escape(name)}</figcaption></figure>")
