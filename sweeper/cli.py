@@ -187,19 +187,11 @@ def quiet_libraries() -> None:
 
 
 def _run(args) -> int:
-    from . import spec as spec_module
-    from . import sweep
+    from . import api
 
-    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
-    if args.pack is not None:
-        spec = spec_module.with_pack(spec, args.pack)
-    if args.driver and not args.study:
-        raise SweeperError("--driver names a driver of a shared study: give --study URL too")
-    driver = (args.driver or sweep.default_driver()) if args.study else None
-    name = spec.name + ("" if args.scale == "full" else f"-{args.scale}") + (f"-{driver}" if driver else "")
-    out = args.out or os.path.join("results", name)
-    outcome = sweep.run(spec, out, address=args.address, quiet=args.quiet, data_dir=args.data_dir, storage=args.storage,
-                        study_url=args.study, driver=driver)
+    out, spec, outcome = api.start(args.spec, args.overrides, out=args.out, scale=args.scale, address=args.address, pack=args.pack,
+                                   study=args.study, driver=args.driver, storage=args.storage, data_dir=args.data_dir,
+                                   quiet=args.quiet, bar=False)
     where = out if outcome.location == str(outcome.out_dir) else outcome.location
     return _summary(outcome, where, f"{outcome.configurations} configurations × {len(spec.seeds)} seeds, {outcome.wall_s:.0f}s")
 

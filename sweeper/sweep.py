@@ -57,13 +57,14 @@ class Outcome:
 
 def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool = False,
         num_cpus: int | None = None, data_dir: str | Path | None = None, storage: str | None = None,
-        study_url: str | None = None, driver: str | None = None, trainable=train_configuration) -> Outcome:
+        study_url: str | None = None, driver: str | None = None, trainable=train_configuration, bar: bool = False) -> Outcome:
     """Run a spec into a new results directory.
 
     `storage` (a path every node reaches, or a URI such as s3://bucket/sweeps) takes the results and
     Ray Tune's checkpoints, under <storage>/<name>; `out_dir` on the driver keeps the Optuna study.
     `study_url` shares the study with other drivers, this one named `driver` (study.py).
-    `trainable` is for tests that inject faults.
+    `trainable` is for tests that inject faults. `bar`: progress as a tqdm.auto bar (a widget in a notebook)
+    instead of lines.
     """
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
@@ -71,10 +72,11 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     with results.one_driver(out, "run"):  # before anything else, held for the driver's life
         if any((out / part).exists() for part in ("trials", "epochs", TUNE_DIR, STUDY_FILE, SHARED_FILE)):
             raise SweeperError(f"{out}: already holds a sweep; continue it with 'sweeper resume {out_dir}', or choose another --out")
-        return _start(spec, out, address, quiet, num_cpus, data_dir, storage, study_url, driver, trainable)
+        shown = None if quiet else "bar" if bar else "lines"
+        return _start(spec, out, address, shown, num_cpus, data_dir, storage, study_url, driver, trainable)
 
 
-def _start(spec: Spec, out: Path, address: str | None, quiet: bool, num_cpus: int | None, data_dir, storage: str | None,
+def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cpus: int | None, data_dir, storage: str | None,
            study_url: str | None, driver: str | None, trainable) -> Outcome:
     if study_url and spec.pack not in (1, "auto"):
         raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one configuration at a time; "
@@ -91,11 +93,11 @@ def _start(spec: Spec, out: Path, address: str | None, quiet: bool, num_cpus: in
                        if study_url else f"the rows so far are kept; continue with: sweeper resume {out}")
     with _ray(address, num_cpus, how_to_continue) as signals:  # packs are sized to the resources it reports
         _fits_a_node(spec, joined=bool(address))
-        return _run(spec, out, location, datasets, shared, study_url, driver, quiet, trainable, signals)
+        return _run(spec, out, location, datasets, shared, study_url, driver, shown, trainable, signals)
 
 
 def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url: str | None, driver: str | None,
-         quiet: bool, trainable, signals: StopSignals) -> Outcome:
+         shown: str | None, trainable, signals: StopSignals) -> Outcome:
     grouped, spec = (None, spec) if shared else _packs(spec)
     out.mkdir(parents=True, exist_ok=True)
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
@@ -126,12 +128,13 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
                 name=TUNE_DIR,
                 storage_path=location,
                 verbose=0,
-                callbacks=[MarkStopped(location), *recorders, *tracking.callbacks(spec, location, out)] + ([] if quiet else [progress]),
+                callbacks=[MarkStopped(location), *recorders, *tracking.callbacks(spec, location, out)] + ([progress] if shown else []),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.retries),
             ),
         )
 
+    progress.bar = shown == "bar"
     heartbeats = study.Heartbeats(board) if board else None
     if heartbeats:
         heartbeats.start()
@@ -601,6 +604,8 @@ class Progress(tune.Callback):
         self.last = 0.0
         self.best: tuple[float, dict] | None = None
         self.trained: dict[str, int] = {}  # Tune trial id -> member-epochs reported
+        self.bar = False  # a tqdm.auto bar instead of lines
+        self._tqdm = None
         self.timed: dict[str, tuple[int, float]] = {}  # Tune trial id -> (epochs to go, seconds per epoch)
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -635,7 +640,13 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._print(trials, ended=(trial, "ERROR"))
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tqdm": None}  # Tune pickles its callbacks; a bar is drawn anew
+
     def on_experiment_end(self, trials, **info):
+        if self._tqdm is not None:
+            self._tqdm.close()
+            return
         if sys.stdout.isatty():
             print(file=sys.stdout, flush=True)  # leave the redrawn line
 
@@ -655,7 +666,21 @@ class Progress(tune.Callback):
         state = progress.State(self.unit, counted("TERMINATED"), counted("RUNNING"), counted("ERROR"), self.configurations,
                                sum(self.trained.values()), self.configurations * self.seeds * self.epochs,
                                self.last - self.start, left, self.best[0] if self.best else None, settings)
-        if sys.stdout.isatty():
+        if self.bar:
+            self._draw(state)
+        elif sys.stdout.isatty():
             print("\r" + progress.bar(state)[: shutil.get_terminal_size().columns - 1], end="", file=sys.stdout, flush=True)
         else:
             print(progress.line(state), file=sys.stdout, flush=True)
+
+    def _draw(self, state: progress.State) -> None:
+        """The state on a tqdm.auto bar over member-epochs: a widget in a notebook, a redrawn line on a terminal."""
+        if self._tqdm is None:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=state.epochs_total, unit="epoch", desc=self.spec.name, dynamic_ncols=True)
+        self._tqdm.n = state.epochs_done
+        best = f", best mean val_acc {state.best:.4f}" if state.best is not None else ""
+        self._tqdm.set_postfix_str(f"{state.unit.split(' ')[0]}: {state.done}/{state.total} done, {state.running} running, "
+                                   f"{state.failed} failed{best}", refresh=False)
+        self._tqdm.refresh()

@@ -444,3 +444,11 @@ def test_a_joined_cluster_that_cannot_fit_a_trial_yet_says_what_the_sweep_waits_
     monkeypatch.setattr(sweep.ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}])
     progress.on_step_end(3, [SimpleNamespace(status="PENDING")])  # a node that fits: Tune is only starting it
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv", "html"])
+def test_an_earlier_report_of_any_format_is_replaced_without_force(swept, tmp_path, fmt):
+    out = tmp_path / f"report.{fmt}"
+    assert main(strings("report", swept, "--format", fmt, "--out", out)) == 0
+    first = out.read_text()
+    assert main(strings("report", swept, "--format", fmt, "--out", out)) == 0 and out.read_text() != "" and len(first) > 0

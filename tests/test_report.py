@@ -207,7 +207,10 @@ def test_every_report_format_shows_where_the_numbers_came_from(sweep_dir):
     line = f"provenance of {sweep_dir}: run: sweeper 0.1.0 (git {entry['git_commit'][:12]}"
     for fmt in ("markdown", "latex", "html", "csv"):
         text = report.table([sweep_dir], fmt=fmt)
-        assert {"markdown": line, "csv": "# " + line, "latex": line.replace("_", r"\_"), "html": "provenance of"}[fmt] in text
+        if fmt == "html":  # a table: a row per run, a column per library
+            assert "<table class='provenance'>" in text and f"<td>{entry['torch']}</td><td>{entry['ray']}</td>" in text
+            continue
+        assert {"markdown": line, "csv": "# " + line, "latex": line.replace("_", r"\_")}[fmt] in text
         assert f"torch {entry['torch']}" in text
 
 
@@ -310,8 +313,9 @@ def test_figures_and_the_html_page(sweep_dir):
         assert image[..., :3].std() > 0.05  # not blank
         assert p.with_suffix(".svg").read_text().startswith("<?xml")
     page = report.table([sweep_dir], fmt="html")
-    assert page.count("<table>") == 1 and page.count("data:image/png;base64,") == 4
-    assert "<th>alpha</th>" in page and "<figcaption>learning_curves</figcaption>" in page
+    assert page.count("<table class='results'>") == 1 and page.count("<table class='provenance'>") == 1
+    assert page.count("data:image/png;base64,") == 4 and "<h1>x</h1>" in page
+    assert "<th>alpha</th>" in page and "<figcaption>Learning curves: validation accuracy by epoch" in page  # what it shows
     markdown = report.table([sweep_dir])  # the page's cells are the markdown table's, rendered once
     cell = next(line for line in markdown.splitlines() if line.startswith("| 3")).split(" | ")[1].strip(" |*")
     assert f"<td><b>{cell.split(' [')[0]}</b>" in page or f"<td>{cell}" in page

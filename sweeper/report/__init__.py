@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import html as html_escape
+import io
 import os
-import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -29,23 +30,29 @@ def expected_seeds(dirs: list[str | Path]) -> int | None:
         return None
 
 
+def built(dirs: list[str | Path], rows: str | None = None, cols: str | None = None, layout: str = "generic", ci: bool = False,
+          compare: bool = False, published_dir: str | None = None):
+    """The table of one or more results directories (table.Table), with its notes and the provenance of every directory."""
+    chosen = LAYOUTS[layout]
+    trials = results.read(dirs, "trials")
+    figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
+    made = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
+    made.footnotes += provenance_lines(dirs) + precision_lines(trials)
+    return made
+
+
 def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None, cols: str | None = None,
           layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
           pair: tuple[str, str] | None = None) -> str:
     """The table as text, with the provenance of every directory (nothing is written: see write())."""
-    chosen = LAYOUTS[layout]
-    trials = results.read(dirs, "trials")
-    figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
-    built = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
-    where = provenance_lines(dirs) + precision_lines(trials)
-    built.footnotes += where
+    made = built(dirs, rows, cols, layout, ci, compare, published_dir)
     if fmt == "html":
-        return page(dirs, [built])
-    text = render(built, fmt)
+        return page(dirs, [made])
+    text = render(made, fmt)
     if fmt == "csv":  # comment lines, which pandas reads past with comment="#"
-        text = "".join(f"# {line}\n" for line in where) + text
+        text = "".join(f"# {line}\n" for line in made.footnotes if line.startswith(("provenance of", "precision of"))) + text
     if pair:
-        text += _paired_text(paired(trials, built, *pair), pair, fmt)
+        text += _paired_text(paired(results.read(dirs, "trials"), made, *pair), pair, fmt)
     return text
 
 
@@ -143,23 +150,70 @@ def write_figures(dirs: list[str | Path], out: str | Path | None = None) -> list
     return figures.write_all(trials, epochs, Path(out) if out else results.folder_inside(dirs[0], "figures"))
 
 
+def figures_of(dirs: list[str | Path]) -> dict:
+    """Every figure the results support, as matplotlib figures by name (figures.CAPTIONS says what each shows)."""
+    drawn = figures.draw_all(results.read(dirs, "trials"), results.read(dirs, "epochs", columns=EPOCH_COLUMNS))
+    return figures.detached(drawn)
+
+
+PROVENANCE_COLUMNS = ("command", "sweeper", "git_commit", "python", "torch", "ray", "optuna", "host", "device", "start", "end")
+
+
 def page(dirs: list[str | Path], tables) -> str:
-    """One self-contained HTML page: the tables, what was selected, the notes and every figure, inlined."""
-    parts = ["<!doctype html><meta charset='utf-8'><title>sweeper report</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style>",
-             f"<h1>sweeper report: {html_escape.escape(', '.join(redact.url(str(d)) for d in dirs))}</h1>"]
-    parts += [render(t, "html") for t in tables]
+    """One self-contained HTML page: the sweep's name and description, the tables with what was selected and
+    their notes, the provenance as a table, and every figure inlined with a caption that says what it shows."""
+    esc = html_escape.escape
+    names, descriptions = _titles(dirs)
+    parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{esc(names)}: sweeper report</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}table.provenance{font-size:80%}table.provenance td{text-align:left}"
+             "figure{margin:1.5em 0}img{max-width:100%}figcaption{color:#333;max-width:50em}</style>",
+             f"<h1>{esc(names)}</h1>", f"<p class='description'>{esc(descriptions)}</p>",
+             f"<p class='where'>results: {esc(', '.join(redact.url(str(d)) for d in dirs))}</p>"]
+    for made in tables:  # the provenance goes into its own table below
+        notes = [n for n in made.footnotes if not n.startswith("provenance of")]
+        parts.append(render(replace(made, footnotes=notes), "html"))
+    parts.append(_provenance_table(dirs))
     for png in sorted(Path(dirs[0]).glob("inspect/*/*.png")):  # what `sweeper inspect` drew, when it has
-        encoded = base64.b64encode(results.read_bytes(dirs[0], str(png.relative_to(dirs[0])))).decode()
-        name = f"{png.parent.name}: {png.stem}"
-        parts.append(f"<figure><img alt='{html_escape.escape(name)}' src='data:image/png;base64,{encoded}'>"
-                     f"<figcaption>{html_escape.escape(name)}</figcaption></figure>")
-    with tempfile.TemporaryDirectory() as drawn:  # inlined: the results directory may be read-only
-        for png in write_figures(dirs, drawn):
-            encoded = base64.b64encode(png.read_bytes()).decode()
-            parts.append(f"<figure><img alt='{png.stem}' src='data:image/png;base64,{encoded}'><figcaption>{png.stem}</figcaption></figure>")
-    return "\n".join(parts) + "\n"
+        data = results.read_bytes(dirs[0], str(png.relative_to(dirs[0])))
+        caption = f"Trial {png.parent.name}: {figures.CAPTIONS.get(png.stem, png.stem)}"
+        parts.append(_figure(data, caption))
+    for name, drawn in figures_of(dirs).items():  # drawn here, not written: the results directory may be read-only
+        buffer = io.BytesIO()
+        drawn.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        parts.append(_figure(buffer.getvalue(), figures.CAPTIONS[name]))
+    return "\n".join(parts) + "\n</html>\n"
+
+
+def _figure(png: bytes, caption: str) -> str:
+    encoded = base64.b64encode(png).decode()
+    return (f"<figure><img alt='{html_escape.escape(caption)}' src='data:image/png;base64,{encoded}'>"
+            f"<figcaption>{html_escape.escape(caption)}</figcaption></figure>")
+
+
+def _titles(dirs: list[str | Path]) -> tuple[str, str]:
+    """The sweeps' names and descriptions, from the spec each directory ran (its path where it has none)."""
+    names, descriptions = [], []
+    for d in dirs:
+        try:
+            ran = yaml.safe_load(results.read_bytes(d, "spec.yaml").decode())
+        except (OSError, ValueError, yaml.YAMLError):
+            ran = None
+        ran = ran if isinstance(ran, dict) else {}
+        names.append(str(ran.get("name") or redact.url(str(d))))
+        descriptions.append(str(ran.get("description") or ""))
+    return ", ".join(dict.fromkeys(names)), " ".join(dict.fromkeys(d for d in descriptions if d))
+
+
+def _provenance_table(dirs: list[str | Path]) -> str:
+    """Each run and resume of each directory as a row: code, libraries, machine and time."""
+    esc = html_escape.escape
+    rows = ["<tr>" + "".join(f"<th>{esc(c)}</th>" for c in ("results",) + PROVENANCE_COLUMNS) + "</tr>"]
+    for d in dirs:
+        for entry in provenance.read(d):
+            cells = [redact.url(str(d))] + [str(entry.get(c) or "")[: 12 if c == "git_commit" else None] for c in PROVENANCE_COLUMNS]
+            rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+    return "<table class='provenance'><caption>provenance of these results: each run and resume</caption>" + "".join(rows) + "</table>"
 
 
 __all__ = ["FORMATS", "LAYOUTS", "SweeperError", "provenance_lines", "table", "write", "write_figures"]

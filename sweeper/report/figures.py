@@ -22,32 +22,69 @@ FORMATS = ("png", "svg")
 
 
 def _pyplot():
+    """pyplot, drawing off screen (Agg) unless a notebook's kernel chose its own backend (to show figures inline)."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Path]:
-    """Every figure the results support, written under `out`; returns the PNG paths."""
-    out.mkdir(parents=True, exist_ok=True)
+def detached(figures: dict) -> dict:
+    """Figures handed to a caller: out of pyplot's list of open figures, so that a notebook shows each once,
+    where the caller displays it, and none is kept alive by pyplot."""
+    plt = _pyplot()
+    for figure in figures.values():
+        plt.close(figure)
+    return figures
+
+
+CAPTIONS = {  # what each figure shows, for the HTML report and a notebook
+    "accuracy": "Test accuracy against the swept hyperparameter, per model: mean ± std over seeds of each point's "
+                "configuration chosen by validation accuracy.",
+    "learning_curves": "Learning curves: validation accuracy by epoch, mean and ±1 std over seeds, per model (its "
+                       "configuration selected by validation).",
+    "selection": "Choosing the epoch: test accuracy at each seed's best validation epoch against that at its lowest "
+                 "training loss, per model.",
+    "entropy_mi": "Entropy of q(y|x) and the mutual information I(y; x) on unlabelled data by epoch, mean and ±1 std over seeds.",
+    "sigma2": "Squared reconstruction error and test accuracy against the Gaussian likelihood's variance σ².",
+    "batch_ratio": "Validation accuracy by epoch for each labelled:unlabelled batch ratio, per model.",
+    # what `sweeper inspect` draws of a kept model
+    "active_units": "KL divergence of each latent unit from its prior over the test set, sorted: the active units are above the line.",
+    "reconstructions": "Test images (top) and their reconstructions through q(z|x,y) and p(x|y,z).",
+    "samples": "Samples from p(x|y,z): one row per class y, the same z down each column.",
+    "analogies": "Analogies: each test image's z, decoded with every class y in turn.",
+    "two_d": "Data by class, reconstructions, and the classifier's confidence behind them.",
+}
+
+
+def draw_all(trials: pd.DataFrame, epochs: pd.DataFrame) -> dict:
+    """Every figure the results support, as matplotlib figures by name (CAPTIONS says what each shows)."""
     done = trials[results.finished(trials)]
     curves = epochs.merge(done[["trial_id", "config_id"]], on=["trial_id", "config_id"])
-    drawn = []
+    drawn = {}
     rows = default_rows(trials)
     if rows not in ("dataset", "label_count") or trials[axis_names(rows)[0]].nunique() > 1:
-        drawn.append(_save(_accuracy_against(done, rows), out / "accuracy"))
-    drawn.append(_save(_learning_curves(done, curves), out / "learning_curves"))
+        drawn["accuracy"] = _accuracy_against(done, rows)
+    drawn["learning_curves"] = _learning_curves(done, curves)
     if "loss" in curves and "test_acc" in curves and rows not in ("dataset", "label_count"):
-        drawn.append(_save(_selection(done, curves, rows), out / "selection"))
-    drawn.append(_save(_entropy_and_information(done, curves), out / "entropy_mi"))
+        drawn["selection"] = _selection(done, curves, rows)
+    drawn["entropy_mi"] = _entropy_and_information(done, curves)
     if "sigma2" in done and done["sigma2"].nunique() > 1:
-        drawn.append(_save(_sigma2(done, curves), out / "sigma2"))
+        drawn["sigma2"] = _sigma2(done, curves)
     if {"batch_labelled", "batch_unlabelled"} <= set(done) and done[["batch_labelled", "batch_unlabelled"]].drop_duplicates().shape[0] > 1:
-        drawn.append(_save(_batch_ratio(done, curves), out / "batch_ratio"))
+        drawn["batch_ratio"] = _batch_ratio(done, curves)
     return drawn
+
+
+def write_all(trials: pd.DataFrame, epochs: pd.DataFrame, out: Path) -> list[Path]:
+    """Every figure the results support, written under `out` as PNG and SVG; returns the PNG paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [_save(figure, out / name) for name, figure in draw_all(trials, epochs).items()]
 
 
 def _save(figure, stem: Path) -> Path:
