@@ -60,13 +60,14 @@ class Sweep:
         return results.read(self.path, "epochs")
 
     def table(self, layout: str = "generic", rows: str | None = None, cols: str | None = None, ci: bool = False,
-              compare: bool = False, published: str | None = None) -> Table:
+              compare: bool = False, published: str | None = None, at: str = "best") -> Table:
         """The report's table (`sweeper report DIR --table layout`): mean ± std over seeds of the test accuracy
-        at each seed's best validation epoch, configurations chosen by validation."""
+        at each seed's best validation epoch (`at="final"`: its final epoch), configurations chosen by validation."""
         from . import report
 
         dirs = [str(self.path)]
-        return Table(report.built(dirs, rows=rows, cols=cols, layout=layout, ci=ci, compare=compare, published_dir=published), dirs)
+        return Table(report.built(dirs, rows=rows, cols=cols, layout=layout, ci=ci, compare=compare, published_dir=published, at=at),
+                     dirs)
 
     def figures(self) -> dict[str, Any]:
         """Every figure the results support, as matplotlib figures by name (`report --figures` writes the same)."""

@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--rows", help="column(s) for the rows, 'alpha,lam' to share (default: the most varied hyperparameter)")
     report.add_argument("--cols", help="column for the columns (default: model)")
     report.add_argument("--ci", action="store_true", help="add a 95%% t-interval to each cell")
+    report.add_argument("--at", default="best", choices=["best", "final"], help="read each seed's accuracy at its epoch of best "
+                        "validation accuracy (default), or at its final epoch (a classifier drawn away over training)")
     report.add_argument("--compare", action="store_true", help="add the published figure and the difference to each cell")
     report.add_argument("--published", help="directory of published figures (default: results/published)")
     report.add_argument("--paired", metavar="A,B", help="paired t-test and Wilcoxon of model A against B over the same seeds")
@@ -222,7 +224,7 @@ def _report(args) -> int:
     if pair and len(pair) != 2:
         raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
     text = report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
-                        compare=args.compare, published_dir=args.published, pair=pair)
+                        compare=args.compare, published_dir=args.published, pair=pair, at=args.at)
     show(text, end="")
     try:
         report.write(text, args.dirs, args.format, args.out, args.force)

@@ -287,15 +287,20 @@ class Tracking:
 
 
 def _data_options(raw) -> DataOptions:
-    """`data: {preprocess, labelled_in_unlabelled, noise}`: the data package's DataOptions (which datasets take
-    noise is checked with the datasets, in _check_data)."""
+    """`data: {preprocess, labelled_in_unlabelled, noise, factor, coordinates}`: the data package's DataOptions
+    (which datasets take the toy sets' options is checked with the datasets, in _check_data)."""
+    from .data.toy import COORDINATES
+
     values = _values(DataOptions, raw)
-    noise = values["noise"]
+    noise, factor = values["noise"], values["factor"]
     if noise is not None and _number(noise, "noise") < 0:
         raise SpecError(f"must be >= 0, got {shown(noise)}", "noise")
+    if factor is not None and not 0 < _number(factor, "factor") < 1:
+        raise SpecError(f"must be between 0 and 1 (the inner circle's radius over the outer), got {shown(factor)}", "factor")
     return DataOptions(_choice(values["preprocess"], PREPROCESS, "preprocessing", key="preprocess"),
                        _boolean(values["labelled_in_unlabelled"], "labelled_in_unlabelled"),
-                       None if noise is None else float(noise))
+                       None if noise is None else float(noise), None if factor is None else float(factor),
+                       _choice(values["coordinates"], COORDINATES, "coordinates", key="coordinates"))
 
 
 # ---------------------------------------------------------------------------- hyperparameters
@@ -682,8 +687,11 @@ def _check_data(spec: Spec) -> None:
     from .data import TOY
 
     other = [d for d in spec.datasets if d not in TOY]
-    if spec.data.noise is not None and other:
-        raise SpecError(f"only the toy sets ({', '.join(TOY)}) take noise, not {other[0]}", "data.noise")
+    for option, default in (("noise", None), ("factor", None), ("coordinates", "unit")):
+        if getattr(spec.data, option) != default and other:
+            raise SpecError(f"only the toy sets ({', '.join(TOY)}) take {option}, not {other[0]}", f"data.{option}")
+    if spec.data.factor is not None and set(spec.datasets) != {"circles"}:
+        raise SpecError(f"only circles take factor, not {next(d for d in spec.datasets if d != 'circles')}", "data.factor")
     axes = _axes(spec)
     lengths = {axis: len(axes[axis]) for axis in spec.zip}
     if len(set(lengths.values())) > 1:

@@ -15,13 +15,13 @@ from .base import PREPROCESS, DataOptions, Dataset, DatasetInfo, labelled_split
 from .fetch import data_dir
 
 _LOADERS = {
-    "digits": (digits.INFO, lambda directory, noise: digits.load()),
-    "mnist": (mnist.MNIST, lambda directory, noise: mnist.load_mnist(directory / "mnist")),
-    "fashion_mnist": (mnist.FASHION_MNIST, lambda directory, noise: mnist.load_fashion_mnist(directory / "fashion_mnist")),
-    "cifar10": (cifar.INFO, lambda directory, noise: cifar.load(directory / "cifar10")),
-    "svhn": (svhn.INFO, lambda directory, noise: svhn.load(directory / "svhn")),
-    "moons": (toy.MOONS, lambda directory, noise: toy.load("moons", noise)),
-    "circles": (toy.CIRCLES, lambda directory, noise: toy.load("circles", noise)),
+    "digits": (digits.INFO, lambda directory, options: digits.load()),
+    "mnist": (mnist.MNIST, lambda directory, options: mnist.load_mnist(directory / "mnist")),
+    "fashion_mnist": (mnist.FASHION_MNIST, lambda directory, options: mnist.load_fashion_mnist(directory / "fashion_mnist")),
+    "cifar10": (cifar.INFO, lambda directory, options: cifar.load(directory / "cifar10")),
+    "svhn": (svhn.INFO, lambda directory, options: svhn.load(directory / "svhn")),
+    "moons": (toy.MOONS, lambda directory, options: toy.load("moons", options.noise, coordinates=options.coordinates)),
+    "circles": (toy.CIRCLES, lambda directory, options: toy.load("circles", options.noise, options.factor, options.coordinates)),
 }
 DATASETS: dict[str, DatasetInfo] = {name: info for name, (info, _) in _LOADERS.items()}
 TOY = ("moons", "circles")
@@ -30,12 +30,13 @@ STATIC_BINARIZE_SEED = 1
 
 def load(name: str, directory: str | Path | None = None, options: DataOptions = DataOptions()) -> Dataset:  # noqa: B008 - frozen
     """The dataset `name`, verified, split and preprocessed (read once per process)."""
-    return _preprocess(_load(name, data_dir(directory), options.noise), options.preprocess)
+    generated = DataOptions(noise=options.noise, factor=options.factor, coordinates=options.coordinates)  # what the loaders read
+    return _preprocess(_load(name, data_dir(directory), generated), options.preprocess)
 
 
 @lru_cache(maxsize=4)
-def _load(name: str, directory: Path, noise: float | None) -> Dataset:
-    return _LOADERS[name][1](directory, noise)
+def _load(name: str, directory: Path, options: DataOptions) -> Dataset:
+    return _LOADERS[name][1](directory, options)
 
 
 def _preprocess(data: Dataset, how: str) -> Dataset:

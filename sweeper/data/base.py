@@ -37,6 +37,8 @@ class DataOptions:
     preprocess: str = "scale"  # one of PREPROCESS; dynamic_binarize happens per batch in training
     labelled_in_unlabelled: bool = False  # do labelled points also appear in the unlabelled set?
     noise: float | None = None  # toy sets only; None: the set's default
+    factor: float | None = None  # circles only: the inner circle's radius over the outer's; None: 0.5
+    coordinates: str = "unit"  # toy sets only: unit (min-max scaled to [0, 1] by the training set), or raw (the generator's)
 
 
 @dataclass(frozen=True)

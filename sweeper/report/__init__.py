@@ -16,7 +16,7 @@ from ..errors import SweeperError
 from .. import provenance, redact
 from . import figures, published
 from .layouts import LAYOUTS
-from .table import FORMATS, build, latex_escape, paired, render
+from .table import FORMATS, at_final_epoch, build, latex_escape, paired, render
 
 EXTENSIONS = {"markdown": "md", "latex": "tex", "csv": "csv", "html": "html"}
 EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "loss", "val_acc", "test_acc", "recon", "entropy_unlabelled", "mi_unlabelled"]
@@ -31,21 +31,24 @@ def expected_seeds(dirs: list[str | Path]) -> int | None:
 
 
 def built(dirs: list[str | Path], rows: str | None = None, cols: str | None = None, layout: str = "generic", ci: bool = False,
-          compare: bool = False, published_dir: str | None = None):
-    """The table of one or more results directories (table.Table), with its notes and the provenance of every directory."""
+          compare: bool = False, published_dir: str | None = None, at: str = "best"):
+    """The table of one or more results directories (table.Table), with its notes and the provenance of every directory;
+    each seed's accuracy read `at` its best validation epoch or its final epoch."""
     chosen = LAYOUTS[layout]
     trials = results.read(dirs, "trials")
+    if at == "final":
+        trials = at_final_epoch(trials, results.read(dirs, "epochs", columns=["trial_id", "epoch", "val_acc", "test_acc"]))
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
-    made = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs))
+    made = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs), at=at)
     made.footnotes += provenance_lines(dirs) + precision_lines(trials)
     return made
 
 
 def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None, cols: str | None = None,
           layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
-          pair: tuple[str, str] | None = None) -> str:
+          pair: tuple[str, str] | None = None, at: str = "best") -> str:
     """The table as text, with the provenance of every directory (nothing is written: see write())."""
-    made = built(dirs, rows, cols, layout, ci, compare, published_dir)
+    made = built(dirs, rows, cols, layout, ci, compare, published_dir, at)
     if fmt == "html":
         return page(dirs, [made])
     text = render(made, fmt)

@@ -162,8 +162,13 @@ def best_by_validation(done: pd.DataFrame, rows: str, cols: str) -> pd.DataFrame
     return ranked.drop_duplicates(["row_label", "col_label"])
 
 
+AT = {"best": "the epoch of best validation accuracy", "final": "the final epoch"}  # where each seed's accuracy is read
+
+
 def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: str | None = None, ci: bool = False,
-          published: dict[tuple[str, str], Published] | None = None, expected_n: int | None = None) -> Table:
+          published: dict[tuple[str, str], Published] | None = None, expected_n: int | None = None, at: str = "best") -> Table:
+    """The table of `trials`, each seed's accuracy read `at` its best validation epoch (as the trials rows say) or at
+    its final epoch (at_final_epoch put those in the rows)."""
     check_axes(trials, rows, cols)
     own_rows, own_cols = rows in (None, layout.rows), cols in (None, layout.cols)  # else the paper's rows/columns do not apply
     layout = replace(layout, row_values=layout.row_values if own_rows else None, columns=layout.columns if own_cols else None)
@@ -200,7 +205,7 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
                 cell.consistent = _consistent(cell)
         cells[key] = cell
     table = Table(rows, cols, _row_labels(configs, layout), _col_labels(configs, layout), cells,
-                  _caption(layout), expected_n)
+                  _caption(layout, at), expected_n)
     _select(table, ranked, varying, layout)
     _notes(table, ci, published, layout)
     if not ci:
@@ -237,10 +242,21 @@ def _col_labels(configs: pd.DataFrame, layout: Layout) -> list[str]:
     return paper + [c for c in present if c not in paper]
 
 
-def _caption(layout: Layout) -> str:
+def _caption(layout: Layout, at: str = "best") -> str:
     what = "test error %" if layout.error else "test accuracy %"
-    return ((layout.caption or what) + " at the epoch of best validation accuracy: mean ± std over seeds (n) of one "
-            "configuration per cell, chosen by validation accuracy; bold: each column's configuration selected by validation")
+    chosen = "validation accuracy" if at == "best" else "final-epoch validation accuracy"
+    return ((layout.caption or what) + f" at {AT[at]}: mean ± std over seeds (n) of one configuration per cell, chosen by "
+            f"{chosen}; bold: each column's configuration selected by validation")
+
+
+def at_final_epoch(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """The trials with each seed's accuracies as its last trained epoch left them (Jurasiński's classifier "drawn
+    away" over training, which reading at the best validation epoch hides): test_acc and best_val_acc are then the
+    final epoch's, and best_epoch that epoch. A trial with no epoch rows keeps no accuracy."""
+    last = epochs.sort_values("epoch").groupby("trial_id").last()[["epoch", "val_acc", "test_acc"]]
+    final = trials.drop(columns=["test_acc", "best_val_acc", "best_epoch"], errors="ignore").join(
+        last.rename(columns={"epoch": "best_epoch", "val_acc": "best_val_acc"}), on="trial_id")
+    return final[trials.columns]
 
 
 def _select(table: Table, ranked: pd.DataFrame, varying: list[str], layout: Layout) -> None:

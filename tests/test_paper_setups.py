@@ -1,0 +1,69 @@
+"""What the paper specs promise about their setup: the toy data on the thesis' scale, arms that differ only in
+what a paper studies, and reading each seed at its final epoch beside its best validation epoch."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import HYPER, epoch_rows, tiny_spec, trial_row
+from sweeper import report, results, space
+from sweeper.data import load as load_data
+from sweeper.data.base import DataOptions
+from sweeper.spec import load, parse
+from sweeper.train import schedule
+
+SPECS = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def test_circles_in_raw_coordinates_keep_the_generators_radii():
+    raw = load_data("circles", options=DataOptions(coordinates="raw", factor=0.5, noise=0.0))
+    radii = np.linalg.norm(raw.x_train, axis=1)
+    assert np.allclose(np.sort(np.unique(radii.round(3))), [0.5, 1.0])  # the inner circle at factor x the outer
+    assert np.allclose(radii[raw.y_train == 1], 0.5, atol=1e-3)
+    unit = load_data("circles", options=DataOptions(factor=0.5, noise=0.0))
+    assert unit.x_train.min() == 0.0 and unit.x_train.max() == 1.0  # min-max scaled, the default
+
+
+@pytest.mark.parametrize("data, says", [
+    ({"coordinates": "raw"}, "data.coordinates: only the toy sets (moons, circles) take coordinates, not digits"),
+    ({"factor": 0.3}, "data.factor: only the toy sets (moons, circles) take factor, not digits"),
+    ({"coordinates": "polar"}, "data.coordinates: unknown coordinates"),
+])
+def test_the_toy_options_are_refused_elsewhere(data, says):
+    with pytest.raises(Exception, match=says.replace("(", r"\(").replace(")", r"\)")):
+        parse(tiny_spec(data=data))
+
+
+def test_sigma_toy_runs_on_the_generators_scale():
+    spec = load(SPECS / "sigma-toy.yaml")
+    assert spec.data.coordinates == "raw" and spec.data.factor == 0.5 and spec.data.noise == 0.05 and len(spec.seeds) >= 3
+
+
+def test_the_batch_ratio_arms_differ_only_in_the_batch_and_weigh_the_classifier_alike():
+    weights = {}
+    for name in ("batch-ratio.yaml", "batch-ratio-dataset-sum.yaml"):
+        spec = load(SPECS / name)
+        points = [space.configuration(spec, p) for p in space.grid_points(spec)]
+        assert [(c.batch_labelled, c.batch_unlabelled) for c in points] == [(100, 100), (1, 499)]
+        assert all(c.hyper == points[0].hyper for c in points)  # nothing else differs between the arms
+        hyper = points[0].hyper
+        n_unlabelled = 50_000 - 100
+        share = schedule(0.0, spec.epochs, 50_000, 100, n_unlabelled)
+        scale = share.data_ratio if hyper["alpha_scale"] == "dataset" else 1.0
+        labelled_weight = share.labelled_share if hyper["weighting"] == "dataset_sum" else 1.0
+        weights[name] = hyper["alpha"] * scale * labelled_weight  # the cross-entropy's weight in the loss
+    assert weights["batch-ratio.yaml"] == pytest.approx(weights["batch-ratio-dataset-sum.yaml"]) == 1.0
+
+
+def test_a_report_at_the_final_epoch_reads_each_seeds_last_epoch(tmp_path):
+    trials = [trial_row("c0", "baseline", seed, test_acc=0.9) for seed in (0, 1)]  # best at epoch 2: 90 %
+    epochs = []
+    for seed, last in ((0, 0.70), (1, 0.74)):  # drawn away afterwards
+        rows = epoch_rows("c0", "baseline", seed, epochs=4)
+        rows[-1] = {**rows[-1], "test_acc": last, "val_acc": last}
+        epochs += rows
+    results.write_configuration(tmp_path, "c0", epochs, trials, HYPER)
+    best = report.table([tmp_path])
+    final = report.table([tmp_path], at="final")
+    assert "90.00 ± 0.00 (2)" in best and "at the epoch of best validation accuracy" in best
+    assert "72.00 ± 2.83 (2)" in final and "at the final epoch" in final and "chosen by final-epoch validation accuracy" in final
