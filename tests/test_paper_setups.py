@@ -67,3 +67,33 @@ def test_a_report_at_the_final_epoch_reads_each_seeds_last_epoch(tmp_path):
     final = report.table([tmp_path], at="final")
     assert "90.00 ± 0.00 (2)" in best and "at the epoch of best validation accuracy" in best
     assert "72.00 ± 2.83 (2)" in final and "at the final epoch" in final and "chosen by final-epoch validation accuracy" in final
+
+
+def test_a_learned_output_variance_is_the_gaussian_density_per_dimension():
+    import torch
+
+    from sweeper.models.parts import gaussian_log_likelihood_learned
+
+    generator = torch.Generator().manual_seed(0)
+    mean, log_var, x = (torch.randn(4, 3, 6, generator=generator) for _ in range(3))
+    expected = torch.distributions.Normal(mean, (0.5 * log_var).exp()).log_prob(x).sum(-1)
+    torch.testing.assert_close(gaussian_log_likelihood_learned(mean, log_var, x), expected)
+
+
+def test_m1m2_with_a_learned_variance_gives_its_m2_a_gaussian_head_that_trains():
+    import torch
+
+    from sweeper import models
+    from sweeper.models.base import Batch, Schedule
+    from sweeper.models.parts import key
+
+    model = models.build("m1m2", (64,), 10, {"hidden": 16, "latent": 4, "features": 6, "feature_variance": "learned", "vae_fraction": 0.0})
+    generator = torch.Generator().manual_seed(0)
+    batch = Batch(torch.rand(5, 64, generator=generator), torch.arange(5), torch.rand(7, 64, generator=generator))
+    weights = {"alpha": torch.tensor(0.1), "sigma2": torch.tensor(1.0)}
+    loss, _ = model(batch, weights, Schedule(epoch=1, epochs=2, data_ratio=10.0, labelled_share=0.1), key(7))
+    loss.backward()
+    head = model.m2.decoder.body
+    assert torch.isfinite(loss) and all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    mean, log_var = model.m2.decoder(torch.zeros(2, 4), torch.eye(10)[:2])
+    assert mean.shape == log_var.shape == (2, 6)

@@ -2,7 +2,9 @@
 
 One trial, two stages: while progress < vae_fraction the M1 VAE learns q(z1|x) on all x; then
 the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
-label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)).
+label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)). `feature_variance: learned` gives
+p(z1|y,z2) a variance per dimension that M2's decoder outputs beside the mean, as Kingma's code does
+(dpkingma/nips14-ssl, anglepy/models/VAE_YZ_X.py:85-89, out_logvar_w); sigma2 then weighs nothing of M2's.
 
 M1M2 takes every hyperparameter of M2 and hands it on; `network` and `likelihood` are M1's (on the
 images), while M2 on the features is always an MLP (of `depth` hidden layers, as M1's) with a
@@ -17,7 +19,7 @@ import torch
 
 from .base import Batch, Model, Schedule
 from .m1 import STAGES, VAE
-from .m2 import ALPHA_SCALE, LIKELIHOOD, M2
+from .m2 import ALPHA_SCALE, LEARNED_VARIANCE, LIKELIHOOD, M2
 from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
 
 
@@ -32,6 +34,8 @@ class M1M2(Model):
         **LIKELIHOOD,
         **STAGES,
         "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
+        "feature_variance": Hyper("sigma2", choices=("sigma2", "learned"),
+                                  help="p(z1|y,z2): variance sigma2, or one per dimension that M2's decoder outputs (Kingma's code)"),
         "kl_warmup": M2.build_options["kl_warmup"],
         **ALPHA_SCALE,
         **WEIGHTING,
@@ -40,11 +44,12 @@ class M1M2(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50, kl_warmup: int = 0,
-                 alpha_scale: str = "batch", weighting: str = "part_means", pretrain: float = 0.0):
+                 alpha_scale: str = "batch", weighting: str = "part_means", pretrain: float = 0.0, feature_variance: str = "sigma2"):
         super().__init__(input_shape, n_classes)
         self.vae_fraction = vae_fraction
         self.m1 = VAE(Network(network, self.input_shape, hidden, depth), features, likelihood)
-        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood="gaussian", kl_warmup=kl_warmup,
+        feature_likelihood = LEARNED_VARIANCE if feature_variance == "learned" else "gaussian"
+        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood=feature_likelihood, kl_warmup=kl_warmup,
                      alpha_scale=alpha_scale, weighting=weighting, pretrain=pretrain)
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:

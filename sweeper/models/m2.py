@@ -29,6 +29,7 @@ from .parts import (
     entropy,
     fold_in,
     gaussian_log_likelihood,
+    gaussian_log_likelihood_learned,
     kl_standard_normal,
     normal,
     normal_at,
@@ -49,15 +50,22 @@ SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likeliho
                          applies_if=("likelihood", "gaussian"))}
 
 
-def log_likelihood(kind: str, decoded: torch.Tensor, x: torch.Tensor, weights: dict) -> torch.Tensor:
-    """log p(x | decoded) for the model's likelihood (decoded: logits or means)."""
+LEARNED_VARIANCE = "gaussian_learned"  # a Gaussian whose decoder outputs a log-variance per dimension beside the mean
+
+
+def log_likelihood(kind: str, decoded, x: torch.Tensor, weights: dict) -> torch.Tensor:
+    """log p(x | decoded) for the model's likelihood (decoded: logits, means, or (mean, log-variance))."""
     if kind == "bernoulli":
         return bernoulli_log_likelihood(decoded, x)
+    if kind == LEARNED_VARIANCE:
+        return gaussian_log_likelihood_learned(*decoded, x)
     return gaussian_log_likelihood(decoded, x, weights["sigma2"])
 
 
-def mean_of(kind: str, decoded: torch.Tensor) -> torch.Tensor:
+def mean_of(kind: str, decoded) -> torch.Tensor:
     """The mean of p(x | decoded): sigmoid of the logits (Bernoulli), or the Gaussian's mean itself."""
+    if kind == LEARNED_VARIANCE:
+        return decoded[0]
     return decoded.sigmoid() if kind == "bernoulli" else decoded
 
 
@@ -95,7 +103,8 @@ class M2(Model):
         self.weighting, self.pretrain = weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
         self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
-        self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
+        # p(x|y,z); with a learned variance (M1+M2's p(z1|y,z2), Kingma), a Gaussian head as the encoders have
+        self.decoder = net.gaussian_decoder(latent, n_classes) if likelihood == LEARNED_VARIANCE else net.decoder(latent, n_classes)
         self.classifier = net.classifier(n_classes)  # q(y|x)
         self.log_prior_y = -math.log(n_classes)  # p(y) uniform
 

@@ -246,6 +246,12 @@ class Network:
         trunk, n = self.features()
         return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, 0 if self.trunk is not None else self.depth)
 
+    def gaussian_decoder(self, *in_sizes: int) -> GaussianEncoder:
+        """p(x | inputs) = N(mean, diag(exp(log_var))): both from the inputs, through MLP hidden layers."""
+        if self.kind == "cnn":
+            raise ValueError("a learned output variance is built for MLPs (M1+M2's M2 on features) only")
+        return GaussianEncoder(in_sizes, self.hidden, self.n_features, depth=self.depth)
+
     def decoder(self, *in_sizes: int) -> nn.Module:
         """p(x | inputs): the logits or means of x, from the given inputs."""
         if self.kind == "cnn":
@@ -283,6 +289,12 @@ def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, sigma2: torch.T
     """log N(x | mean, sigma2 I) summed over the last dimension; sigma2 weighs reconstruction."""
     d = x.shape[-1]
     return -0.5 * (x - mean).square().sum(-1) / sigma2 - 0.5 * d * torch.log(2 * math.pi * torch.as_tensor(sigma2))
+
+
+def gaussian_log_likelihood_learned(mean: torch.Tensor, log_var: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log N(x | mean, diag(exp(log_var))) summed over the last dimension: a variance per dimension, which the
+    decoder outputs beside the mean (Kingma's p(z1 | y, z2) in M1+M2)."""
+    return -0.5 * ((x - mean).square() * (-log_var).exp() + log_var + math.log(2 * math.pi)).sum(-1)
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
