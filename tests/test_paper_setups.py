@@ -97,3 +97,65 @@ def test_m1m2_with_a_learned_variance_gives_its_m2_a_gaussian_head_that_trains()
     assert torch.isfinite(loss) and all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
     mean, log_var = model.m2.decoder(torch.zeros(2, 4), torch.eye(10)[:2])
     assert mean.shape == log_var.shape == (2, 6)
+
+
+def raj(**options):
+    import torch
+
+    from sweeper import models
+
+    torch.manual_seed(0)
+    return models.build("optimized_elbo", (16,), 3, {"hidden": 8, "latent": 2, **options})
+
+
+def raj_loss(model, seed=7, **weights):
+    import torch
+
+    from sweeper.models.base import Batch, Schedule
+    from sweeper.models.parts import key
+
+    generator = torch.Generator().manual_seed(0)
+    batch = Batch(torch.rand(4, 16, generator=generator), torch.tensor([0, 1, 2, 0]), torch.rand(6, 16, generator=generator))
+    values = {"alpha": 1.0, "sigma2": 1.0, "beta": 0.0, "gamma": 0.0, "epsilon": 0.1, "temperature": 1.0, **weights}
+    return model(batch, {k: torch.tensor(v) for k, v in values.items()}, Schedule(epoch=1, epochs=2, data_ratio=2.5, labelled_share=0.4),
+                 key(seed))[0]
+
+
+def test_raj_posterior_x_draws_z_from_the_image_alone():
+    import torch
+
+    model = raj(posterior="x")
+    assert model.encoder.body.first.weights[0].shape[-1] == 16 and len(model.encoder.body.first.weights) == 1  # x only, no y
+    log_px, kl = model.per_label(torch.rand(5, 16), torch.tensor(3), {"sigma2": torch.tensor(1.0)})
+    assert log_px.shape == kl.shape == (5, 3) and torch.equal(kl, kl[:, :1].expand_as(kl))  # one z, whatever the label
+    assert not torch.allclose(raj_loss(model), raj_loss(raj()))
+
+
+def test_raj_gumbel_draws_one_label_from_the_key():
+    import torch
+
+    model = raj(label_sampling="gumbel")
+    same, other = raj_loss(model, seed=7), raj_loss(model, seed=8)
+    assert torch.isfinite(same) and torch.equal(same, raj_loss(model, seed=7)) and not torch.equal(same, other)
+    cold = raj_loss(model, temperature=0.01)
+    assert torch.isfinite(cold) and not torch.allclose(cold, same)
+
+
+def test_raj_labelled_kl_terms_read_as_the_sections_write_them():
+    import torch
+    from torch.distributions import Categorical, kl_divergence
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.5, 0.0]])
+    smoothed = torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]])
+    q, p_hat, prior = Categorical(logits=logits), Categorical(probs=smoothed), Categorical(probs=torch.full((2, 3), 1 / 3))
+    expected = {"smoothed": kl_divergence(p_hat, prior), "section_3_4": kl_divergence(q, prior) + kl_divergence(p_hat, prior),
+                "section_3_6": kl_divergence(q, prior) + kl_divergence(q, p_hat)}
+    for option, value in expected.items():
+        torch.testing.assert_close(raj(labelled_kl=option).label_terms(smoothed, logits), value)
+
+
+def test_the_raj_spec_states_each_reading_it_takes():
+    spec = load(SPECS / "raj-optimized-elbo.yaml")
+    assert spec.fixed["posterior"] == "x" and spec.fixed["labelled_kl"] == "section_3_6"
+    text = (SPECS / "raj-optimized-elbo.yaml").read_text()
+    assert "Gumbel" in text and "alpha = 1 is an assumption" in text

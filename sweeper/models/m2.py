@@ -97,12 +97,12 @@ class M2(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means",
-                 pretrain: float = 0.0):
+                 pretrain: float = 0.0, z_given_y: bool = True):
         super().__init__(input_shape, n_classes)
         self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
         self.weighting, self.pretrain = weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
-        self.encoder = net.encoder(n_classes, latent=latent)  # q(z|x,y)
+        self.encoder = net.encoder(*([n_classes] if z_given_y else []), latent=latent)  # q(z|x,y), or q(z|x) (Raj's Eq. 5)
         # p(x|y,z); with a learned variance (M1+M2's p(z1|y,z2), Kingma), a Gaussian head as the encoders have
         self.decoder = net.gaussian_decoder(latent, n_classes) if likelihood == LEARNED_VARIANCE else net.decoder(latent, n_classes)
         self.classifier = net.classifier(n_classes)  # q(y|x)

@@ -219,8 +219,8 @@ class Network:
     MLP: every network has its own hidden layers of `hidden` softplus units (Kingma, Jurasiński).
     CNN: one trunk (ImageFeatures, `hidden` units at its end) shared by every network built here that
     reads x, as in Raj's encoder, whose z and y heads sit on the same 512 features: q(y|x) is a
-    linear head on it, q(z|x, y) a linear layer over (features, y). Raj's tables draw q(z|X) while his
-    objective factorises q(z, y|X) = q(y|X) q(z|X, y), as M2 does; sweeper follows the objective.
+    linear head on it, q(z|x, y) a linear layer over (features, y). Raj's Eq. (5) and his Optimized-ELBO
+    draw z from q(z|X) alone (optimized_elbo's posterior: x); his labelled M2 bound (Eq. 6) from q(z|X, y).
     """
 
     def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int, depth: int = 1):
