@@ -102,6 +102,11 @@ class Fitter(ABC):
     def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
         """One epoch for every member; each member's mean [loss, *parts], (members, 1 + len(parts)), on the device."""
 
+    @property
+    @abstractmethod
+    def precision(self) -> str:
+        """What the fitting arithmetic actually ran in, as the rows record it: float32 or bfloat16."""
+
     @abstractmethod
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's class logits for x, (members, len(x), classes)."""
@@ -133,6 +138,10 @@ class GradientFitter(Fitter):
         self.stack = Stack(built, hypers, bf16=bf16, compile=compile)
         self.parts = self.stack.parts
         self.step = 0  # steps taken by every member, in lockstep
+
+    @property
+    def precision(self) -> str:
+        return "bfloat16" if self.stack.bf16 else "float32"  # the step's matmuls under autocast, or not
 
     def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
         device = split.x_train.device
@@ -175,6 +184,10 @@ class EMFitter(Fitter):
     def __init__(self, built: list[models.Model]):
         self.models = built
         self.parts = type(built[0]).loss_parts  # none is measured by EM: recorded as NaN
+
+    @property
+    def precision(self) -> str:
+        return "float32"  # EM's updates run in the data's dtype; a plan's bf16 applies to gradient steps only
 
     def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
         x, y = split.x_train, split.y_train

@@ -145,7 +145,7 @@ def rows(config_id: str, training: Training, spec: Spec, point: dict, error: str
             "status": "failed" if error and m.status == "running" else m.status,
             "stopped_by": "patience" if m.status == "stopped" else None,
             "error": error if error and m.status == "running" else None,
-            "precision": "bfloat16" if training.plan.bf16 else "float32",
+            "precision": training.fitter.precision,  # what ran: a plan's bfloat16 does not reach EM
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),
             "test_acc": m.test_acc,
             "best_epoch": m.best_epoch,

@@ -64,3 +64,18 @@ def test_a_seed_stopped_by_patience_says_so_with_its_best_epoch_and_the_precisio
     for t, m in zip(trials, training.members):
         assert (t["precision"], t["stopped_by"], t["best_epoch"]) == ("bfloat16", "patience", m.best_epoch)
         assert t["epochs"] == t["best_epoch"] + 1 < 8  # one epoch without improvement, then no more
+
+
+def test_the_rows_record_the_precision_that_ran_so_em_is_float32_where_bfloat16_is_native(monkeypatch):
+    from sweeper import packing
+
+    monkeypatch.setattr(packing, "native_bf16", lambda device: True)  # a CPU that multiplies bfloat16 natively
+    spec = parse(tiny_spec(models=["ssgmm", "m2"], search={}, fixed={"hidden": 16, "latent": 4, "covariance": "diag"}, epochs=1))
+    for point, ran in (({"model": "ssgmm"}, "float32"), ({"model": "m2"}, "bfloat16")):
+        plan = plan_of(spec, space.configuration(spec, point))
+        assert plan.bf16  # bf16: auto chose bfloat16 for the plan of either
+        training = Training(plan, load("digits"))
+        for _ in training.epochs():
+            pass
+        _, trials = rows("c", training, spec, point)
+        assert {t["precision"] for t in trials} == {ran}
