@@ -136,7 +136,7 @@ def matmul_seconds(spec) -> dict[str, float]:
 
     from sweeper import bench, space
     from sweeper.data import DATASETS
-    from sweeper.estimate import steps_in_an_epoch
+    from sweeper.bench import steps_in_an_epoch
 
     torch.set_num_threads(1)
     chosen = space.configuration(spec, space.grid_points(spec)[0])

@@ -20,11 +20,16 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import allocator, report, results
 from .errors import SweeperError
+
+if TYPE_CHECKING:  # annotations only: bench imports the training side where a case needs it
+    from .space import Configuration
+    from .spec import Spec
 
 HYPER = {"alpha": "number"}
 
@@ -122,7 +127,6 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import models, space
     from . import spec as spec_module
     from .data import DATASETS
-    from .estimate import steps_in_an_epoch
     from .packing import bf16_on, pack_key, pack_limit, packs, plan_of
 
     spec = spec_module.load(spec_path)
@@ -304,3 +308,13 @@ def main(cases: list[str], training: dict | None = None, projection: dict | None
             if case in STEP_CASES:
                 line["malloc_keeps_freed"] = keeps_freed
             print(json.dumps(line), flush=True)
+
+
+def steps_in_an_epoch(spec: Spec, chosen: Configuration) -> int:
+    """Training steps in one epoch of this configuration on its dataset's full training split."""
+    from .data import DATASETS
+    from .train import steps_per_epoch, unlabelled_count
+
+    info = DATASETS[chosen.dataset]
+    return steps_per_epoch(unlabelled_count(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
+                           chosen.batch_unlabelled)

@@ -257,11 +257,11 @@ def _status(args) -> int:
 
 
 def _validate(args) -> int:
-    from . import estimate, space
+    from . import footprint, space
     from . import spec as spec_module
 
     spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
-    estimate.check_memory(spec)  # as run checks it: what validates, runs
+    footprint.check_memory(spec)  # as run checks it: what validates, runs
     show(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
           f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each")
     return 0

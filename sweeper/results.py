@@ -402,6 +402,42 @@ def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:
     return found
 
 
+def configuration_rows(location: str | Path, config_id: str) -> list[dict]:
+    """The trial rows (one per seed) one configuration wrote under a results location; none if it wrote
+    none, or if they cannot be read now (a remote location that does not answer): a sweep goes on."""
+    try:
+        fs, root = filesystem(location)
+        path = f"{root}/trials/{whole_name(config_id)}"
+        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return []
+        return pq.read_table(path, filesystem=fs).to_pylist()
+    except (pa.ArrowException, OSError, ValueError, SweeperError):
+        return []
+
+
+def configuration_epoch_rows(location: str | Path, config_id: str, wanted: range) -> list[dict]:
+    """One configuration's epoch rows of the epochs `wanted`, from the files it keeps them in (an epoch's
+    part, the part of ROLLUP_EPOCHS it rolls up into, its whole file), found by name without listing the
+    directory. An epoch in several of them: the latest file's copy, as read() takes it (_recency). A file
+    replaced between looking and reading is skipped: the next call finds its rows where they went."""
+    fs, root = filesystem(location)
+    names = {whole_name(config_id)}
+    for epoch in wanted:
+        last = -(-epoch // ROLLUP_EPOCHS) * ROLLUP_EPOCHS
+        names |= {part_name(config_id, epoch, epoch), part_name(config_id, last - ROLLUP_EPOCHS + 1, last)}
+    found = [f for f in fs.get_file_info([f"{root}/epochs/{name}" for name in sorted(names)]) if f.type == pafs.FileType.File]
+    rows = {}
+    for info in sorted(found, key=_recency):  # later copies win
+        try:
+            table = pq.read_table(info.path, filesystem=fs)
+        except (OSError, pa.ArrowException):
+            continue
+        for row in table.to_pylist():
+            if row["epoch"] in wanted:
+                rows[(row["trial_id"], row["epoch"])] = row
+    return list(rows.values())
+
+
 def mark_stopped(out_dir: str | Path, config_id: str) -> None:
     """A configuration ended early by a scheduler: its running trials become "stopped", and its epoch rows,
     which it had no chance to write whole, one file."""

@@ -16,33 +16,16 @@ import time
 from typing import Any
 
 import optuna
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from . import results, space, study
-from .errors import SweeperError
 from .spec import Spec
-from .trainable import config_ids
+from .ids import config_ids
 
 TUNE_METRICS = {"val_acc": "objective", "wall_s": "wall_s"}  # an objective of the spec → what the trainable reports
-
-
-def configuration_rows(location: str, config_id: str) -> list[dict]:
-    """The trial rows (one per seed) one configuration wrote under a results location; none if it wrote
-    none, or if they cannot be read now (a remote location that does not answer): the sweep goes on."""
-    try:
-        fs, root = results.filesystem(location)
-        path = f"{root}/trials/{config_id}.parquet"
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
-            return []
-        return pq.read_table(path, filesystem=fs).to_pylist()
-    except (pa.ArrowException, OSError, ValueError, SweeperError):
-        return []
 
 
 def told_by_tune(spec: Spec, result: dict | None, error: bool) -> study.Summary:
@@ -117,7 +100,7 @@ class RecordingSearch(OptunaSearch):
         return config_ids({}, trial_id)[0]
 
     def _outcome(self, config_id: str, result: dict | None, error: bool) -> tuple[study.Summary | None, dict | None]:
-        rows = configuration_rows(self.location, config_id)  # none to read: what Tune saw is told instead
+        rows = results.configuration_rows(self.location, config_id)  # none to read: what Tune saw is told instead
         summary = study.summarise(self.spec, rows, tune_finished=not error) if rows else None
         if summary is None and (not error or not self.resumable):
             summary = told_by_tune(self.spec, result, error)

@@ -44,14 +44,12 @@ from optuna.trial import TrialState
 
 from . import redact, space
 from .errors import SweeperError, first_line
+from .ids import CLAIM_KEYS, DRIVER, STUDY_TRIAL  # noqa: F401 - study.DRIVER etc. name a claimed trial's keys
 from .spec import Spec, to_yaml
 
 FINGERPRINT = "sweeper_spec_sha256"  # study attributes
 CONFIGURATIONS = "sweeper_configurations"
 READY = "sweeper_ready"  # set once the grid is enqueued
-STUDY_TRIAL = "study_trial"  # the keys a claimed configuration's config carries: its trial's number ...
-DRIVER = "driver"  # ... and the driver that claimed it, which is also the name of that trial's attribute
-CLAIM_KEYS = (STUDY_TRIAL, DRIVER)
 HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
 UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
 DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -30,19 +30,18 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
-from . import allocator, data, estimate, progress, provenance, redact, results, searchers, space, study, tracking
+from . import allocator, data, footprint, progress, provenance, redact, results, searchers, space, study, tracking
 from .errors import Interrupted, SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
 from .spec import OBJECTIVES, Spec, load_ran, to_yaml
-from .study import CLAIM_KEYS
-from .trainable import Setup, config_ids, train_configuration
+from .ids import CLAIM_KEYS, RERUN_KEY, config_ids, trial_config_ids
+from .trainable import Setup, train_configuration
 
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
 SHARED_FILE = "study.txt"
 LOST_CHECKPOINT = "does not exist on storage anymore"  # Ray Tune's words when a trial's checkpoint is gone
-RERUN = "configuration"  # the config key under which resume reruns a configuration (or a pack)
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cp
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
     if not address:  # a joined cluster's nodes are not this machine
-        estimate.check_memory(spec)
+        footprint.check_memory(spec)
     tracking.check(spec)  # a tracker's library missing: one line, nothing written
     shared = study.open_shared(spec, study_url) if study_url else None  # before writing anything: a bad URL leaves nothing
     how_to_continue = ("its unfinished configurations go back to the shared study: run the same 'sweeper run ... --study URL' again"
@@ -212,12 +211,12 @@ def _resumed(spec: Spec, out: Path, location: str, datasets: dict, tuner, traina
     again, kept_errors = _unfinished(spec, location, grid)
     if again:
         def rerun_configuration(config, **parameters):
-            return trainable(config[RERUN], **parameters)
+            return trainable(config[RERUN_KEY], **parameters)
 
         def rerun() -> tune.Tuner:
             return tune.Tuner(
                 _runnable(spec, location, datasets, rerun_configuration),
-                param_space={RERUN: tune.grid_search(again)},
+                param_space={RERUN_KEY: tune.grid_search(again)},
                 tune_config=tune.TuneConfig(reuse_actors=True),
                 run_config=tune.RunConfig(name=f"{TUNE_DIR}-rerun-{int(time.time())}", storage_path=location, verbose=0,
                                           callbacks=[MarkStopped(location), _recorder(spec, out, location),
@@ -443,7 +442,7 @@ class MarkStopped(tune.Callback):
         self.out_dir = out_dir
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        for config_id in config_ids(trial.config.get(RERUN, trial.config), trial.trial_id):
+        for config_id in trial_config_ids(trial.config, trial.trial_id):
             results.mark_stopped(self.out_dir, config_id)
 
 
@@ -476,8 +475,8 @@ class RecordConfigurations(tune.Callback):
         self._record(trial, tune_finished=False)
 
     def _record(self, trial, tune_finished: bool) -> None:
-        for config_id in config_ids(trial.config.get(RERUN, trial.config), trial.trial_id):
-            rows = searchers.configuration_rows(self.location, config_id)
+        for config_id in trial_config_ids(trial.config, trial.trial_id):
+            rows = results.configuration_rows(self.location, config_id)
             summary = study.summarise(self.spec, rows, tune_finished)
             if summary is not None:
                 self.ledger().record(study.point_of(rows[0]), summary, config_id)

@@ -36,15 +36,12 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from ray import tune
 
-from . import redact, results, searchers, study
+from . import redact, results, study
 from .errors import SweeperError, first_line
 from .spec import Spec, Tracking
-from .trainable import config_ids
+from .ids import trial_config_ids
 
 RECORDS = "tracking"  # DIR/tracking/<config_id>.json: what has been logged of a configuration
 EVERY_EPOCH = "wall_s"  # the metric every epoch row has (train.py times every epoch): its last step is the last epoch logged
@@ -237,31 +234,6 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def epoch_rows(location: str, config_id: str, wanted: range) -> list[dict]:
-    """One configuration's epoch rows of the epochs `wanted`, from the files results.py keeps them in (an epoch's
-    part, the part of ROLLUP_EPOCHS it rolls up into, the configuration's whole file), found by name without
-    listing the directory. An epoch in several of them: the latest file's copy. A file replaced between looking
-    and reading is skipped: the next call finds its rows where they went."""
-    fs, root = results.filesystem(location)
-    block = results.ROLLUP_EPOCHS
-    names = {results.whole_name(config_id)}
-    for epoch in wanted:
-        last = -(-epoch // block) * block
-        names |= {results.part_name(config_id, epoch, epoch), results.part_name(config_id, last - block + 1, last)}
-    found = [f for f in fs.get_file_info([f"{root}/epochs/{name}" for name in sorted(names)]) if f.type == pafs.FileType.File]
-    whole = results.whole_name(config_id)
-    rows = {}
-    for info in sorted(found, key=lambda f: (f.mtime_ns or 0, f.base_name == whole)):  # later copies win
-        try:
-            table = pq.read_table(info.path, filesystem=fs)
-        except (OSError, pa.ArrowException):
-            continue
-        for row in table.to_pylist():
-            if row["epoch"] in wanted:
-                rows[(row["trial_id"], row["epoch"])] = row
-    return list(rows.values())
-
-
 # ---------------------------------------------------------------------------- the libraries
 
 
@@ -419,7 +391,7 @@ class TrackSeeds(tune.Callback):
         return {**self.__dict__, "_follow": None, "_said": set()}
 
     def setup(self, **info):
-        self._safely(Follow.end_removed, lambda config_id: bool(searchers.configuration_rows(self.location, config_id)))
+        self._safely(Follow.end_removed, lambda config_id: bool(results.configuration_rows(self.location, config_id)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._update(trial, tune_done=False)
@@ -438,14 +410,12 @@ class TrackSeeds(tune.Callback):
             self._follow = None
 
     def _update(self, trial, tune_done: bool) -> None:
-        from .sweep import RERUN  # here, not above: sweep imports this module
-
-        for config_id in config_ids(trial.config.get(RERUN, trial.config), trial.trial_id):
+        for config_id in trial_config_ids(trial.config, trial.trial_id):
             self._safely(self._update_configuration, config_id, tune_done)
 
     def _update_configuration(self, follow: Follow, config_id: str, tune_done: bool) -> None:
-        trials = searchers.configuration_rows(self.location, config_id)
-        follow.update(config_id, trials, partial(epoch_rows, self.location, config_id), tune_done)
+        trials = results.configuration_rows(self.location, config_id)
+        follow.update(config_id, trials, partial(results.configuration_epoch_rows, self.location, config_id), tune_done)
 
     def _safely(self, act, *args) -> None:
         """act(follow, *args), the tracker opened first; a failure is said once, and the sweep goes on."""

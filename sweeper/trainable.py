@@ -18,7 +18,7 @@ from ray import tune
 from . import kept, models, results, space
 from .data import Dataset
 from .spec import Spec
-from .study import CLAIM_KEYS, DRIVER, STUDY_TRIAL  # in a config from a shared study (searchers.ClaimingDefineByRun)
+from .ids import CLAIM_KEYS, config_ids
 from .packing import plan_of
 from .train import Training
 
@@ -75,16 +75,6 @@ def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: 
     except Exception as e:
         _write(setup, ids, training, points, error=f"{type(e).__name__}: {e}")
         raise
-
-
-def config_ids(config: dict, tune_trial_id: str) -> list[str]:
-    """What names each configuration's rows: Tune's trial id; in a pack, that and the position in the
-    pack; from a shared study, the driver and the study's trial number, unique across drivers."""
-    if "pack" in config:
-        return [f"{tune_trial_id}-{i}" for i in range(len(config["pack"]))]
-    if STUDY_TRIAL in config:
-        return [f"{config[DRIVER]}-{config[STUDY_TRIAL]}"]
-    return [tune_trial_id]
 
 
 def _metrics(training: Training, epoch: int) -> dict:

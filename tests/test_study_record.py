@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import tiny_spec
+from sweeper.ids import RERUN_KEY
 from sweeper import results, space, study, sweep
 from sweeper.spec import parse, with_pack
 
@@ -141,7 +142,7 @@ def test_a_grid_point_a_killed_driver_left_running_is_finished_not_joined_by_ano
     space.DefineByRun(spec)(asked)  # popped, then the driver died: Tune never heard of it
     point = dict(asked.params)
     write_rows(tmp_path, spec, "rerun1", point, ["completed", "completed"], val=0.7)
-    recorder(spec, tmp_path).on_trial_complete(0, [], SimpleNamespace(config={sweep.RERUN: point}, trial_id="rerun1"))
+    recorder(spec, tmp_path).on_trial_complete(0, [], SimpleNamespace(config={RERUN_KEY: point}, trial_id="rerun1"))
     trials = trials_of(tmp_path, spec)
     assert len(trials) == len(space.grid_points(spec))
     assert [(t.number, t.state, t.value) for t in trials if t.state.is_finished()] == [(asked.number, TrialState.COMPLETE, pytest.approx(0.7))]

@@ -177,10 +177,10 @@ def test_epoch_rows_are_found_in_parts_and_in_the_whole_file_by_name(tmp_path):
 
     for epoch in (1, 2):
         results.write_configuration(tmp_path, "c", *rows(epoch, "running"), HYPER, epoch=epoch)  # a part per epoch
-    assert [r["epoch"] for r in tracking.epoch_rows(str(tmp_path), "c", range(2, 3))] == [2]
+    assert [r["epoch"] for r in results.configuration_epoch_rows(str(tmp_path), "c", range(2, 3))] == [2]
     results.write_configuration(tmp_path, "c", *rows(3, "completed"), HYPER, epoch=3)  # ended: one whole file
-    assert sorted(r["epoch"] for r in tracking.epoch_rows(str(tmp_path), "c", range(1, 4))) == [1, 2, 3]
-    assert tracking.epoch_rows(str(tmp_path), "other", range(1, 4)) == []
+    assert sorted(r["epoch"] for r in results.configuration_epoch_rows(str(tmp_path), "c", range(1, 4))) == [1, 2, 3]
+    assert results.configuration_epoch_rows(str(tmp_path), "other", range(1, 4)) == []
 
 
 # ---------------------------------------------------------------------------- real sweeps

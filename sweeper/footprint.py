@@ -1,0 +1,56 @@
+"""What a configuration's training step needs of memory, known before anything is allocated, and the check
+that validate, estimate and run make with it alike: what validates, runs or is refused with the same line."""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from . import models, space
+from .data import DATASETS
+from .errors import SweeperError
+from .spec import Spec
+
+
+BYTES_PER_PARAMETER = 16  # float32 weights, their gradient and Adam's two moments
+BYTES_PER_ACTIVATION = 12  # float32 values kept for the backward pass, with their gradients and a temporary
+
+
+def memory_needed(chosen: space.Configuration, members: int = 1) -> int:
+    """Bytes one configuration's training step needs at least: its parameters (built on PyTorch's meta
+    device, so nothing is allocated) with their gradients and Adam's state, and each layer's activations
+    for a batch whose unlabelled rows are enumerated over the classes."""
+    info = DATASETS[chosen.dataset]
+    with torch.device("meta"):
+        module = models.build(chosen.model, info.input_shape, info.n_classes, chosen.hyper)
+    parameters = sum(p.numel() for p in module.parameters())
+    widths = sum(m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear))
+    rows = chosen.batch_labelled + chosen.batch_unlabelled * info.n_classes
+    mc = int(chosen.hyper.get("mc_samples", 1))
+    return members * (BYTES_PER_PARAMETER * parameters + BYTES_PER_ACTIVATION * rows * mc * max(widths, math.prod(info.input_shape)))
+
+
+def check_memory(spec: Spec, available: int | None = None) -> None:
+    """Refuse a configuration whose step cannot fit in this machine's memory (else torch fails to allocate
+    mid-sweep, or the machine swaps): one line naming the sizes to lower. A sampled search is checked at
+    its draws' bounds by the sizes it may draw, as a grid at each point."""
+    available = available or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for point in _largest_points(spec):
+        chosen = space.configuration(spec, point)
+        if models.MODELS[chosen.model].fitted_by == "em":
+            continue
+        needed = memory_needed(chosen)
+        if needed > available:
+            sizes = ", ".join(f"{k}={v:g}" for k, v in chosen.hyper.items() if k in SIZES)
+            raise SweeperError(f"{spec.source}: {chosen.model} on {chosen.dataset} with {sizes or 'its default sizes'}, batch "
+                               f"{chosen.batch_labelled}:{chosen.batch_unlabelled} needs about {needed / 2**30:,.1f} GiB for one "
+                               f"step, more than this machine's {available / 2**30:,.1f} GiB; lower the network's sizes or the batch")
+
+
+SIZES = ("hidden", "latent", "depth", "auxiliary", "features", "mc_samples")
+
+
+def _largest_points(spec: Spec) -> list[dict]:
+    """The points whose memory decides: a grid's every point; a sampled search's bounds (each range at its high end)."""
+    return space.grid_points(spec) if spec.sampler == "grid" else space.largest_points(spec)
