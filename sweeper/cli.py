@@ -321,9 +321,9 @@ def _models(args) -> int:
 
 
 def _inspect(args) -> int:
-    from . import inspect
+    from . import inspection
 
-    for trial_id, found in inspect.inspect(args.dir, args.trial, args.out, args.data_dir, args.each).items():
+    for trial_id, found in inspection.inspect(args.dir, args.trial, args.out, args.data_dir, args.each).items():
         units = (f", {found['active_units']} active latent units, label read from z' at {100 * found['probe_accuracy']:.1f} %"
                  if "active_units" in found else "")
         drawn = ", ".join(found["figures"]) or "none (a classifier alone has nothing generative to draw)"

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import sweeper
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper.cli import main
 
 

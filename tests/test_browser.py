@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from conftest import HYPER, epoch_rows, tiny_spec, trial_row
+from helpers import HYPER, epoch_rows, tiny_spec, trial_row
 from sweeper import provenance, results
 from sweeper.cli import main
 

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper.cli import main
 
 

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import sweep
 from sweeper.spec import parse
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import HYPER, epoch_rows, tiny_spec, trial_row
+from helpers import HYPER, epoch_rows, tiny_spec, trial_row
 from sweeper import kept, models, provenance, results
 from sweeper.cli import main
 

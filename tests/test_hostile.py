@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import redact, results
 from sweeper.cli import main
 

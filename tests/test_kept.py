@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import kept, load, results, space
 from sweeper.data import load as load_data
 from sweeper.spec import parse
@@ -62,15 +62,15 @@ def test_loading_a_trial_that_kept_nothing_says_so(tmp_path):
 
 
 def test_inspect_draws_what_fits_the_model_and_counts_active_units(tmp_path):
-    from sweeper import inspect
+    from sweeper import inspection
 
     train_and_keep(tmp_path, {"model": "m2", "alpha": 5.0})
     (tmp_path / "spec.yaml").write_text("name: tiny\ndataset: digits\nmodels: [m2]\nseeds: [0, 1]\nepochs: 3\n")
-    found = inspect.inspect(tmp_path, ["c-seed0"])["c-seed0"]
+    found = inspection.inspect(tmp_path, ["c-seed0"])["c-seed0"]
     assert found["figures"] == ["active_units.png", "reconstructions.png", "samples.png", "analogies.png"]
     assert found["analogy_columns"] == 10  # one column per label
     assert 0.0 <= found["probe_accuracy"] <= 1.0
-    assert found["active_units"] == sum(v > inspect.ACTIVE_KL for v in found["kl_per_unit"]) and len(found["kl_per_unit"]) == 4
+    assert found["active_units"] == sum(v > inspection.ACTIVE_KL for v in found["kl_per_unit"]) and len(found["kl_per_unit"]) == 4
     for name in found["figures"]:
         assert (tmp_path / "inspect" / "c-seed0" / name).stat().st_size > 1000
         assert (tmp_path / "inspect" / "c-seed0" / name).with_suffix(".svg").is_file()
@@ -78,7 +78,7 @@ def test_inspect_draws_what_fits_the_model_and_counts_active_units(tmp_path):
 
 
 def test_active_units_against_a_known_threshold():
-    from sweeper.inspect import active_units, kl_per_unit
+    from sweeper.inspection import active_units, kl_per_unit
 
     mu = torch.tensor([[0.0, 0.2, 3.0], [0.0, -0.2, -3.0]])  # unit 0 collapsed; unit 1 KL 0.02; unit 2 KL 4.5
     kl = kl_per_unit(mu, torch.zeros_like(mu))
@@ -87,11 +87,11 @@ def test_active_units_against_a_known_threshold():
 
 
 def test_inspect_on_two_dimensional_data_draws_the_confidence_panel(tmp_path):
-    from sweeper import inspect
+    from sweeper import inspection
 
     spec = {"dataset": "circles", "label_count": 50, "batch": {"labelled": 25, "unlabelled": 100},
             "fixed": {"hidden": 16, "latent": 1, "likelihood": "gaussian"}, "search": {}, "models": ["m2"]}
     train_and_keep(tmp_path, {"model": "m2"}, epochs=2, **spec)
     (tmp_path / "spec.yaml").write_text("name: t\ndataset: circles\nmodels: [m2]\nseeds: [0, 1]\nepochs: 2\nlabel_count: 50\n")
-    found = inspect.inspect(tmp_path, ["c-seed1"])["c-seed1"]
+    found = inspection.inspect(tmp_path, ["c-seed1"])["c-seed1"]
     assert found["figures"] == ["active_units.png", "two_d.png"]

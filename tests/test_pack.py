@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import allocator, sweep
 from sweeper.spec import parse, with_pack
 from sweeper.packing import auto_packs, pack_count, packs

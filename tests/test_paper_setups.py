@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HYPER, epoch_rows, tiny_spec, trial_row
+from helpers import HYPER, epoch_rows, tiny_spec, trial_row
 from sweeper import report, results, space
 from sweeper.data import load as load_data
 from sweeper.data.base import DataOptions

@@ -5,7 +5,7 @@ import pytest
 
 from sweeper import progress, results
 from sweeper.cli import main
-from conftest import HYPER, epoch_rows, trial_row
+from helpers import HYPER, epoch_rows, trial_row
 
 
 def test_time_left_comes_from_measured_epoch_times():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from ray.tune.search import Searcher
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import searchers, space, sweep
 from sweeper.spec import parse
 

@@ -6,7 +6,7 @@ from scipy import stats
 
 from sweeper import report, results
 from sweeper.errors import SweeperError
-from conftest import HYPER, epoch_rows, trial_row
+from helpers import HYPER, epoch_rows, trial_row
 
 
 @pytest.fixture

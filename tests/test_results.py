@@ -7,7 +7,7 @@ import pytest
 
 from sweeper import results
 from sweeper.errors import SweeperError
-from conftest import HYPER, epoch_rows, trial_row
+from helpers import HYPER, epoch_rows, trial_row
 
 
 def test_rows_are_read_back_with_the_same_columns_for_every_model(tmp_path):

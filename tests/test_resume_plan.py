@@ -1,6 +1,6 @@
 """What `sweeper resume` runs again (sweep.rerun_plan), from plain records of the rows and of Tune's
 trials: no Ray started. The rows are the truth; Tune's state may lag them."""
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import space
 from sweeper.spec import parse, with_pack
 from sweeper.sweep import LOST_CHECKPOINT, Rerun, TuneTrial, rerun_plan

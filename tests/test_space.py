@@ -2,7 +2,7 @@
 import optuna
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import space
 from sweeper.spec import SAMPLERS, at_scale, load, parse
 

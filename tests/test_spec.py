@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import spec as spec_module
 from sweeper.errors import SpecError
 from sweeper.spec import Grid, Range, parse, with_pack

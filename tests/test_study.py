@@ -5,7 +5,7 @@ import time
 import optuna
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import searchers, study
 from sweeper.cli import main
 from sweeper.errors import SweeperError

@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import study
 
 pytestmark = pytest.mark.ray

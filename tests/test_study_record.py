@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper.ids import RERUN_KEY
 from sweeper import results, space, study, sweep
 from sweeper.spec import parse, with_pack

@@ -5,7 +5,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import space, sweep
 from sweeper.cli import main
 from sweeper.spec import at_scale, load

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import results, sweep, tracking
 from sweeper.errors import SpecError, SweeperError
 from sweeper.spec import Tracking, parse, to_yaml

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 from sweeper import results, space
 from sweeper.data import load
 from sweeper.spec import parse

@@ -1,6 +1,7 @@
-"""Looking at kept models: reconstructions, class-conditional samples, analogies, active units, and on
-2-d data the data, reconstructions and the classifier's confidence (Jurasiński Fig. 2 and 3, Maaløe
-Fig. 3 and 5). The one reader of results besides training that needs torch.
+"""What kept models learnt (`sweeper inspect`; named so as to shadow no standard module): reconstructions,
+class-conditional samples, analogies, active units, and on 2-d data the data, reconstructions and the
+classifier's confidence (Jurasiński Fig. 2 and 3, Maaløe Fig. 3 and 5). The one reader of results besides
+training that needs torch.
 
     DIR/inspect/<trial_id>/<figure>.png and .svg, and summary.json (active units, figures)
 """
@@ -58,14 +59,14 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
                                        f"the sweep's ({', '.join(spec.datasets)}); was it written by this sweep?")
         data = load_data(model.about["dataset"], data_dir, spec.data)
         folder = Path(out) / trial_id if out else results.folder_inside(location, f"inspect/{trial_id}")
-        summary[trial_id] = look(model, data, folder)
+        summary[trial_id] = draw_figures(model, data, folder)
         with results.atomic(folder / "summary.json") as temporary:  # replaces a link there, never writes through it
             temporary.write_text(json.dumps(summary[trial_id], indent=1) + "\n")
     return summary
 
 
 @torch.no_grad()
-def look(model, data, folder: Path) -> dict:
+def draw_figures(model, data, folder: Path) -> dict:
     """Every figure that fits `model` on `data`, under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     x = torch.as_tensor(data.x_test)
