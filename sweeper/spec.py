@@ -236,7 +236,7 @@ class Step:
     """`step: {bf16: true|false|auto, compile: true|false}`: how the training step runs."""
 
     # The step's matmuls under bfloat16 autocast. auto (the default): where the device multiplies bfloat16
-    # natively, since there it cost no accuracy beyond seed noise (README, "Fast sweeps"); float32 elsewhere.
+    # natively, since there it cost no accuracy beyond seed noise (docs/performance.md); float32 elsewhere.
     bf16: bool | str = "auto"
     compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
 
