@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import provenance, results
+from . import provenance, results, space
 from . import spec as spec_module
 
 
@@ -68,7 +68,7 @@ def bar(state: State, width: int = 30) -> str:
 def of_directory(location: str | Path) -> State:
     """A sweep's progress from its results directory alone (any sweep, shared study or not)."""
     spec = spec_module.load(results.spec_file(location))
-    total = spec.grid_size() if spec.sampler == "grid" else spec.trials
+    total = space.configuration_count(spec)
     try:
         trials = results.read(location, "trials")
         epochs = len(results.read(location, "epochs", columns=["trial_id", "epoch"]))

@@ -96,23 +96,19 @@ def _ignored(spec: Spec, model: str, chosen: dict[str, Any]) -> set[str]:
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
-    """Every configuration of an all-grid spec: data axes × per model, the product of its grids. A
-    hyperparameter the model ignores at a point (sigma2 with a Bernoulli likelihood) is left out of
-    it, and the points that then coincide are one configuration."""
+    """Every configuration of an all-grid spec: data axes × per model, its grid as Spec.grid_blocks gives it
+    (the rule Spec.grid_size counts by): a hyperparameter the model ignores at a point (sigma2 with a Bernoulli
+    likelihood) is left out of it."""
     groups = _axis_groups(spec)
     points = []
     for data_values in itertools.product(*(values for _, values in groups)):
         data = dict(zip((name for name, _ in groups), data_values))
         for model in spec.models:
-            searched = spec.searched(model)
-            seen = set()
-            for values in itertools.product(*(d.values for d in searched.values())):
-                chosen = dict(zip(searched, values))
-                ignored = _ignored(spec, model, chosen)
-                chosen = {k: v for k, v in chosen.items() if k not in ignored}
-                if point_key(chosen) not in seen:
-                    seen.add(point_key(chosen))
-                    points.append({**data, "model": model, **chosen})
+            order = list(spec.searched(model))  # a point's keys in the spec's order
+            for options, axes in spec.grid_blocks(model):
+                for values in itertools.product(*axes.values()):
+                    chosen = {**options, **dict(zip(axes, values))}
+                    points.append({**data, "model": model, **{k: chosen[k] for k in order if k in chosen}})
     return points
 
 

@@ -591,22 +591,30 @@ class Spec:
         taken = models.hyperparameters(model)
         return {name: domain for name, domain in self.search.items() if name in taken}
 
-    def grid_size(self) -> int:
-        """How many configurations the grid holds, counted without listing them: data combinations times,
-        per model, the product of its grids; a hyperparameter the model ignores at a point (sigma2 with a
-        Bernoulli likelihood) is no axis of that point (as space.grid_points lists them)."""
+    def grid_blocks(self, model: str) -> list[tuple[dict, dict]]:
+        """A model's grid as blocks, the one rule that both lists and counts it: per combination of the searched
+        options (text choices), (those options, the other searched hyperparameters that matter with them, by
+        name, with their values). A hyperparameter the model ignores with those options (sigma2 with a
+        Bernoulli likelihood) is no axis of the block, so no two points of the grid coincide."""
         import itertools
 
         from . import models
 
-        total = 0
-        for model in self.models:
-            searched = self.searched(model)
-            options = {k: d.values for k, d in searched.items() if models.hyperparameters(model)[k].choices}
-            for chosen in itertools.product(*options.values()):
-                ignored = models.MODELS[model].ignored({**self.fixed, **dict(zip(options, chosen))})
-                total += math.prod(len(d.values) for k, d in searched.items() if k not in options and k not in ignored)
-        return total * len(_data_combinations(self))
+        searched = self.searched(model)
+        options = {k: d.values for k, d in searched.items() if models.hyperparameters(model)[k].choices}
+        blocks = []
+        for chosen in itertools.product(*options.values()):
+            picked = dict(zip(options, chosen))
+            ignored = models.MODELS[model].ignored({**self.fixed, **picked})
+            blocks.append(({k: v for k, v in picked.items() if k not in ignored},
+                           {k: d.values for k, d in searched.items() if k not in options and k not in ignored}))
+        return blocks
+
+    def grid_size(self) -> int:
+        """How many configurations the grid holds, counted from grid_blocks without listing them."""
+        per_data = sum(math.prod(len(values) for values in axes.values()) for model in self.models
+                       for _, axes in self.grid_blocks(model))
+        return per_data * len(_data_combinations(self))
 
     def hyperparameter_columns(self) -> dict[str, str]:
         """Every hyperparameter of every model in the sweep, sorted, as "number" or "text": the results' columns."""

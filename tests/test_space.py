@@ -95,3 +95,16 @@ def test_every_sampler_pickles_as_ray_tune_pickles_its_searcher_and_samples_afte
         assert 0.1 <= trial.suggest_float("alpha", 0.1, 10.0) <= 10.0
         study.tell(trial, [0.5, 1.0] if kind == "nsga2" else 0.5)
     assert len(study.trials) == 3
+
+
+def test_counting_and_listing_a_grid_share_one_rule_for_every_spec():
+    from pathlib import Path
+
+    from sweeper.spec import at_scale, load
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "search_spaces").glob("*.yaml")):
+        for scale in ("full", "smoke"):
+            spec = at_scale(load(path), scale)
+            if spec.sampler == "grid":
+                points = space.grid_points(spec)
+                assert space.configuration_count(spec) == len(points) == len({space.point_key(p) for p in points}), (path.name, scale)
