@@ -79,7 +79,7 @@ class Sweep:
         """How far the sweep is, as `sweeper status DIR` says it."""
         from . import progress
 
-        return progress.line(progress.of_directory(self.path))
+        return progress.line(progress.from_results(self.path))
 
     def __repr__(self) -> str:
         return f"Sweep({str(self.path)!r}: {self.spec.name})"

@@ -248,7 +248,7 @@ def _status(args) -> int:
     if args.dir is not None:
         from . import progress
 
-        show(progress.line(progress.of_directory(args.dir)))
+        show(progress.line(progress.from_results(args.dir)))
         return 0
     from . import study
 

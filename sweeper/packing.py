@@ -82,7 +82,7 @@ def pack_count(configurations: int, slots: int, at_most: int | None = None) -> i
     return min(packs, configurations)
 
 
-def even(points: list, count: int) -> list[list]:
+def equal_packs(points: list, count: int) -> list[list]:
     """`points` in `count` packs whose sizes differ by at most one, in order."""
     size, extra = divmod(len(points), count)
     bounds = [i * size + min(i, extra) for i in range(count + 1)]
@@ -96,5 +96,5 @@ def auto_packs(spec: Spec, points: list[dict], slots: int, at_most: int | None =
     for point in points:
         groups.setdefault(pack_key(plan_of(spec, space.configuration(spec, point))), []).append(point)
     share = max(1, slots // len(groups))  # groups train side by side: each its share of the slots
-    chosen = [pack for group in groups.values() for pack in even(group, pack_count(len(group), share, at_most))]
+    chosen = [pack for group in groups.values() for pack in equal_packs(group, pack_count(len(group), share, at_most))]
     return chosen, max(1, slots // len(chosen))

@@ -65,7 +65,7 @@ def bar(state: State, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "] " + line(state)
 
 
-def of_directory(location: str | Path) -> State:
+def from_results(location: str | Path) -> State:
     """A sweep's progress from its results directory alone (any sweep, shared study or not)."""
     spec = spec_module.load(results.spec_file(location))
     total = space.configuration_count(spec)

@@ -28,7 +28,7 @@ from .ids import config_ids
 TUNE_METRICS = {"val_acc": "objective", "wall_s": "wall_s"}  # an objective of the spec → what the trainable reports
 
 
-def told_by_tune(spec: Spec, result: dict | None, error: bool) -> study.Summary:
+def outcome_seen_by_tune(spec: Spec, result: dict | None, error: bool) -> study.Summary:
     """A configuration's outcome as Tune alone saw it (no rows to read): what OptunaSearch would tell."""
     values = [(result or {}).get(TUNE_METRICS[o]) for o in spec.objectives]
     if error:
@@ -38,7 +38,7 @@ def told_by_tune(spec: Spec, result: dict | None, error: bool) -> study.Summary:
     return study.Summary(TrialState.COMPLETE, [float(v) for v in values], {})
 
 
-class Numbered:
+class NumberedSpace:
     """The search space, noting the number of the study's trial it last defined (Tune pickles it)."""
 
     def __init__(self, define):
@@ -64,7 +64,7 @@ class RecordingSearch(OptunaSearch):
 
     def __init__(self, *, space: Any, study_name: str, storage: optuna.storages.BaseStorage, spec: Spec, location: str,
                  **options):
-        self.numbered = Numbered(space)
+        self.numbered = NumberedSpace(space)
         super().__init__(space=self.numbered, study_name=study_name, storage=storage, **options)
         self.where, self.spec, self.location = storage, spec, location
         self.numbers: dict[str, int] = {}  # Tune trial id → the study's trial number
@@ -103,7 +103,7 @@ class RecordingSearch(OptunaSearch):
         rows = results.configuration_rows(self.location, config_id)  # none to read: what Tune saw is told instead
         summary = study.summarise(self.spec, rows, tune_finished=not error) if rows else None
         if summary is None and (not error or not self.resumable):
-            summary = told_by_tune(self.spec, result, error)
+            summary = outcome_seen_by_tune(self.spec, result, error)
         return summary, study.point_of(rows[0]) if rows else None
 
 
@@ -148,11 +148,11 @@ class SharedSearch(RecordingSearch):
 
     resumable = False
 
-    def __init__(self, board: study.Board, where: optuna.storages.BaseStorage, location: str, **options):
+    def __init__(self, board: study.SharedStudyDriver, where: optuna.storages.BaseStorage, location: str, **options):
         super().__init__(storage=where, study_name=board.spec.name, spec=board.spec, location=location, **options)
         self.board = board
         self.checked_at = 0.0
-        self.census: study.Census | None = None
+        self.census: study.StudyCounts | None = None
 
     def suggest(self, trial_id: str):
         census = self._census()
@@ -178,7 +178,7 @@ class SharedSearch(RecordingSearch):
         except UpdateFinishedTrialError:  # this driver went silent too long: another has taken it over
             pass
 
-    def _census(self) -> study.Census:
+    def _census(self) -> study.StudyCounts:
         """The study's state, read at most once a second (Tune asks for suggestions in a tight loop)."""
         if self.census is None or time.monotonic() - self.checked_at > 1.0:
             self.census = study.census(self.board.study)

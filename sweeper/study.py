@@ -16,7 +16,7 @@ one machine, or a journal file on a shared filesystem. It holds the work, and th
 
 Every configuration also ends as one finished trial of a study, for optuna-dashboard: the searcher's
 own trial (`finish`), or one added for a configuration no searcher handed out, a pack's member (`add`),
-each once (`Ledger`). Its value is the mean over seeds of the best validation accuracy, its attributes
+each once (`RecordedConfigurations`). Its value is the mean over seeds of the best validation accuracy, its attributes
 the test accuracy and the spreads over seeds (`summarise`, from the configuration's rows).
 
 Only Optuna here: the Ray side (the searchers Tune drives) is searchers.py.
@@ -165,7 +165,7 @@ def _wait_until_ready(study: optuna.Study, url: str) -> None:
         time.sleep(1.0)
 
 
-class Board:
+class SharedStudyDriver:
     """What one driver does in the shared study: claim, keep alive, take over from the silent.
     Picklable (Tune saves its searcher): it keeps the URL, and opens the storage where it is used."""
 
@@ -241,7 +241,7 @@ class Board:
 
 
 @dataclass(frozen=True)
-class Census:
+class StudyCounts:
     """The shared sweep's trials by state, over the configurations it counts."""
 
     total: int  # configurations the sweep has (grid points, or the trials a sampler may make)
@@ -259,7 +259,7 @@ class Census:
         return sum(self.states.values())
 
 
-def census(study: optuna.Study) -> Census:
+def census(study: optuna.Study) -> StudyCounts:
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(UNCLAIMED)]
     retried = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
     states: Counter = Counter()
@@ -272,7 +272,7 @@ def census(study: optuna.Study) -> Census:
             continue
         states[t.state.name] += 1
         counts[{"COMPLETE": "done", "PRUNED": "done", "RUNNING": "running", "FAIL": "failed"}.get(t.state.name, "other")] += 1
-    return Census(int(study.user_attrs.get(CONFIGURATIONS, 0)), states, by_driver, len(retried))
+    return StudyCounts(int(study.user_attrs.get(CONFIGURATIONS, 0)), states, by_driver, len(retried))
 
 
 class Heartbeats(threading.Thread):
@@ -283,9 +283,9 @@ class Heartbeats(threading.Thread):
     the next beat; meanwhile each failed beat says so on stderr (`say`), with how long is left before
     other drivers may take this driver's configurations (reclaim_after_s after the last one heard)."""
 
-    def __init__(self, board: Board, say: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, board: SharedStudyDriver, say: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
         super().__init__(name="sweeper-heartbeats", daemon=True)
-        self.board = Board(board.url, board.spec, board.driver)  # its own connection, beside the searcher's
+        self.board = SharedStudyDriver(board.url, board.spec, board.driver)  # its own connection, beside the searcher's
         self.stopped = threading.Event()
         self.say = say or _to_stderr
         self.clock = clock
@@ -424,7 +424,7 @@ def distributions(spec: Spec, point: dict) -> dict[str, optuna.distributions.Bas
     return trial.distributions
 
 
-class Ledger:
+class RecordedConfigurations:
     """The configurations a study has recorded, read once, so that each is recorded exactly once, also
     after a retry or a resume: a configuration already recorded is left as it is; a grid point whose
     trial a killed driver left running is finished, rather than joined by a second trial."""

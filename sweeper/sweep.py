@@ -103,7 +103,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
     board, param_space, recorders = None, None, []
     if shared:  # the shared study ends the sweep itself, when every driver's configurations are done
-        board = study.Board(study_url, spec, driver or default_driver())
+        board = study.SharedStudyDriver(study_url, spec, driver or default_driver())
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
         searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec)
         recorders = [_recorder(spec, out, location)]  # this driver's configurations, in its own study too
@@ -402,7 +402,7 @@ def _searcher(spec: Spec, out: Path, location: str):
     return _limited(spec, searchers.GridSearch(**options))
 
 
-def _shared_searcher(spec: Spec, board: study.Board, storage, location: str):
+def _shared_searcher(spec: Spec, board: study.SharedStudyDriver, storage, location: str):
     """OptunaSearch over a study other drivers share; the grid is already enqueued there."""
     return _limited(spec, searchers.SharedSearch(board, storage, location, space=searchers.ClaimingDefineByRun(spec, board.driver),
                                                  **_objectives(spec)))
@@ -449,7 +449,7 @@ class MarkStopped(tune.Callback):
 class RecordConfigurations(tune.Callback):
     """Each configuration a Tune trial trains, recorded in the results directory's study once its rows
     say it ended (study.summarise): a pack's members each as a trial of their own, a diverged member
-    as soon as it diverged. A configuration already recorded stays as it is (study.Ledger), so a retry
+    as soon as it diverged. A configuration already recorded stays as it is (study.RecordedConfigurations), so a retry
     or a resume never records one twice. For trials no searcher of that study tells: packs, a shared
     study's configurations, resume's reruns.
 
@@ -458,7 +458,7 @@ class RecordConfigurations(tune.Callback):
     def __init__(self, spec: Spec, location: str, journal: str):
         self.spec, self.location, self.journal = spec, location, journal
         self.diverged: dict[str, int] = {}  # Tune trial id → diverged members last reported
-        self._ledger: study.Ledger | None = None
+        self._ledger: study.RecordedConfigurations | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ledger": None}
@@ -481,10 +481,10 @@ class RecordConfigurations(tune.Callback):
             if summary is not None:
                 self.ledger().record(study.point_of(rows[0]), summary, config_id)
 
-    def ledger(self) -> study.Ledger:
+    def ledger(self) -> study.RecordedConfigurations:
         if self._ledger is None:
             storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(self.journal))
-            self._ledger = study.Ledger(optuna.load_study(study_name=self.spec.name, storage=storage), storage, self.spec)
+            self._ledger = study.RecordedConfigurations(optuna.load_study(study_name=self.spec.name, storage=storage), storage, self.spec)
         return self._ledger
 
 

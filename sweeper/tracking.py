@@ -100,7 +100,7 @@ class Records:
 
 
 class Tracker(Protocol):
-    """What Follow asks of a tracker library. `state` is MLflow's word for how a run ended: FINISHED, KILLED, FAILED."""
+    """What TrackerLog asks of a tracker library. `state` is MLflow's word for how a run ended: FINISHED, KILLED, FAILED."""
 
     def group(self, config_id: str, params: dict, tags: dict) -> str: ...
     def run(self, group: str, trial_id: str, params: dict, tags: dict) -> str: ...
@@ -111,7 +111,7 @@ class Tracker(Protocol):
     def close(self) -> None: ...
 
 
-class Follow:
+class TrackerLog:
     """Logs configurations' rows to a tracker: each seed's epochs after the last one logged, each once, however
     often it is called with the same rows; a seed's end once its rows say it ended, the configuration's once all did."""
 
@@ -377,21 +377,21 @@ def callbacks(spec: Spec, location: str, out: Path) -> list:
 
 
 class TrackSeeds(tune.Callback):
-    """After each result of a Tune trial (and as it ends), each of its configurations' new rows, to the tracker (Follow).
+    """After each result of a Tune trial (and as it ends), each of its configurations' new rows, to the tracker (TrackerLog).
     Opens the tracker at its first use, in the driver; a tracker that fails is one line on stderr, never the sweep's end.
 
     Holds no open tracker: Tune pickles its callbacks with the experiment state."""
 
     def __init__(self, spec: Spec, location: str, out: str):
         self.spec, self.location, self.out = spec, location, out
-        self._follow: Follow | None = None
+        self._follow: TrackerLog | None = None
         self._said: set[str] = set()  # lines printed: each once
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_follow": None, "_said": set()}
 
     def setup(self, **info):
-        self._safely(Follow.end_removed, lambda config_id: bool(results.configuration_rows(self.location, config_id)))
+        self._safely(TrackerLog.end_removed, lambda config_id: bool(results.configuration_rows(self.location, config_id)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._update(trial, tune_done=False)
@@ -406,14 +406,14 @@ class TrackSeeds(tune.Callback):
         for config_id in Records(Path(self.out) / RECORDS).open_ones():  # what a failing tracker left: once more
             self._safely(self._update_configuration, config_id, True)
         if self._follow is not None:
-            self._safely(Follow.close)
+            self._safely(TrackerLog.close)
             self._follow = None
 
     def _update(self, trial, tune_done: bool) -> None:
         for config_id in trial_config_ids(trial.config, trial.trial_id):
             self._safely(self._update_configuration, config_id, tune_done)
 
-    def _update_configuration(self, follow: Follow, config_id: str, tune_done: bool) -> None:
+    def _update_configuration(self, follow: TrackerLog, config_id: str, tune_done: bool) -> None:
         trials = results.configuration_rows(self.location, config_id)
         follow.update(config_id, trials, partial(results.configuration_epoch_rows, self.location, config_id), tune_done)
 
@@ -422,7 +422,7 @@ class TrackSeeds(tune.Callback):
         try:
             if self._follow is None:
                 opened = TRACKER_TYPES[self.spec.tracking.kind](self.spec.tracking, self.spec.name, Path(self.out))
-                self._follow = Follow(opened, Records(Path(self.out) / RECORDS), self.spec)
+                self._follow = TrackerLog(opened, Records(Path(self.out) / RECORDS), self.spec)
             act(self._follow, *args)
         except Exception as e:  # noqa: BLE001 - a listener's failure must not end hours of training
             line = redact.message(f"tracking: {self.spec.tracking.kind}: {first_line(e)}; the sweep goes on, and what was "

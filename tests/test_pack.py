@@ -29,9 +29,9 @@ def test_grid_points_are_packed_by_architecture_in_grid_order():
     (3, 2, None, [2, 1]),
 ])
 def test_packs_fill_every_slot_and_are_even(configurations, slots, at_most, sizes):
-    from sweeper.packing import even
+    from sweeper.packing import equal_packs
 
-    assert [len(p) for p in even(list(range(configurations)), pack_count(configurations, slots, at_most))] == sizes
+    assert [len(p) for p in equal_packs(list(range(configurations)), pack_count(configurations, slots, at_most))] == sizes
 
 
 def test_auto_packs_give_spare_slots_to_the_packs_as_threads():

@@ -22,7 +22,7 @@ def test_status_of_a_results_directory(tmp_path, capsys):
                  "best_val_acc": val, "point": json.dumps({"alpha": 1.0 if config == "a" else 10.0, "model": "m2"})} for s in range(2)]
         results.write_configuration(tmp_path, config, [r for s in range(2) for r in epoch_rows(config, "m2", s, epochs=epochs)], rows, HYPER)
     (tmp_path / "provenance.json").write_text(json.dumps([{"start": "2026-01-01T00:00:00+00:00", "end": None}]))
-    state = progress.of_directory(tmp_path)
+    state = progress.from_results(tmp_path)
     assert (state.done, state.running, state.failed, state.total) == (1, 1, 0, 3)
     assert (state.epochs_done, state.epochs_total) == (12, 24) and state.best == 0.9 and state.best_settings == "alpha=10.0 model=m2"
     # b: 2 epochs to go at 2 seeds x 2 s; c (not started): 4 epochs at the mean of a's and b's 4 s; one slot running

@@ -20,7 +20,7 @@ def grid_spec(**overrides):
 
 def searcher(spec, url, driver, location="no-rows-here"):
     """A driver's searcher; its trials write no rows, so it tells the study what Tune reports."""
-    board = study.Board(url, spec, driver)
+    board = study.SharedStudyDriver(url, spec, driver)
     return searchers.SharedSearch(board, study.open_shared(spec, url), location,
                                   space=searchers.ClaimingDefineByRun(spec, driver), metric="objective", mode="max")
 
@@ -137,7 +137,7 @@ def test_a_driver_whose_heartbeats_fail_says_so_before_its_work_is_taken_over():
     """The database refuses: every beat says which study (its password masked), for how long no
     heartbeat got through, and how long before other drivers may take this driver's configurations."""
     spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 60})
-    board = study.Board("postgresql://nobody:hunter2@127.0.0.1:1/none", spec, "east")
+    board = study.SharedStudyDriver("postgresql://nobody:hunter2@127.0.0.1:1/none", spec, "east")
     ticks = iter(range(0, 1000, 30))  # a clock that moves 30 s a beat
     lines = []
     heartbeats = study.Heartbeats(board, say=lines.append, clock=lambda: next(ticks))
@@ -157,7 +157,7 @@ def test_a_driver_whose_heartbeats_get_through_again_says_so(tmp_path):
     url = str(tmp_path / "not-yet" / "study.journal")  # no folder for the journal yet: every beat fails
     spec = grid_spec(study={"heartbeat_s": 1, "reclaim_after_s": 2})
     lines = []
-    heartbeats = study.Heartbeats(study.Board(url, spec, "east"), say=lines.append)
+    heartbeats = study.Heartbeats(study.SharedStudyDriver(url, spec, "east"), say=lines.append)
     heartbeats.start()
     try:
         _wait_for(lambda: lines)

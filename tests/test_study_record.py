@@ -1,5 +1,5 @@
 """Every configuration as one finished trial of the results directory's study, for optuna-dashboard:
-its outcome from its rows (study.summarise), each recorded once (study.Ledger, sweep.RecordConfigurations),
+its outcome from its rows (study.summarise), each recorded once (study.RecordedConfigurations, sweep.RecordConfigurations),
 and tiny real sweeps, packed or not, read back with the storage optuna-dashboard opens a journal with."""
 import json
 import os

@@ -116,7 +116,7 @@ def test_each_epoch_is_logged_once_through_retries_and_a_restart(tmp_path):
     spec = parse(tiny_spec(tracking="mlflow"))
     records = tracking.Records(tmp_path / "tracking")
     tracker, asked = Recorded(), []
-    follow = tracking.Follow(tracker, records, spec)
+    follow = tracking.TrackerLog(tracker, records, spec)
 
     follow.update("c", trials(2), reader(epochs(2), asked), tune_done=False)
     follow.update("c", trials(2), reader(epochs(2), asked), tune_done=False)  # the same rows again: nothing new
@@ -133,7 +133,7 @@ def test_each_epoch_is_logged_once_through_retries_and_a_restart(tmp_path):
 
     # a new driver (sweeper resume) from the records; the tracker holds one epoch more than they say (a crash between the two)
     tracker = Recorded(holds={"run-c-seed0": 4})
-    follow = tracking.Follow(tracker, tracking.Records(tmp_path / "tracking"), spec)
+    follow = tracking.TrackerLog(tracker, tracking.Records(tmp_path / "tracking"), spec)
     for _ in range(2):
         follow.update("c", trials(5, "completed"), reader(epochs(5), asked), tune_done=True)
     assert tracker.calls == [
@@ -148,7 +148,7 @@ def test_each_epoch_is_logged_once_through_retries_and_a_restart(tmp_path):
 def test_a_seed_ends_when_its_rows_say_so_and_a_failure_only_once_tune_gives_up(tmp_path):
     spec = parse(tiny_spec(tracking="mlflow"))
     tracker = Recorded()
-    follow = tracking.Follow(tracker, tracking.Records(tmp_path), spec)
+    follow = tracking.TrackerLog(tracker, tracking.Records(tmp_path), spec)
     diverged = trials(1, seeds=(0,)) + [{**trials(1, "diverged", seeds=(1,))[0], "test_acc": math.nan}]
     follow.update("c", diverged, reader(epochs(1), []), tune_done=False)
     assert [c for c in tracker.calls if c[0] == "end"] == [("end", "run-c-seed1", None, "diverged", "FAILED")]
@@ -161,7 +161,7 @@ def test_a_seed_ends_when_its_rows_say_so_and_a_failure_only_once_tune_gives_up(
 def test_runs_of_removed_rows_are_ended(tmp_path):
     spec = parse(tiny_spec(tracking="mlflow"))
     tracker = Recorded()
-    follow = tracking.Follow(tracker, tracking.Records(tmp_path), spec)
+    follow = tracking.TrackerLog(tracker, tracking.Records(tmp_path), spec)
     follow.update("c", trials(1), reader(epochs(1), []), tune_done=False)
     follow.end_removed(lambda config_id: True)
     assert tracker.calls[-1][0] == "log"
