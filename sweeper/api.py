@@ -49,7 +49,7 @@ class Sweep:
         self.outcome = None  # what run() saw of the sweep it ran: configurations, failures, time
         from . import spec as spec_module
 
-        self.spec = spec_module.load_ran(results.spec_file(self.path))
+        self.spec = spec_module.load_ran(self.path)
 
     def trials(self) -> pd.DataFrame:
         """One row per trial (a configuration's seed): its hyperparameters, status and accuracies."""

@@ -48,7 +48,7 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
             data_dir: str | Path | None = None, each: bool = False) -> dict[str, dict]:
     """The figures that fit each trial's model and data; returns, per trial, what was drawn and found."""
     location = str(location)
-    spec = spec_module.load(results.spec_file(location))
+    spec = spec_module.load_ran(location)
     trial_ids = [results.checked_id(t, "--trial", location) for t in trial_ids] if trial_ids else \
         [results.checked_id(t, "trial_id", f"{location}/trials") for t in chosen_trials(location, each)]
     summary = {}

@@ -67,7 +67,7 @@ def bar(state: State, width: int = 30) -> str:
 
 def from_results(location: str | Path) -> State:
     """A sweep's progress from its results directory alone (any sweep, shared study or not)."""
-    spec = spec_module.load(results.spec_file(location))
+    spec = spec_module.load_ran(location)
     total = space.configuration_count(spec)
     try:
         trials = results.read(location, "trials")

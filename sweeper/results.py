@@ -297,14 +297,6 @@ def folder_inside(location: str | Path, relative: str) -> Path:
     return folder
 
 
-def spec_file(location: str | Path) -> str:
-    """The path of the spec a local results directory ran (inside(): a regular file in it), or one line."""
-    try:
-        return inside(location, "spec.yaml")
-    except (FileNotFoundError, NotADirectoryError):
-        raise SweeperError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'") from None
-
-
 def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE) -> bytes:
     """A small file of a results location, whole (FileNotFoundError where it is missing): a local one only
     if inside() allows it, and none larger than `limit`."""

@@ -993,11 +993,29 @@ def _assign(raw: dict, path: list[str], value: Any) -> None:
     node[last] = value
 
 
-def load_ran(path: str | Path) -> Spec:
-    """The spec a results directory's spec.yaml says it ran. One with no `step` was written while float32
-    was the default (before `bf16: auto`), so it resumes in float32, as it started."""
-    raw = _read_spec(Path(path))
-    spec = parse(raw, source=str(path))
+def read_ran(location: str | Path) -> dict:
+    """The spec a results location says it ran, as its YAML mapping: the one reader of DIR/spec.yaml (a regular
+    file inside the directory, read by results.read_bytes; the hardened YAML reader). No torch: reports read it."""
+    from . import results
+
+    try:
+        text = results.read_bytes(location, "spec.yaml").decode("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpecError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{location}/spec.yaml: is not UTF-8 text (byte {e.start}); was it written by sweeper?") from None
+    with _naming(f"{location}/spec.yaml"):
+        raw = _read_yaml(text)
+    if not isinstance(raw, dict):
+        raise SpecError(f"{location}/spec.yaml: not a spec's mapping of keys; was it written by sweeper?")
+    return raw
+
+
+def load_ran(location: str | Path) -> Spec:
+    """The spec a results location ran (read_ran), parsed. One with no `step` was written while float32 was the
+    default (before `bf16: auto`), so it resumes in float32, as it started."""
+    raw = read_ran(location)
+    spec = parse(raw, source=f"{location}/spec.yaml")
     return spec if "step" in raw else replace(spec, step=replace(spec.step, bf16=False))
 
 

@@ -33,7 +33,7 @@ from ray.tune.search import ConcurrencyLimiter
 from . import allocator, data, footprint, progress, provenance, redact, results, searchers, space, study, tracking
 from .errors import Interrupted, SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs
-from .spec import OBJECTIVES, Spec, load_ran, to_yaml
+from .spec import OBJECTIVES, Spec, load_ran, read_ran, to_yaml
 from .ids import CLAIM_KEYS, RERUN_KEY, config_ids, trial_config_ids
 from .trainable import Setup, train_configuration
 
@@ -174,7 +174,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
     """Continue a sweep whose driver stopped: finished configurations stay as they are, unfinished
     ones continue from their last checkpoint, and the Optuna study goes on where it was."""
     out = Path(out_dir).resolve()
-    results.spec_file(out)  # a results directory (before the lock, which would make one)
+    read_ran(out)  # a results directory (before the lock, which would make one)
     with results.one_driver(out, "resume"):
         return _resume(out, address, num_cpus, data_dir, storage, trainable)
 
@@ -183,7 +183,7 @@ def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, stor
     if (out / SHARED_FILE).is_file():
         raise SweeperError(f"{out}: this driver took its work from a shared study ({out / SHARED_FILE}); its unfinished "
                            "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
-    spec = load_ran(results.spec_file(out))  # the precision it started in, whatever today's default
+    spec = load_ran(out)  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
     datasets = _datasets(spec, data_dir)
     tracking.check(spec)

@@ -144,11 +144,12 @@ def test_a_results_spec_written_before_bf16_auto_resumes_in_float32(tmp_path):
 
     from sweeper.spec import load_ran, to_yaml
 
-    old = tmp_path / "old.yaml"
-    old.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(to_yaml(parse(tiny_spec()))).items() if k != "step"}))
-    assert load_ran(old).step.bf16 is False and spec_module.load(old).step.bf16 == "auto"
-    new = tmp_path / "new.yaml"
-    new.write_text(to_yaml(parse(tiny_spec())))
+    old, new = tmp_path / "old", tmp_path / "new"  # results directories, each with the spec it ran
+    old.mkdir()
+    new.mkdir()
+    (old / "spec.yaml").write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(to_yaml(parse(tiny_spec()))).items() if k != "step"}))
+    assert load_ran(old).step.bf16 is False and spec_module.load(old / "spec.yaml").step.bf16 == "auto"
+    (new / "spec.yaml").write_text(to_yaml(parse(tiny_spec())))
     assert load_ran(new).step.bf16 == "auto"
 
 

@@ -9,10 +9,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from .. import results
-from ..errors import SweeperError
+from ..errors import SpecError, SweeperError
+from ..spec import read_ran
 from .. import provenance, redact
 from . import figures, published
 from .layouts import LAYOUTS
@@ -25,8 +24,8 @@ EPOCH_COLUMNS = ["trial_id", "config_id", "epoch", "loss", "val_acc", "test_acc"
 def expected_seeds(dirs: list[str | Path]) -> int | None:
     """How many seeds the sweep asked for, from the spec saved in its results location."""
     try:
-        return len(yaml.safe_load(results.read_bytes(dirs[0], "spec.yaml").decode())["seeds"])
-    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):  # ValueError: not UTF-8
+        return len(read_ran(dirs[0])["seeds"])
+    except (SpecError, KeyError, TypeError):  # no spec, or one without seeds: the table does not mark cells
         return None
 
 
@@ -199,10 +198,9 @@ def _titles(dirs: list[str | Path]) -> tuple[str, str]:
     names, descriptions = [], []
     for d in dirs:
         try:
-            ran = yaml.safe_load(results.read_bytes(d, "spec.yaml").decode())
-        except (OSError, ValueError, yaml.YAMLError):
-            ran = None
-        ran = ran if isinstance(ran, dict) else {}
+            ran = read_ran(d)
+        except SpecError:
+            ran = {}
         names.append(str(ran.get("name") or redact.url(str(d))))
         descriptions.append(str(ran.get("description") or ""))
     return ", ".join(dict.fromkeys(names)), " ".join(dict.fromkeys(d for d in descriptions if d))
