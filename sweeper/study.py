@@ -73,6 +73,8 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         if not path.parent.is_dir():
             raise SweeperError(f"--study {url}: no directory {path.parent} for the journal file; create it, "
                                "or give a database URL such as postgresql://user@host/db")
+        if path.exists() and not path.is_file():  # a FIFO or a device would block every driver for ever
+            raise SweeperError(f"--study {url}: is not a regular file (a directory, a pipe or a device); give a journal file's path")
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))

@@ -452,3 +452,18 @@ def test_an_earlier_report_of_any_format_is_replaced_without_force(swept, tmp_pa
     assert main(strings("report", swept, "--format", fmt, "--out", out)) == 0
     first = out.read_text()
     assert main(strings("report", swept, "--format", fmt, "--out", out)) == 0 and out.read_text() != "" and len(first) > 0
+
+
+def test_a_fifo_among_the_published_figures_is_refused(swept, capsys, tmp_path):
+    published = tmp_path / "published"
+    published.mkdir()
+    os.mkfifo(published / "kingma.csv")
+    line = within(30, lambda: refused(["report", swept, "--compare", "--published", published], capsys))
+    assert "kingma.csv: is a pipe, socket or device" in line
+
+
+def test_a_study_journal_that_is_a_fifo_is_refused(tmp_path, write_spec, capsys):
+    journal = tmp_path / "study.journal"
+    os.mkfifo(journal)
+    line = within(30, lambda: refused(["run", write_spec(tiny_spec()), "--study", journal, "--out", tmp_path / "r"], capsys))
+    assert "is not a regular file" in line and not (tmp_path / "r").exists()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import results
 from ..errors import SweeperError, first_line
 
 COLUMNS = ("table", "row", "column", "value", "std")
@@ -21,6 +22,7 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
         raise SweeperError(f"{candidates[0]}: holds no .csv of published figures")
     frames = []
     for f in files:
+        results.inside(candidates[0], f.name)  # a regular file: a FIFO would block the report for ever
         try:
             frame = pd.read_csv(f, comment="#", dtype={"row": str, "column": str, "table": str})
         except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
