@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sweeper {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    _add_running(commands)
+    _add_reading(commands)
+    _add_checking(commands)
+    _add_looking(commands)
+    return parser
+
+
+def _add_running(commands) -> None:
+    """run and resume: the commands that train."""
     run = commands.add_parser("run", epilog="example: " + EXAMPLES["run"], help="run the sweep a spec describes")
     run.add_argument("spec", help="spec file (YAML), e.g. search_spaces/quickstart.yaml")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -65,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--data-dir", help="where dataset files are")
     resume.add_argument("--storage", metavar="URI", help="the --storage the sweep was run with")
 
+
+def _add_reading(commands) -> None:
+    """report and status: the commands that read results directories."""
     report = commands.add_parser("report", epilog="example: " + EXAMPLES["report"], help="print the table of one or more results directories")
     report.add_argument("dirs", nargs="+", metavar="DIR", help="results directory")
     report.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv", "html"])
@@ -88,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--study", metavar="URL", help="the --study the drivers run with: progress per driver")
     status.add_argument("--name", help="the sweep's name (needed when the database holds several)")
 
+
+def _add_checking(commands) -> None:
+    """validate, estimate and bench: the commands that check and measure, running no sweep."""
     validate = commands.add_parser("validate", epilog="example: " + EXAMPLES["validate"], help="check a spec without running anything")
     validate.add_argument("spec")
     validate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
@@ -110,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--bf16", action="store_true", help="matmuls under bfloat16 autocast (sweeps' default where native; --spec follows step.bf16)")
     bench.add_argument("--compile", action="store_true", help="torch.compile the step's loss (meant for a GPU)")
 
+
+def _add_looking(commands) -> None:
+    """inspect and models: what kept models learnt, and what each model takes."""
     inspect = commands.add_parser("inspect", epilog="example: " + EXAMPLES["inspect"],
                                   help="draw what kept models learnt: reconstructions, samples, analogies, active units")
     inspect.add_argument("dir", metavar="DIR", help="the results directory of a sweep")
@@ -119,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--data-dir", help="where dataset files are")
     inspect.add_argument("--out", metavar="DIR", help="where the figures go (default: DIR/inspect)")
     commands.add_parser("models", epilog="example: " + EXAMPLES["models"], help="list the models and the hyperparameters each takes")
-    return parser
 
 
 def _version() -> str:
