@@ -316,7 +316,7 @@ def _trusted_state(location: str) -> None:
     for folder in sorted(Path(location).glob(f"{TUNE_DIR}*")):
         for path in [folder, *folder.rglob("*")]:
             info = path.lstat()
-            if info.st_uid != me or info.st_mode & 0o022 and not path.is_symlink():
+            if info.st_uid != me or (info.st_mode & 0o022 and not path.is_symlink()):
                 whose = "another user's" if info.st_uid != me else "writable by others"
                 raise SweeperError(f"{path}: Ray Tune's saved state here is {whose}; resuming runs code from these files "
                                    "(they are pickles), so only your own are resumed: check where this directory came from, "
