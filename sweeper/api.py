@@ -111,7 +111,9 @@ def run(spec: str | os.PathLike | Mapping, *overrides: str, out: str | os.PathLi
     return finished
 
 
-def start(spec, overrides: list[str], *, out, scale: str, address, pack, study, driver, storage, data_dir, quiet: bool, bar: bool):
+def start(spec: str | os.PathLike | Mapping, overrides: list[str], *, out: str | os.PathLike | None, scale: str, address: str | None,
+          pack: int | None, study: str | None, driver: str | None, storage: str | None, data_dir: str | os.PathLike | None,
+          quiet: bool, bar: bool) -> tuple[str, Any, Any]:
     """What `sweeper run` and run() share: the spec read, scaled and packed, the sweep run into its directory;
     returns (the directory as given or made, the spec, sweep.Outcome)."""
     from . import spec as spec_module
@@ -132,7 +134,7 @@ def start(spec, overrides: list[str], *, out, scale: str, address, pack, study, 
     return where, loaded, outcome
 
 
-def _spec(spec, overrides: list[str]):
+def _spec(spec: str | os.PathLike | Mapping, overrides: list[str]) -> Any:
     from . import spec as spec_module
 
     if isinstance(spec, Mapping):
