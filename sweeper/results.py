@@ -293,10 +293,7 @@ def folder_inside(location: str | Path, relative: str) -> Path:
     if os.path.commonpath([root, os.path.realpath(folder)]) != root:  # checked first: making it would follow the link
         raise SweeperError(f"{folder}: leads out of the results directory {location} (a symlink to {os.path.realpath(folder)}); "
                            "remove the link, or give --out a folder of your own")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SweeperError(f"{folder}: cannot make this folder ({e.strerror or type(e).__name__}); give --out a folder of your own") from None
+    folder.mkdir(parents=True, exist_ok=True)  # an OSError (a read-only copy) is the caller's to report
     return folder
 
 
