@@ -18,11 +18,13 @@ pytestmark = pytest.mark.ray
 ALPHAS = [0.1, 1.0, 10.0, 100.0, 1000.0]
 
 
-def spec_file(write_spec, epochs: int):
-    # one configuration at a time per driver, each a few seconds long, so both drivers get some
+def spec_file(write_spec, epochs: int, reclaim_after_s: int = 4):
+    # one configuration at a time per driver, each a few seconds long, so both drivers get some. Where no driver
+    # dies, a long reclaim_after_s: on a loaded machine (SQLite's lock, CI) a live driver's heartbeat can be late
+    # by more than 4 s, and a configuration taken over from a live driver runs twice
     return write_spec(tiny_spec(models=["m2"], seeds=[0, 1], epochs=epochs, max_concurrent=1, search={"alpha": ALPHAS},
                                 batch={"labelled": 25, "unlabelled": 100}, fixed={"hidden": 64, "latent": 4},
-                                study={"heartbeat_s": 1, "reclaim_after_s": 4}))
+                                study={"heartbeat_s": 1, "reclaim_after_s": reclaim_after_s}))
 
 
 def start(spec, url, driver, out):
@@ -49,7 +51,7 @@ def assert_every_configuration_once(trials: pd.DataFrame, epochs: int) -> None:
 
 
 def test_two_drivers_share_one_study_and_run_every_configuration_once(write_spec, tmp_path, study_url):
-    spec = spec_file(write_spec, epochs=6)
+    spec = spec_file(write_spec, epochs=6, reclaim_after_s=60)
     a, b = tmp_path / "a", tmp_path / "b"
     drivers = [start(spec, study_url, "a", a), start(spec, study_url, "b", b)]
     for driver in drivers:
