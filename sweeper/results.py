@@ -303,9 +303,9 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
     fs, root = filesystem(location)
     if isinstance(fs, pafs.LocalFileSystem):
         path = inside(root, relative)
-        if os.path.getsize(path) > limit:
-            raise SweeperError(f"{path}: {os.path.getsize(path):,} bytes is more than sweeper writes here (at most {limit:,}); "
-                               "was it written by sweeper?")
+        size = os.path.getsize(path)
+        if size > limit:
+            raise SweeperError(f"{path}: {size:,} bytes is more than sweeper writes here (at most {limit:,}); was it written by sweeper?")
         with open(path, "rb") as f:
             return f.read(limit + 1)
     with fs.open_input_stream(f"{root}/{relative}") as f:

@@ -30,11 +30,12 @@ def expected_seeds(dirs: list[str | Path]) -> int | None:
 
 
 def built(dirs: list[str | Path], rows: str | None = None, cols: str | None = None, layout: str = "generic", ci: bool = False,
-          compare: bool = False, published_dir: str | None = None, at: str = "best"):
+          compare: bool = False, published_dir: str | None = None, at: str = "best", trials=None):
     """The table of one or more results directories (table.Table), with its notes and the provenance of every directory;
-    each seed's accuracy read `at` its best validation epoch or its final epoch."""
+    each seed's accuracy read `at` its best validation epoch or its final epoch. `trials`: the directories' trials
+    table, where the caller has read it already."""
     chosen = LAYOUTS[layout]
-    trials = results.read(dirs, "trials")
+    trials = results.read(dirs, "trials") if trials is None else trials
     if at == "final":
         trials = at_final_epoch(trials, results.read(dirs, "epochs", columns=["trial_id", "epoch", "val_acc", "test_acc"]))
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
@@ -47,14 +48,15 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
           layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
           pair: tuple[str, str] | None = None, at: str = "best") -> str:
     """The table as text, with the provenance of every directory (nothing is written: see write())."""
-    made = built(dirs, rows, cols, layout, ci, compare, published_dir, at)
+    trials = results.read(dirs, "trials")
+    made = built(dirs, rows, cols, layout, ci, compare, published_dir, at, trials)
     if fmt == "html":
         return page(dirs, [made])
     text = render(made, fmt)
     if fmt == "csv":  # comment lines, which pandas reads past with comment="#"
         text = "".join(f"# {line}\n" for line in made.footnotes if line.startswith(("provenance of", "precision of"))) + text
     if pair:
-        text += _paired_text(paired(results.read(dirs, "trials"), made, *pair), pair, fmt)
+        text += _paired_text(paired(trials, made, *pair), pair, fmt)
     return text
 
 
