@@ -122,8 +122,6 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     shapes on random data: epochs/s measured, extrapolated to every trial of that kind, then summed
     as if the trials ran one after another on this one device. Evaluation and Ray's per-trial
     overhead are not counted, and the step runs with the spec's `step` options unless told here."""
-    from dataclasses import replace
-
     from . import models, space
     from . import spec as spec_module
     from .data import DATASETS
@@ -132,7 +130,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     spec = spec_module.load(spec_path)
     if pack is not None:
         spec = spec_module.with_pack(spec, pack)
-    spec = replace(spec, step=replace(spec.step, bf16=True if bf16 else spec.step.bf16, compile=spec.step.compile or compile))
+    spec = spec.replace(step=spec.step.model_copy(update={"bf16": True if bf16 else spec.step.bf16, "compile": spec.step.compile or compile}))
     if spec.sampler != "grid":
         raise SweeperError(f"bench --spec {spec_path}: projects grids only; this spec samples ({spec.sampler})")
     by_em = sorted({m for m in spec.models if models.MODELS[m].fitted_by == "em"})

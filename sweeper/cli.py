@@ -23,6 +23,7 @@ EXAMPLES = {
     "estimate": "sweeper estimate search_spaces/kingma-table1.yaml",
     "bench": "sweeper bench --model m2 --shape mnist --pack 8",
     "models": "sweeper models",
+    "schema": "sweeper schema > spec.schema.json",
     "inspect": "sweeper inspect results/quickstart --trial 3f2a_00000-seed0",
 }
 
@@ -137,6 +138,8 @@ def _add_looking(commands) -> None:
     inspect.add_argument("--data-dir", help="where dataset files are")
     inspect.add_argument("--out", metavar="DIR", help="where the figures go (default: DIR/inspect)")
     commands.add_parser("models", epilog="example: " + EXAMPLES["models"], help="list the models and the hyperparameters each takes")
+    commands.add_parser("schema", epilog="example: " + EXAMPLES["schema"],
+                        help="print the spec's JSON Schema (for an editor: docs/spec.md, 'Editing a spec')")
 
 
 def _version() -> str:
@@ -337,6 +340,13 @@ def _models(args) -> int:
     return 0
 
 
+def _schema(args) -> int:
+    from . import spec as spec_module
+
+    print(spec_module.json_schema(), end="")
+    return 0
+
+
 def _inspect(args) -> int:
     from . import inspection
 
@@ -350,7 +360,7 @@ def _inspect(args) -> int:
 
 
 COMMANDS = {"inspect": _inspect, "run": _run, "resume": _resume, "report": _report, "status": _status, "validate": _validate,
-            "estimate": _estimate, "bench": _bench, "models": _models}
+            "estimate": _estimate, "bench": _bench, "models": _models, "schema": _schema}
 
 
 def entry() -> None:

@@ -1,11 +1,12 @@
-"""A spec file (YAML) → a validated, typed Spec. Nothing here runs anything.
+"""A spec file (YAML) → a validated, typed Spec. Nothing here runs anything, and nothing imports torch.
 
-The dataclasses are the schema. Spec's fields are the top-level keys of a spec file, and each mapping
-under a key is a small section of its own (Resources, Study, Step, Scheduler, a Batch, and the data
+The pydantic models are the schema. Spec's fields are the top-level keys of a spec file, and each mapping
+under a key is a small Section of its own (Resources, Study, Step, Scheduler, a Batch, and the data
 package's DataOptions for `data:`), so `spec.resources.cpu` is `resources: {cpu: ...}` in the file,
 `resources.cpu=2` on the command line and `resources.cpu` in a message. A field says its key, its
-default (none: required) and how its value is parsed, once; the keys a file may hold and the YAML
-written back (to_yaml) follow from the fields.
+default (none: required), the values it takes and how they are checked, once (schema.py); the keys a file
+may hold, the JSON Schema (`sweeper schema`) and the YAML written back (to_yaml) follow from the fields.
+What no key says alone (the data, the sampler, the pack) is checked after the keys (_check).
 
 Every problem is a SpecError that carries its key; the file is added where a spec is read (Spec.parse,
 load), so a message is one line: "FILE: KEY: what is wrong; what to do".
@@ -14,16 +15,18 @@ from __future__ import annotations
 
 import math
 import re
-from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import ConfigDict, Field, model_validator
 
-from .data.base import PREPROCESS, DataOptions
+from .data.base import DataOptions
 from .errors import SpecError, first_line
+from .schema import (Boolean, Choice, Integer, Section, as_list, at, boolean, checked, choice, given, integer, naming,
+                     number, shape, shown, shown_key, text)
 
 SAMPLERS = ("grid", "random", "tpe", "cmaes", "nsga2")
 OBJECTIVES = {"val_acc": "max", "wall_s": "min"}  # what a sampler optimises: the first, or both (nsga2)
@@ -36,271 +39,130 @@ MAX_CONFIGURATIONS = 100_000  # every grid point becomes an Optuna trial and a r
 MAX_BATCH = 2**20  # points of one step; no dataset of sweeper's has more (the data's own size is checked too)
 
 
-# ---------------------------------------------------------------------------- values
-
-
-def shown(value) -> str:
-    """A value as a message shows it: its repr, cut to a few dozen characters."""
-    from .models.parts import shown as cut
-
-    return cut(value)
-
-
-def _shown_key(key) -> str:
-    return key[:40] if isinstance(key, str) else shown(key)
-
-
-def _text(value, key=None) -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"expected text, got {shown(value)}", key)
-    return value
-
-
-def _number(value, key=None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"expected a number, got {shown(value)}", key)
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        finite = False
-    if not finite:
-        raise SpecError(f"expected a finite number, got {shown(value)}", key)
-    return value
-
-
-def _integer(value, low: int, high: int | None = None, key=None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"expected an integer, got {shown(value)}", key)
-    if value < low:
-        raise SpecError(f"must be >= {low}, got {shown(value)}", key)
-    if high is not None and value > high:
-        raise SpecError(f"must be <= {high}, got {shown(value)}", key)
-    return value
-
-
-def _boolean(value, key=None) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"expected true or false, got {shown(value)}", key)
-    return value
-
-
-def _choice(value, allowed: tuple[str, ...], what: str, key=None) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise SpecError(f"unknown {what} {shown(value)}; allowed: {', '.join(allowed)}", key)
-    return value
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-@contextmanager
-def _at(key):
-    """SpecErrors raised inside are about something under `key`: their keys are named from there."""
-    try:
-        yield
-    except SpecError as e:
-        raise e.under(key) from None
-
-
-@contextmanager
-def _naming(source):
-    """SpecErrors raised inside name `source` as their file: the one place a message gets its file."""
-    try:
-        yield
-    except SpecError as e:
-        raise e.within(source) from None
-
-
 # ---------------------------------------------------------------------------- sections
 
 
-def _key(f) -> str:
-    """A field's key in the file: its name, unless the field says otherwise (`datasets` is `dataset:`)."""
-    return f.metadata.get("key", f.name)
+BatchSize = Integer(1, MAX_BATCH)
 
 
-def _default(f):
-    """A field's default; MISSING when the key is required."""
-    return f.default_factory() if f.default_factory is not MISSING else f.default
+class Batch(Section):
+    """`batch: {labelled: N, unlabelled: N}`: the points of one step."""
+
+    labelled: BatchSize = 100
+    unlabelled: BatchSize = 100
 
 
-def _schema(section) -> dict[str, Any]:
-    """Each key of a section (a dataclass or a NamedTuple) with its default (MISSING: required)."""
-    if is_dataclass(section):
-        return {_key(f): _default(f) for f in fields(section)}
-    return {name: section._field_defaults.get(name, MISSING) for name in section._fields}
-
-
-def _shape(schema: dict[str, Any]) -> str:
-    """What a section looks like, from its defaults: `a mapping {bf16: true|false, ...}`."""
-    def placeholder(default) -> str:
-        if default == "auto":  # step.bf16: a boolean, or auto
-            return "true|false|auto"
-        return "true|false" if isinstance(default, bool) else "N" if isinstance(default, (int, float)) else "..."
-
-    return "a mapping {" + ", ".join(f"{key}: {placeholder(default)}" for key, default in schema.items()) + "}"
-
-
-def _given(schema: dict[str, Any], raw) -> dict:
-    """A section's mapping as the file gives it (None: empty), its keys checked against `schema`."""
-    if raw is None:  # `resources:` with nothing under it
-        return {}
-    if not isinstance(raw, dict):
-        raise SpecError(f"expected {_shape(schema)}")
-    for key in raw:
-        if key not in schema:
-            raise SpecError(f"unknown key; allowed keys: {', '.join(schema)}", _shown_key(key))
-    required = [key for key, default in schema.items() if default is MISSING]
-    for key in required:
-        if key not in raw:
-            raise SpecError(f"missing required key '{key}'; required keys: {', '.join(required)}")
-    return raw
-
-
-def _values(section, raw) -> dict[str, Any]:
-    """A section's values by key: the file's, checked against the section's fields, and the defaults."""
-    schema = _schema(section)
-    return {**schema, **_given(schema, raw)}
-
-
-class Batch(NamedTuple):
-    """`batch: {labelled: N, unlabelled: N}`: the points of one step. A tuple: (25, 200) == Batch(25, 200)."""
-
-    labelled: int = 100
-    unlabelled: int = 100
-
-    @classmethod
-    def parse(cls, raw) -> Batch:
-        return cls(**{key: _integer(value, low=1, high=MAX_BATCH, key=key) for key, value in _values(cls, raw).items()})
-
-
-@dataclass(frozen=True)
-class Scheduler:
+class Scheduler(Section):
     """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping by a Ray Tune
     scheduler on validation accuracy."""
 
-    kind: str = field(metadata={"key": "type"})  # asha or median
-    grace_period: int = 1  # epochs before a trial may be stopped
-    reduction_factor: int = 3  # asha only
+    shorthands: ClassVar[tuple[str, ...]] = SCHEDULERS
+    kind: Choice(SCHEDULERS, "scheduler") = Field(alias="type")  # asha or median
+    grace_period: Integer(1) = 1  # epochs before a trial may be stopped
+    reduction_factor: Integer(2) = 3  # asha only
 
     @classmethod
-    def parse(cls, raw) -> Scheduler:
+    def shorthand(cls, raw):
         if isinstance(raw, str):  # `scheduler: asha`: the defaults otherwise
-            raw = {"type": raw}
+            return {"type": raw}
         if not isinstance(raw, dict):
-            raise SpecError(f"expected {', '.join(SCHEDULERS)}, or {_shape(_schema(cls))}")
-        values = _values(cls, raw)
-        return cls(_choice(values["type"], SCHEDULERS, "scheduler", key="type"),
-                   _integer(values["grace_period"], low=1, key="grace_period"),
-                   _integer(values["reduction_factor"], low=2, key="reduction_factor"))
+            raise SpecError(f"expected {', '.join(SCHEDULERS)}, or {shape(cls.keys())}")
+        return raw
 
 
-@dataclass(frozen=True)
-class Resources:
+def _cpu(value) -> float:
+    if number(value) <= 0:
+        raise SpecError(f"must be > 0, got {shown(value)}")
+    return value
+
+
+def _gpu(value) -> float:
+    if number(value) < 0:
+        raise SpecError(f"must be >= 0 (a fraction shares one GPU between trials), got {shown(value)}")
+    return value
+
+
+class Resources(Section):
     """`resources: {cpu: N, gpu: N}`: what each Ray trial reserves."""
 
-    cpu: float = 1.0
-    gpu: float = 0.0  # a fraction shares one GPU between trials
-
-    @classmethod
-    def parse(cls, raw) -> Resources:
-        values = _values(cls, raw)
-        cpu, gpu = _number(values["cpu"], "cpu"), _number(values["gpu"], "gpu")
-        if cpu <= 0:
-            raise SpecError(f"must be > 0, got {shown(cpu)}", "cpu")
-        if gpu < 0:
-            raise SpecError(f"must be >= 0 (a fraction shares one GPU between trials), got {shown(gpu)}", "gpu")
-        return cls(cpu, gpu)
+    cpu: checked(float, _cpu, Annotated[float, Field(gt=0)]) = 1.0
+    # a fraction shares one GPU between trials
+    gpu: checked(float, _gpu, Annotated[float, Field(ge=0)]) = 0.0
 
 
-@dataclass(frozen=True)
-class Study:
+class Study(Section):
     """`study: {heartbeat_s: N, reclaim_after_s: N}`: a study shared by several drivers (--study)."""
 
-    heartbeat_s: int = 10  # how often a driver says its configurations are alive
-    reclaim_after_s: int = 60  # how long after its last word another driver takes them over; left out: 6 heartbeats
+    heartbeat_s: Integer(1) = 10  # how often a driver says its configurations are alive
+    reclaim_after_s: Integer(1) = 60  # how long after its last word another driver takes them over; left out: 6 heartbeats
 
     @classmethod
-    def parse(cls, raw) -> Study:
-        given = _given(_schema(cls), raw)
-        heartbeat_s = _integer(given.get("heartbeat_s", cls.heartbeat_s), low=1, key="heartbeat_s")
-        reclaim_after_s = _integer(given.get("reclaim_after_s", 6 * heartbeat_s), low=1, key="reclaim_after_s")
-        if reclaim_after_s < 2 * heartbeat_s:  # one late heartbeat must not hand a live configuration to another driver
-            raise SpecError(f"must be at least twice heartbeat_s ({2 * heartbeat_s}), got {reclaim_after_s}", "reclaim_after_s")
-        return cls(heartbeat_s, reclaim_after_s)
+    def shorthand(cls, raw):
+        heartbeat_s = raw.get("heartbeat_s") if isinstance(raw, dict) else None
+        if isinstance(heartbeat_s, int) and "reclaim_after_s" not in raw:  # left out: 6 heartbeats
+            return {**raw, "reclaim_after_s": 6 * heartbeat_s}
+        return raw
+
+    @model_validator(mode="after")
+    def _reclaim_after_heartbeats(self):
+        if self.reclaim_after_s < 2 * self.heartbeat_s:  # one late heartbeat must not hand a live configuration to another driver
+            raise SpecError(f"must be at least twice heartbeat_s ({2 * self.heartbeat_s}), got {self.reclaim_after_s}", "reclaim_after_s")
+        return self
 
 
-@dataclass(frozen=True)
-class Step:
+def _bf16(value) -> bool | str:
+    if value != "auto" and not isinstance(value, bool):
+        raise SpecError(f"expected true, false or auto, got {shown(value)}")
+    return value
+
+
+class Step(Section):
     """`step: {bf16: true|false|auto, compile: true|false}`: how the training step runs."""
 
     # The step's matmuls under bfloat16 autocast. auto (the default): where the device multiplies bfloat16
     # natively, since there it cost no accuracy beyond seed noise (docs/performance.md); float32 elsewhere.
-    bf16: bool | str = "auto"
-    compile: bool = False  # the step's loss through torch.compile (meant for a GPU)
-
-    @classmethod
-    def parse(cls, raw) -> Step:
-        values = _values(cls, raw)
-        if values.get("bf16", "auto") != "auto" and not isinstance(values["bf16"], bool):
-            raise SpecError(f"expected true, false or auto, got {shown(values['bf16'])}", "bf16")
-        return cls(**{key: value if key == "bf16" else _boolean(value, key) for key, value in values.items()})
+    bf16: checked(bool | str, _bf16, bool | Literal["auto"]) = "auto"
+    compile: Boolean = False  # the step's loss through torch.compile (meant for a GPU)
 
 
 TRACKERS = {"mlflow": ("uri", "experiment"), "wandb": ("project", "entity", "mode")}  # each tracker's own keys
 WANDB_MODES = ("online", "offline", "disabled")
+OptionalText = checked(str | None, text, str)
 
 
-@dataclass(frozen=True)
-class Tracking:
+class Tracking(Section):
     """`tracking: mlflow|wandb`, `{kind: mlflow, uri, experiment}` or `{kind: wandb, project, entity, mode}`: a tracker
     run per seed, grouped by configuration (tracking.py). Left out: none."""
 
-    kind: str  # mlflow or wandb
-    uri: str | None = None  # mlflow: a server or store; left out: a SQLite store in the results directory
-    experiment: str | None = None  # mlflow; left out: the spec's name
-    project: str | None = None  # wandb; left out: the spec's name
-    entity: str | None = None  # wandb; left out: the account's default
-    mode: str | None = None  # wandb: online, offline or disabled; left out: W&B's own ($WANDB_MODE)
+    shorthands: ClassVar[tuple[str, ...]] = tuple(TRACKERS)
+    kind: Choice(tuple(TRACKERS), "tracker")  # mlflow or wandb
+    uri: OptionalText = None  # mlflow: a server or store; left out: a SQLite store in the results directory
+    experiment: OptionalText = None  # mlflow; left out: the spec's name
+    project: OptionalText = None  # wandb; left out: the spec's name
+    entity: OptionalText = None  # wandb; left out: the account's default
+    mode: Choice(WANDB_MODES, "W&B mode") | None = None  # wandb; left out: $WANDB_MODE
 
     @classmethod
-    def parse(cls, raw) -> Tracking:
-        from . import redact
-
+    def shorthand(cls, raw):
         if isinstance(raw, str):  # `tracking: mlflow`: the defaults otherwise
             raw = {"kind": raw}
         if not isinstance(raw, dict):
-            raise SpecError(f"expected {', '.join(TRACKERS)}, or {_shape(_schema(cls))}")
-        values = _values(cls, raw)
-        kind = _choice(values["kind"], tuple(TRACKERS), "tracker", key="kind")
-        for key in raw:
-            if key != "kind" and key not in TRACKERS[kind]:
-                raise SpecError(f"is not a key of {kind}; {kind} takes: kind, {', '.join(TRACKERS[kind])}", _shown_key(key))
-        given = {key: None if values[key] is None else _text(values[key], key) for key in TRACKERS[kind]}
-        if given.get("mode") is not None:
-            _choice(given["mode"], WANDB_MODES, "W&B mode", key="mode")
-        if given.get("uri") and redact.secrets(given["uri"]):  # the spec is saved with the results, and shown
-            raise SpecError(f"{redact.url(given['uri'])} holds a password or token, and the spec is saved with the results; "
+            raise SpecError(f"expected {', '.join(TRACKERS)}, or {shape(cls.keys())}")
+        kind = given(cls.keys(), raw)["kind"]
+        if kind in TRACKERS:
+            for key in raw:
+                if key != "kind" and key not in TRACKERS[kind]:
+                    raise SpecError(f"is not a key of {kind}; {kind} takes: kind, {', '.join(TRACKERS[kind])}", shown_key(key))
+        return raw
+
+    @model_validator(mode="after")
+    def _no_secret(self):
+        from . import redact
+
+        if self.uri and redact.secrets(self.uri):  # the spec is saved with the results, and shown
+            raise SpecError(f"{redact.url(self.uri)} holds a password or token, and the spec is saved with the results; "
                             "give it as $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD (or $MLFLOW_TRACKING_TOKEN)", "uri")
-        return cls(kind, **given)
-
-
-def _data_options(raw) -> DataOptions:
-    """`data: {preprocess, labelled_in_unlabelled, noise, factor, coordinates}`: the data package's DataOptions
-    (which datasets take the toy sets' options is checked with the datasets, in _check_data)."""
-    from .data.toy import COORDINATES
-
-    values = _values(DataOptions, raw)
-    noise, factor = values["noise"], values["factor"]
-    if noise is not None and _number(noise, "noise") < 0:
-        raise SpecError(f"must be >= 0, got {shown(noise)}", "noise")
-    if factor is not None and not 0 < _number(factor, "factor") < 1:
-        raise SpecError(f"must be between 0 and 1 (the inner circle's radius over the outer), got {shown(factor)}", "factor")
-    return DataOptions(_choice(values["preprocess"], PREPROCESS, "preprocessing", key="preprocess"),
-                       _boolean(values["labelled_in_unlabelled"], "labelled_in_unlabelled"),
-                       None if noise is None else float(noise), None if factor is None else float(factor),
-                       _choice(values["coordinates"], COORDINATES, "coordinates", key="coordinates"))
+        return self
 
 
 # ---------------------------------------------------------------------------- hyperparameters
@@ -310,16 +172,15 @@ def _data_options(raw) -> DataOptions:
 class Grid:
     """A searched hyperparameter's list of values: each is a configuration."""
 
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(Section):
     """`{low, high, log}`: a searched hyperparameter's interval, sampled (never by a grid)."""
 
     low: float
     high: float
-    log: bool = False
+    log: Boolean = False
 
 
 def _taken(model_names) -> dict[str, list[str]]:
@@ -360,19 +221,19 @@ def _hyper_value(definition, value, key=None):
     return value
 
 
-def _fixed(raw, model_names) -> dict[str, float | str]:
+def _fixed(raw, info) -> dict[str, float | str]:
     """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it."""
-    return _per_hyperparameter(raw, model_names, "values", lambda hp, value, definition: _hyper_value(definition, value))
+    return _per_hyperparameter(raw, info.data["models"], "values", lambda hp, value, definition: _hyper_value(definition, value))
 
 
-def _search(raw, model_names, fixed) -> dict[str, Grid | Range]:
+def _search(raw, info) -> dict[str, Grid | Range]:
     """`search: {hyperparameter: [values] or {low, high, log}}`: each taken by a model, and not also fixed."""
     def domain(hp, value, definition) -> Grid | Range:
-        if hp in fixed:
+        if hp in info.data.get("fixed", {}):
             raise SpecError("is also under 'fixed'; a hyperparameter is either fixed or searched")
         return _domain(value, definition)
 
-    return _per_hyperparameter(raw, model_names, "a list (grid) or {low, high, log} (range)", domain)
+    return _per_hyperparameter(raw, info.data["models"], "a list (grid) or {low, high, log} (range)", domain)
 
 
 def _per_hyperparameter(raw, model_names, what: str, parse) -> dict:
@@ -384,7 +245,7 @@ def _per_hyperparameter(raw, model_names, what: str, parse) -> dict:
     taken = _taken(model_names)
     parsed = {}
     for hp, value in raw.items():
-        with _at(hp):
+        with at(hp):
             parsed[hp] = parse(hp, value, _definition(hp, taken, model_names))
     return parsed
 
@@ -402,22 +263,38 @@ def _domain(domain, definition) -> Grid | Range:
         raise SpecError(f"expected a list of values (grid) or {{low, high, log}} (range), got {shown(domain)}")
     if definition.choices is not None:
         raise SpecError("is an option (text choices), so it takes a list of choices, not a range {low, high}")
-    values = _values(Range, domain)
+    values = {**Range.keys(), **given(Range.keys(), domain)}
     low = _hyper_value(definition, values["low"], "low")
     high = _hyper_value(definition, values["high"], "high")
-    log = _boolean(values["log"], "log")
+    log = boolean(values["log"], "log")
     if low > high:
         raise SpecError(f"low {shown(low)} is above high {shown(high)}")
     if log and low <= 0:
         raise SpecError(f"a log range needs low > 0, got {shown(low)}")
-    return Range(float(low), float(high), log)
+    return Range(low=float(low), high=float(high), log=log)
+
+
+def _hyperparameters_schema(schema: dict, searched: bool = False) -> None:
+    """The JSON Schema of `fixed` (or `search`): every hyperparameter of every model, with its bounds or choices."""
+    from . import models
+
+    properties = {}
+    for m in sorted(models.MODELS):
+        for name, h in models.hyperparameters(m).items():
+            value = {"enum": list(h.choices)} if h.choices else {"type": "integer" if h.integer else "number"}
+            value.update({k: v for k, v in (("minimum", h.low), ("maximum", h.high)) if v is not None and not h.choices})
+            value["description"] = h.help
+            interval = {"type": "object", "properties": {"low": value, "high": value, "log": {"type": "boolean"}},
+                        "required": ["low", "high"], "additionalProperties": False}
+            properties[name] = {"anyOf": [{"type": "array", "items": value, "minItems": 1}, interval]} if searched else value
+    schema.update(type="object", properties=dict(sorted(properties.items())), additionalProperties=False)
 
 
 # ---------------------------------------------------------------------------- top-level keys
 
 
 def _name(value) -> str:
-    name = _text(value)
+    name = text(value)
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SpecError(f"must be letters, digits, '-', '_' or '.', got {shown(name)}")
     if len(name.encode()) > MAX_NAME:  # it names folders (results/<name>-smoke-<driver>, Tune's), with room to spare
@@ -434,7 +311,7 @@ def _description(value) -> str:
 def _datasets(value) -> tuple[str, ...]:
     from .data import DATASETS
 
-    datasets = _as_list(value)
+    datasets = as_list(value)
     if not datasets:
         raise SpecError("empty list; give a dataset or a list of datasets")
     for d in datasets:
@@ -446,11 +323,11 @@ def _datasets(value) -> tuple[str, ...]:
 
 
 def _label_counts(value) -> tuple[int, ...]:
-    counts = _as_list(value)
+    counts = as_list(value)
     if not counts:
         raise SpecError("empty list; give a number or a list of numbers")
     for count in counts:
-        _integer(count, low=1)
+        integer(count, low=1)
     if len(set(counts)) != len(counts):
         raise SpecError("a label count is listed twice; it would train the same configurations twice")
     return tuple(counts)
@@ -474,7 +351,7 @@ def _seeds(value) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise SpecError("expected a non-empty list of integers, e.g. [0, 1, 2]")
     for seed in value:
-        _integer(seed, low=0, high=MAX_SEED)
+        integer(seed, low=0, high=MAX_SEED)
     if len(set(value)) != len(value):
         twice = next(s for s in value if value.count(s) > 1)
         raise SpecError(f"seed {twice} is listed twice; each seed runs once per configuration")
@@ -485,17 +362,17 @@ def _batches(value) -> tuple[Batch, ...]:
     if value == []:
         raise SpecError("empty list; give {labelled: N, unlabelled: N} or a list of them")
     batches = []
-    for raw in _as_list(value):
-        if not isinstance(raw, dict):
-            raise SpecError(f"expected {_shape(_schema(Batch))}, or a list of them")
-        batches.append(Batch.parse(raw))
+    for raw in as_list(value):
+        if not isinstance(raw, (dict, Batch)):
+            raise SpecError(f"expected {shape(Batch.keys())}, or a list of them")
+        batches.append(Batch.model_validate(raw))
     if len(set(batches)) != len(batches):
         raise SpecError("a batch size is listed twice; it would train the same configurations twice")
     return tuple(batches)
 
 
 def _zip(value) -> tuple[str, ...]:
-    zipped = tuple(_as_list(value))
+    zipped = tuple(as_list(value))
     for axis in zipped:
         if axis not in DATA_AXES:
             raise SpecError(f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
@@ -508,70 +385,111 @@ def _pack(value) -> int | str:
         return value
     if isinstance(value, str):
         raise SpecError(f"expected auto or an integer >= 1, got {shown(value)}")
-    return _integer(value, low=1)
+    return integer(value, low=1)
 
 
 def _objectives(value) -> tuple[str, ...]:
-    objectives = tuple(_choice(o, tuple(OBJECTIVES), "objective") for o in _as_list(value))
+    objectives = tuple(choice(o, tuple(OBJECTIVES), "objective") for o in as_list(value))
     if not objectives or len(objectives) > 2 or len(set(objectives)) != len(objectives):
         raise SpecError("give one objective, or two different ones for nsga2")
     return objectives
 
 
-def _parsed_by(parse, key: str | None = None, needs: tuple[str, ...] = (), when_set: bool = False) -> dict:
-    """A Spec field's metadata: `parse` turns the file's value into the field's; `key` is the file's name for it
-    (default: the field's); `needs`: fields parsed before, passed to `parse` after the value; `when_set`: to_yaml
-    writes it only when it is not at its default (keys added later, so that specs that leave them out are
-    saved, and fingerprinted, as before)."""
-    return {"parse": parse, "needs": needs, "when_set": when_set, **({"key": key} if key else {})}
+def _one_or_list(item):
+    """A data axis in the file: one value, or a list of them (each list is a grid axis)."""
+    return item | list[item]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Spec:
-    """A sweep as its spec file says it: one field per top-level key, in the order the README lists them."""
+def _parsed(kind, parse, written_as, **field):
+    """A Spec field's type, `checked`, with pydantic's Field arguments (default, alias)."""
+    return Annotated[checked(kind, parse, written_as), Field(**field)]
 
-    name: str = field(metadata=_parsed_by(_name))  # it names the results folder
-    description: str = field(default="", metadata=_parsed_by(_description))
-    datasets: tuple[str, ...] = field(metadata=_parsed_by(_datasets, key="dataset"))  # more than one: a grid axis
-    data: DataOptions = field(default=DataOptions(), metadata=_parsed_by(_data_options))
-    label_counts: tuple[int, ...] = field(default=(100,), metadata=_parsed_by(_label_counts, key="label_count"))  # an axis too
-    models: tuple[str, ...] = field(metadata=_parsed_by(_models))
-    seeds: tuple[int, ...] = field(metadata=_parsed_by(_seeds))
-    epochs: int = field(metadata=_parsed_by(partial(_integer, low=1)))
-    batches: tuple[Batch, ...] = field(default=(Batch(),), metadata=_parsed_by(_batches, key="batch"))  # an axis too
-    zip: tuple[str, ...] = field(default=(), metadata=_parsed_by(_zip))  # data axes paired element by element, not crossed
-    fixed: dict[str, float | str] = field(default_factory=dict, metadata=_parsed_by(_fixed, needs=("models",)))
-    search: dict[str, Grid | Range] = field(default_factory=dict, metadata=_parsed_by(_search, needs=("models", "fixed")))
-    objectives: tuple[str, ...] = field(default=("val_acc",), metadata=_parsed_by(_objectives))
-    sampler: str = field(default="grid", metadata=_parsed_by(partial(_choice, allowed=SAMPLERS, what="sampler")))
-    sampler_seed: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0, high=MAX_SAMPLER_SEED)))
-    trials: int | None = field(default=None, metadata=_parsed_by(partial(_integer, low=1)))  # configurations to sample; a grid runs all its points
-    scheduler: Scheduler | None = field(default=None, metadata=_parsed_by(Scheduler.parse))
-    resources: Resources = field(default=Resources(), metadata=_parsed_by(Resources.parse))
-    max_concurrent: int | None = field(default=None, metadata=_parsed_by(partial(_integer, low=1)))
-    retries: int = field(default=2, metadata=_parsed_by(partial(_integer, low=0)))  # a crashed trial is retried from its last checkpoint
-    study: Study = field(default=Study(), metadata=_parsed_by(Study.parse))
-    pack: int | str = field(default="auto", metadata=_parsed_by(_pack, when_set=True))  # grid points trained as one vectorised model
-    # epochs without a better validation accuracy before a seed stops (0: never)
-    patience: int = field(default=0, metadata=_parsed_by(partial(_integer, low=0), when_set=True))
-    step: Step = field(default=Step(), metadata=_parsed_by(Step.parse))  # always written: its default has changed
-    tracking: Tracking | None = field(default=None, metadata=_parsed_by(Tracking.parse))  # an experiment tracker (tracking.py)
-    source: str = "<spec>"  # where it was read (not a key): messages name it
+
+def _file_schema(schema: dict) -> None:
+    """The JSON Schema of a spec file, from pydantic's: the `source` field is not a key; `metric` (older specs) is."""
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["properties"].pop("source", None)
+    schema["properties"]["metric"] = {"const": "val_acc", "deprecated": True,
+                                      "description": "older specs: configurations are always selected by val_acc"}
+
+
+def _names_schema(names):
+    """The JSON Schema of a key that takes one name of `names()` or a list of them."""
+    def complete(schema: dict) -> None:
+        known = {"enum": sorted(names())}
+        schema["anyOf"] = [known, {"type": "array", "items": known, "minItems": 1}]
+    return complete
+
+
+def _dataset_names():
+    from .data import DATASETS
+
+    return DATASETS
+
+
+def _model_names():
+    from . import models
+
+    return models.MODELS
+
+
+WRITTEN_WHEN_SET = ("pack", "patience")  # keys added later: at their default, to_yaml leaves them out, so older specs save (and fingerprint) as before
+
+
+class Spec(Section):
+    """A sweep as its spec file says it: one field per top-level key, in the order docs/spec.md lists them."""
+
+    model_config = ConfigDict(json_schema_extra=_file_schema, title="sweeper spec")
+
+    name: _parsed(str, _name, Annotated[str, Field(min_length=1, max_length=MAX_NAME)])  # it names the results folder
+    description: _parsed(str, _description, str, default="")
+    datasets: _parsed(tuple[str, ...], _datasets, _one_or_list(str), alias="dataset", json_schema_extra=_names_schema(_dataset_names))  # more than one: a grid axis
+    data: DataOptions = DataOptions()
+    label_counts: _parsed(tuple[int, ...], _label_counts, _one_or_list(Annotated[int, Field(ge=1)]), default=(100,),
+                          alias="label_count")  # an axis too
+    models: _parsed(tuple[str, ...], _models, _one_or_list(str), json_schema_extra=_names_schema(_model_names))
+    seeds: _parsed(tuple[int, ...], _seeds, Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)])
+    epochs: Integer(1)
+    batches: _parsed(tuple[Batch, ...], _batches, _one_or_list(Batch), default=(Batch(),), alias="batch")  # an axis too
+    zip: _parsed(tuple[str, ...], _zip, list[Literal[DATA_AXES]], default=())  # data axes paired element by element, not crossed
+    fixed: _parsed(dict[str, float | str], _fixed, dict[str, float | str], default_factory=dict,
+                   json_schema_extra=_hyperparameters_schema)  # checked against the models: after them
+    search: _parsed(dict[str, Grid | Range], _search, dict[str, list[float | str] | Range], default_factory=dict,
+                    json_schema_extra=partial(_hyperparameters_schema, searched=True))
+    objectives: _parsed(tuple[str, ...], _objectives, _one_or_list(Literal[tuple(OBJECTIVES)]), default=("val_acc",))
+    sampler: Choice(SAMPLERS, "sampler") = "grid"
+    sampler_seed: Integer(0, MAX_SAMPLER_SEED) = 0
+    trials: Integer(1) | None = None  # configurations to sample; a grid runs all its points
+    scheduler: Scheduler | None = None
+    resources: Resources = Resources()
+    max_concurrent: Integer(1) | None = None
+    retries: Integer(0) = 2  # a crashed trial is retried from its last checkpoint
+    study: Study = Study()
+    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # grid points trained as one vectorised model
+    patience: Integer(0) = 0  # epochs without a better validation accuracy before a seed stops (0: never)
+    step: Step = Step()  # always written: its default has changed
+    tracking: Tracking | None = None  # an experiment tracker (tracking.py)
+    source: str = Field("<spec>", exclude=True)  # where it was read (not a key): messages name it
 
     @classmethod
     def parse(cls, raw: Any, source: str = "<spec>") -> Spec:
-        """A spec from its YAML, already read: each key parsed by its field, then the keys checked against each
-        other. A problem is a SpecError that names `source` and the key."""
-        with _naming(source):
+        """A spec from its YAML, already read: each key checked by its field, in field order, then the keys against
+        each other. A problem is a SpecError that names `source` and the key."""
+        with naming(source):
             if not isinstance(raw, dict):
-                raise SpecError(f"a spec must be a mapping of keys to values, got {type(raw).__name__}; see README 'Spec format'")
-            given = _given({_key(f): _default(f) for f in _in_file(cls)}, _without_metric(raw))
-            parsed: dict[str, Any] = {}
-            for f in _in_file(cls):  # in field order: what a field `needs` is parsed by then
-                parsed[f.name] = _field_value(f, given, parsed)
-            spec = cls(**parsed, source=source)
+                raise SpecError(f"a spec must be a mapping of keys to values, got {type(raw).__name__}; see docs/spec.md, 'Spec format'")
+            spec = super().parse(_without_metric(raw))
             _check(spec)
-            return spec
+            return spec.model_copy(update={"source": source})
+
+    @classmethod
+    def field_named(cls, key: str) -> str:
+        """The field a file's key is (dataset: datasets)."""
+        return next(name for name, field in cls.model_fields.items() if (field.alias or name) == key)
+
+    def replace(self, **changes) -> Spec:
+        """This spec with some fields changed, as dataclasses.replace (not checked again)."""
+        return self.model_copy(update=changes)
 
     def data_axes(self) -> dict[str, tuple]:
         """Every data setting, as the tuple of its values (one value: not an axis)."""
@@ -624,14 +542,16 @@ class Spec:
         return dict(sorted(kinds.items()))
 
 
+def json_schema() -> str:
+    """The JSON Schema of a spec file, as the text `sweeper schema` prints and docs/spec.schema.json holds."""
+    import json
+
+    return json.dumps(Spec.model_json_schema(), indent=1, ensure_ascii=False) + "\n"
+
+
 def parse(raw: Any, source: str = "<spec>") -> Spec:
     """Validate a spec already read from YAML."""
     return Spec.parse(raw, source)
-
-
-def _in_file(cls) -> list:
-    """The fields of `cls` that are keys of a spec file (all but `source`)."""
-    return [f for f in fields(cls) if "parse" in f.metadata]
 
 
 def _without_metric(raw: dict) -> dict:
@@ -643,17 +563,6 @@ def _without_metric(raw: dict) -> dict:
     if raw["metric"] != "val_acc":
         raise SpecError(f"configurations are selected by val_acc only, not {shown(raw['metric'])}; remove the key", "metric")
     return {key: value for key, value in raw.items() if key != "metric"}
-
-
-def _field_value(f, given: dict, parsed: dict):
-    """Field `f` of a Spec: its default when the file leaves its key out, else the file's value parsed."""
-    key, default = _key(f), _default(f)
-    if key not in given:
-        return default
-    if given[key] is None and default is None:  # `trials: null` says what leaving it out says
-        return None
-    with _at(key):
-        return f.metadata["parse"](given[key], *(parsed[name] for name in f.metadata["needs"]))
 
 
 # ---------------------------------------------------------------------------- keys against each other
@@ -672,7 +581,7 @@ def _check(spec: Spec) -> None:
 
 def _axes(spec: Spec) -> dict[str, tuple]:
     """The values of each data axis, by its key (DATA_AXES)."""
-    return {_key(f): getattr(spec, f.name) for f in fields(spec) if _key(f) in DATA_AXES}
+    return {"dataset": spec.datasets, "label_count": spec.label_counts, "batch": spec.batches}
 
 
 def _data_combinations(spec: Spec) -> list[tuple]:
@@ -803,15 +712,14 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
     taken = {name for m in spec.models for name in models.hyperparameters(m)}
     sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
-    scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
+    scheduler = spec.scheduler and spec.scheduler.model_copy(update={"grace_period": 1})
     datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)
     if "dataset" not in spec.zip:  # image sets all become digits: one axis value, not several
         datasets = tuple(dict.fromkeys(datasets))
-    return replace(
-        spec,
+    return spec.replace(
         datasets=datasets,
         label_counts=tuple(counts[c] for c in spec.label_counts),
-        batches=tuple(Batch(min(b.labelled, 10), min(b.unlabelled, 100)) for b in spec.batches),
+        batches=tuple(Batch(labelled=min(b.labelled, 10), unlabelled=min(b.unlabelled, 100)) for b in spec.batches),
         epochs=2, seeds=spec.seeds[:2], trials=spec.trials and min(spec.trials, 3),
         fixed={**spec.fixed, **sizes}, scheduler=scheduler,
     )
@@ -824,14 +732,14 @@ def with_pack(spec: Spec, pack: int | str) -> Spec:
 
 def to_yaml(spec: Spec) -> str:
     """The spec as YAML that parse() reads back to the same Spec: what a sweep actually ran. Every key is
-    written but one not set (None) and, at its default, one marked `when_set`."""
+    written but one not set (None) and, at its default, one of WRITTEN_WHEN_SET."""
     raw = {}
-    for f in _in_file(Spec):
-        value = getattr(spec, f.name)
-        if value is None or (f.metadata["when_set"] and value == _default(f)):
+    for key, default in Spec.keys().items():
+        value = getattr(spec, Spec.field_named(key))
+        if value is None or (key in WRITTEN_WHEN_SET and value == default):
             continue
-        one = _key(f) in DATA_AXES and len(value) == 1  # an axis of one value is written as that value
-        raw[_key(f)] = _plain(value[0] if one else value)
+        one = key in DATA_AXES and len(value) == 1  # an axis of one value is written as that value
+        raw[key] = _plain(value[0] if one else value)
     return yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -839,10 +747,8 @@ def _plain(value):
     """A value as YAML writes it: a section as the mapping of its keys (but those that are None), tuples as lists."""
     if isinstance(value, Grid):
         return list(value.values)
-    if isinstance(value, Batch):
-        return value._asdict()
-    if is_dataclass(value):
-        return {_key(f): _plain(getattr(value, f.name)) for f in fields(value) if getattr(value, f.name) is not None}
+    if isinstance(value, Section):
+        return {key: _plain(v) for key, v in value.model_dump(by_alias=True, exclude_none=True, round_trip=True).items()}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -963,7 +869,7 @@ def override(raw: Any, assignments: list[str]) -> Any:
         key, equals, text = assignment.partition("=")
         if not equals or not key or any(not part for part in key.split(".")):
             raise SpecError("expected key=value, e.g. epochs=20 or batch.labelled=50", f"override {shown(assignment)}")
-        with _at(f"override {key}"):
+        with at(f"override {key}"):
             _assign(raw, key.split("."), _override_value(text))
     return raw
 
@@ -1004,7 +910,7 @@ def read_ran(location: str | Path) -> dict:
         raise SpecError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'") from None
     except UnicodeDecodeError as e:
         raise SpecError(f"{location}/spec.yaml: is not UTF-8 text (byte {e.start}); was it written by sweeper?") from None
-    with _naming(f"{location}/spec.yaml"):
+    with naming(f"{location}/spec.yaml"):
         raw = _read_yaml(text)
     if not isinstance(raw, dict):
         raise SpecError(f"{location}/spec.yaml: not a spec's mapping of keys; was it written by sweeper?")
@@ -1016,11 +922,11 @@ def load_ran(location: str | Path) -> Spec:
     default (before `bf16: auto`), so it resumes in float32, as it started."""
     raw = read_ran(location)
     spec = parse(raw, source=f"{location}/spec.yaml")
-    return spec if "step" in raw else replace(spec, step=replace(spec.step, bf16=False))
+    return spec if "step" in raw else spec.replace(step=spec.step.model_copy(update={"bf16": False}))
 
 
 def _read_spec(path: Path) -> dict:
-    with _naming(path):
+    with naming(path):
         return _read_yaml(_read_text(path, "spec"))
 
 
@@ -1028,7 +934,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """The spec in the file at `path`, with the command line's `key=value` overrides applied."""
     path = Path(path)
     raw = _read_spec(path)
-    with _naming(path):
+    with naming(path):
         raw = override(raw, overrides or [])
     if overrides:
         return parse(raw, source=f"{path} (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)")

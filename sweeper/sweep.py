@@ -160,7 +160,7 @@ def _packs(spec: Spec) -> tuple[list[list[dict]] | None, Spec]:
         slots = int(available.get("CPU", 1) // spec.resources.cpu)
     grouped, spare = auto_packs(spec, space.grid_points(spec), max(1, slots), limit)
     if limit is None and spec.resources.gpu == 0 and spare > 1:
-        spec = replace(spec, resources=replace(spec.resources, cpu=spec.resources.cpu * spare))
+        spec = spec.replace(resources=spec.resources.model_copy(update={"cpu": spec.resources.cpu * spare}))
     return (None if all(len(p) == 1 for p in grouped) else grouped), spec
 
 

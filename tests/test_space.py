@@ -66,7 +66,7 @@ def test_smoke_scale_keeps_the_structure_on_embedded_data():
     full, smoke = load(KINGMA), at_scale(load(KINGMA), "smoke")
     assert space.configuration_count(smoke) == space.configuration_count(full)
     assert smoke.datasets == ("digits",) and smoke.label_counts == (20, 30, 40, 50)
-    assert smoke.batches == ((1, 100), (3, 100), (5, 100), (10, 100)) and smoke.zip == full.zip
+    assert [(b.labelled, b.unlabelled) for b in smoke.batches] == [(1, 100), (3, 100), (5, 100), (10, 100)] and smoke.zip == full.zip
     assert (smoke.epochs, smoke.seeds, smoke.fixed["hidden"], smoke.fixed["lr"]) == (2, (0, 1), 16, 0.0003)
 
 

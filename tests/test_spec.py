@@ -3,7 +3,7 @@ import pytest
 from helpers import tiny_spec
 from sweeper import spec as spec_module
 from sweeper.errors import SpecError
-from sweeper.spec import Grid, Range, parse, with_pack
+from sweeper.spec import Batch, Grid, Range, parse, with_pack
 
 
 def load(write_spec, **overrides):
@@ -24,9 +24,9 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     spec = load(write_spec, search={"alpha": [0.5, 5], "lr": {"low": 1e-4, "high": 1e-2, "log": True}}, sampler="tpe", trials=4)
     assert spec.models == ("m2", "baseline")
     assert spec.seeds == (0, 1)
-    assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(1e-4, 1e-2, log=True)}
-    assert (spec.batches, spec.label_counts, spec.datasets) == (((25, 200),), (50,), ("digits",))
-    assert spec.searched("baseline") == {"lr": Range(1e-4, 1e-2, log=True)}
+    assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(low=1e-4, high=1e-2, log=True)}
+    assert (spec.batches, spec.label_counts, spec.datasets) == ((Batch(labelled=25, unlabelled=200),), (50,), ("digits",))
+    assert spec.searched("baseline") == {"lr": Range(low=1e-4, high=1e-2, log=True)}
     assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
     assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "pretrain", "sigma2", "weighting"]
     assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
@@ -87,7 +87,7 @@ def test_yaml_syntax_errors_give_the_line(write_spec):
 
 
 def test_a_spec_that_is_not_a_mapping(write_spec):
-    assert error(write_spec, "- m2\n- baseline\n") == "a spec must be a mapping of keys to values, got list; see README 'Spec format'"
+    assert error(write_spec, "- m2\n- baseline\n") == "a spec must be a mapping of keys to values, got list; see docs/spec.md, 'Spec format'"
 
 
 def test_a_missing_required_key(write_spec):
@@ -245,8 +245,8 @@ def test_every_section_round_trips_and_an_empty_one_means_its_defaults():
 
     spec = parse(tiny_spec(scheduler="asha", step={"bf16": True}, resources={"cpu": 2, "gpu": 0.5}, study={"heartbeat_s": 5},
                            data={"preprocess": "standardize"}, max_concurrent=2, trials=None))
-    assert spec.scheduler == Scheduler("asha") and spec.step == Step(bf16=True) and spec.resources == Resources(2, 0.5)
-    assert spec.study == Study(5, 30) and spec.data.preprocess == "standardize" and spec.trials is None
+    assert spec.scheduler == Scheduler(type="asha") and spec.step == Step(bf16=True) and spec.resources == Resources(cpu=2, gpu=0.5)
+    assert spec.study == Study(heartbeat_s=5, reclaim_after_s=30) and spec.data.preprocess == "standardize" and spec.trials is None
     assert parse(yaml.safe_load(to_yaml(spec))) == spec
     packed = with_pack(parse(tiny_spec()), 2)
     assert packed.pack == 2 and parse(yaml.safe_load(to_yaml(packed)), source=packed.source) == packed

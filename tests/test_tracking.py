@@ -21,10 +21,10 @@ HYPER = {"alpha": "number", "hidden": "number"}
 
 
 @pytest.mark.parametrize("given, parsed", [
-    ("mlflow", Tracking("mlflow")),
-    ("wandb", Tracking("wandb")),
-    ({"kind": "mlflow", "uri": "http://host:5000", "experiment": "E"}, Tracking("mlflow", uri="http://host:5000", experiment="E")),
-    ({"kind": "wandb", "project": "P", "entity": "E", "mode": "offline"}, Tracking("wandb", project="P", entity="E", mode="offline")),
+    ("mlflow", Tracking(kind="mlflow")),
+    ("wandb", Tracking(kind="wandb")),
+    ({"kind": "mlflow", "uri": "http://host:5000", "experiment": "E"}, Tracking(kind="mlflow", uri="http://host:5000", experiment="E")),
+    ({"kind": "wandb", "project": "P", "entity": "E", "mode": "offline"}, Tracking(kind="wandb", project="P", entity="E", mode="offline")),
 ])
 def test_tracking_is_read_and_written_back(given, parsed):
     spec = parse(tiny_spec(tracking=given))

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+
+from ..errors import SpecError
+from ..schema import Boolean, Choice, Section, checked, number, shown
 
 
 @dataclass(frozen=True)
@@ -28,17 +33,31 @@ class Dataset:
 
 
 PREPROCESS = ("scale", "dynamic_binarize", "static_binarize", "standardize")
+COORDINATES = ("unit", "raw")  # toy sets: min-max scaled to [0, 1] by the training set, or the generator's own
 
 
-@dataclass(frozen=True)
-class DataOptions:
-    """How a spec wants its data: the `data:` mapping of a spec."""
+def _noise(value) -> float:
+    if number(value) < 0:
+        raise SpecError(f"must be >= 0, got {shown(value)}")
+    return float(value)
 
-    preprocess: str = "scale"  # one of PREPROCESS; dynamic_binarize happens per batch in training
-    labelled_in_unlabelled: bool = False  # do labelled points also appear in the unlabelled set?
-    noise: float | None = None  # toy sets only; None: the set's default
-    factor: float | None = None  # circles only: the inner circle's radius over the outer's; None: 0.5
-    coordinates: str = "unit"  # toy sets only: unit (min-max scaled to [0, 1] by the training set), or raw (the generator's)
+
+def _factor(value) -> float:
+    if not 0 < number(value) < 1:
+        raise SpecError(f"must be between 0 and 1 (the inner circle's radius over the outer), got {shown(value)}")
+    return float(value)
+
+
+class DataOptions(Section):
+    """How a spec wants its data: the `data:` mapping of a spec (which datasets take the toy sets' options is
+    checked with the datasets, in spec._check_data)."""
+
+    preprocess: Choice(PREPROCESS, "preprocessing") = "scale"  # dynamic_binarize happens per batch in training
+    labelled_in_unlabelled: Boolean = False  # do labelled points also appear in the unlabelled set?
+    noise: checked(float | None, _noise, Annotated[float, Field(ge=0)]) = None  # toy sets; None: the set's default
+    # circles only: the inner circle's radius over the outer's; None: 0.5
+    factor: checked(float | None, _factor, Annotated[float, Field(gt=0, lt=1)]) = None
+    coordinates: Choice(COORDINATES, "coordinates") = "unit"  # toy sets only
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset, DatasetInfo
+from .base import COORDINATES, Dataset, DatasetInfo
 
 N_TRAIN, N_VAL, N_TEST = 10_000, 1_000, 1_000
 MOONS = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="two moons, 2-d, 10000/1000/1000, noise option (default 0.1)",
@@ -21,7 +21,6 @@ CIRCLES = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="concentric circles,
                       input_shape=(2,), smallest_class=5000)
 DEFAULT_NOISE = {"moons": 0.1, "circles": 0.05}
 DEFAULT_FACTOR = 0.5
-COORDINATES = ("unit", "raw")
 
 
 def load(name: str, noise: float | None = None, factor: float | None = None, coordinates: str = "unit") -> Dataset:

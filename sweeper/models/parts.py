@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..schema import shown
+
 # ---------------------------------------------------------------- hyperparameters
-
-
-def shown(value, limit: int = 40) -> str:
-    """A value's repr as a message shows it, cut to `limit` characters."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an integer of more digits than Python prints
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
