@@ -74,7 +74,7 @@ def schedule(epoch: float, epochs: int, n_train: int, n_labelled: int, n_unlabel
     """What a loss reads of where training is (epoch from 0) and of the data's sizes: Kingma's
     data_ratio N / N_labelled and the labelled share N_l / (N_l + N_u) of the data-set objective."""
     return Schedule(epoch=epoch, epochs=epochs, data_ratio=n_train / n_labelled,
-                    labelled_share=n_labelled / (n_labelled + n_unlabelled))
+                    labelled_share=n_labelled / (n_labelled + n_unlabelled), unlabelled_count=n_unlabelled)
 
 
 def batch_indices(n: int, steps: int, size: int, order: torch.Generator, device) -> torch.Tensor:
@@ -376,6 +376,7 @@ class Stack:
     Adam's update is elementwise, so one optimiser over the stacks is each member's own Adam. Its
     learning rate is one number: when the members' differ, Adam steps with 1 and each member's step
     is then scaled by its own rate (the update is lr times a direction that does not depend on lr).
+    Each member's learning-rate schedule and gradient clipping are its own (MemberOptimiser).
     """
 
     def __init__(self, members: list[models.Model], hypers: list[dict], bf16: bool = False, compile: bool = False):
@@ -387,11 +388,11 @@ class Stack:
         device = next(iter(self.params.values())).device
         kind = type(members[0])
         self.parts = kind.loss_parts
-        self.loss_weights = {name: torch.tensor([float(h[name]) for h in hypers], device=device) for name in kind.loss_weights}
-        lrs = [float(h["lr"]) for h in hypers]
-        same = len(set(lrs)) == 1
-        self.lrs = None if same else torch.tensor(lrs, device=device)
-        self.optimizer = torch.optim.Adam(self.params.values(), lr=lrs[0] if same else 1.0, **_fastest_adam(device))
+        self.loss_weights = {name: torch.tensor([float(h.get(name, w.default)) for h in hypers], device=device)
+                             for name, w in kind.loss_weights.items()}
+        self.settings = MemberOptimiser.of(hypers, device)
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=1.0, **_fastest_adam(device))  # its rate is set every step
+        self.rates_on_device: tuple[tuple[float, ...], torch.Tensor] | None = None  # the last differing rates, copied once
         # optionally (meant for a GPU; they run on a CPU too, which is how the tests check them):
         # matmuls in bfloat16 (parameters and optimiser stay float32), and the vmapped loss compiled
         self.device_type, self.bf16, self.compile = device.type, bf16, compile
@@ -418,8 +419,7 @@ class Stack:
         self.params = {name: p.detach()[index].clone().requires_grad_() for name, p in self.params.items()}
         self.buffers = {name: b[index] for name, b in self.buffers.items()}
         self.loss_weights = {name: w[index] for name, w in self.loss_weights.items()}
-        if self.lrs is not None:
-            self.lrs = self.lrs[index]
+        self.settings = self.settings.keep(positions)
         self.optimizer = torch.optim.Adam(self.params.values(), lr=saved["param_groups"][0]["lr"], **_fastest_adam(device))
         self.optimizer.load_state_dict(saved)
         self.losses = self._vmapped_losses()
@@ -437,15 +437,27 @@ class Stack:
             losses, parts = self.losses(self.params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
-        if self.lrs is None:
-            self.optimizer.step()
-        else:
-            before = [p.detach().clone() for p in self.params.values()]
-            self.optimizer.step()
-            with torch.no_grad():
-                for p, p0 in zip(self.params.values(), before):
-                    p.copy_(torch.lerp(p0, p, self.lrs.view(-1, *[1] * (p.dim() - 1))))
+        self.settings.clip([p.grad for p in self.params.values() if p.grad is not None])
+        self._adam_step(self.settings.rates(schedule.epoch))
         return parts.detach()
+
+    def _adam_step(self, rates: list[float]) -> None:
+        """Adam at each member's learning rate: at the common one when they agree, else at 1 with each
+        member's step then scaled by its own rate (the update is lr times a direction that does not depend on lr)."""
+        same = len(set(rates)) == 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = rates[0] if same else 1.0
+        if same:
+            self.optimizer.step()
+            return
+        before = [p.detach().clone() for p in self.params.values()]
+        self.optimizer.step()
+        if self.rates_on_device is None or self.rates_on_device[0] != tuple(rates):  # once per change, not a copy per step
+            self.rates_on_device = (tuple(rates), torch.tensor(rates, device=before[0].device))
+        lrs = self.rates_on_device[1]
+        with torch.no_grad():
+            for p, p0 in zip(self.params.values(), before):
+                p.copy_(torch.lerp(p0, p, lrs.view(-1, *[1] * (p.dim() - 1))))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's class logits for the same x, (members, len(x), classes); in chunks of rows
@@ -466,6 +478,62 @@ class Stack:
             for name, p in self.params.items():
                 p.copy_(state["params"][name])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+@dataclass(frozen=True)
+class MemberOptimiser:
+    """The optimiser hyperparameters (models.OPTIMISER) of each member of a stack, in its order.
+
+    The learning rates are Python numbers, computed on the host from the epoch, so a schedule costs no
+    device sync. The clipping bounds are tensors over the members, inf where a member's is off, or None
+    when every member's is off (the step then does exactly what it did without clipping)."""
+
+    lr: tuple[float, ...]
+    decay: tuple[float, ...]
+    every: tuple[int, ...]
+    floor: tuple[float, ...]
+    clip_norm: torch.Tensor | None
+    clip_value: torch.Tensor | None
+
+    @classmethod
+    def of(cls, hypers: list[dict], device) -> MemberOptimiser:
+        def values(name: str) -> list[float]:
+            return [float(h.get(name, models.OPTIMISER[name].default)) for h in hypers]
+
+        def bounds(name: str) -> torch.Tensor | None:
+            limits = values(name)
+            return torch.tensor([v if v > 0 else math.inf for v in limits], device=device) if any(limits) else None
+
+        return cls(tuple(values("lr")), tuple(values("lr_decay")), tuple(int(v) for v in values("lr_decay_every")),
+                   tuple(values("lr_min")), bounds("clip_norm"), bounds("clip_value"))
+
+    def rates(self, epoch: float) -> list[float]:
+        """Each member's learning rate during the epoch that starts `epoch` epochs in: lr x lr_decay ^ (whole
+        lr_decay_every periods done), not below lr_min (nor raised by it above lr)."""
+        return [max(lr * decay ** (int(epoch) // every), min(floor, lr))
+                for lr, decay, every, floor in zip(self.lr, self.decay, self.every, self.floor, strict=True)]
+
+    def keep(self, positions: list[int]) -> MemberOptimiser:
+        """The settings of the members at `positions`, in that order."""
+        pick = lambda values: tuple(values[i] for i in positions)  # noqa: E731
+        cut = lambda bound: None if bound is None else bound[torch.tensor(positions, device=bound.device)]  # noqa: E731
+        return MemberOptimiser(pick(self.lr), pick(self.decay), pick(self.every), pick(self.floor), cut(self.clip_norm),
+                               cut(self.clip_value))
+
+    def clip(self, grads: list[torch.Tensor]) -> None:
+        """Clip stacked gradients (members first) in place: each member's scaled to at most its clip_norm over
+        all its parameters, then each entry to [-clip_value, clip_value]. torch.nn.utils.clip_grad_norm_ and
+        clip_grad_value_ would take one norm over the whole stack and one bound for every member, so one
+        member's gradient would shrink the others'; these are the same formulas member by member."""
+        if self.clip_norm is not None:
+            norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(len(g), -1), dim=1) for g in grads]), dim=0)
+            scale = (self.clip_norm / (norms + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s coefficient
+            for g in grads:
+                g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+        if self.clip_value is not None:
+            for g in grads:
+                bound = self.clip_value.view(-1, *[1] * (g.dim() - 1))
+                g.clamp_(-bound, bound)
 
 
 class _Classifier(torch.nn.Module):

@@ -42,7 +42,7 @@ def batch(seed: int = 0, n_labelled: int = 6, n_unlabelled: int = 5) -> Batch:
 def weights(model: str, progress: float = 0.9, **values) -> tuple[dict, Schedule]:
     """Every loss weight at its default (or as given), and a schedule at `progress` (forward's second and third arguments)."""
     w = {name: torch.tensor(float(values.get(name, h.default))) for name, h in models.MODELS[model].loss_weights.items()}
-    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=0.2)
+    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=0.2, unlabelled_count=100.0)
 
 
 def test_the_bernoulli_likelihood_is_minus_the_cross_entropy_for_every_label_and_member():
@@ -211,6 +211,35 @@ def test_adgm_with_1_and_10_samples_differ_only_in_the_sample_count():
     b = batch()
     spread = lambda m: torch.stack([m(b, *weights("adgm"), key(s))[0] for s in range(30)]).detach().std()  # noqa: E731
     assert spread(ten) < 0.6 * spread(one)  # more samples, a less noisy estimate of the same bound
+
+
+def test_the_activation_option_sets_every_mlp_hidden_nonlinearity_of_the_adgm():
+    kinds = lambda m: {type(module) for module in m.modules()} & {torch.nn.Softplus, torch.nn.ReLU}  # noqa: E731
+    assert kinds(tiny("adgm", depth=2, generative_a="conditional")) == {torch.nn.Softplus}
+    relu = tiny("adgm", depth=2, generative_a="conditional", activation="relu")
+    assert kinds(relu) == {torch.nn.ReLU}
+    softplus = tiny("adgm", depth=2, generative_a="conditional")
+    b = batch()
+    assert not torch.equal(relu(b, *weights("adgm"), key(0))[0], softplus(b, *weights("adgm"), key(0))[0])
+    assert models.MODELS["adgm"].ignored({"network": "cnn"}) >= {"activation"}  # the CNN's layers are ReLU whatever it says
+
+
+def test_the_adgm_weight_prior_adds_minus_its_weight_times_log_n01_of_the_weight_matrices_per_unlabelled_point():
+    model, b = tiny("adgm", depth=2, generative_a="conditional", z_given_a="yes"), batch()
+    w, now = weights("adgm")
+    without, _ = model(b, w, now, key(2))
+    with_prior, parts = model(b, w | {"weight_prior": torch.tensor(2.0)}, now, key(2))
+    matrices = [p for name, p in model.named_parameters() if "bias" not in name]
+    assert all(p.dim() == 2 for p in matrices) and len(matrices) > 10
+    log_prior = sum(torch.distributions.Normal(0.0, 1.0).log_prob(p).sum() for p in matrices)
+    torch.testing.assert_close(with_prior - without, -2.0 * log_prior / now.unlabelled_count)
+    assert set(parts) == {"recon", "kl", "ce"}
+    # its gradient is the prior's: 2 W / N_u on a weight matrix, nothing on a bias
+    bias = model.q_a.body.first.bias
+    gradient = lambda loss, p: torch.autograd.grad(loss, p, retain_graph=True)[0]  # noqa: E731
+    torch.testing.assert_close(gradient(with_prior, bias), gradient(without, bias))
+    weight = model.q_a.body.first.weights[0]
+    torch.testing.assert_close(gradient(with_prior, weight) - gradient(without, weight), 2.0 * weight / now.unlabelled_count)
 
 
 def test_adversarial_m2_plays_the_adversary_against_the_encoder():

@@ -28,7 +28,7 @@ def data(n_labelled: int, n_unlabelled: int, seed: int = 0) -> Batch:
 def loss_weights(name: str, progress: float, labelled_share: float, **values) -> tuple[dict, Schedule]:
     """forward's loss weights (defaults, or as given) and a schedule at `progress` of 10 epochs."""
     w = {n: torch.tensor(float(values.get(n, h.default))) for n, h in models.MODELS[name].loss_weights.items()}
-    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=labelled_share)
+    return w, Schedule(epoch=10 * progress, epochs=10, data_ratio=10.0, labelled_share=labelled_share, unlabelled_count=100.0)
 
 
 def test_the_mean_of_the_batch_estimates_over_an_epoch_is_the_data_set_objective():
@@ -106,7 +106,7 @@ def test_every_hyperparameter_a_model_takes_changes_its_loss_unless_it_says_it_i
     reference = losses(base)
     ignored = models.MODELS[name].ignored(base)
     for hp, h in taken.items():
-        if hp == "lr":  # the optimiser's, not the loss's
+        if hp in models.OPTIMISER:  # the optimiser's (lr, its schedule, clipping), not the loss's
             continue
         changed = losses({**base, hp: alternative(h, base[hp])})
         if hp in ignored:
@@ -131,7 +131,7 @@ def test_m1m2_hands_alpha_scale_kl_warmup_and_weighting_to_its_m2():
 def test_m1m2_schedules_its_m2_from_the_start_of_its_own_stage():
     model = build("m1m2", vae_fraction=0.5, pretrain=0.2)
     # epoch 60 of 100: 10 epochs into M2's 50, progress 0.2 of its stage: pretraining has just ended there
-    stage = model.m2_stage(Schedule(epoch=60, epochs=100, data_ratio=1.0, labelled_share=0.5))
-    assert stage == Schedule(epoch=10.0, epochs=50.0, data_ratio=1.0, labelled_share=0.5)
+    stage = model.m2_stage(Schedule(epoch=60, epochs=100, data_ratio=1.0, labelled_share=0.5, unlabelled_count=100.0))
+    assert stage == Schedule(epoch=10.0, epochs=50.0, data_ratio=1.0, labelled_share=0.5, unlabelled_count=100.0)
     assert stage.progress == pytest.approx(0.2)
-    assert model.m2_stage(Schedule(epoch=0, epochs=100, data_ratio=1.0, labelled_share=0.5)).progress < 0  # still M1's stage
+    assert model.m2_stage(Schedule(epoch=0, epochs=100, data_ratio=1.0, labelled_share=0.5, unlabelled_count=100.0)).progress < 0  # still M1's stage

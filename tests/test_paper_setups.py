@@ -91,7 +91,7 @@ def test_m1m2_with_a_learned_variance_gives_its_m2_a_gaussian_head_that_trains()
     generator = torch.Generator().manual_seed(0)
     batch = Batch(torch.rand(5, 64, generator=generator), torch.arange(5), torch.rand(7, 64, generator=generator))
     weights = {"alpha": torch.tensor(0.1), "sigma2": torch.tensor(1.0)}
-    loss, _ = model(batch, weights, Schedule(epoch=1, epochs=2, data_ratio=10.0, labelled_share=0.1), key(7))
+    loss, _ = model(batch, weights, Schedule(epoch=1, epochs=2, data_ratio=10.0, labelled_share=0.1, unlabelled_count=100.0), key(7))
     loss.backward()
     head = model.m2.decoder.body
     assert torch.isfinite(loss) and all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
@@ -117,7 +117,7 @@ def raj_loss(model, seed=7, **weights):
     generator = torch.Generator().manual_seed(0)
     batch = Batch(torch.rand(4, 16, generator=generator), torch.tensor([0, 1, 2, 0]), torch.rand(6, 16, generator=generator))
     values = {"alpha": 1.0, "sigma2": 1.0, "beta": 0.0, "gamma": 0.0, "epsilon": 0.1, "temperature": 1.0, **weights}
-    return model(batch, {k: torch.tensor(v) for k, v in values.items()}, Schedule(epoch=1, epochs=2, data_ratio=2.5, labelled_share=0.4),
+    return model(batch, {k: torch.tensor(v) for k, v in values.items()}, Schedule(epoch=1, epochs=2, data_ratio=2.5, labelled_share=0.4, unlabelled_count=100.0),
                  key(seed))[0]
 
 

@@ -27,8 +27,9 @@ def test_a_good_spec_becomes_a_typed_spec(write_spec):
     assert spec.search == {"alpha": Grid((0.5, 5)), "lr": Range(low=1e-4, high=1e-2, log=True)}
     assert (spec.batches, spec.label_counts, spec.datasets) == ((Batch(labelled=25, unlabelled=200),), (50,), ("digits",))
     assert spec.searched("baseline") == {"lr": Range(low=1e-4, high=1e-2, log=True)}
-    assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3}
-    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "network", "pretrain", "sigma2", "weighting"]
+    assert spec.hyperparameters("baseline") == {"hidden": 16, "network": "mlp", "lr": 1e-3, "lr_decay": 1.0, "lr_decay_every": 1, "lr_min": 0.0,
+                                                "clip_norm": 0.0, "clip_value": 0.0}
+    assert list(spec.hyperparameter_columns()) == ["alpha", "alpha_scale", "clip_norm", "clip_value", "depth", "hidden", "kl_warmup", "latent", "likelihood", "lr", "lr_decay", "lr_decay_every", "lr_min", "network", "pretrain", "sigma2", "weighting"]
     assert spec.hyperparameter_columns()["likelihood"] == "text" and spec.hyperparameter_columns()["alpha"] == "number"
 
 
@@ -62,6 +63,9 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"sampler": "tpe"}, "trials: sampler tpe needs the number of configurations to try, e.g. trials: 20"),
         ({"sampler": "bayes"}, "sampler: unknown sampler 'bayes'; allowed: grid, random, tpe, cmaes, nsga2"),
         ({"fixed": {"hidden": 2.5}}, "fixed.hidden: expected an integer, got 2.5"),
+        ({"fixed": {"clip_norm": -1}}, "fixed.clip_norm: must be >= 0, got -1"),
+        ({"search": {"lr_decay": [0.5, 1.5]}}, "search.lr_decay: must be <= 1, got 1.5"),
+        ({"fixed": {"lr_decay_every": 0.5}}, "fixed.lr_decay_every: expected an integer, got 0.5"),
         ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0, got 0"),
         ({"data": {"preprocess": "whiten"}}, "data.preprocess: unknown preprocessing 'whiten'; allowed: scale, dynamic_binarize, static_binarize, standardize"),
         ({"data": {"noise": 0.1}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
@@ -79,7 +83,7 @@ def test_bad_specs_get_one_line_naming_the_key(write_spec, overrides, message):
 
 def test_a_hyperparameter_no_listed_model_takes_names_both(write_spec):
     message = error(write_spec, tiny_spec(models=["baseline"], fixed={}, search={"alpha": [1]}))
-    assert message == "search.alpha: baseline takes no hyperparameter 'alpha'; remove it or add a model that takes it (baseline takes: hidden, lr, network)"
+    assert message == "search.alpha: baseline takes no hyperparameter 'alpha'; remove it or add a model that takes it (baseline takes: clip_norm, clip_value, hidden, lr, lr_decay, lr_decay_every, lr_min, network)"
 
 
 def test_yaml_syntax_errors_give_the_line(write_spec):

@@ -160,7 +160,7 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
         x = (torch.rand(2, 2 * rows, 64, generator=generator) < 0.5).float()
         batch = (x[:, :rows], torch.randint(0, 10, (2, rows), generator=generator), x[:, rows:])
         keys = torch.stack([key(0), key(1)])
-        return torch.stack([stack.step(batch, Schedule(epoch=s, epochs=3, data_ratio=10.0, labelled_share=0.1), fold_in(keys, s), False)
+        return torch.stack([stack.step(batch, Schedule(epoch=s, epochs=3, data_ratio=10.0, labelled_share=0.1, unlabelled_count=100.0), fold_in(keys, s), False)
                             for s in range(3)])
 
     plain = losses()
@@ -215,7 +215,7 @@ def test_a_stack_that_drops_members_steps_the_survivors_as_before():
     generator = torch.Generator().manual_seed(0)
     x = (torch.rand(3, 20, 64, generator=generator) < 0.5).float()
     batch = (x[:, :10], torch.randint(0, 10, (3, 10), generator=generator), x[:, 10:])
-    now = Schedule(epoch=0, epochs=3, data_ratio=10.0, labelled_share=0.1)
+    now = Schedule(epoch=0, epochs=3, data_ratio=10.0, labelled_share=0.1, unlabelled_count=100.0)
     keys = torch.stack([key(0), key(1), key(2)])
 
     def stack():
@@ -260,3 +260,82 @@ def test_a_training_saved_at_its_end_loads_and_has_nothing_left_to_train():
     again = Training(plan(epochs=2), data)
     again.load_state_dict(done.state_dict())
     assert history(again) == rows and again.active == [] and [m.status for m in again.members] == ["completed"] * 2
+
+
+def test_each_member_clips_its_gradient_by_its_own_norm_as_torchs_clipping_does_alone():
+    """MemberOptimiser.clip on a stack of gradients: member 0 as clip_grad_norm_ then clip_grad_value_ would
+    clip it alone (not by the stack's norm); member 1, clipping off, untouched; member 2 by its own bounds."""
+    from sweeper.train import MemberOptimiser
+
+    generator = torch.Generator().manual_seed(0)
+    grads = [10 * torch.randn(3, 4, 5, generator=generator), torch.randn(3, 5, generator=generator)]
+    grads[0][2] *= 0.01  # member 2's gradient is small: under its norm bound, the value bound alone acts
+    settings = MemberOptimiser.of([{"clip_norm": 5.0, "clip_value": 1.0}, {}, {"clip_norm": 100.0, "clip_value": 0.05}], "cpu")
+    clipped = [g.clone() for g in grads]
+    settings.clip(clipped)
+    for member, (norm, value) in ((0, (5.0, 1.0)), (2, (100.0, 0.05))):
+        alone = [torch.nn.Parameter(torch.zeros_like(g[member])) for g in grads]
+        for p, g in zip(alone, grads):
+            p.grad = g[member].clone()
+        torch.nn.utils.clip_grad_norm_(alone, norm)
+        torch.nn.utils.clip_grad_value_(alone, value)
+        for p, g in zip(alone, clipped):
+            torch.testing.assert_close(g[member], p.grad)
+    assert all(torch.equal(g[1], original[1]) for g, original in zip(clipped, grads))
+    assert not torch.equal(clipped[0][0], grads[0][0]) and not torch.equal(clipped[0][2], grads[0][2])
+
+
+def test_the_learning_rate_decays_every_so_many_epochs_down_to_its_floor():
+    from sweeper.train import MemberOptimiser
+
+    maaloe = {"lr": 3e-4, "lr_decay": 0.75, "lr_decay_every": 200, "lr_min": 3e-5}
+    settings = MemberOptimiser.of([maaloe, {"lr": 1e-3, "lr_decay": 0.1, "lr_decay_every": 1, "lr_min": 1e-5}, {"lr": 2e-3}], "cpu")
+    assert settings.rates(0) == [3e-4, 1e-3, 2e-3]
+    # epochs counted from 0: the first 200 at 3e-4, the next 200 at 3e-4 x 0.75, ...
+    assert [settings.rates(epoch)[0] for epoch in (199, 200, 399, 400, 999)] == [3e-4, 3e-4 * 0.75, 3e-4 * 0.75, 3e-4 * 0.75 ** 2, 3e-4 * 0.75 ** 4]
+    assert math.isclose(settings.rates(1)[1], 1e-4) and settings.rates(3)[1] == 1e-5  # 1e-6 would be below the floor
+    assert settings.rates(10_000) == [3e-5, 1e-5, 2e-3]
+    assert settings.keep([2, 0]).rates(200) == [2e-3, 3e-4 * 0.75]
+
+
+def test_a_packed_member_with_its_own_clipping_and_decay_gets_the_numbers_it_gets_alone():
+    """Plans that differ in every optimiser setting train as one pack; each member's epochs are its own
+    (clipped by its own gradient norm, its learning rate on its own schedule), and the settings act."""
+    data = load("digits")
+    settings = [{"clip_norm": 1.0, "clip_value": 0.02, "lr_decay": 0.5, "lr_decay_every": 1, "lr": 3e-3}, {"lr": 1e-3}]
+    plans = [plan(epochs=3, seeds=(0,), **s) for s in settings]
+    packed = Training(plans, data)
+    rows = history(packed)
+    for i, p in enumerate(plans):
+        assert_same_numbers(rows[i], history(Training(p, data))[0], len(data.y_val))
+    unclipped = history(Training(plan(epochs=3, seeds=(0,), lr=3e-3), data))[0]
+    assert rows[0][1]["loss"] != unclipped[1]["loss"]
+    decayed = Training(plan(epochs=3, seeds=(0,), lr=1e-3, lr_decay=0.5, lr_decay_every=1), data)
+    history(decayed)
+    assert decayed.fitter.stack.optimizer.param_groups[0]["lr"] == 1e-3 * 0.5 ** 2  # the third epoch's rate
+
+
+def test_with_the_default_optimiser_settings_a_stack_steps_as_plain_adam():
+    """No decay, no clipping: a member's step is torch.optim.Adam's on the model alone."""
+    from sweeper import models
+    from sweeper.models import Batch, Schedule
+    from sweeper.models.parts import key
+    from sweeper.train import Stack
+
+    hyper = {k: h.default for k, h in models.hyperparameters("adgm").items()} | {"hidden": 8, "latent": 3, "auxiliary": 3, "lr": 3e-3}
+    torch.manual_seed(0)
+    model = models.build("adgm", (64,), 10, hyper)
+    stack = Stack([model], [hyper])
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 20, 64, generator=generator) < 0.5).float()
+    batch = (x[:, :10], torch.randint(0, 10, (1, 10), generator=generator), x[:, 10:])
+    now = Schedule(epoch=500, epochs=1000, data_ratio=10.0, labelled_share=0.1, unlabelled_count=100.0)
+    adam = torch.optim.Adam(model.parameters(), lr=3e-3)
+    weights = {name: torch.tensor(float(hyper[name])) for name in models.MODELS["adgm"].loss_weights}
+    for s in range(3):
+        stack.step(batch, now, key(s)[None], False)
+        adam.zero_grad()
+        model(Batch(batch[0][0], batch[1][0], batch[2][0]), weights, now, key(s))[0].backward()
+        adam.step()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(stack.params[name][0], p, rtol=1e-5, atol=1e-6)

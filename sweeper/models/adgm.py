@@ -7,7 +7,8 @@ Inference:  q(a|x), q(z|y,x) (poster) or q(z|a,y,x) (z_given_a: yes), q(y|a,x).
 With a ~ q(a|x) and z ~ q(z|.), for k Monte Carlo samples (mc_samples) averaged:
   L(x, y) = E[log p(x|y,z) + log p(y) - KL(q(z|.) || p(z)) + log p(a|.) - log q(a|x)]
   U(x)    = E_q(a|x)[sum_y q(y|a,x) L_a(x, y) + H(q(y|a,x))]
-  Loss    = -mean L - mean U + alpha * E_q(a|x)[-log q(y|a,x)]
+  Loss    = -mean L - mean U + alpha * E_q(a|x)[-log q(y|a,x)] - weight_prior * log N(W | 0, I) / N_u
+(the last term, off by default, is the prior on the weight matrices W of the authors' code, per unlabelled point).
 Prediction averages q(y|a,x) over mc_samples draws of a (a fixed key, so evaluation repeats).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from .base import Batch, Model, Schedule
 from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
 from .parts import (
+    ACTIVATION,
     ARCHITECTURE,
     MAX_SAMPLES,
     MAX_WIDTH,
@@ -32,6 +34,7 @@ from .parts import (
     key,
     kl_standard_normal,
     log_normal,
+    log_weight_prior,
     normal,
     one_hot,
     over_labels,
@@ -44,9 +47,15 @@ class ADGM(Model):
     name = "adgm"
     summary = "Maaløe's auxiliary deep generative model, k Monte Carlo samples (mc_samples)"
     enumerates = True
-    loss_weights = {**ALPHA, **SIGMA2}
+    loss_weights = {
+        **ALPHA,
+        **SIGMA2,
+        "weight_prior": Hyper(0.0, low=0.0, high=1e6, help="weight of -log N(W | 0, I) / N_u in the loss, W every weight matrix "
+                                                           "(Maaløe's code: 1; 0: no prior)"),
+    }
     build_options = {
         **ARCHITECTURE,
+        **ACTIVATION,
         **LIKELIHOOD,
         **ALPHA_SCALE,
         **WEIGHTING,
@@ -58,19 +67,20 @@ class ADGM(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", alpha_scale: str = "batch", auxiliary: int = 100, mc_samples: int = 1,
-                 generative_a: str = "prior", z_given_a: str = "no", weighting: str = "part_means"):
+                 generative_a: str = "prior", z_given_a: str = "no", weighting: str = "part_means", activation: str = "softplus"):
         super().__init__(input_shape, n_classes)
         self.latent, self.auxiliary, self.samples, self.likelihood = latent, auxiliary, mc_samples, likelihood
         self.alpha_scale, self.weighting = alpha_scale, weighting
         self.conditional_a, self.z_given_a = generative_a == "conditional", z_given_a == "yes"
-        net = Network(network, self.input_shape, hidden, depth)
+        net = Network(network, self.input_shape, hidden, depth, activation)
         self.q_a = net.encoder(latent=auxiliary)  # q(a|x)
         self.q_z = net.encoder(n_classes, *([auxiliary] if self.z_given_a else []), latent=latent)  # q(z|y,x[,a])
         trunk, n = net.features()  # q(y|a,x): a trunk for x, then an MLP over (x features, a)
-        self.q_y_trunk, self.q_y_body = trunk, ConditionalMLP((n, auxiliary), hidden, n_classes)
+        self.q_y_trunk, self.q_y_body = trunk, ConditionalMLP((n, auxiliary), hidden, n_classes, net.activation)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
         if self.conditional_a:
-            self.p_a = GaussianEncoder((self.n_features, n_classes, latent), hidden, auxiliary)  # p(a|x,y,z)
+            self.p_a = GaussianEncoder((self.n_features, n_classes, latent), hidden, auxiliary,
+                                       activation=net.activation)  # p(a|x,y,z)
         self.log_prior_y = -math.log(n_classes)
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,6 +145,7 @@ class ADGM(Model):
 
         loss = semi_supervised_loss(-labelled + scaled_alpha(weights, schedule, self.alpha_scale) * cross_entropy, -unlabelled,
                                     self.weighting, schedule.labelled_share)
+        loss = loss - weights["weight_prior"] * log_weight_prior(self) / schedule.unlabelled_count
         return loss, {
             "recon": -(log_px_l.mean() + (q_y * log_px_u).sum(-1).mean()),
             "kl": kl_l.mean() + (q_y * kl_u).sum(-1).mean(),

@@ -9,8 +9,16 @@ from torch import nn
 
 from .parts import ARCHITECTURE, ENUMERATIONS, Hyper
 
-# Optimiser settings are hyperparameters of every model.
-OPTIMISER = {"lr": Hyper(1e-3, low=1e-7, high=1.0, help="Adam learning rate")}
+# Optimiser settings are hyperparameters of every model. Each may differ between the members of a pack
+# (train.Stack applies them member by member); the defaults are Adam at a constant rate, unclipped.
+OPTIMISER = {
+    "lr": Hyper(1e-3, low=1e-7, high=1.0, help="Adam learning rate"),
+    "lr_decay": Hyper(1.0, low=0.0, high=1.0, help="factor the learning rate is multiplied by every lr_decay_every epochs (1: constant)"),
+    "lr_decay_every": Hyper(1, low=1, high=1_000_000, integer=True, help="epochs between two multiplications by lr_decay"),
+    "lr_min": Hyper(0.0, low=0.0, high=1.0, help="floor of the decayed learning rate"),
+    "clip_norm": Hyper(0.0, low=0.0, high=1e12, help="each member's gradient scaled to at most this norm over all its parameters (0: off)"),
+    "clip_value": Hyper(0.0, low=0.0, high=1e12, help="each gradient entry clipped to [-clip_value, clip_value], after clip_norm (0: off)"),
+}
 
 
 class Batch(NamedTuple):
@@ -26,6 +34,7 @@ class Schedule(NamedTuple):
     epochs: float  # the trial's
     data_ratio: float  # training points per labelled point, N / N_l (Kingma's alpha)
     labelled_share: float  # N_l / (N_l + N_u), parts.semi_supervised_loss's dataset_sum
+    unlabelled_count: float  # N_u, the points of the unlabelled set (what Maaløe's weight prior is divided by)
 
     @property
     def progress(self) -> float:

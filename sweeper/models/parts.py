@@ -74,6 +74,13 @@ ARCHITECTURE = {
     "depth": Hyper(1, low=1, high=MAX_DEPTH, integer=True, help="hidden layers of the MLP encoders and decoders"),
 }
 
+# The hidden layers' nonlinearity of the MLP networks (a CNN's is ReLU, as Raj's).
+ACTIVATIONS = {"softplus": nn.Softplus, "relu": nn.ReLU}
+ACTIVATION = {
+    "activation": Hyper("softplus", choices=tuple(ACTIVATIONS), applies_if=("network", "mlp"),
+                        help="nonlinearity of the MLP hidden layers: softplus (Kingma), relu (Maaløe's code)"),
+}
+
 # How the labelled and the unlabelled terms of a semi-supervised objective are weighted.
 WEIGHTING = {
     "weighting": Hyper("part_means", choices=("part_means", "dataset_sum"),
@@ -209,17 +216,18 @@ class ImageDecoder(nn.Module):
 class Network:
     """Builds the model's networks as an MLP or as Raj's CNN, for inputs of `input_shape`.
 
-    MLP: every network has its own hidden layers of `hidden` softplus units (Kingma, Jurasiński).
+    MLP: every network has its own hidden layers of `hidden` units, softplus (Kingma, Jurasiński) or `activation`.
     CNN: one trunk (ImageFeatures, `hidden` units at its end) shared by every network built here that
     reads x, as in Raj's encoder, whose z and y heads sit on the same 512 features: q(y|x) is a
     linear head on it, q(z|x, y) a linear layer over (features, y). Raj's Eq. (5) and his Optimized-ELBO
     draw z from q(z|X) alone (optimized_elbo's posterior: x); his labelled M2 bound (Eq. 6) from q(z|X, y).
     """
 
-    def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int, depth: int = 1):
+    def __init__(self, kind: str, input_shape: tuple[int, ...], hidden: int, depth: int = 1, activation: str = "softplus"):
         if kind == "cnn" and (len(input_shape) != 3 or input_shape[1] % 4 or input_shape[2] % 4):
             raise ValueError(f"network cnn needs images with sides divisible by 4; this data has shape {input_shape}")
         self.kind, self.input_shape, self.hidden, self.depth = kind, input_shape, hidden, depth
+        self.activation = ACTIVATIONS[activation]  # the MLPs'
         self.n_features = math.prod(input_shape)
         self.trunk = ImageFeatures(input_shape, hidden) if kind == "cnn" else None
 
@@ -232,33 +240,35 @@ class Network:
     def classifier(self, n_classes: int) -> nn.Module:
         """q(y|x): logits."""
         trunk, n = self.features()
-        return nn.Sequential(trunk, nn.Linear(n, n_classes) if self.trunk is not None else mlp([n, self.hidden, n_classes]))
+        return nn.Sequential(trunk, nn.Linear(n, n_classes) if self.trunk is not None else mlp([n, self.hidden, n_classes], self.activation))
 
     def encoder(self, *other_inputs: int, latent: int) -> GaussianEncoder:
         """q(z | x, others...) with a Gaussian over `latent` dimensions."""
         trunk, n = self.features()
-        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, 0 if self.trunk is not None else self.depth)
+        return GaussianEncoder((n, *other_inputs), self.hidden, latent, trunk, 0 if self.trunk is not None else self.depth,
+                               self.activation)
 
     def gaussian_decoder(self, *in_sizes: int) -> GaussianEncoder:
         """p(x | inputs) = N(mean, diag(exp(log_var))): both from the inputs, through MLP hidden layers."""
         if self.kind == "cnn":
             raise ValueError("a learned output variance is built for MLPs (M1+M2's M2 on features) only")
-        return GaussianEncoder(in_sizes, self.hidden, self.n_features, depth=self.depth)
+        return GaussianEncoder(in_sizes, self.hidden, self.n_features, depth=self.depth, activation=self.activation)
 
     def decoder(self, *in_sizes: int) -> nn.Module:
         """p(x | inputs): the logits or means of x, from the given inputs."""
         if self.kind == "cnn":
             return ImageDecoder(in_sizes, self.input_shape, self.hidden)
-        return ConditionalMLP(in_sizes, self.hidden, self.n_features, depth=self.depth)
+        return ConditionalMLP(in_sizes, self.hidden, self.n_features, self.activation, self.depth)
 
 
 class GaussianEncoder(nn.Module):
     """q(z | x, others) = N(mu, diag(exp(log_var))): a trunk for x, then a ConditionalMLP."""
 
-    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int, trunk: nn.Module | None = None, depth: int = 1):
+    def __init__(self, in_sizes: tuple[int, ...], hidden: int, latent: int, trunk: nn.Module | None = None, depth: int = 1,
+                 activation=nn.Softplus):
         super().__init__()
         self.trunk = trunk or nn.Identity()
-        self.body = ConditionalMLP(in_sizes, hidden, 2 * latent, depth=depth)
+        self.body = ConditionalMLP(in_sizes, hidden, 2 * latent, activation, depth)
 
     def forward(self, x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, log_var = self.body(self.trunk(x), *others).chunk(2, dim=-1)
@@ -298,6 +308,14 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torc
 def kl_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL( N(mu, exp(log_var)) || N(0, I) ), analytic, summed over the last dimension."""
     return 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)
+
+
+def log_weight_prior(module: nn.Module) -> torch.Tensor:
+    """log N(W | 0, I) summed over every weight matrix and kernel of `module` (parameters of two or more
+    dimensions; biases are left free, as Maaløe's code, which takes the prior over its "W" parameters).
+    Under torch.func.functional_call the parameters are the ones passed in, so under vmap it is each member's."""
+    weights = [p for p in module.parameters() if p.dim() > 1]
+    return sum(-0.5 * (w.square().sum() + w.numel() * math.log(2 * math.pi)) for w in weights)
 
 
 def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
