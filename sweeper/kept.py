@@ -24,7 +24,7 @@ from .errors import SweeperError, first_line
 FOLDER = "models"
 
 
-def about(member, plan, dataset_name: str, input_shape, n_classes: int, trial_id: str) -> dict:
+def member_description(member, plan, dataset_name: str, input_shape, n_classes: int, trial_id: str) -> dict:
     """What rebuilding a member's module needs, and what its kept weights scored."""
     return {"trial_id": trial_id, "model": plan.model, "input_shape": list(input_shape), "n_classes": n_classes,
             "hyper": {k: v if isinstance(v, str) else float(v) for k, v in plan.hyper.items()},

@@ -96,7 +96,7 @@ def _metrics(training: Training, epoch: int) -> dict:
 def _write(setup: Setup, ids: list[str], training: Training, points: list[dict], error: str | None = None,
            dataset: Dataset | None = None) -> None:
     for plan, (config_id, point) in enumerate(zip(ids, points, strict=True)):
-        epochs, trials = rows(config_id, training, setup.spec, point, error, plan)
+        epochs, trials = epoch_and_trial_rows(config_id, training, setup.spec, point, error, plan)
         if dataset is not None:  # before the rows: a row never names a best epoch whose weights are not kept
             keep_improved(setup.out_dir, config_id, training, plan, dataset)
         results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns(),
@@ -109,10 +109,10 @@ def keep_improved(location: str, config_id: str, training: Training, plan: int, 
         if m.plan_index == plan and m.best_weights is not None and m.best_epoch == training.epoch:
             trial_id = f"{config_id}-seed{m.seed}"
             kept.save(location, trial_id, m.best_weights,
-                      kept.about(m, training.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
+                      kept.member_description(m, training.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
 
 
-def rows(config_id: str, training: Training, spec: Spec, point: dict, error: str | None = None,
+def epoch_and_trial_rows(config_id: str, training: Training, spec: Spec, point: dict, error: str | None = None,
          plan: int = 0) -> tuple[list[dict], list[dict]]:
     """One configuration's rows so far (the trial's plan `plan`, at search point `point`): (epochs, trials).
     With `error`, running seeds failed."""

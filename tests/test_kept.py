@@ -8,7 +8,7 @@ from sweeper.data import load as load_data
 from sweeper.spec import parse
 from sweeper.packing import plan_of
 from sweeper.train import Training
-from sweeper.trainable import keep_improved, rows
+from sweeper.trainable import epoch_and_trial_rows, keep_improved
 
 
 def train_and_keep(tmp_path, point, epochs=3, **overrides):
@@ -17,7 +17,7 @@ def train_and_keep(tmp_path, point, epochs=3, **overrides):
     trial = Training(plan_of(spec, space.configuration(spec, point)), data)
     for _ in trial.epochs():
         keep_improved(str(tmp_path), "c", trial, 0, data)
-        epochs_rows, trial_rows = rows("c", trial, spec, point)
+        epochs_rows, trial_rows = epoch_and_trial_rows("c", trial, spec, point)
         results.write_configuration(tmp_path, "c", epochs_rows, trial_rows, spec.hyperparameter_columns())
     return results.read(tmp_path).set_index("trial_id"), data
 

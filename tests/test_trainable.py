@@ -9,7 +9,7 @@ from sweeper.data import load
 from sweeper.spec import parse
 from sweeper.packing import plan_of
 from sweeper.train import Training
-from sweeper.trainable import rows
+from sweeper.trainable import epoch_and_trial_rows
 
 
 POINT = {"model": "m2", "alpha": 5.0}
@@ -28,7 +28,7 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
             p.fill_(float("nan"))
     for _ in trial.epochs():
         pass
-    epochs, trials = rows("c1", trial, spec, POINT)
+    epochs, trials = epoch_and_trial_rows("c1", trial, spec, POINT)
     results.write_configuration(tmp_path, "c1", epochs, trials, spec.hyperparameter_columns())
     written = results.read(tmp_path).sort_values("seed")
     assert written["trial_id"].tolist() == ["c1-seed0", "c1-seed1"]
@@ -42,7 +42,7 @@ def test_a_diverged_seed_and_a_completed_seed_land_as_such(tmp_path):
 def test_an_error_marks_the_running_seeds_failed_with_the_message():
     spec, trial, hyper = trial_and_hyper(epochs=3)
     next(trial.epochs())
-    _, trials = rows("c2", trial, spec, POINT, error="RuntimeError: out of memory")
+    _, trials = epoch_and_trial_rows("c2", trial, spec, POINT, error="RuntimeError: out of memory")
     assert [(t["status"], t["error"], t["epochs"]) for t in trials] == [("failed", "RuntimeError: out of memory", 1)] * 2
 
 
@@ -50,7 +50,7 @@ def test_a_hyperparameter_the_configuration_ignores_is_null_in_its_rows():
     spec = parse(tiny_spec(models=["m2"], search={"sigma2": [0.1], "likelihood": ["bernoulli", "gaussian"]}))
     for point, sigma2 in (({"model": "m2", "likelihood": "bernoulli"}, None), ({"model": "m2", "likelihood": "gaussian", "sigma2": 0.1}, 0.1)):
         trial = Training(plan_of(spec, space.configuration(spec, point)), load("digits"))
-        _, trials = rows("c", trial, spec, point)
+        _, trials = epoch_and_trial_rows("c", trial, spec, point)
         assert [t["sigma2"] for t in trials] == [sigma2, sigma2] and trials[0]["likelihood"] == point["likelihood"]
 
 
@@ -59,7 +59,7 @@ def test_a_seed_stopped_by_patience_says_so_with_its_best_epoch_and_the_precisio
     training = Training(plan_of(spec, space.configuration(spec, POINT)), load("digits"))
     for _ in training.epochs():
         pass
-    _, trials = rows("c3", training, spec, POINT)
+    _, trials = epoch_and_trial_rows("c3", training, spec, POINT)
     assert [t["status"] for t in trials] == ["stopped", "stopped"]  # the same seeds give the same numbers, every run
     for t, m in zip(trials, training.members):
         assert (t["precision"], t["stopped_by"], t["best_epoch"]) == ("bfloat16", "patience", m.best_epoch)
@@ -77,5 +77,5 @@ def test_the_rows_record_the_precision_that_ran_so_em_is_float32_where_bfloat16_
         training = Training(plan, load("digits"))
         for _ in training.epochs():
             pass
-        _, trials = rows("c", training, spec, point)
+        _, trials = epoch_and_trial_rows("c", training, spec, point)
         assert {t["precision"] for t in trials} == {ran}
