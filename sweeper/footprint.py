@@ -1,13 +1,15 @@
 """What a configuration's training step needs of memory, known before anything is allocated, and the check
-that validate, estimate and run make with it alike: what validates, runs or is refused with the same line."""
+that validate, estimate and run make with it alike: what validates, runs or is refused with the same line.
+
+Two measures: memory_bound, from the sizes alone (no torch, so `sweeper validate` imports none), and
+memory_needed, exact, the model built on torch's meta device. The bound decides wherever it fits the machine
+(every spec in search_spaces/ by far); only a configuration whose bound does not fit is measured exactly."""
 from __future__ import annotations
 
 import math
 import os
 
-import torch
-
-from . import models, space
+from . import space
 from .data import DATASETS
 from .errors import SweeperError
 from .spec import Spec
@@ -21,6 +23,10 @@ def memory_needed(chosen: space.Configuration, members: int = 1) -> int:
     """Bytes one configuration's training step needs at least: its parameters (built on PyTorch's meta
     device, so nothing is allocated) with their gradients and Adam's state, and each layer's activations
     for a batch whose unlabelled rows are enumerated over the classes."""
+    import torch
+
+    from . import models
+
     info = DATASETS[chosen.dataset]
     with torch.device("meta"):
         module = models.build(chosen.model, info.input_shape, info.n_classes, chosen.hyper)
@@ -38,9 +44,11 @@ def check_memory(spec: Spec, available: int | None = None) -> None:
     available = available or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for point in _largest_points(spec):
         chosen = space.configuration(spec, point)
-        if models.MODELS[chosen.model].fitted_by == "em":
+        if chosen.model in FITTED_BY_EM:
             continue
-        needed = memory_needed(chosen)
+        needed = memory_bound(chosen)
+        if needed > available:
+            needed = memory_needed(chosen)
         if needed > available:
             sizes = ", ".join(f"{k}={v:g}" for k, v in chosen.hyper.items() if k in SIZES)
             raise SweeperError(f"{spec.source}: {chosen.model} on {chosen.dataset} with {sizes or 'its default sizes'}, batch "
@@ -49,6 +57,24 @@ def check_memory(spec: Spec, available: int | None = None) -> None:
 
 
 SIZES = ("hidden", "latent", "depth", "auxiliary", "features", "mc_samples")
+FITTED_BY_EM = ("ssgmm",)  # no gradient step: its memory is its data's (tests/test_footprint.py checks the list)
+NETWORKS_AT_MOST = 12  # networks in a model (M1+M2 and ADGM have the most: 7); tests/test_footprint.py checks every model
+
+
+def memory_bound(chosen: space.Configuration, members: int = 1) -> int:
+    """An upper bound of memory_needed from the sizes alone. Every network is at most `depth` + 3 linear layers (a
+    joint input layer, the hidden ones, a mean and a log-variance head), each at most (W + 1) x 2W: W is the
+    widest input a layer can have, the widest size plus the labels and the latents it may be given beside it
+    (a CNN's flattened convolutions are 4 x the pixels of one channel, less than 4 x the input)."""
+    info = DATASETS[chosen.dataset]
+    sizes = {k: int(chosen.hyper.get(k, 0)) for k in ("hidden", "latent", "auxiliary", "features")}
+    pixels = math.prod(info.input_shape) * (4 if chosen.hyper.get("network") == "cnn" else 1)
+    width = max(pixels, *sizes.values()) + info.n_classes + sizes["latent"] + sizes["auxiliary"] + sizes["features"]
+    layers = NETWORKS_AT_MOST * (int(chosen.hyper.get("depth", 1)) + 3)
+    parameters = layers * (width + 1) * 2 * width
+    rows = chosen.batch_labelled + chosen.batch_unlabelled * info.n_classes
+    mc = int(chosen.hyper.get("mc_samples", 1))
+    return members * (BYTES_PER_PARAMETER * parameters + BYTES_PER_ACTIVATION * rows * mc * layers * 2 * width)
 
 
 def _largest_points(spec: Spec) -> list[dict]:
