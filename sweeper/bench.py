@@ -189,7 +189,7 @@ def _time_stack(model, input_shape, n_classes, hypers, batch, dev, steps, bf16, 
     from torch.utils.flop_counter import FlopCounterMode
 
     from . import models
-    from .models.parts import fold_in, key
+    from .models.noise import fold_in, key
     from .train import Stack
 
     members = []

@@ -433,7 +433,8 @@ def _model_names():
     return models.MODELS
 
 
-WRITTEN_WHEN_SET = ("pack", "patience")  # keys added later: at their default, to_yaml leaves them out, so older specs save (and fingerprint) as before
+# keys added later: at their default, to_yaml leaves them out, so older specs save (and fingerprint) as before
+WRITTEN_WHEN_SET = ("pack", "patience")
 
 
 class Spec(Section):
@@ -443,7 +444,8 @@ class Spec(Section):
 
     name: _parsed(str, _name, Annotated[str, Field(min_length=1, max_length=MAX_NAME)])  # it names the results folder
     description: _parsed(str, _description, str, default="")
-    datasets: _parsed(tuple[str, ...], _datasets, _one_or_list(str), alias="dataset", json_schema_extra=_names_schema(_dataset_names))  # more than one: a grid axis
+    datasets: _parsed(tuple[str, ...], _datasets, _one_or_list(str), alias="dataset",  # more than one: a grid axis
+                      json_schema_extra=_names_schema(_dataset_names))
     data: DataOptions = DataOptions()
     label_counts: _parsed(tuple[int, ...], _label_counts, _one_or_list(Annotated[int, Field(ge=1)]), default=(100,),
                           alias="label_count")  # an axis too

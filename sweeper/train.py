@@ -11,8 +11,8 @@ import copy
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ import torch
 from . import models
 from .data import Dataset, labelled_split
 from .models import Batch, Schedule
-from .models.parts import entropy, fold_in, key, mutual_information, uniform
+from .models.bounds import entropy, mutual_information
+from .models.noise import fold_in, key, uniform
 from .packing import Plan, pack_key
 
 

@@ -1,8 +1,6 @@
 """The memory check's two measures: the bound from the sizes alone must never fall below the exact count."""
 import itertools
 
-import pytest
-
 from sweeper import footprint, models, space
 
 

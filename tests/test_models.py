@@ -5,19 +5,10 @@ import torch
 
 from sweeper import models
 from sweeper.models import Batch, Schedule
-from sweeper.models.parts import (
-    ImageDecoder,
-    ImageFeatures,
-    JointLinear,
-    bernoulli_log_likelihood,
-    fold_in,
-    key,
-    log_normal,
-    normal,
-    normal_at,
-    one_hot,
-    reverse_gradient,
-)
+from sweeper.models.bounds import bernoulli_log_likelihood, log_normal
+from sweeper.models.enumeration import one_hot
+from sweeper.models.networks import ImageDecoder, ImageFeatures, JointLinear, reverse_gradient
+from sweeper.models.noise import fold_in, key, normal, normal_at
 
 SHAPE, N_CLASSES = (1, 4, 4), 4  # tiny 4x4 "images", so the CNN runs too
 N_FEATURES = 16
@@ -98,8 +89,8 @@ def test_noise_is_a_pure_function_of_the_key():
 
 def test_compiled_noise_is_the_same_noise():
     """The draws inside a compiled loss (Stack(compile=True)) are the eager draws bit for bit, at sizes that leave
-    a tail past the vector width: the normals too, as inductor does not lower erfinv (parts._erfinv)."""
-    from sweeper.models.parts import uniform
+    a tail past the vector width: the normals too, as inductor does not lower erfinv (noise._erfinv)."""
+    from sweeper.models.noise import uniform
 
     def draws(k):
         return uniform(fold_in(k, 0), (100,)), uniform(k, (7, 37)), normal(fold_in(k, 1), (13, 10, 5)), \

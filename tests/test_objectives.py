@@ -6,7 +6,8 @@ import torch
 from sweeper import models
 from sweeper.data import labelled_split
 from sweeper.models import Batch, Schedule
-from sweeper.models.parts import key, semi_supervised_loss
+from sweeper.models.bounds import semi_supervised_loss
+from sweeper.models.noise import key
 from sweeper.train import batch_indices, steps_per_epoch
 
 SHAPE, N_CLASSES = (1, 4, 4), 4

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import HYPER, epoch_rows, tiny_spec, trial_row
+
 from sweeper import report, results, space
 from sweeper.data import load as load_data
 from sweeper.data.base import DataOptions
@@ -72,7 +72,7 @@ def test_a_report_at_the_final_epoch_reads_each_seeds_last_epoch(tmp_path):
 def test_a_learned_output_variance_is_the_gaussian_density_per_dimension():
     import torch
 
-    from sweeper.models.parts import gaussian_log_likelihood_learned
+    from sweeper.models.bounds import gaussian_log_likelihood_learned
 
     generator = torch.Generator().manual_seed(0)
     mean, log_var, x = (torch.randn(4, 3, 6, generator=generator) for _ in range(3))
@@ -85,7 +85,7 @@ def test_m1m2_with_a_learned_variance_gives_its_m2_a_gaussian_head_that_trains()
 
     from sweeper import models
     from sweeper.models.base import Batch, Schedule
-    from sweeper.models.parts import key
+    from sweeper.models.noise import key
 
     model = models.build("m1m2", (64,), 10, {"hidden": 16, "latent": 4, "features": 6, "feature_variance": "learned", "vae_fraction": 0.0})
     generator = torch.Generator().manual_seed(0)
@@ -112,7 +112,7 @@ def raj_loss(model, seed=7, **weights):
     import torch
 
     from sweeper.models.base import Batch, Schedule
-    from sweeper.models.parts import key
+    from sweeper.models.noise import key
 
     generator = torch.Generator().manual_seed(0)
     batch = Batch(torch.rand(4, 16, generator=generator), torch.tensor([0, 1, 2, 0]), torch.rand(6, 16, generator=generator))

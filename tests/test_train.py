@@ -75,7 +75,7 @@ def test_test_accuracy_is_read_at_the_epoch_of_best_validation_accuracy():
 
 
 def test_dynamic_binarisation_draws_a_fresh_binary_batch_from_the_grey_levels():
-    from sweeper.models.parts import key
+    from sweeper.models.noise import key
     from sweeper.train import binarize
 
     x = torch.full((2000, 10), 0.3)
@@ -146,8 +146,8 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
     A second compiled stack of another batch size in the same process (a reused Ray worker's next trial)
     compiles for its own shape: with a size made symbolic, vmap's linear over the enumerated labels fails."""
     from sweeper import models
-    from sweeper.models.parts import fold_in, key
     from sweeper.models import Schedule
+    from sweeper.models.noise import fold_in, key
     from sweeper.train import Stack
 
     hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 32, "latent": 4}
@@ -207,7 +207,7 @@ def test_a_stack_that_drops_members_steps_the_survivors_as_before():
     """Stack.keep: parameters, Adam's moments, loss weights and learning rates follow their members."""
     from sweeper import models
     from sweeper.models import Schedule
-    from sweeper.models.parts import fold_in, key
+    from sweeper.models.noise import fold_in, key
     from sweeper.train import Stack
 
     hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 16, "latent": 4}
@@ -319,7 +319,7 @@ def test_with_the_default_optimiser_settings_a_stack_steps_as_plain_adam():
     """No decay, no clipping: a member's step is torch.optim.Adam's on the model alone."""
     from sweeper import models
     from sweeper.models import Batch, Schedule
-    from sweeper.models.parts import key
+    from sweeper.models.noise import key
     from sweeper.train import Stack
 
     hyper = {k: h.default for k, h in models.hyperparameters("adgm").items()} | {"hidden": 8, "latent": 3, "auxiliary": 3, "lr": 3e-3}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import COORDINATES, Dataset, DatasetInfo
+from .base import Dataset, DatasetInfo
 
 N_TRAIN, N_VAL, N_TEST = 10_000, 1_000, 1_000
 MOONS = DatasetInfo(n_train=N_TRAIN, n_classes=2, summary="two moons, 2-d, 10000/1000/1000, noise option (default 0.1)",

@@ -1,8 +1,9 @@
 """The model registry: every model by its name."""
 from __future__ import annotations
 
-from .base import OPTIMISER, Batch, Model, Schedule
+from ..hyperparameters import Hyper
 from .adgm import ADGM
+from .base import OPTIMISER, Batch, Model, Schedule
 from .baseline import Baseline
 from .jurasinski import Jurasinski
 from .jurasinski_simplified import JurasinskiSimplified
@@ -11,7 +12,6 @@ from .m1m2 import M1M2
 from .m2 import M2
 from .m2_adversarial import M2Adversarial
 from .optimized_elbo import OptimizedELBO
-from .parts import Hyper
 from .ssgmm import SSGMM
 
 MODELS: dict[str, type[Model]] = {

@@ -17,30 +17,13 @@ import math
 
 import torch
 
+from ..hyperparameters import ACTIVATION, ARCHITECTURE, MAX_SAMPLES, MAX_WIDTH, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
+from .bounds import entropy, kl_standard_normal, log_normal, log_weight_prior, reparameterise, semi_supervised_loss
+from .enumeration import one_hot, over_labels
 from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
-from .parts import (
-    ACTIVATION,
-    ARCHITECTURE,
-    MAX_SAMPLES,
-    MAX_WIDTH,
-    WEIGHTING,
-    ConditionalMLP,
-    GaussianEncoder,
-    Hyper,
-    Network,
-    entropy,
-    fold_in,
-    key,
-    kl_standard_normal,
-    log_normal,
-    log_weight_prior,
-    normal,
-    one_hot,
-    over_labels,
-    reparameterise,
-    semi_supervised_loss,
-)
+from .networks import ConditionalMLP, GaussianEncoder, Network
+from .noise import fold_in, key, normal
 
 
 class ADGM(Model):

@@ -7,18 +7,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from .parts import ARCHITECTURE, ENUMERATIONS, Hyper
-
-# Optimiser settings are hyperparameters of every model. Each may differ between the members of a pack
-# (train.Stack applies them member by member); the defaults are Adam at a constant rate, unclipped.
-OPTIMISER = {
-    "lr": Hyper(1e-3, low=1e-7, high=1.0, help="Adam learning rate"),
-    "lr_decay": Hyper(1.0, low=0.0, high=1.0, help="factor the learning rate is multiplied by every lr_decay_every epochs (1: constant)"),
-    "lr_decay_every": Hyper(1, low=1, high=1_000_000, integer=True, help="epochs between two multiplications by lr_decay"),
-    "lr_min": Hyper(0.0, low=0.0, high=1.0, help="floor of the decayed learning rate"),
-    "clip_norm": Hyper(0.0, low=0.0, high=1e12, help="each member's gradient scaled to at most this norm over all its parameters (0: off)"),
-    "clip_value": Hyper(0.0, low=0.0, high=1e12, help="each gradient entry clipped to [-clip_value, clip_value], after clip_norm (0: off)"),
-}
+from ..hyperparameters import ARCHITECTURE, OPTIMISER, Hyper
+from .enumeration import ENUMERATIONS
 
 
 class Batch(NamedTuple):
@@ -33,7 +23,7 @@ class Schedule(NamedTuple):
     epoch: float  # epochs done before this one, from 0
     epochs: float  # the trial's
     data_ratio: float  # training points per labelled point, N / N_l (Kingma's alpha)
-    labelled_share: float  # N_l / (N_l + N_u), parts.semi_supervised_loss's dataset_sum
+    labelled_share: float  # N_l / (N_l + N_u), bounds.semi_supervised_loss's dataset_sum
     unlabelled_count: float  # N_u, the points of the unlabelled set (what Maaløe's weight prior is divided by)
 
     @property
@@ -47,7 +37,7 @@ class Model(nn.Module):
 
     A model fitted by gradient (`fitted_by = "gradient"`) defines `forward(batch, loss_weights,
     schedule, key)` returning (loss, parts): `loss_weights` maps each name in `loss_weights` to a
-    0-d tensor, `schedule` is a Schedule, `key` an int64 tensor (see parts.normal), and `parts`
+    0-d tensor, `schedule` is a Schedule, `key` an int64 tensor (see noise.normal), and `parts`
     maps names from `loss_parts` to 0-d tensors. No state is kept between calls, so the loss is a
     pure function of (parameters, batch, loss_weights, schedule, key) through
     torch.func.functional_call.
@@ -62,9 +52,9 @@ class Model(nn.Module):
     loss_weights: ClassVar[dict[str, Hyper]] = {}  # coefficients of the loss, given to forward as tensors
     build_options: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # sizes, likelihood, classifier: given to __init__
     loss_parts: ClassVar[tuple[str, ...]] = ("recon", "kl", "ce")  # what forward's parts may hold; each is recorded
-    enumerates: ClassVar[bool] = False  # sums a bound over every label (parts.over_labels)
+    enumerates: ClassVar[bool] = False  # sums a bound over every label (enumeration.over_labels)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
-    enumeration: str = "parallel"  # how parts.over_labels sums over labels; not a hyperparameter: the results are the same
+    enumeration: str = "parallel"  # how enumeration.over_labels sums over labels; not a hyperparameter: the results are the same
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int):
         super().__init__()

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..hyperparameters import ARCHITECTURE
 from .base import Batch, Model, Schedule
-from .parts import ARCHITECTURE, Network
+from .networks import Network
 
 
 class Baseline(Model):

@@ -2,7 +2,7 @@
 
 Labelled:   L_our(x, y) = E_q(z|x)[log p(x|y,z) + log p(y|z)] - KL(q(z|x) || p(z))
 Unlabelled: U_our(x)    = E_q(z|x)[sum_y p(y|z) log p(x|y,z)] - KL(q(z|x) || p(z))
-Objective:  sum_labelled [-lam L_our] + sum_unlabelled [-U_our], weighted by parts.semi_supervised_loss
+Objective:  sum_labelled [-lam L_our] + sum_unlabelled [-U_our], weighted by bounds.semi_supervised_loss
             (part_means: -(lam * mean L_our + mean U_our), the thesis' equal batches)
 Prediction: p(y | z = mean of q(z|x)).
 """
@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
+from .bounds import kl_standard_normal, reparameterise, semi_supervised_loss
+from .enumeration import over_labels
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
-from .parts import (
-    ARCHITECTURE,
-    PRETRAIN,
-    WEIGHTING,
-    Hyper,
-    Network,
-    fold_in,
-    kl_standard_normal,
-    mlp,
-    normal,
-    over_labels,
-    reparameterise,
-    semi_supervised_loss,
-)
+from .networks import Network, mlp
+from .noise import fold_in, normal
 
 LAMBDA = {"lam": Hyper(1.0, low=0.0, help="weight of the labelled bound (lambda)")}
 

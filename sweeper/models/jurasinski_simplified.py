@@ -4,18 +4,21 @@ Labelled:   L(x, y) = E_q(z|x)[log p(x|z) + log p(y|z)] - KL(q(z|x) || p(z))
 Unlabelled: U(x)    = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z))      (a plain VAE bound)
 Objective:  sum_labelled [-lam L] + sum_unlabelled [-U]
             = sum_labelled lam [-VAE(x) + CE(p(y|z), y)] + sum_unlabelled [-VAE(x)],
-            weighted by parts.semi_supervised_loss (part_means: -(lam * mean L + mean U))
+            weighted by bounds.semi_supervised_loss (part_means: -(lam * mean L + mean U))
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING
 from .base import Batch, Model, Schedule
+from .bounds import semi_supervised_loss
 from .jurasinski import LAMBDA
 from .m1 import VAE
 from .m2 import LIKELIHOOD, SIGMA2, mean_of
-from .parts import ARCHITECTURE, PRETRAIN, WEIGHTING, Network, fold_in, mlp, semi_supervised_loss
+from .networks import Network, mlp
+from .noise import fold_in
 
 
 class JurasinskiSimplified(Model):

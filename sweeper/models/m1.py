@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hyperparameters import ARCHITECTURE, Hyper
 from .base import Batch, Model, Schedule
+from .bounds import kl_standard_normal, reparameterise
 from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
-from .parts import ARCHITECTURE, Hyper, Network, fold_in, kl_standard_normal, mlp, normal, reparameterise
+from .networks import Network, mlp
+from .noise import fold_in, normal
 
 STAGES = {"vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier")}
 SVM_L2 = 1e-3

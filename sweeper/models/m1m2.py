@@ -17,10 +17,13 @@ from dataclasses import replace
 
 import torch
 
+from ..hyperparameters import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
+from .bounds import reparameterise
 from .m1 import STAGES, VAE
 from .m2 import ALPHA_SCALE, LEARNED_VARIANCE, LIKELIHOOD, M2
-from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
+from .networks import Network
+from .noise import fold_in, normal
 
 
 class M1M2(Model):

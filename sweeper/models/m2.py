@@ -3,7 +3,7 @@
 Labelled:   L(x, y) = E_q(z|x,y)[log p(x|y,z)] + log p(y) - KL(q(z|x,y) || p(z))
 Unlabelled: U(x)    = sum_y q(y|x) L(x, y) + H(q(y|x))
 Objective:  J = sum_labelled [-L(x, y) + alpha CE(q(y|x), y)] + sum_unlabelled [-U(x)], through
-            parts.semi_supervised_loss: weighting part_means (today's batch means of each part,
+            bounds.semi_supervised_loss: weighting part_means (today's batch means of each part,
             Jurasiński's equal batches) or dataset_sum (J per training point, Kingma's).
 
 Options: a Bernoulli or a Gaussian likelihood with variance sigma2 (Jurasiński §3.1: sigma2
@@ -18,26 +18,20 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
-from .parts import (
-    ARCHITECTURE,
-    PRETRAIN,
-    WEIGHTING,
-    Hyper,
-    Network,
+from .bounds import (
     bernoulli_log_likelihood,
     entropy,
-    fold_in,
     gaussian_log_likelihood,
     gaussian_log_likelihood_learned,
     kl_standard_normal,
-    normal,
-    normal_at,
-    one_hot,
-    over_labels,
     reparameterise,
     semi_supervised_loss,
 )
+from .enumeration import one_hot, over_labels
+from .networks import Network
+from .noise import fold_in, normal, normal_at
 
 LIKELIHOOD = {
     "likelihood": Hyper("bernoulli", choices=("bernoulli", "gaussian"), help="p(x|...): Bernoulli, or Gaussian with variance sigma2"),

@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..hyperparameters import Hyper
 from .base import Batch, Schedule
 from .m2 import M2
-from .parts import Hyper, mlp, reverse_gradient
+from .networks import mlp, reverse_gradient
 
 
 class M2Adversarial(M2):

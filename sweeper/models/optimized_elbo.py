@@ -6,7 +6,7 @@ Labelled:   L_eps(x, y) = sum_y' p_eps(y'|y) L_cond(x, y') - KL(p_eps(.|y) || p(
 Unlabelled: M(x) = U(x) + gamma * I(y; x) - beta * H(q(y|x)),  I over the batch as
             H(mean q(y|x)) - mean H(q(y|x))
 Objective:  sum_labelled [-L_eps + alpha CE(q(y|x), p_eps)] + sum_unlabelled [-M], weighted as M2's
-            (parts.semi_supervised_loss); the batch's I(y; x) counts with the unlabelled part.
+            (bounds.semi_supervised_loss); the batch's I(y; x) counts with the unlabelled part.
 
 Where the paper is ambiguous, options (no code was published; the paper decides):
 - posterior: `xy`, q(z, y|X) = q(y|X) q(z|X, y) as M2 (his labelled bound, Eq. 6), or `x`, q(z|X) q(y|X)
@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import torch
 
+from ..hyperparameters import Hyper
 from .base import Batch, Schedule
+from .bounds import entropy, kl_standard_normal, mutual_information, reparameterise, smooth_labels
 from .m2 import M2, log_likelihood
-from .parts import Hyper, entropy, fold_in, kl_standard_normal, mutual_information, normal, reparameterise, smooth_labels, uniform
+from .noise import fold_in, normal, uniform
 
 
 class OptimizedELBO(M2):

@@ -13,8 +13,8 @@ import math
 
 import torch
 
+from ..hyperparameters import Hyper
 from .base import Model
-from .parts import Hyper
 
 
 class SSGMM(Model):
