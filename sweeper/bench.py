@@ -122,10 +122,10 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     shapes on random data: epochs/s measured, extrapolated to every trial of that kind, then summed
     as if the trials ran one after another on this one device. Evaluation and Ray's per-trial
     overhead are not counted, and the step runs with the spec's `step` options unless told here."""
-    from . import models, space
+    from . import models, space, train
     from . import spec as spec_module
     from .data import DATASETS
-    from .packing import bf16_on, pack_key, pack_limit, packs, plan_of
+    from .packing import pack_key, pack_limit, packs, plan_of
 
     spec = spec_module.load(spec_path)
     if pack is not None:
@@ -147,14 +147,15 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         chosen = [space.configuration(spec, point) for point in groups[0]]
         first, info = chosen[0], DATASETS[chosen[0].dataset]
         hypers = [c.hyper for c in chosen for _ in spec.seeds]
+        bf16 = train.bfloat16(spec.step.bf16, device)
         seconds, _ = time_stack(first.model, info.input_shape, info.n_classes, hypers,
-                                (first.batch_labelled, first.batch_unlabelled), dev, steps, bf16_on(spec, device), spec.step.compile,
+                                (first.batch_labelled, first.batch_unlabelled), dev, steps, bf16, spec.step.compile,
                                 costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled),
                                 count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
             "case": "projection", "spec": spec.name, "model": first.model, "dataset": first.dataset, "device": device,
-            "bf16": bf16_on(spec, device), "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
+            "bf16": bf16, "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
             "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
             "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
             "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),

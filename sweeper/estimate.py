@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import footprint, models, space
+from . import footprint, models, space, train
 from .bench import costlier_stage, steps_in_an_epoch, time_stack
 from .data import DATASETS
-from .packing import bf16_on
 from .spec import Spec
 
 
@@ -71,7 +70,7 @@ def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
         return time.perf_counter() - start
     hyper = {name: h.default for name, h in models.hyperparameters(chosen.model).items()} | chosen.hyper
     seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
-                            (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, bf16_on(spec, "cpu"),
+                            (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, train.bfloat16(spec.step.bf16, "cpu"),
                             spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
                             count_flops=False)
     return seconds

@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 
 from . import models, space
-from .hardware import native_bf16
 from .spec import Spec
 
 
@@ -28,7 +27,7 @@ class Plan:
     device: str = "cpu"
     labelled_in_unlabelled: bool = False  # the unlabelled set is the whole training set
     dynamic_binarize: bool = False  # x ~ Bernoulli(grey level) afresh for every batch (Kingma)
-    bf16: bool = False  # step options: matmuls under bfloat16 autocast, the loss compiled
+    bf16: bool | str = False  # step options: matmuls under bfloat16 autocast (auto: decided beside the step, train.bfloat16), the loss compiled
     compile: bool = False
     patience: int = 0  # stop a seed whose validation accuracy has not improved for this many epochs (0: never)
 
@@ -47,13 +46,8 @@ def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Pla
     return Plan(model=chosen.model, hyper=chosen.hyper, label_count=chosen.label_count, seeds=spec.seeds,
                 epochs=spec.epochs, batch_labelled=chosen.batch_labelled, batch_unlabelled=chosen.batch_unlabelled,
                 device=device, labelled_in_unlabelled=spec.data.labelled_in_unlabelled,
-                dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=bf16_on(spec, device),
+                dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=spec.step.bf16,
                 compile=spec.step.compile, patience=spec.patience)
-
-
-def bf16_on(spec: Spec, device: str) -> bool:
-    """Whether the step runs its matmuls in bfloat16 on `device`: as the spec says, or (auto) where native."""
-    return spec.step.bf16 is True or (spec.step.bf16 == "auto" and native_bf16(device))
 
 
 def pack_limit(spec: Spec) -> int | None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import models
+from .hardware import native_bf16
 from .data import Dataset, labelled_split
 from .models import Batch, Schedule
 from .models.bounds import entropy, mutual_information
@@ -216,12 +217,18 @@ class EMFitter(Fitter):
             model.load_state_dict(saved)
 
 
+def bfloat16(wanted: bool | str, device: str) -> bool:
+    """Whether the step's matmuls run in bfloat16: as the spec's `step.bf16` says, or (auto) where the device
+    multiplies bfloat16 natively. The one place precision is decided; the fitter reports what ran."""
+    return wanted is True or (wanted == "auto" and native_bf16(device))
+
+
 def fitter(plans: list[Plan], built: list[models.Model], hypers: list[dict]) -> Fitter:
     """The fitter the model declares (Model.fitted_by), for its built members."""
     plan = plans[0]
     if models.MODELS[plan.model].fitted_by == "em":
         return EMFitter(built)
-    return GradientFitter(built, hypers, bf16=plan.bf16, compile=plan.compile)
+    return GradientFitter(built, hypers, bf16=bfloat16(plan.bf16, plan.device), compile=plan.compile)
 
 
 # ---------------------------------------------------------------------- the loop

@@ -54,3 +54,12 @@ def test_no_module_imports_one_that_imports_it_back():
 def test_the_searchers_and_trackers_import_no_torch():
     code = "import sys, sweeper.searchers, sweeper.tracking, sweeper.ids, sweeper.results; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_validating_every_shipped_spec_imports_no_torch():
+    specs = sorted(str(p) for p in (Path(__file__).resolve().parent.parent / "search_spaces").glob("*.yaml"))
+    code = ("import sys; from sweeper.cli import main\n"
+            f"codes = [main(['validate', s]) for s in {specs!r}] + [main(['validate', s, '--scale', 'smoke']) for s in {specs!r}]\n"
+            "print(set(codes), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "{0} False", done.stdout[-500:]

@@ -159,12 +159,13 @@ def test_a_results_spec_written_before_bf16_auto_resumes_in_float32(tmp_path):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_auto_is_the_default_and_follows_the_device(monkeypatch, native):
-    from sweeper import packing, space
+    from sweeper import packing, space, train
 
-    monkeypatch.setattr(packing, "native_bf16", lambda device: native)
+    monkeypatch.setattr(train, "native_bf16", lambda device: native)
     for step, expected in [(None, native), ({"bf16": "auto"}, native), ({"bf16": False}, False), ({"bf16": True}, True)]:
         spec = spec_module.parse(tiny_spec(**({"step": step} if step else {})))
-        assert {packing.plan_of(spec, space.configuration(spec, point)).bf16 for point in space.grid_points(spec)} == {expected}
+        plans = [packing.plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
+        assert {train.bfloat16(plan.bf16, plan.device) for plan in plans} == {expected}
 
 
 def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):

@@ -67,13 +67,13 @@ def test_a_seed_stopped_by_patience_says_so_with_its_best_epoch_and_the_precisio
 
 
 def test_the_rows_record_the_precision_that_ran_so_em_is_float32_where_bfloat16_is_native(monkeypatch):
-    from sweeper import packing
+    from sweeper import train
 
-    monkeypatch.setattr(packing, "native_bf16", lambda device: True)  # a CPU that multiplies bfloat16 natively
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)  # a CPU that multiplies bfloat16 natively
     spec = parse(tiny_spec(models=["ssgmm", "m2"], search={}, fixed={"hidden": 16, "latent": 4, "covariance": "diag"}, epochs=1))
     for point, ran in (({"model": "ssgmm"}, "float32"), ({"model": "m2"}, "bfloat16")):
         plan = plan_of(spec, space.configuration(spec, point))
-        assert plan.bf16  # bf16: auto chose bfloat16 for the plan of either
+        assert train.bfloat16(plan.bf16, plan.device)  # bf16: auto chose bfloat16 for either
         training = Training(plan, load("digits"))
         for _ in training.epochs():
             pass
