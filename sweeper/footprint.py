@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 
-from . import space
+from . import hyperparameters, space
 from .data import DATASETS
 from .errors import SweeperError
 from .spec import Spec
@@ -44,7 +44,7 @@ def check_memory(spec: Spec, available: int | None = None) -> None:
     available = available or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for point in _largest_points(spec):
         chosen = space.configuration(spec, point)
-        if chosen.model in FITTED_BY_EM:
+        if hyperparameters.MODELS[chosen.model].fitted_by == "em":  # no gradient step: its memory is its data's
             continue
         needed = memory_bound(chosen)
         if needed > available:
@@ -57,24 +57,26 @@ def check_memory(spec: Spec, available: int | None = None) -> None:
 
 
 SIZES = ("hidden", "latent", "depth", "auxiliary", "features", "mc_samples")
-FITTED_BY_EM = ("ssgmm",)  # no gradient step: its memory is its data's (tests/test_footprint.py checks the list)
 NETWORKS_AT_MOST = 12  # networks in a model (M1+M2 and ADGM have the most: 7); tests/test_footprint.py checks every model
+CONVOLUTIONS = 100_000  # parameters of Raj's convolutions, at most (3 x 32 x 9 + 32 x 64 x 9 and back: about 40,000)
 
 
 def memory_bound(chosen: space.Configuration, members: int = 1) -> int:
-    """An upper bound of memory_needed from the sizes alone. Every network is at most `depth` + 3 linear layers (a
-    joint input layer, the hidden ones, a mean and a log-variance head), each at most (W + 1) x 2W: W is the
-    widest input a layer can have, the widest size plus the labels and the latents it may be given beside it
-    (a CNN's flattened convolutions are 4 x the pixels of one channel, less than 4 x the input)."""
+    """An upper bound of memory_needed from the sizes alone. A network is at most `depth` + 3 linear layers: two
+    may be wide (reading x, or writing it), at most (X + E + 1) x 2S one way or (S + E + 1) x 2X the other, the
+    rest narrow, at most (S + E + 1) x 2(S + E). X: the input's size, or a CNN's flattened convolutions (4 x the
+    pixels of one channel); S: the widest of the other sizes; E: what a layer may read beside (labels, latents)."""
     info = DATASETS[chosen.dataset]
     sizes = {k: int(chosen.hyper.get(k, 0)) for k in ("hidden", "latent", "auxiliary", "features")}
-    pixels = math.prod(info.input_shape) * (4 if chosen.hyper.get("network") == "cnn" else 1)
-    width = max(pixels, *sizes.values()) + info.n_classes + sizes["latent"] + sizes["auxiliary"] + sizes["features"]
-    layers = NETWORKS_AT_MOST * (int(chosen.hyper.get("depth", 1)) + 3)
-    parameters = layers * (width + 1) * 2 * width
+    wide = max(math.prod(info.input_shape), 4 * math.prod(info.input_shape[1:]) if chosen.hyper.get("network") == "cnn" else 0)
+    narrow, extra = max(sizes.values()), info.n_classes + sizes["latent"] + sizes["auxiliary"] + sizes["features"]
+    depth = int(chosen.hyper.get("depth", 1))
+    per_network = 2 * (wide + extra + 1) * 2 * (narrow + extra) + 2 * (narrow + extra + 1) * 2 * wide \
+        + (depth + 1) * (narrow + extra + 1) * 2 * (narrow + extra) + CONVOLUTIONS
+    outputs = (depth + 1) * 2 * (narrow + extra) + 4 * wide  # a network's outputs of one row, convolutions' included
     rows = chosen.batch_labelled + chosen.batch_unlabelled * info.n_classes
     mc = int(chosen.hyper.get("mc_samples", 1))
-    return members * (BYTES_PER_PARAMETER * parameters + BYTES_PER_ACTIVATION * rows * mc * layers * 2 * width)
+    return members * NETWORKS_AT_MOST * (BYTES_PER_PARAMETER * per_network + BYTES_PER_ACTIVATION * rows * mc * outputs)
 
 
 def _largest_points(spec: Spec) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import models, space
+from . import hyperparameters, space
 from .spec import Spec
 
 
@@ -35,7 +35,7 @@ class Plan:
 def pack_key(plan: Plan) -> tuple:
     """Plans with the same key train as one vectorised model: they may differ in their loss weights
     (alpha, lambda, beta, ...), learning rate and seeds, not in what builds the networks or the data."""
-    options = models.MODELS[plan.model].build_options
+    options = hyperparameters.MODELS[plan.model].build_options
     return (plan.model, tuple(sorted((k, v) for k, v in plan.hyper.items() if k in options)), plan.label_count, plan.epochs,
             plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize,
             plan.bf16, plan.compile, plan.patience)

@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 
+from . import hyperparameters
 from .spec import OBJECTIVES, Grid, Spec
 
 ZIP_JOIN = "|"  # joins the values of zipped axes into one categorical value
@@ -82,17 +83,15 @@ class DefineByRun:
 
 def _options_first(model: str, searched: dict) -> dict:
     """The searched hyperparameters with the options (text choices) first: what they decide is ignored."""
-    from . import models
 
-    taken = models.hyperparameters(model)
+    taken = hyperparameters.of(model)
     return dict(sorted(searched.items(), key=lambda item: taken[item[0]].choices is None))
 
 
 def _ignored(spec: Spec, model: str, chosen: dict[str, Any]) -> set[str]:
     """What `model` ignores with the spec's fixed options and those `chosen` so far."""
-    from . import models
 
-    return models.MODELS[model].ignored({**spec.fixed, **chosen})
+    return hyperparameters.MODELS[model].ignored({**spec.fixed, **chosen})
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
@@ -194,9 +193,8 @@ def configuration(spec: Spec, params: dict[str, Any]) -> Configuration:
 
 
 def _is_integer(model: str, name: str) -> bool:
-    from . import models
 
-    return models.hyperparameters(model)[name].integer
+    return hyperparameters.of(model)[name].integer
 
 
 __all__ = ["POINT", "Configuration", "DefineByRun", "NotEnqueued", "configuration", "configuration_count", "directions", "enqueue_grid",

@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import ConfigDict, Field, model_validator
 
+from . import hyperparameters
 from .data.base import DataOptions
 from .errors import SpecError, first_line
 from .schema import (Boolean, Choice, Integer, Section, as_list, at, boolean, checked, choice, given, integer, naming,
@@ -185,18 +186,16 @@ class Range(Section):
 
 def _taken(model_names) -> dict[str, list[str]]:
     """Each hyperparameter the models take, with the models that take it."""
-    from . import models
 
     taken: dict[str, list[str]] = {}
     for m in model_names:
-        for hp in models.hyperparameters(m):
+        for hp in hyperparameters.of(m):
             taken.setdefault(hp, []).append(m)
     return taken
 
 
 def _definition(hp, taken: dict[str, list[str]], model_names):
     """What the first model taking `hp` says of it (bounds, choices, default); refused if no model takes it."""
-    from . import models
 
     if hp not in taken:
         if len(model_names) == 1:
@@ -206,7 +205,7 @@ def _definition(hp, taken: dict[str, list[str]], model_names):
             problem = f"none of {', '.join(model_names)} takes the hyperparameter {shown(hp)}"
             listing = f"they take: {', '.join(sorted(taken))}"
         raise SpecError(f"{problem}; remove it or add a model that takes it ({listing})")
-    return models.hyperparameters(taken[hp][0])[hp]
+    return hyperparameters.of(taken[hp][0])[hp]
 
 
 def _hyper_value(definition, value, key=None):
@@ -276,11 +275,10 @@ def _domain(domain, definition) -> Grid | Range:
 
 def _hyperparameters_schema(schema: dict, searched: bool = False) -> None:
     """The JSON Schema of `fixed` (or `search`): every hyperparameter of every model, with its bounds or choices."""
-    from . import models
 
     properties = {}
-    for m in sorted(models.MODELS):
-        for name, h in models.hyperparameters(m).items():
+    for m in sorted(hyperparameters.MODELS):
+        for name, h in hyperparameters.of(m).items():
             value = {"enum": list(h.choices)} if h.choices else {"type": "integer" if h.integer else "number"}
             value.update({k: v for k, v in (("minimum", h.low), ("maximum", h.high)) if v is not None and not h.choices})
             value["description"] = h.help
@@ -334,14 +332,13 @@ def _label_counts(value) -> tuple[int, ...]:
 
 
 def _models(value) -> tuple[str, ...]:
-    from . import models
 
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise SpecError("expected a non-empty list of model names")
     for m in names:
-        if not isinstance(m, str) or m not in models.MODELS:
-            raise SpecError(f"unknown model {shown(m)}; registered models: {', '.join(sorted(models.MODELS))}")
+        if not isinstance(m, str) or m not in hyperparameters.MODELS:
+            raise SpecError(f"unknown model {shown(m)}; registered models: {', '.join(sorted(hyperparameters.MODELS))}")
     if len(set(names)) != len(names):
         raise SpecError("a model is listed twice")
     return tuple(names)
@@ -428,9 +425,7 @@ def _dataset_names():
 
 
 def _model_names():
-    from . import models
-
-    return models.MODELS
+    return hyperparameters.MODELS
 
 
 # keys added later: at their default, to_yaml leaves them out, so older specs save (and fingerprint) as before
@@ -499,16 +494,14 @@ class Spec(Section):
 
     def hyperparameters(self, model: str) -> dict[str, float]:
         """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
-        from . import models
 
-        taken = models.hyperparameters(model)
+        taken = hyperparameters.of(model)
         return {name: self.fixed.get(name, h.default) for name, h in taken.items()}
 
     def searched(self, model: str) -> dict[str, Grid | Range]:
         """The searched hyperparameters `model` takes, in spec order."""
-        from . import models
 
-        taken = models.hyperparameters(model)
+        taken = hyperparameters.of(model)
         return {name: domain for name, domain in self.search.items() if name in taken}
 
     def grid_blocks(self, model: str) -> list[tuple[dict, dict]]:
@@ -518,14 +511,12 @@ class Spec(Section):
         Bernoulli likelihood) is no axis of the block, so no two points of the grid coincide."""
         import itertools
 
-        from . import models
-
         searched = self.searched(model)
-        options = {k: d.values for k, d in searched.items() if models.hyperparameters(model)[k].choices}
+        options = {k: d.values for k, d in searched.items() if hyperparameters.of(model)[k].choices}
         blocks = []
         for chosen in itertools.product(*options.values()):
             picked = dict(zip(options, chosen))
-            ignored = models.MODELS[model].ignored({**self.fixed, **picked})
+            ignored = hyperparameters.MODELS[model].ignored({**self.fixed, **picked})
             blocks.append(({k: v for k, v in picked.items() if k not in ignored},
                            {k: d.values for k, d in searched.items() if k not in options and k not in ignored}))
         return blocks
@@ -538,9 +529,8 @@ class Spec(Section):
 
     def hyperparameter_columns(self) -> dict[str, str]:
         """Every hyperparameter of every model in the sweep, sorted, as "number" or "text": the results' columns."""
-        from . import models
 
-        kinds = {name: "text" if h.choices else "number" for m in self.models for name, h in models.hyperparameters(m).items()}
+        kinds = {name: "text" if h.choices else "number" for m in self.models for name, h in hyperparameters.of(m).items()}
         return dict(sorted(kinds.items()))
 
 
@@ -647,15 +637,14 @@ def _check_combination(dataset: str, label_count: int, batch: Batch, labelled_in
 
 def _check_ignored(spec: Spec) -> None:
     """A hyperparameter that every model taking it would ignore (sigma2 with a Bernoulli likelihood) is refused."""
-    from . import models
 
     taken = _taken(spec.models)
     for key, hp in [(f"fixed.{hp}", hp) for hp in spec.fixed] + [(f"search.{hp}", hp) for hp in spec.search]:
-        definitions = models.hyperparameters(taken[hp][0])
+        definitions = hyperparameters.of(taken[hp][0])
         condition = definitions[hp].applies_if
         if condition is None or condition[0] in spec.search:
             continue
-        if all(hp in models.MODELS[m].ignored(spec.fixed) for m in taken[hp]):
+        if all(hp in hyperparameters.MODELS[m].ignored(spec.fixed) for m in taken[hp]):
             option, needed = condition
             has = "has" if len(taken[hp]) == 1 else "have"
             raise SpecError(f"would be ignored: {hp} applies only with {option}: {needed}, and {', '.join(taken[hp])} "
@@ -709,10 +698,8 @@ def at_scale(spec: Spec, scale: str) -> Spec:
         raise SpecError("unknown scale; allowed: full, smoke", f"--scale {scale}")
     from .data import TOY
 
-    from . import models
-
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
-    taken = {name for m in spec.models for name in models.hyperparameters(m)}
+    taken = {name for m in spec.models for name in hyperparameters.of(m)}
     sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
     scheduler = spec.scheduler and spec.scheduler.model_copy(update={"grace_period": 1})
     datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)

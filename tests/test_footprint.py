@@ -34,7 +34,3 @@ def test_the_bound_is_near_enough_to_decide_without_torch():
     chosen = space.Configuration("adgm", {**{k: h.default for k, h in models.hyperparameters("adgm").items()}, "depth": 2},
                                  "mnist", 100, 100, 100)
     assert footprint.memory_bound(chosen) < 8 * 2**30  # a laptop's memory: validate never needs the exact count for it
-
-
-def test_the_models_fitted_by_em_are_the_ones_the_check_skips():
-    assert set(footprint.FITTED_BY_EM) == {m for m, cls in models.MODELS.items() if cls.fitted_by == "em"}

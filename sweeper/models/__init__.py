@@ -1,9 +1,9 @@
 """The model registry: every model by its name."""
 from __future__ import annotations
 
-from ..hyperparameters import Hyper
+from ..hyperparameters import OPTIMISER, Hyper
 from .adgm import ADGM
-from .base import OPTIMISER, Batch, Model, Schedule
+from .base import Batch, Model, Schedule
 from .baseline import Baseline
 from .jurasinski import Jurasinski
 from .jurasinski_simplified import JurasinskiSimplified

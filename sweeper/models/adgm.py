@@ -17,36 +17,17 @@ import math
 
 import torch
 
-from ..hyperparameters import ACTIVATION, ARCHITECTURE, MAX_SAMPLES, MAX_WIDTH, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
 from .bounds import entropy, kl_standard_normal, log_normal, log_weight_prior, reparameterise, semi_supervised_loss
 from .enumeration import one_hot, over_labels
-from .m2 import ALPHA, ALPHA_SCALE, LIKELIHOOD, SIGMA2, log_likelihood, mean_of, scaled_alpha
+from .m2 import log_likelihood, mean_of, scaled_alpha
 from .networks import ConditionalMLP, GaussianEncoder, Network
 from .noise import fold_in, key, normal
 
 
 class ADGM(Model):
     name = "adgm"
-    summary = "Maaløe's auxiliary deep generative model, k Monte Carlo samples (mc_samples)"
     enumerates = True
-    loss_weights = {
-        **ALPHA,
-        **SIGMA2,
-        "weight_prior": Hyper(0.0, low=0.0, high=1e6, help="weight of -log N(W | 0, I) / N_u in the loss, W every weight matrix "
-                                                           "(Maaløe's code: 1; 0: no prior)"),
-    }
-    build_options = {
-        **ARCHITECTURE,
-        **ACTIVATION,
-        **LIKELIHOOD,
-        **ALPHA_SCALE,
-        **WEIGHTING,
-        "auxiliary": Hyper(100, low=1, high=MAX_WIDTH, integer=True, help="size of the auxiliary a"),
-        "mc_samples": Hyper(1, low=1, high=MAX_SAMPLES, integer=True, help="Monte Carlo samples of a and z (the paper: 1 and 10)"),
-        "generative_a": Hyper("prior", choices=("prior", "conditional"), help="p(a) = N(0, I), or p(a|x,y,z)"),
-        "z_given_a": Hyper("no", choices=("no", "yes"), help="q(z|y,x), or q(z|a,y,x)"),
-    }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", alpha_scale: str = "batch", auxiliary: int = 100, mc_samples: int = 1,

@@ -7,7 +7,8 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from ..hyperparameters import ARCHITECTURE, OPTIMISER, Hyper
+from .. import hyperparameters
+from ..hyperparameters import Hyper
 from .enumeration import ENUMERATIONS
 
 
@@ -50,7 +51,7 @@ class Model(nn.Module):
     summary: ClassVar[str]
     fitted_by: ClassVar[str] = "gradient"  # or "em": how train.py fits it (train.fitter)
     loss_weights: ClassVar[dict[str, Hyper]] = {}  # coefficients of the loss, given to forward as tensors
-    build_options: ClassVar[dict[str, Hyper]] = ARCHITECTURE  # sizes, likelihood, classifier: given to __init__
+    build_options: ClassVar[dict[str, Hyper]] = {}  # sizes, likelihood, classifier: given to __init__
     loss_parts: ClassVar[tuple[str, ...]] = ("recon", "kl", "ce")  # what forward's parts may hold; each is recorded
     enumerates: ClassVar[bool] = False  # sums a bound over every label (enumeration.over_labels)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
@@ -62,17 +63,23 @@ class Model(nn.Module):
         self.n_features = math.prod(input_shape)
         self.n_classes = n_classes
 
+    def __init_subclass__(cls, **kwargs):
+        """A model's hyperparameters are declared under its name in sweeper/hyperparameters.py, which imports no
+        torch, so that a spec is checked without building a model; the class reads them from there."""
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            declared = hyperparameters.MODELS[cls.name]
+            cls.summary, cls.fitted_by = declared.summary, declared.fitted_by
+            cls.loss_weights, cls.build_options = declared.loss_weights, declared.build_options
+
     @classmethod
     def hyperparameters(cls) -> dict[str, Hyper]:
-        return {**cls.loss_weights, **cls.build_options, **OPTIMISER}
+        return hyperparameters.MODELS[cls.name].hyperparameters()
 
     @classmethod
     def ignored(cls, hyper: dict) -> set[str]:
-        """The hyperparameters this model takes but does not use with the options in `hyper` (e.g. sigma2
-        with a Bernoulli likelihood); an option missing from `hyper` has its default."""
-        taken = cls.hyperparameters()
-        return {name for name, h in taken.items() if h.applies_if is not None and h.applies_if[0] in taken
-                and hyper.get(h.applies_if[0], taken[h.applies_if[0]].default) != h.applies_if[1]}
+        """The hyperparameters this model takes but does not use with the options in `hyper` (Declared.ignored)."""
+        return hyperparameters.MODELS[cls.name].ignored(hyper)
 
     def enumerate_labels(self, enumeration: str) -> Model:
         """Sum over labels in one batched pass ("parallel") or one pass per label ("sequential"), in this

@@ -4,15 +4,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..hyperparameters import ARCHITECTURE
 from .base import Batch, Model, Schedule
 from .networks import Network
 
 
 class Baseline(Model):
     name = "baseline"
-    summary = "the classifier alone, trained on labelled data only"
-    build_options = {"hidden": ARCHITECTURE["hidden"], "network": ARCHITECTURE["network"]}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, network: str = "mlp"):
         super().__init__(input_shape, n_classes)

@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
 from .bounds import kl_standard_normal, reparameterise, semi_supervised_loss
 from .enumeration import over_labels
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
+from .m2 import log_likelihood, mean_of
 from .networks import Network, mlp
 from .noise import fold_in, normal
 
-LAMBDA = {"lam": Hyper(1.0, low=0.0, help="weight of the labelled bound (lambda)")}
 
 
 class Jurasinski(Model):
     name = "jurasinski"
-    summary = "Jurasiński's 'ours': p(y|z) on the latent, labelled bound weighted by lam"
     enumerates = True
-    loss_weights = {**LAMBDA, **SIGMA2}
-    build_options = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):

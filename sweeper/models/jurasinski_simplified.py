@@ -11,21 +11,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING
 from .base import Batch, Model, Schedule
 from .bounds import semi_supervised_loss
-from .jurasinski import LAMBDA
 from .m1 import VAE
-from .m2 import LIKELIHOOD, SIGMA2, mean_of
+from .m2 import mean_of
 from .networks import Network, mlp
 from .noise import fold_in
 
 
 class JurasinskiSimplified(Model):
     name = "jurasinski_simplified"
-    summary = "Jurasiński's 'ours, simplified': a VAE and p(y|z) trained together, weighted by lam"
-    loss_weights = {**LAMBDA, **SIGMA2}
-    build_options = {**ARCHITECTURE, **LIKELIHOOD, **WEIGHTING, **PRETRAIN}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", weighting: str = "part_means", pretrain: float = 0.0):

@@ -12,14 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hyperparameters import ARCHITECTURE, Hyper
 from .base import Batch, Model, Schedule
 from .bounds import kl_standard_normal, reparameterise
-from .m2 import LIKELIHOOD, SIGMA2, log_likelihood, mean_of
+from .m2 import log_likelihood, mean_of
 from .networks import Network, mlp
 from .noise import fold_in, normal
 
-STAGES = {"vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier")}
 SVM_L2 = 1e-3
 
 
@@ -48,14 +46,6 @@ class VAE(nn.Module):
 
 class M1(Model):
     name = "m1"
-    summary = "Kingma's M1: a VAE, then a classifier (mlp, logistic or svm) on the means of q(z|x)"
-    loss_weights = dict(SIGMA2)
-    build_options = {
-        **ARCHITECTURE,
-        **LIKELIHOOD,
-        **STAGES,
-        "classifier": Hyper("mlp", choices=("mlp", "logistic", "svm"), help="the classifier on the features"),
-    }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, classifier: str = "mlp"):

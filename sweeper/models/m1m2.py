@@ -13,37 +13,21 @@ schedules (kl_warmup, pretrain) count from the start of its own stage.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import torch
 
-from ..hyperparameters import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
 from .bounds import reparameterise
-from .m1 import STAGES, VAE
-from .m2 import ALPHA_SCALE, LEARNED_VARIANCE, LIKELIHOOD, M2
+from .m1 import VAE
+from .m2 import LEARNED_VARIANCE, M2
 from .networks import Network
 from .noise import fold_in, normal
 
 
 class M1M2(Model):
     name = "m1m2"
-    summary = "Kingma's M1+M2: M2 on the latent features of an M1 VAE trained first in the same trial"
     enumerates = True
     built_on = ("m2",)
-    loss_weights = {**M2.loss_weights, "sigma2": replace(M2.loss_weights["sigma2"], applies_if=None)}  # M2 here is always Gaussian
-    build_options = {
-        **ARCHITECTURE,
-        **LIKELIHOOD,
-        **STAGES,
-        "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
-        "feature_variance": Hyper("sigma2", choices=("sigma2", "learned"),
-                                  help="p(z1|y,z2): variance sigma2, or one per dimension that M2's decoder outputs (Kingma's code)"),
-        "kl_warmup": M2.build_options["kl_warmup"],
-        **ALPHA_SCALE,
-        **WEIGHTING,
-        "pretrain": M2.build_options["pretrain"],
-    }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50, kl_warmup: int = 0,

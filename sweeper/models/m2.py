@@ -18,7 +18,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ..hyperparameters import ARCHITECTURE, PRETRAIN, WEIGHTING, Hyper
 from .base import Batch, Model, Schedule
 from .bounds import (
     bernoulli_log_likelihood,
@@ -33,15 +32,6 @@ from .enumeration import one_hot, over_labels
 from .networks import Network
 from .noise import fold_in, normal, normal_at
 
-LIKELIHOOD = {
-    "likelihood": Hyper("bernoulli", choices=("bernoulli", "gaussian"), help="p(x|...): Bernoulli, or Gaussian with variance sigma2"),
-}
-ALPHA = {"alpha": Hyper(0.1, low=0.0, help="weight of the labelled cross-entropy")}
-ALPHA_SCALE = {
-    "alpha_scale": Hyper("batch", choices=("batch", "dataset"), help="batch: alpha as given; dataset: alpha x N / N_labelled (Kingma)"),
-}
-SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likelihood: its reconstruction weight",
-                         applies_if=("likelihood", "gaussian"))}
 
 
 LEARNED_VARIANCE = "gaussian_learned"  # a Gaussian whose decoder outputs a log-variance per dimension beside the mean
@@ -77,17 +67,7 @@ class Bound(NamedTuple):
 
 class M2(Model):
     name = "m2"
-    summary = "Kingma's M2: VAE with the label as a latent, alpha-weighted classifier"
     enumerates = True
-    loss_weights = {**ALPHA, **SIGMA2}
-    build_options = {
-        **ARCHITECTURE,
-        **LIKELIHOOD,
-        "kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)"),
-        **ALPHA_SCALE,
-        **WEIGHTING,
-        **PRETRAIN,
-    }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means",

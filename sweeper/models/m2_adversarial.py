@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..hyperparameters import Hyper
 from .base import Batch, Schedule
 from .m2 import M2
 from .networks import mlp, reverse_gradient
@@ -21,8 +20,6 @@ class M2Adversarial(M2):
     name = "m2_adversarial"
     built_on = ("m2",)
     loss_parts = (*M2.loss_parts, "adversary")
-    summary = "M2 with an adversary that predicts y from z', played against the encoder"
-    loss_weights = {**M2.loss_weights, "adversary": Hyper(1.0, low=0.0, help="weight of the adversary's cross-entropy in the game")}
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, **options):
         super().__init__(input_shape, n_classes, hidden, latent, **options)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import torch
 
-from ..hyperparameters import Hyper
 from .base import Batch, Schedule
 from .bounds import entropy, kl_standard_normal, mutual_information, reparameterise, smooth_labels
 from .m2 import M2, log_likelihood
@@ -31,23 +30,6 @@ from .noise import fold_in, normal, uniform
 class OptimizedELBO(M2):
     name = "optimized_elbo"
     built_on = ("m2",)
-    summary = "Raj's Optimized-ELBO: M2 + label smoothing (epsilon), entropy penalty (beta), mutual information (gamma)"
-    loss_weights = {
-        **M2.loss_weights,
-        "beta": Hyper(0.0, low=0.0, help="entropy penalty on q(y|x) for unlabelled data"),
-        "gamma": Hyper(0.0, low=0.0, help="weight of the mutual information I(y; x)"),
-        "epsilon": Hyper(0.0, low=0.0, high=0.5, help="label smoothing"),
-        "temperature": Hyper(1.0, low=0.01, high=100.0, help="the Gumbel-softmax draw's temperature tau (Raj gives none)",
-                             applies_if=("label_sampling", "gumbel")),
-    }
-    build_options = {
-        **M2.build_options,
-        "posterior": Hyper("xy", choices=("xy", "x"), help="q(z|X, y) as M2 (his Eq. 6), or q(z|X) as his Eq. 5 and §3.4"),
-        "label_sampling": Hyper("enumerate", choices=("enumerate", "gumbel"),
-                                help="the unlabelled expectation over q(y|X): summed over labels, or one Gumbel-softmax draw"),
-        "labelled_kl": Hyper("smoothed", choices=("smoothed", "section_3_4", "section_3_6"),
-                             help="the labelled bound's label terms: -KL(p_eps||p(y)), + -KL(q||p(y)) (§3.4), or §3.6's"),
-    }
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, posterior: str = "xy", label_sampling: str = "enumerate",
                  labelled_kl: str = "smoothed", **m2_options):

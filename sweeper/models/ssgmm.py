@@ -13,22 +13,12 @@ import math
 
 import torch
 
-from ..hyperparameters import Hyper
 from .base import Model
 
 
 class SSGMM(Model):
     name = "ssgmm"
-    summary = "semi-supervised Gaussian mixture fitted by EM (epochs are EM iterations)"
-    fitted_by = "em"
-    build_options = {
-        "covariance": Hyper("full", choices=("full", "diag"), help="full or diagonal covariance per class"),
-        "cov_floor": Hyper(1e-3, low=0.0, help="added to every variance: keeps covariances invertible"),
-    }
 
-    @classmethod
-    def hyperparameters(cls) -> dict[str, Hyper]:
-        return dict(cls.build_options)  # no optimiser: EM
 
     def __init__(self, input_shape, n_classes: int, covariance: str = "full", cov_floor: float = 1e-3):
         super().__init__(input_shape, n_classes)
