@@ -53,8 +53,8 @@ class Batch(Section):
 
 
 class Scheduler(Section):
-    """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping by a Ray Tune
-    scheduler on validation accuracy."""
+    """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping on validation
+    accuracy, by a Ray Tune scheduler for a configuration trained alone, by the same rule for each member of a pack."""
 
     shorthands: ClassVar[tuple[str, ...]] = SCHEDULERS
     kind: Choice(SCHEDULERS, "scheduler") = Field(alias="type")  # asha or median
