@@ -8,7 +8,7 @@ import pytest
 from helpers import tiny_spec
 from sweeper import space, sweep
 from sweeper.cli import main
-from sweeper.spec import at_scale, load
+from sweeper.spec import at_scale, load, parse
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "search_spaces").glob("*.yaml"))
 
@@ -125,12 +125,12 @@ def test_asha_stops_poor_configurations_and_their_rows_say_stopped(write_spec, t
     assert trials["status"].eq("completed").any() and not trials["status"].eq("running").any()
 
 
-def test_asha_inside_a_pack_stops_each_member_on_its_own_curve_and_prunes_its_trial(write_spec, tmp_path):
+def test_asha_inside_a_pack_stops_each_member_on_its_own_curve_and_prunes_its_trial(tmp_path):
     """One pack of six (2 CPUs a trial: one slot): at rung 1 every member is judged against the other five, so the
     three that barely learn stop there; at rung 2 the three left are judged against each other (stopping.py)."""
-    spec = tiny_spec(**ASHA_GRID, resources={"cpu": 2, "gpu": 0})
+    spec = parse(tiny_spec(**ASHA_GRID, resources={"cpu": 2, "gpu": 0}))
     out = tmp_path / "out"
-    assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
+    assert sweep.run(spec, out, quiet=True, num_cpus=2).errored == 0  # a Ray of 2 CPUs: whatever the machine has
     trials = pd.read_parquet(out / "trials").sort_values("lr")
     assert trials["config_id"].str.fullmatch(r"[0-9a-f]+_\d+-\d").all() and trials["config_id"].str.split("-").str[0].nunique() == 1
     poor = trials[trials["lr"] < 1e-6]
