@@ -52,10 +52,11 @@ def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Pla
 
 def pack_limit(spec: Spec) -> int | None:
     """The most configurations a pack may hold: the spec's pack: K; None (auto) for a grid to pack as the
-    machine allows; 1 where packing cannot apply (a sampled search, a scheduler)."""
+    machine allows; 1 where packing cannot apply (a sampled search). A grid with a scheduler packs too: each
+    member is judged on its own curve inside its pack (stopping.py)."""
     if spec.pack != "auto":
         return spec.pack
-    return None if spec.sampler == "grid" and spec.scheduler is None else 1
+    return None if spec.sampler == "grid" else 1
 
 
 def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:

@@ -65,6 +65,7 @@ TRIAL_FIELDS_BEFORE = _ID + [("dataset", pa.string()), ("label_count", pa.int64(
 TRIAL_FIELDS_AFTER = [
     ("status", pa.string()),
     ("stopped_by", pa.string()),  # with status stopped: patience (a final result, at its best epoch) or scheduler
+    ("stopped_at_rung", pa.int64()),  # stopped by the scheduler: the epoch (ASHA: the rung) it was judged at
     ("error", pa.string()),
     ("precision", pa.string()),  # the step's matmuls: float32 or bfloat16
     ("best_val_acc", pa.float64()),
@@ -439,8 +440,15 @@ def mark_stopped(out_dir: str | Path, config_id: str) -> None:
         return
     _compact(fs, f"{root}/epochs", config_id)
     table = pq.read_table(path, filesystem=fs)
-    rows = [{**row, "status": "stopped", "stopped_by": "scheduler"} if row["status"] == "running" else row for row in table.to_pylist()]
+    rows = [{**row, **_stopped(row, table.schema)} if row["status"] == "running" else row for row in table.to_pylist()]
     _write(fs, path, rows, table.schema)
+
+
+def _stopped(row: dict, schema: pa.Schema) -> dict:
+    """A running trial's columns once Tune's scheduler stopped it, at the result it judged (its last epoch); a
+    file from before a column was added keeps its columns."""
+    stopped = {"status": "stopped", "stopped_by": "scheduler", "stopped_at_rung": row["epochs"]}
+    return {k: v for k, v in stopped.items() if k in schema.names}
 
 
 def _compact(fs: pafs.FileSystem, directory: str, config_id: str) -> None:

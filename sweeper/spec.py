@@ -54,8 +54,8 @@ class Batch(Section):
 
 
 class Scheduler(Section):
-    """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping by a Ray Tune
-    scheduler on validation accuracy."""
+    """`scheduler: {type, grace_period, reduction_factor}` or `scheduler: asha`: early stopping on validation
+    accuracy, by a Ray Tune scheduler for a configuration trained alone, by the same rule for each member of a pack."""
 
     shorthands: ClassVar[tuple[str, ...]] = SCHEDULERS
     kind: Choice(SCHEDULERS, "scheduler") = Field(alias="type")  # asha or median
@@ -674,13 +674,12 @@ def _check_sampler(spec: Spec) -> None:
 
 
 def _check_pack(spec: Spec) -> None:
-    """A pack trains grid points together, start to end; `auto` packs only where packing can apply."""
+    """A pack trains grid points together; `auto` packs only where packing can apply. A scheduler may stop
+    each of a pack's members on its own (stopping.py), so it goes with packs."""
     if spec.pack == "auto":
         return
     if spec.pack > 1 and spec.sampler != "grid":
         raise SpecError(f"packs the points of a grid; sampler {spec.sampler} asks for one configuration at a time; use pack: 1", "pack")
-    if spec.pack > 1 and spec.scheduler is not None:
-        raise SpecError("a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two", "pack")
 
 
 # ---------------------------------------------------------------------------- scale, pack, YAML

@@ -350,6 +350,7 @@ class Summary:
     values: list[float] | None
     user_attrs: dict[str, Any]
     epochs: int | None = None  # the most epochs a seed trained: a pruned trial's last step
+    curve: dict[int, float] | None = None  # intermediate values by epoch (objective_curve), for a trial no searcher reported to
 
 
 def summarise(spec: Spec, rows: list[dict], tune_finished: bool) -> Summary | None:
@@ -384,6 +385,32 @@ def summarise(spec: Spec, rows: list[dict], tune_finished: bool) -> Summary | No
     return Summary(state, [measured[o] for o in spec.objectives], attrs, max(int(r.get("epochs") or 0) for r in rows))
 
 
+def objective_curve(spec: Spec, epoch_rows: list[dict]) -> dict[int, float] | None:
+    """A configuration's objective after each epoch, from its epoch rows: the mean over its seeds of the best
+    validation accuracy so far, a seed counting 0 from the epoch it diverged and keeping its last once it ended.
+    It is what a trial trained alone reports to Tune each epoch and OptunaSearch records as its intermediate
+    values, so a pack's member gets the same curve in optuna-dashboard. None with two objectives (Optuna
+    keeps intermediate values for one only) or no rows."""
+    if list(spec.objectives) != ["val_acc"] or not epoch_rows:
+        return None
+    at = {(r["seed"], r["epoch"]): r for r in epoch_rows}
+    best = dict.fromkeys(sorted({r["seed"] for r in epoch_rows}), 0.0)
+    diverged: set[int] = set()
+    curve = {}
+    for epoch in range(1, max(r["epoch"] for r in epoch_rows) + 1):
+        for seed in best:
+            row = at.get((seed, epoch))
+            if row is None or seed in diverged:
+                continue
+            if row["loss"] is None or not math.isfinite(row["loss"]):
+                diverged.add(seed)
+                best[seed] = 0.0
+            elif row["val_acc"] > best[seed]:
+                best[seed] = row["val_acc"]
+        curve[epoch] = statistics.fmean(best.values())
+    return curve
+
+
 def _std(values: list[float]) -> float | None:
     """The sample standard deviation (ddof 1, as reports use); None for one seed (JSON has no NaN)."""
     return statistics.stdev(values) if len(values) > 1 else None
@@ -403,6 +430,8 @@ def finish(study: optuna.Study, storage: optuna.storages.BaseStorage, number: in
     try:
         for name, value in {**summary.user_attrs, RECORDED: key}.items():
             storage.set_trial_user_attr(trial_id, name, value)
+        for epoch, value in (summary.curve or {}).items():
+            storage.set_trial_intermediate_value(trial_id, epoch, value)
         if summary.state == TrialState.PRUNED and summary.values and len(summary.values) == 1 and summary.epochs:
             storage.set_trial_intermediate_value(trial_id, summary.epochs, summary.values[0])
     except UpdateFinishedTrialError:  # finished meanwhile (another driver took it over): its outcome stands
@@ -415,7 +444,8 @@ def add(study: optuna.Study, spec: Spec, point: dict, summary: Summary, key: str
     """A finished trial for a configuration that no trial of the study ran (a pack's member)."""
     study.add_trial(optuna.trial.create_trial(
         state=summary.state, values=summary.values if summary.state != TrialState.FAIL else None,
-        params=point, distributions=distributions(spec, point), user_attrs={**summary.user_attrs, RECORDED: key}))
+        params=point, distributions=distributions(spec, point), user_attrs={**summary.user_attrs, RECORDED: key},
+        intermediate_values=summary.curve))
 
 
 def distributions(spec: Spec, point: dict) -> dict[str, optuna.distributions.BaseDistribution]:

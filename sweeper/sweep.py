@@ -121,7 +121,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         return tune.Tuner(
             _runnable(spec, location, datasets, trainable),
             param_space=param_space,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(spec), num_samples=count,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=None if grouped else _scheduler(spec), num_samples=count,
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
@@ -426,7 +426,9 @@ def _limited(spec: Spec, searcher):
 
 
 def _scheduler(spec: Spec):
-    """Early stopping on the epoch's mean validation accuracy, or none."""
+    """Early stopping on the epoch's mean validation accuracy, or none: for trials of one configuration. A pack's
+    trial has none (it would stop every member on their mean): the pack applies the rule to each member itself
+    (stopping.py)."""
     if spec.scheduler is None:
         return None
     options = dict(time_attr="training_iteration", metric="val_acc", mode="max", grace_period=spec.scheduler.grace_period)
@@ -448,24 +450,30 @@ class MarkStopped(tune.Callback):
 
 class RecordConfigurations(tune.Callback):
     """Each configuration a Tune trial trains, recorded in the results directory's study once its rows
-    say it ended (study.summarise): a pack's members each as a trial of their own, a diverged member
-    as soon as it diverged. A configuration already recorded stays as it is (study.RecordedConfigurations), so a retry
-    or a resume never records one twice. For trials no searcher of that study tells: packs, a shared
+    say it ended (study.summarise), with its curve of intermediate values (study.objective_curve): a pack's
+    members each as a trial of their own, a diverged or stopped member as soon as the pack reports it. A
+    configuration already recorded stays as it is (study.RecordedConfigurations), so a retry or a resume
+    never records one twice. For trials no searcher of that study tells: packs, a shared
     study's configurations, resume's reruns.
 
     Holds no open storage: Tune pickles its callbacks with the experiment state."""
 
     def __init__(self, spec: Spec, location: str, journal: str):
         self.spec, self.location, self.journal = spec, location, journal
-        self.diverged: dict[str, int] = {}  # Tune trial id → diverged members last reported
+        self.ended: dict[str, int] = {}  # Tune trial id → diverged and stopped members last reported
         self._ledger: study.RecordedConfigurations | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ledger": None}
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("ended", state.get("diverged", {}))  # pickled before stopped members counted
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("diverged", 0) > self.diverged.get(trial.trial_id, 0):  # a member may have ended early
-            self.diverged[trial.trial_id] = result["diverged"]
+        ended = result.get("diverged", 0) + result.get("stopped", 0)
+        if ended > self.ended.get(trial.trial_id, 0):  # a member may have ended early
+            self.ended[trial.trial_id] = ended
             self._record(trial, tune_finished=False)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -479,6 +487,8 @@ class RecordConfigurations(tune.Callback):
             rows = results.configuration_rows(self.location, config_id)
             summary = study.summarise(self.spec, rows, tune_finished)
             if summary is not None:
+                epochs = results.configuration_epoch_rows(self.location, config_id, range(1, (summary.epochs or 0) + 1))
+                summary = replace(summary, curve=study.objective_curve(self.spec, epochs))
                 self.ledger().record(study.point_of(rows[0]), summary, config_id)
 
     def ledger(self) -> study.RecordedConfigurations:

@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,7 +36,8 @@ class Member:
     unlabelled: torch.Tensor
     order: torch.Generator  # batch order
     key: torch.Tensor  # noise
-    status: str = "running"  # running, completed, diverged, stopped (patience)
+    status: str = "running"  # running, completed, diverged, stopped
+    stopped_by: str | None = None  # with status stopped: patience, or scheduler (the spec's rule, inside a pack: stopping.py)
     best_val_acc: float = -1.0
     test_acc: float = float("nan")  # at the epoch of best validation accuracy
     best_epoch: int = 0
@@ -339,8 +340,17 @@ class Training:
         if self.epoch == self.plan.epochs:
             m.status = "completed"
         elif self.plan.patience and self.epoch - m.best_epoch >= self.plan.patience:
-            m.status = "stopped"  # its test accuracy stays the one at its best validation epoch
+            m.status, m.stopped_by = "stopped", "patience"  # its test accuracy stays the one at its best validation epoch
         return improved
+
+    def stop(self, plans: Iterable[int], by: str = "scheduler") -> None:
+        """Stop the running seeds of these plans after the epoch just trained: they leave the fitter, as the
+        seeds patience stops do, and the others go on as they would have."""
+        chosen = set(plans)
+        for m in self.members:
+            if m.plan_index in chosen and m.status == "running":
+                m.status, m.stopped_by = "stopped", by
+        self._keep_running()
 
     def objective(self, plan_index: int = 0) -> float:
         """Mean over a plan's seeds of the best validation accuracy; a diverged seed counts 0."""
@@ -349,7 +359,7 @@ class Training:
 
     # ------------------------------------------------------------------ checkpoints
 
-    _KEPT = ("status", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
+    _KEPT = ("status", "stopped_by", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
 
     def state_dict(self) -> dict:
         return {
@@ -374,7 +384,12 @@ class Training:
         for m, saved in zip(self.members, state["members"], strict=True):
             m.order.set_state(saved["order"])
             for name in self._KEPT:
-                setattr(m, name, saved[name])
+                setattr(m, name, saved[name] if name in saved else _stopped_by(saved))
+
+
+def _stopped_by(saved: dict) -> str | None:
+    """What stopped a seed saved before checkpoints kept it: patience, the one rule that stopped a seed then."""
+    return "patience" if saved["status"] == "stopped" else None
 
 
 class Stack:

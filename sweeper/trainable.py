@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
-from . import kept, models, results, space
+from . import kept, models, results, space, stopping
 from .data import Dataset
 from .spec import Spec
 from .ids import CLAIM_KEYS, config_ids
@@ -59,6 +59,8 @@ def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: 
     device = "cuda" if spec.resources.gpu > 0 and torch.cuda.is_available() else "cpu"
     training = Training([plan_of(spec, c, device) for c in chosen], data[chosen[0].dataset])
 
+    rule = stopping.Rule.of(spec) if "pack" in config else None  # a trial alone is Ray Tune's scheduler's (sweep._scheduler)
+    early = rule and stopping.PackStopping(rule, stopping.recorded(setup.out_dir))
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
@@ -68,6 +70,8 @@ def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: 
         for epoch in training.epochs():
             if trained_epoch is not None:
                 trained_epoch(epoch)
+            if early:  # before the rows are written: a configuration it stops is written as stopped, with this epoch's rows
+                stop_early(early, training, ids)
             _write(setup, ids, training, points, dataset=data[chosen[0].dataset])
             with tempfile.TemporaryDirectory() as d:
                 torch.save(training.state_dict(), Path(d) / CHECKPOINT_FILE)
@@ -75,6 +79,17 @@ def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: 
     except Exception as e:
         _write(setup, ids, training, points, error=f"{type(e).__name__}: {e}")
         raise
+
+
+def stop_early(early: stopping.PackStopping, training: Training, ids: list[str]) -> None:
+    """The scheduler's rule on each configuration of the pack (named by `ids`, in plan order) still running after
+    the epoch just trained; the ones it stops leave the stack. Every configuration with rows at the epoch counts
+    as a value, running or not."""
+    rows = [{**m.history[-1], "config_id": ids[m.plan_index]} for m in training.members
+            if m.history and m.history[-1]["epoch"] == training.epoch]
+    running = {ids[m.plan_index] for m in training.members if m.status == "running"}
+    stopped = [c for c in early.report(training.epoch, stopping.values_at(rows, training.epoch)) if c in running]
+    training.stop(ids.index(c) for c in stopped)
 
 
 def _metrics(training: Training, epoch: int) -> dict:
@@ -89,6 +104,7 @@ def _metrics(training: Training, epoch: int) -> dict:
         "loss": mean("loss"),
         "epoch": epoch,
         "diverged": sum(m.status == "diverged" for m in training.members),
+        "stopped": sum(m.status == "stopped" for m in training.members),  # the driver records a member as it ends
         "wall_s": sum(m.wall_s for m in training.members),  # training time so far: nsga2's second objective
     }
 
@@ -133,7 +149,8 @@ def epoch_and_trial_rows(config_id: str, training: Training, spec: Spec, point: 
             **{name: None if name in ignored else value if isinstance(value, str) else float(value)
                for name, value in chosen.hyper.items()},
             "status": "failed" if error and m.status == "running" else m.status,
-            "stopped_by": "patience" if m.status == "stopped" else None,
+            "stopped_by": m.stopped_by if m.status == "stopped" else None,
+            "stopped_at_rung": len(m.history) if m.stopped_by == "scheduler" else None,  # the epoch it was judged at
             "error": error if error and m.status == "running" else None,
             "precision": training.fitter.precision,  # what ran: a plan's bfloat16 does not reach EM
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),

@@ -7,7 +7,7 @@ import pytest
 from helpers import tiny_spec
 from sweeper import allocator, sweep
 from sweeper.spec import parse, with_pack
-from sweeper.packing import auto_packs, pack_count, packs
+from sweeper.packing import auto_packs, pack_count, pack_limit, packs
 from sweeper import space
 
 SEARCH = {"alpha": [0.5, 5.0], "lr": [1e-3, 3e-3]}
@@ -18,6 +18,14 @@ def test_grid_points_are_packed_by_architecture_in_grid_order():
     grouped = packs(spec, space.grid_points(spec), 3)
     assert [[p["model"] for p in pack] for pack in grouped] == [["m2"] * 3, ["m2"], ["baseline"] * 2]
     assert sum(grouped, []) == space.grid_points(spec)
+
+
+def test_auto_packs_a_grid_with_or_without_a_scheduler_and_not_a_sampled_search():
+    """A scheduler judges each member of a pack on its own (stopping.py): a grid with one packs as any grid does."""
+    assert pack_limit(parse(tiny_spec(search=SEARCH))) is None
+    assert pack_limit(parse(tiny_spec(search=SEARCH, scheduler={"type": "median", "grace_period": 2}))) is None
+    assert pack_limit(parse(tiny_spec(search=SEARCH, scheduler="asha", pack=4))) == 4
+    assert pack_limit(parse(tiny_spec(sampler="tpe", trials=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}}))) == 1
 
 
 @pytest.mark.parametrize("configurations, slots, at_most, sizes", [

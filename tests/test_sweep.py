@@ -8,7 +8,7 @@ import pytest
 from helpers import tiny_spec
 from sweeper import space, sweep
 from sweeper.cli import main
-from sweeper.spec import at_scale, load
+from sweeper.spec import at_scale, load, parse
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "search_spaces").glob("*.yaml"))
 
@@ -108,16 +108,39 @@ def test_every_spec_runs_at_smoke_scale(path, tmp_path):
         assert len(summaries) == trials["config_id"].nunique() and all("probe_accuracy" in p.read_text() for p in summaries)
 
 
+ASHA_GRID = dict(models=["baseline"], seeds=[0], epochs=4, fixed={"hidden": 16},
+                 search={"lr": [0.01, 0.008, 0.006, 1.0e-7, 2.0e-7, 3.0e-7]},  # the good first
+                 scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
+
+
 def test_asha_stops_poor_configurations_and_their_rows_say_stopped(write_spec, tmp_path):
-    spec = tiny_spec(models=["baseline"], seeds=[0], epochs=4, fixed={"hidden": 16}, max_concurrent=1,
-                     search={"lr": [0.01, 0.008, 0.006, 1.0e-7, 2.0e-7, 3.0e-7]},  # run in this order: the good first
-                     scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2})
+    """Unpacked (pack: 1), each configuration is a Tune trial, stopped by Ray Tune's ASHAScheduler."""
+    spec = tiny_spec(**ASHA_GRID, max_concurrent=1, pack=1)  # run in grid order
     out = tmp_path / "out"
     assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
     trials = pd.read_parquet(out / "trials")
     poor = trials[trials["lr"] < 1e-6]
     assert poor["status"].eq("stopped").all() and poor["epochs"].lt(4).all()
+    assert (poor["stopped_at_rung"] == poor["epochs"]).all()
     assert trials["status"].eq("completed").any() and not trials["status"].eq("running").any()
+
+
+def test_asha_inside_a_pack_stops_each_member_on_its_own_curve_and_prunes_its_trial(tmp_path):
+    """One pack of six (2 CPUs a trial: one slot): at rung 1 every member is judged against the other five, so the
+    three that barely learn stop there; at rung 2 the three left are judged against each other (stopping.py)."""
+    spec = parse(tiny_spec(**ASHA_GRID, resources={"cpu": 2, "gpu": 0}))
+    out = tmp_path / "out"
+    assert sweep.run(spec, out, quiet=True, num_cpus=2).errored == 0  # a Ray of 2 CPUs: whatever the machine has
+    trials = pd.read_parquet(out / "trials").sort_values("lr")
+    assert trials["config_id"].str.fullmatch(r"[0-9a-f]+_\d+-\d").all() and trials["config_id"].str.split("-").str[0].nunique() == 1
+    poor = trials[trials["lr"] < 1e-6]
+    assert poor["status"].eq("stopped").all() and poor["stopped_by"].eq("scheduler").all()
+    assert poor["epochs"].eq(1).all() and poor["stopped_at_rung"].eq(1).all()
+    assert trials["status"].eq("completed").any() and not trials["status"].eq("running").any()
+    ot = study(out)
+    pruned = ot.get_trials(states=[optuna.trial.TrialState.PRUNED])
+    assert sorted(t.params["lr"] for t in pruned) == sorted(trials.loc[trials["status"] == "stopped", "lr"])
+    assert {len(t.intermediate_values) for t in pruned if t.params["lr"] < 1e-6} == {1}
 
 
 def test_nsga2_optimises_accuracy_and_wall_time(write_spec, tmp_path):

@@ -1,0 +1,114 @@
+"""Early stopping inside a pack: the spec's scheduler (ASHA, median stopping) applied to each configuration of
+a pack on its own validation curve. No torch, no Ray.
+
+Why not Ray Tune's scheduler: it sees one Tune trial, the pack, and would stop every member of it at once on
+their mean. Why not Optuna's pruners (SuccessiveHalvingPruner, MedianPruner) on each member's Optuna trial: a
+pack's members have no Optuna trial while they train (the driver adds one as each ends, study.add), and the
+study is a journal on the driver's disk that trials on other nodes do not reach. What every trial reaches is
+the results location, where each configuration writes its epoch rows as it trains (results.py). So the rule
+is written here once, and compares a configuration with the values every configuration of the sweep has
+recorded at the same epoch: its pack-mates' and other packs' alike.
+
+A configuration's value at an epoch is the mean over its seeds of that epoch's validation accuracy (seeds with
+a finite loss): what an unpacked trial reports to Tune as val_acc, and Ray's scheduler judges it on.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import results
+from .errors import SweeperError
+from .spec import Spec
+
+MIN_OTHERS = 2  # median stopping: other configurations' values needed before one is stopped (sweep._scheduler's min_samples_required)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a configuration stops, given the values the others recorded at the same epoch. Deterministic: the
+    same value and the same recorded values give the same answer, whatever their order."""
+
+    kind: str  # asha or median
+    grace_period: int
+    reduction_factor: int
+    max_t: int  # the spec's epochs
+
+    @classmethod
+    def of(cls, spec: Spec) -> Rule | None:
+        s = spec.scheduler
+        return None if s is None else cls(s.kind, s.grace_period, s.reduction_factor, spec.epochs)
+
+    def rungs(self) -> list[int]:
+        """ASHA's rungs: grace_period · η^k, as Ray Tune's ASHAScheduler (one bracket) has them, below max_t (a
+        configuration at its last epoch has ended: there is nothing left to save)."""
+        rungs, rung = [], self.grace_period
+        while rung < self.max_t:
+            rungs.append(rung)
+            rung *= self.reduction_factor
+        return rungs
+
+    def judges(self, epoch: int) -> bool:
+        """Whether the rule looks at a configuration after this epoch: ASHA at its rungs, median stopping at every
+        epoch from grace_period on (before the last)."""
+        if self.kind == "asha":
+            return epoch in self.rungs()
+        return self.grace_period <= epoch < self.max_t
+
+    def stops(self, value: float, others: Iterable[float]) -> bool:
+        """ASHA: below the (1 - 1/η) quantile of the others' values at the rung (linear interpolation, as Ray's
+        np.nanpercentile), so about the top 1/η go on; none recorded yet: it goes on. Median: below the
+        median of at least MIN_OTHERS others' values at the epoch."""
+        seen = [v for v in others if v is not None and math.isfinite(v)]
+        if self.kind == "asha":
+            return bool(seen) and value < float(np.percentile(seen, 100 * (1 - 1 / self.reduction_factor)))
+        return len(seen) >= MIN_OTHERS and value < statistics.median(seen)
+
+
+def values_at(rows: Iterable[dict], epoch: int) -> dict[str, float]:
+    """Each configuration's value at `epoch`, from epoch rows (config_id, epoch, loss, val_acc): the mean over its
+    seeds of the validation accuracy, seeds whose loss is finite only; NaN where none is."""
+    accuracies: dict[str, list[float]] = {}
+    for row in rows:
+        if row["epoch"] == epoch:
+            live = row["loss"] is not None and math.isfinite(row["loss"])
+            accuracies.setdefault(row["config_id"], []).extend([row["val_acc"]] if live else [])
+    return {c: statistics.fmean(v) if v else float("nan") for c, v in accuracies.items()}
+
+
+def recorded(location: str | Path) -> Callable[[int], dict[str, float]]:
+    """The values every configuration wrote to the results location at an epoch (values_at). Rows that cannot be
+    read now (none yet, a remote location that does not answer) count as none: the pack goes on."""
+
+    def at(epoch: int) -> dict[str, float]:
+        try:
+            frame = results.read(location, "epochs", columns=["config_id", "epoch", "loss", "val_acc"])
+        except (SweeperError, OSError):
+            return {}
+        return values_at(frame[frame["epoch"] == epoch].to_dict("records"), epoch)
+
+    return at
+
+
+class PackStopping:
+    """The rule, told a pack's values epoch by epoch: report(epoch, values) says which configurations stop.
+
+    A pack's configurations reach each epoch together, so they are judged together, each against every other
+    value recorded at that epoch: its pack-mates' (as they are now) and the other configurations' (as their
+    rows say). One by one, the first would be judged on fewer values than the last, and a pack-mate's value
+    would count otherwise than another pack's."""
+
+    def __init__(self, rule: Rule, others: Callable[[int], dict[str, float]]):
+        self.rule, self.others = rule, others
+
+    def report(self, epoch: int, values: dict[str, float]) -> list[str]:
+        """The configurations (keys of `values`: the pack's, at `epoch`) the rule stops now."""
+        if not self.rule.judges(epoch):
+            return []
+        everyone = {**self.others(epoch), **values}  # the pack's own values as they are, whatever its rows say yet
+        return [c for c, v in values.items() if self.rule.stops(v, (w for o, w in everyone.items() if o != c))]
