@@ -127,7 +127,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import models, space
     from . import spec as spec_module
     from .data import DATASETS
-    from .packing import bf16_on, pack_key, pack_limit, packs, plan_of
+    from .packing import bf16_on, pack_key, pack_limit, packs, plan_of, trial_epochs
 
     spec = spec_module.load(spec_path)
     if pack is not None:
@@ -151,7 +151,8 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         hypers = [c.hyper for c in chosen for _ in spec.seeds]
         seconds, _ = time_stack(first.model, info.input_shape, info.n_classes, hypers,
                                 (first.batch_labelled, first.batch_unlabelled), dev, steps, bf16_on(spec, device), spec.step.compile,
-                                costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled),
+                                costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled,
+                                               trial_epochs(spec, first)),
                                 count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
@@ -159,7 +160,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
             "bf16": bf16_on(spec, device), "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
             "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
             "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
-            "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),
+            "projected_s": round(len(groups) * trial_epochs(spec, first) * per_epoch * seconds, 1),
         })
     cases.append({"case": "projection_total", "spec": spec.name, "device": device, "trials": sum(c["trials"] for c in cases),
                   "configurations": sum(c["trials"] * c["configurations_per_trial"] for c in cases), "epochs": spec.epochs,
@@ -168,11 +169,12 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     return cases
 
 
-def costlier_stage(n_train: int, label_count: int, labelled_in_unlabelled: bool = False):
-    """A schedule near the end of training: of a model's two stages (M1's VAE, then its classifier), the costlier."""
+def costlier_stage(n_train: int, label_count: int, labelled_in_unlabelled: bool = False, epochs: int = 1):
+    """A schedule near the end of a trial of `epochs`: of a model's two stages (M1's VAE, then its classifier), the
+    costlier (M1's own m1_epochs come first, so the end is the next stage's whatever their number)."""
     from .train import schedule, unlabelled_count
 
-    return schedule(0.99, 1, n_train, label_count, unlabelled_count(n_train, label_count, labelled_in_unlabelled))
+    return schedule(0.99 * epochs, epochs, n_train, label_count, unlabelled_count(n_train, label_count, labelled_in_unlabelled))
 
 
 def time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers: list[dict], batch: tuple[int, int],

@@ -663,6 +663,7 @@ def _check(spec: Spec) -> None:
     """What no key says alone: the data, hyperparameters, sampler and pack checked against each other."""
     _check_data(spec)
     _check_ignored(spec)
+    _check_stages(spec)
     _check_sampler(spec)
     _check_pack(spec)
     if spec.sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
@@ -752,6 +753,21 @@ def _check_ignored(spec: Spec) -> None:
                             f"set fixed.{option}: {needed} or remove {hp}", key)
 
 
+def _check_stages(spec: Spec) -> None:
+    """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
+    scheduler would compare epoch by epoch, and vae_fraction, the other way to place M1's stage, no longer applies."""
+    fixed = spec.fixed.get("m1_epochs", 0)
+    if not fixed and "m1_epochs" not in spec.search:
+        return
+    if spec.scheduler is not None:
+        raise SpecError("m1_epochs makes trials of M1's models longer than the others, which a scheduler cannot compare "
+                        "epoch by epoch; remove the scheduler or m1_epochs", "scheduler")
+    for where in ("fixed", "search"):
+        if fixed and "vae_fraction" in getattr(spec, where):
+            raise SpecError(f"would be ignored: m1_epochs {fixed} places M1's stage before the spec's epochs; "
+                            "remove vae_fraction or m1_epochs", f"{where}.vae_fraction")
+
+
 def _check_sampler(spec: Spec) -> None:
     """The sampler can sample this search space, for these objectives, with a number of trials."""
     sampler, objectives = spec.sampler, spec.objectives
@@ -787,6 +803,7 @@ def _check_pack(spec: Spec) -> None:
 
 
 SMOKE_SIZES = {"hidden": 16, "latent": 4, "auxiliary": 4, "features": 4}
+SMOKE_IF_FIXED = {"m1_epochs": 1, "m1_hidden": 16}  # only where the spec sets them: their default defers to another
 
 
 def at_scale(spec: Spec, scale: str) -> Spec:
@@ -803,6 +820,7 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
     taken = {name for m in spec.models for name in models.hyperparameters(m)}
     sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
+    sizes |= {k: min(v, spec.fixed[k]) for k, v in SMOKE_IF_FIXED.items() if k in spec.fixed}
     scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
     datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)
     if "dataset" not in spec.zip:  # image sets all become digits: one axis value, not several

@@ -263,3 +263,25 @@ def test_native_bf16_reads_the_cpus_flags(tmp_path):
         assert native_bf16("cpu", info) is native, flags
     assert native_bf16("cpu", tmp_path / "absent") is False  # no flags to read: float32
 
+
+
+def test_m1_epochs_refuses_a_scheduler_and_a_vae_fraction_it_would_override():
+    parse = spec_module.parse
+    m1 = dict(models=["m1m2", "m2"], search={}, sampler="random", trials=2)
+    with pytest.raises(SpecError, match=r"^<spec>: scheduler: m1_epochs makes trials of M1's models longer than the others"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, scheduler="asha"))
+    with pytest.raises(SpecError, match=r"^<spec>: search.vae_fraction: would be ignored: m1_epochs 3 places M1's stage"):
+        parse(tiny_spec(**{**m1, "search": {"vae_fraction": {"low": 0.1, "high": 0.5}}}, fixed={"m1_epochs": 3}))
+    with pytest.raises(SpecError, match=r"^<spec>: fixed.vae_fraction: would be ignored"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3, "vae_fraction": 0.5}))
+    with pytest.raises(SpecError, match=r"^<spec>: fixed.m1_epochs: must be >= 0, got -1"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": -1}))
+    assert parse(tiny_spec(**m1, fixed={"m1_epochs": 0, "vae_fraction": 0.3}, scheduler="asha")).fixed["vae_fraction"] == 0.3
+
+
+def test_at_smoke_scale_m1s_own_epochs_and_widths_shrink_where_the_spec_sets_them():
+    from sweeper.spec import at_scale
+
+    spec = spec_module.parse(tiny_spec(models=["m1m2"], search={}, fixed={"m1_epochs": 1500, "m1_hidden": 500, "m1_depth": 2}))
+    assert {k: at_scale(spec, "smoke").fixed[k] for k in ("m1_epochs", "m1_hidden", "m1_depth")} == {"m1_epochs": 1, "m1_hidden": 16, "m1_depth": 2}
+    assert "m1_epochs" not in at_scale(spec_module.parse(tiny_spec(models=["m1m2"], search={})), "smoke").fixed

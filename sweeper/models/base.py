@@ -56,6 +56,7 @@ class Model(nn.Module):
     enumerates: ClassVar[bool] = False  # sums a bound over every label (parts.over_labels)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
     enumeration: str = "parallel"  # how parts.over_labels sums over labels; not a hyperparameter: the results are the same
+    refresh_points: int = 0  # unlabelled x of a member that `refresh` reads before each epoch (0: no refresh)
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int):
         super().__init__()
@@ -66,6 +67,11 @@ class Model(nn.Module):
     @classmethod
     def hyperparameters(cls) -> dict[str, Hyper]:
         return {**cls.loss_weights, **cls.build_options, **OPTIMISER}
+
+    @classmethod
+    def trial_epochs(cls, hyper: dict, epochs: int) -> int:
+        """The epochs a trial of this model trains for a spec's `epochs` (more where a stage trains before them)."""
+        return epochs
 
     @classmethod
     def ignored(cls, hyper: dict) -> set[str]:
@@ -88,3 +94,8 @@ class Model(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for x."""
         raise NotImplementedError
+
+    def refresh(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """New values of buffers, by their state_dict names, from the first `refresh_points` unlabelled x of the
+        member: called before each epoch (outside the loss, so the loss stays a pure function of its inputs)."""
+        return {}

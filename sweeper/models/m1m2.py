@@ -1,15 +1,23 @@
 """M1+M2 (Kingma et al. 2014): M2 trained on the latent features of an M1 VAE.
 
-One trial, two stages: while progress < vae_fraction the M1 VAE learns q(z1|x) on all x; then
-the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
+One trial, two stages (m1.Stages: a share vae_fraction of the epochs, or m1_epochs before the spec's):
+the M1 VAE learns q(z1|x) on all x; then the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
 label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)). `feature_variance: learned` gives
 p(z1|y,z2) a variance per dimension that M2's decoder outputs beside the mean, as Kingma's code does
 (dpkingma/nips14-ssl, anglepy/models/VAE_YZ_X.py:85-89, out_logvar_w); sigma2 then weighs nothing of M2's.
 
 M1M2 takes every hyperparameter of M2 and hands it on; `network` and `likelihood` are M1's (on the
-images), while M2 on the features is always an MLP (of `depth` hidden layers, as M1's) with a
-Gaussian likelihood, so sigma2 always applies (to M2, and to M1 when it is Gaussian too). M2's
-schedules (kl_warmup, pretrain) count from the start of its own stage.
+images), while M2 on the features is always an MLP (of `depth` hidden layers of `hidden` units; M1's
+the same unless m1_hidden, m1_depth say otherwise) with a Gaussian likelihood, so sigma2 always applies
+(to M2, and to M1 when it is Gaussian too). M2's schedules (kl_warmup, pretrain) count from the start
+of its own stage; with m1_epochs that stage is the spec's whole epochs, after M1's own.
+
+`drop_inactive` (Kingma's code: 0.1, dpkingma/nips14-ssl learn_yz_x_ss.py:61-62) leaves out of M2 the
+features whose mean under q(z1|x) varies little over the data: standard deviation (over 1,000 unlabelled
+x, as his) at most the threshold. Shapes stay fixed (configurations pack): a dropped feature is zero in
+M2's inputs, so its weights there get no gradient, and left out of p(z1|y,z2)'s sum, which is dropping it.
+The mask is a buffer, computed from M1 before each epoch: M1 is fixed in M2's stage, so it is the same
+mask every epoch of that stage, and a resumed trial recomputes it from the parameters.
 """
 from __future__ import annotations
 
@@ -18,9 +26,17 @@ from dataclasses import replace
 import torch
 
 from .base import Batch, Model, Schedule
-from .m1 import STAGES, VAE
+from .m1 import M1_NETWORK, STAGES, VAE, Stages, trial_epochs, vae_network
 from .m2 import ALPHA_SCALE, LEARNED_VARIANCE, LIKELIHOOD, M2
-from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, Network, fold_in, normal, reparameterise
+from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, fold_in, normal, reparameterise
+
+ACTIVITY_SAMPLE = 1_000  # unlabelled x over which a feature's activity is measured (Kingma's x_u[0:1000])
+
+
+def active_features(means: torch.Tensor, threshold: float) -> torch.Tensor:
+    """1 for each feature whose mean under q(z1|x) has a standard deviation over the rows of `means` above
+    `threshold`, else 0 (Kingma's np.std: the population's, no Bessel correction)."""
+    return (means.std(0, correction=0) > threshold).to(means.dtype)
 
 
 class M1M2(Model):
@@ -33,7 +49,10 @@ class M1M2(Model):
         **ARCHITECTURE,
         **LIKELIHOOD,
         **STAGES,
+        **M1_NETWORK,
         "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
+        "drop_inactive": Hyper(0.0, low=0.0, help="leave out of M2 the features whose q(z1|x) mean has a std over x at "
+                                                  "most this (Kingma's code: 0.1); 0: M2 models every feature"),
         "feature_variance": Hyper("sigma2", choices=("sigma2", "learned"),
                                   help="p(z1|y,z2): variance sigma2, or one per dimension that M2's decoder outputs (Kingma's code)"),
         "kl_warmup": M2.build_options["kl_warmup"],
@@ -42,35 +61,38 @@ class M1M2(Model):
         "pretrain": M2.build_options["pretrain"],
     }
 
+    trial_epochs = classmethod(trial_epochs)
+
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, features: int = 50, kl_warmup: int = 0,
-                 alpha_scale: str = "batch", weighting: str = "part_means", pretrain: float = 0.0, feature_variance: str = "sigma2"):
+                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, m1_epochs: int = 0, m1_hidden: int = 0, m1_depth: int = 0,
+                 features: int = 50, drop_inactive: float = 0.0, kl_warmup: int = 0, alpha_scale: str = "batch",
+                 weighting: str = "part_means", pretrain: float = 0.0, feature_variance: str = "sigma2"):
         super().__init__(input_shape, n_classes)
-        self.vae_fraction = vae_fraction
-        self.m1 = VAE(Network(network, self.input_shape, hidden, depth), features, likelihood)
+        self.stages, self.drop_inactive = Stages(vae_fraction, m1_epochs), drop_inactive
+        self.refresh_points = ACTIVITY_SAMPLE if drop_inactive else 0
+        self.m1 = VAE(vae_network(network, self.input_shape, hidden, depth, m1_hidden, m1_depth), features, likelihood)
         feature_likelihood = LEARNED_VARIANCE if feature_variance == "learned" else "gaussian"
         self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood=feature_likelihood, kl_warmup=kl_warmup,
-                     alpha_scale=alpha_scale, weighting=weighting, pretrain=pretrain)
+                     alpha_scale=alpha_scale, weighting=weighting, pretrain=pretrain, masked=bool(drop_inactive))
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
-        """z1 ~ q(z1|x), or its mean without a key; never a path for gradients into M1."""
+        """z1 ~ q(z1|x), or its mean without a key, with dropped features zeroed; never a path for gradients into M1."""
         mu, log_var = self.m1.encoder(x)
         z1 = mu if key is None else reparameterise(mu, log_var, normal(key, mu.shape))
-        return z1.detach()
+        return z1.detach() if self.m2.observed is None else z1.detach() * self.m2.observed
+
+    def refresh(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The features M2 models, from M1 as it is now (Model.refresh)."""
+        if self.m2.observed is None:
+            return {}
+        return {"m2.observed": active_features(self.m1.encoder(x)[0], self.drop_inactive)}
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.m2.classify(self.features(x))
 
     def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
-        if schedule.progress < self.vae_fraction:
+        if self.stages.training_vae(schedule):
             return self.m1.loss(batch, fold_in(key, 0), weights)
         on_features = Batch(self.features(batch.x_labelled, fold_in(key, 1)), batch.y_labelled,
                             self.features(batch.x_unlabelled, fold_in(key, 2)))
-        return self.m2(on_features, weights, self.m2_stage(schedule), fold_in(key, 3))
-
-    def m2_stage(self, schedule: Schedule) -> Schedule:
-        """The schedule as M2's stage sees it: its epochs counted from the stage's start."""
-        if self.vae_fraction >= 1:
-            return schedule
-        start = self.vae_fraction * schedule.epochs
-        return schedule._replace(epoch=schedule.epoch - start, epochs=schedule.epochs - start)
+        return self.m2(on_features, weights, self.stages.after_vae(schedule), fold_in(key, 3))
