@@ -360,9 +360,22 @@ def _hyper_value(definition, value, key=None):
     return value
 
 
-def _fixed(raw, model_names) -> dict[str, float | str]:
-    """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it."""
-    return _per_hyperparameter(raw, model_names, "values", lambda hp, value, definition: _hyper_value(definition, value))
+def _fixed(raw, model_names, zipped: tuple[str, ...] = ()) -> dict[str, float | str | tuple]:
+    """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it. A zipped one is a
+    list of numbers, paired element by element with the other zipped lists (a size per label count)."""
+    def value(hp, value, definition):
+        if hp not in zipped and isinstance(value, list):
+            raise SpecError(f"a list is fixed only when zipped with data axes (zip: [label_count, {hp}]); "
+                            f"for a grid over its values, use search: {{{hp}: [...]}}")
+        if hp not in zipped:
+            return _hyper_value(definition, value)
+        if definition.choices is not None:
+            raise SpecError("is an option (text choices); zip pairs numbers only")
+        if not isinstance(value, list) or not value:
+            raise SpecError(f"is zipped, so it takes a list of values, one per element of the other zipped lists; got {shown(value)}")
+        return tuple(_hyper_value(definition, v) for v in value)
+
+    return _per_hyperparameter(raw, model_names, "values", value)
 
 
 def _search(raw, model_names, fixed) -> dict[str, Grid | Range]:
@@ -494,11 +507,17 @@ def _batches(value) -> tuple[Batch, ...]:
     return tuple(batches)
 
 
+ZIPPABLE = f"zip pairs lists of: {', '.join(DATA_AXES)}, or of numbers under fixed"
+
+
 def _zip(value) -> tuple[str, ...]:
+    """Data axes, and hyperparameters fixed to lists (checked once `fixed` is read: _check_zip), paired."""
     zipped = tuple(_as_list(value))
     for axis in zipped:
-        if axis not in DATA_AXES:
-            raise SpecError(f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
+        if not isinstance(axis, str):
+            raise SpecError(f"{shown(axis)} cannot be zipped; {ZIPPABLE}")
+    if len(set(zipped)) != len(zipped):
+        raise SpecError("a list is zipped twice; name each once")
     return zipped
 
 
@@ -540,7 +559,8 @@ class Spec:
     epochs: int = field(metadata=_parsed_by(partial(_integer, low=1)))
     batches: tuple[Batch, ...] = field(default=(Batch(),), metadata=_parsed_by(_batches, key="batch"))  # an axis too
     zip: tuple[str, ...] = field(default=(), metadata=_parsed_by(_zip))  # data axes paired element by element, not crossed
-    fixed: dict[str, float | str] = field(default_factory=dict, metadata=_parsed_by(_fixed, needs=("models",)))
+    # a zipped one (a tuple) pairs with the zipped data axes: each configuration gets its element
+    fixed: dict[str, float | str | tuple] = field(default_factory=dict, metadata=_parsed_by(_fixed, needs=("models", "zip")))
     search: dict[str, Grid | Range] = field(default_factory=dict, metadata=_parsed_by(_search, needs=("models", "fixed")))
     objectives: tuple[str, ...] = field(default=("val_acc",), metadata=_parsed_by(_objectives))
     sampler: str = field(default="grid", metadata=_parsed_by(partial(_choice, allowed=SAMPLERS, what="sampler")))
@@ -577,8 +597,9 @@ class Spec:
         """Every data setting, as the tuple of its values (one value: not an axis)."""
         return {**_axes(self), "batch": tuple(f"{b.labelled}:{b.unlabelled}" for b in self.batches)}
 
-    def hyperparameters(self, model: str) -> dict[str, float]:
-        """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
+    def hyperparameters(self, model: str) -> dict[str, float | str | tuple]:
+        """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed` (a zipped one: its whole
+        list; space.configuration picks a configuration's element)."""
         from . import models
 
         taken = models.hyperparameters(model)
@@ -672,8 +693,9 @@ def _check(spec: Spec) -> None:
 
 
 def _axes(spec: Spec) -> dict[str, tuple]:
-    """The values of each data axis, by its key (DATA_AXES)."""
-    return {_key(f): getattr(spec, f.name) for f in fields(spec) if _key(f) in DATA_AXES}
+    """The values of each data axis, by its key (DATA_AXES), and of each hyperparameter zipped with them."""
+    data = {_key(f): getattr(spec, f.name) for f in fields(spec) if _key(f) in DATA_AXES}
+    return {**data, **{hp: spec.fixed[hp] for hp in spec.zip if hp not in DATA_AXES and hp in spec.fixed}}
 
 
 def _data_combinations(spec: Spec) -> list[tuple]:
@@ -702,6 +724,9 @@ def _check_data(spec: Spec) -> None:
     if spec.data.factor is not None and set(spec.datasets) != {"circles"}:
         raise SpecError(f"only circles take factor, not {next(d for d in spec.datasets if d != 'circles')}", "data.factor")
     axes = _axes(spec)
+    for name in spec.zip:
+        if name not in axes:
+            raise SpecError(f"{shown(name)} cannot be zipped; {ZIPPABLE}", "zip")
     lengths = {axis: len(axes[axis]) for axis in spec.zip}
     if len(set(lengths.values())) > 1:
         raise SpecError("zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items())
@@ -803,7 +828,12 @@ def _check_pack(spec: Spec) -> None:
 
 
 SMOKE_SIZES = {"hidden": 16, "latent": 4, "auxiliary": 4, "features": 4}
-SMOKE_IF_FIXED = {"m1_epochs": 1, "m1_hidden": 16}  # only where the spec sets them: their default defers to another
+SMOKE_IF_FIXED = {"m1_epochs": 1, "m1_hidden": 16, "m2_hidden": 16}  # only where the spec sets them: their default defers to another
+
+
+def _at_most(limit: int, value):
+    """min(limit, value), elementwise for a zipped list."""
+    return tuple(min(limit, v) for v in value) if isinstance(value, tuple) else min(limit, value)
 
 
 def at_scale(spec: Spec, scale: str) -> Spec:
@@ -819,8 +849,8 @@ def at_scale(spec: Spec, scale: str) -> Spec:
 
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
     taken = {name for m in spec.models for name in models.hyperparameters(m)}
-    sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
-    sizes |= {k: min(v, spec.fixed[k]) for k, v in SMOKE_IF_FIXED.items() if k in spec.fixed}
+    sizes = {k: _at_most(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
+    sizes |= {k: _at_most(v, spec.fixed[k]) for k, v in SMOKE_IF_FIXED.items() if k in spec.fixed}
     scheduler = spec.scheduler and replace(spec.scheduler, grace_period=1)
     datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)
     if "dataset" not in spec.zip:  # image sets all become digits: one axis value, not several

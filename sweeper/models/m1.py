@@ -2,10 +2,10 @@
 
 Both stages run in one trial: while progress < vae_fraction (or, with m1_epochs, for that many epochs
 before the spec's epochs) the loss is the VAE's -mean(E[log p(x|z)] - KL) over labelled and unlabelled
-x; afterwards the encoder is fixed and the loss is the classifier's on the means of q(z|x_l).
-The VAE may have its own widths (m1_hidden, m1_depth), as Kingma's M1 of two hidden layers. The classifier is an MLP, logistic
-regression, or a linear SVM (multiclass hinge with L2), Kingma's M1+TSVM stand-in; the last two
-are the same models scikit-learn fits, trained here in torch so they share the training step.
+x; afterwards the encoder is fixed and the loss is the classifier's on the means of q(z|x_l). The VAE
+may have widths of its own (m1_hidden, m1_depth: Kingma's M1 has two hidden layers). The classifier is
+an MLP, logistic regression, or a linear SVM (multiclass hinge with L2), Kingma's M1+TSVM stand-in; the
+last two are the same models scikit-learn fits, trained here in torch so they share the training step.
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ p(z1|y,z2) a variance per dimension that M2's decoder outputs beside the mean, a
 (dpkingma/nips14-ssl, anglepy/models/VAE_YZ_X.py:85-89, out_logvar_w); sigma2 then weighs nothing of M2's.
 
 M1M2 takes every hyperparameter of M2 and hands it on; `network` and `likelihood` are M1's (on the
-images), while M2 on the features is always an MLP (of `depth` hidden layers of `hidden` units; M1's
-the same unless m1_hidden, m1_depth say otherwise) with a Gaussian likelihood, so sigma2 always applies
+images), while M2 on the features is always an MLP (of `depth` hidden layers of `hidden` units, or
+m2_hidden; M1's the same unless m1_hidden, m1_depth say otherwise) with a Gaussian likelihood, so sigma2 always applies
 (to M2, and to M1 when it is Gaussian too). M2's schedules (kl_warmup, pretrain) count from the start
 of its own stage; with m1_epochs that stage is the spec's whole epochs, after M1's own.
 
@@ -51,6 +51,7 @@ class M1M2(Model):
         **STAGES,
         **M1_NETWORK,
         "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
+        "m2_hidden": Hyper(0, low=0, high=MAX_WIDTH, integer=True, help="units in each hidden layer of M2 on the features (0: hidden)"),
         "drop_inactive": Hyper(0.0, low=0.0, help="leave out of M2 the features whose q(z1|x) mean has a std over x at "
                                                   "most this (Kingma's code: 0.1); 0: M2 models every feature"),
         "feature_variance": Hyper("sigma2", choices=("sigma2", "learned"),
@@ -65,14 +66,14 @@ class M1M2(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", vae_fraction: float = 0.5, m1_epochs: int = 0, m1_hidden: int = 0, m1_depth: int = 0,
-                 features: int = 50, drop_inactive: float = 0.0, kl_warmup: int = 0, alpha_scale: str = "batch",
+                 features: int = 50, m2_hidden: int = 0, drop_inactive: float = 0.0, kl_warmup: int = 0, alpha_scale: str = "batch",
                  weighting: str = "part_means", pretrain: float = 0.0, feature_variance: str = "sigma2"):
         super().__init__(input_shape, n_classes)
         self.stages, self.drop_inactive = Stages(vae_fraction, m1_epochs), drop_inactive
         self.refresh_points = ACTIVITY_SAMPLE if drop_inactive else 0
         self.m1 = VAE(vae_network(network, self.input_shape, hidden, depth, m1_hidden, m1_depth), features, likelihood)
         feature_likelihood = LEARNED_VARIANCE if feature_variance == "learned" else "gaussian"
-        self.m2 = M2((features,), n_classes, hidden, latent, "mlp", depth, likelihood=feature_likelihood, kl_warmup=kl_warmup,
+        self.m2 = M2((features,), n_classes, m2_hidden or hidden, latent, "mlp", depth, likelihood=feature_likelihood, kl_warmup=kl_warmup,
                      alpha_scale=alpha_scale, weighting=weighting, pretrain=pretrain, masked=bool(drop_inactive))
 
     def features(self, x: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
