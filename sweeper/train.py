@@ -151,8 +151,8 @@ class GradientFitter(Fitter):
         unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
                                   for m in members], dim=1)
         keys = torch.stack([m.key for m in members])
-        if self.stack.model.refresh_points:
-            self.stack.refresh(torch.stack([split.x_train[m.unlabelled[: self.stack.model.refresh_points]] for m in members]))
+        if self.stack.model.refresh_due(now):
+            self.stack.refresh(torch.stack([split.x_train[m.unlabelled] for m in members]))
         totals = torch.zeros(len(members), 1 + len(self.parts), device=device)
         for s in range(steps):
             batch = (split.x_train[labelled[s]], split.y_train[labelled[s]], split.x_train[unlabelled[s]])
@@ -471,12 +471,14 @@ class Stack:
         return torch.func.functional_call(_Method(self.model, "classify"), _prefixed(params, buffers), (x,))
 
     def state_dict(self) -> dict:
-        return {"params": {k: p.detach() for k, p in self.params.items()}, "optimizer": self.optimizer.state_dict()}
+        return {"params": {k: p.detach() for k, p in self.params.items()}, "buffers": dict(self.buffers),
+                "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(state["params"][name])
+        self.buffers = {**self.buffers, **state.get("buffers", {})}  # set by refresh (checkpoints before it hold none)
         self.optimizer.load_state_dict(state["optimizer"])
 
 

@@ -315,7 +315,8 @@ def test_m1_widths_of_its_own_reach_the_vae_and_leave_the_rest_at_hidden_and_dep
 
 
 def test_active_features_are_those_whose_posterior_mean_varies_over_x_above_the_threshold():
-    """Kingma's rule: np.std over the data (no Bessel correction) of q(z1|x)'s mean, kept when above 0.1."""
+    """Kingma's rule: np.std over the unlabelled x (no Bessel correction) of q(z1|x)'s mean, kept when above 0.1;
+    measured once, as M2's stage begins."""
     from sweeper.models.m1m2 import active_features
 
     means = torch.tensor([[0.3, -0.1, -1.0, 5.0], [0.3, 0.1, 1.0, 5.0]])  # stds 0, 0.1 (0.14 with Bessel's), 1, 0
@@ -325,7 +326,11 @@ def test_active_features_are_those_whose_posterior_mean_varies_over_x_above_the_
         model.m1.encoder.body.rest[-1].weight[[1, 3]] = 0.0
     x = torch.rand(50, N_FEATURES, generator=torch.Generator().manual_seed(0))
     assert model.refresh(x)["m2.observed"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
-    assert tiny("m1m2").refresh(x) == {} and tiny("m1m2").refresh_points == 0  # drop_inactive 0: nothing to refresh
+    assert tiny("m1m2").refresh(x) == {}  # drop_inactive 0: nothing to refresh
+    at = [Schedule(epoch=e, epochs=6, data_ratio=10.0, labelled_share=0.2) for e in range(6)]
+    assert [tiny("m1m2", drop_inactive=0.1, m1_epochs=3).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2
+    assert [tiny("m1m2", drop_inactive=0.1).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2  # vae_fraction 0.5
+    assert not any(tiny("m1m2", m1_epochs=3).refresh_due(s) for s in at)
 
 
 def test_a_dropped_feature_is_left_out_of_m2_and_dropping_none_changes_nothing():

@@ -56,7 +56,6 @@ class Model(nn.Module):
     enumerates: ClassVar[bool] = False  # sums a bound over every label (parts.over_labels)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
     enumeration: str = "parallel"  # how parts.over_labels sums over labels; not a hyperparameter: the results are the same
-    refresh_points: int = 0  # unlabelled x of a member that `refresh` reads before each epoch (0: no refresh)
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int):
         super().__init__()
@@ -95,7 +94,11 @@ class Model(nn.Module):
         """Class logits for x."""
         raise NotImplementedError
 
+    def refresh_due(self, schedule: Schedule) -> bool:
+        """Whether `refresh` sets buffers before this epoch (M1+M2: as M2's stage begins); none by default."""
+        return False
+
     def refresh(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """New values of buffers, by their state_dict names, from the first `refresh_points` unlabelled x of the
-        member: called before each epoch (outside the loss, so the loss stays a pure function of its inputs)."""
+        """New values of buffers, by their state_dict names, from the member's unlabelled x: called before an
+        epoch where refresh_due, outside the loss, so the loss stays a pure function of its inputs."""
         return {}

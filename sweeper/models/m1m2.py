@@ -13,11 +13,10 @@ m2_hidden; M1's the same unless m1_hidden, m1_depth say otherwise) with a Gaussi
 of its own stage; with m1_epochs that stage is the spec's whole epochs, after M1's own.
 
 `drop_inactive` (Kingma's code: 0.1, dpkingma/nips14-ssl learn_yz_x_ss.py:61-62) leaves out of M2 the
-features whose mean under q(z1|x) varies little over the data: standard deviation (over 1,000 unlabelled
-x, as his) at most the threshold. Shapes stay fixed (configurations pack): a dropped feature is zero in
-M2's inputs, so its weights there get no gradient, and left out of p(z1|y,z2)'s sum, which is dropping it.
-The mask is a buffer, computed from M1 before each epoch: M1 is fixed in M2's stage, so it is the same
-mask every epoch of that stage, and a resumed trial recomputes it from the parameters.
+features whose mean under q(z1|x) varies little over the data: standard deviation over the unlabelled
+x at most the threshold. Shapes stay fixed (configurations pack): a dropped feature is zero in M2's
+inputs, so its weights there get no gradient, and left out of p(z1|y,z2)'s sum, which is dropping it.
+The mask is a buffer, made from M1 as M2's stage begins (M1 is fixed from then on) and checkpointed.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from .m1 import M1_NETWORK, STAGES, VAE, Stages, trial_epochs, vae_network
 from .m2 import ALPHA_SCALE, LEARNED_VARIANCE, LIKELIHOOD, M2
 from .parts import ARCHITECTURE, MAX_WIDTH, WEIGHTING, Hyper, fold_in, normal, reparameterise
 
-ACTIVITY_SAMPLE = 1_000  # unlabelled x over which a feature's activity is measured (Kingma's x_u[0:1000])
+CHUNK = 4_096  # rows of x through M1's encoder at once when measuring the features: its activations stay small
 
 
 def active_features(means: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -70,7 +69,6 @@ class M1M2(Model):
                  weighting: str = "part_means", pretrain: float = 0.0, feature_variance: str = "sigma2"):
         super().__init__(input_shape, n_classes)
         self.stages, self.drop_inactive = Stages(vae_fraction, m1_epochs), drop_inactive
-        self.refresh_points = ACTIVITY_SAMPLE if drop_inactive else 0
         self.m1 = VAE(vae_network(network, self.input_shape, hidden, depth, m1_hidden, m1_depth), features, likelihood)
         feature_likelihood = LEARNED_VARIANCE if feature_variance == "learned" else "gaussian"
         self.m2 = M2((features,), n_classes, m2_hidden or hidden, latent, "mlp", depth, likelihood=feature_likelihood, kl_warmup=kl_warmup,
@@ -82,11 +80,17 @@ class M1M2(Model):
         z1 = mu if key is None else reparameterise(mu, log_var, normal(key, mu.shape))
         return z1.detach() if self.m2.observed is None else z1.detach() * self.m2.observed
 
+    def refresh_due(self, schedule: Schedule) -> bool:
+        """M2's features are chosen once, as its stage begins (Model.refresh_due)."""
+        starts_m2 = self.stages.training_vae(schedule._replace(epoch=schedule.epoch - 1)) and not self.stages.training_vae(schedule)
+        return self.m2.observed is not None and starts_m2
+
     def refresh(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The features M2 models, from M1 as it is now (Model.refresh)."""
+        """The features M2 models, from M1 as it is now and the unlabelled x (Model.refresh)."""
         if self.m2.observed is None:
             return {}
-        return {"m2.observed": active_features(self.m1.encoder(x)[0], self.drop_inactive)}
+        means = torch.cat([self.m1.encoder(chunk)[0] for chunk in x.split(CHUNK)])
+        return {"m2.observed": active_features(means, self.drop_inactive)}
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.m2.classify(self.features(x))
