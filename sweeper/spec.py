@@ -780,13 +780,17 @@ def _check_ignored(spec: Spec) -> None:
 
 def _check_stages(spec: Spec) -> None:
     """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
-    scheduler would compare epoch by epoch, and vae_fraction, the other way to place M1's stage, no longer applies."""
+    scheduler would compare epoch by epoch, patience would count from M1's epochs, and vae_fraction, the other way
+    to place M1's stage, no longer applies."""
     fixed = spec.fixed.get("m1_epochs", 0)
     if not fixed and "m1_epochs" not in spec.search:
         return
     if spec.scheduler is not None:
         raise SpecError("m1_epochs makes trials of M1's models longer than the others, which a scheduler cannot compare "
                         "epoch by epoch; remove the scheduler or m1_epochs", "scheduler")
+    if fixed and 0 < spec.patience <= fixed:
+        raise SpecError(f"{spec.patience} would stop seeds within M1's own {fixed} epochs (m1_epochs), where the classifier "
+                        "does not train yet; set patience above m1_epochs, or 0", "patience")
     for where in ("fixed", "search"):
         if fixed and "vae_fraction" in getattr(spec, where):
             raise SpecError(f"would be ignored: m1_epochs {fixed} places M1's stage before the spec's epochs; "

@@ -286,6 +286,9 @@ def test_m1_epochs_refuses_a_scheduler_and_a_vae_fraction_it_would_override():
         parse(tiny_spec(**m1, fixed={"m1_epochs": 3, "vae_fraction": 0.5}))
     with pytest.raises(SpecError, match=r"^<spec>: fixed.m1_epochs: must be >= 0, got -1"):
         parse(tiny_spec(**m1, fixed={"m1_epochs": -1}))
+    with pytest.raises(SpecError, match=r"^<spec>: patience: 3 would stop seeds within M1's own 3 epochs \(m1_epochs\)"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=3))
+    assert parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=4)).patience == 4
     assert parse(tiny_spec(**m1, fixed={"m1_epochs": 0, "vae_fraction": 0.3}, scheduler="asha")).fixed["vae_fraction"] == 0.3
 
 
