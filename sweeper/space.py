@@ -4,8 +4,9 @@ The space is conditional: `model` is chosen first and only that model's hyperpar
 are suggested, so a baseline is not rerun for every alpha. Data settings that are lists in
 the spec (dataset, label_count, batch) are axes like the hyperparameters; zipped ones are
 one categorical over their pairs, which carries any hyperparameter zipped with them (a list under
-`fixed`): configuration() hands its element to the models that take it. Seeds are not part of the space: one configuration trains
-every seed of the spec (see train.py), and the sampler is told the mean over seeds.
+`fixed`): configuration() hands its element to the models that take it. Seeds are not part of the
+space: one configuration trains every seed of the spec (see train.py), and the sampler is told the
+mean over seeds.
 
 A grid is not left to GridSampler, which repeats points when trials run in parallel
 (optuna#2039): every point is enqueued in the study, tagged with its index, and each ask pops

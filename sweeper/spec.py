@@ -511,7 +511,7 @@ ZIPPABLE = f"zip pairs lists of: {', '.join(DATA_AXES)}, or of numbers under fix
 
 
 def _zip(value) -> tuple[str, ...]:
-    """Data axes, and hyperparameters fixed to lists (checked once `fixed` is read: _check_zip), paired."""
+    """Data axes, and hyperparameters fixed to lists (checked once `fixed` is read: _check_data), paired."""
     zipped = tuple(_as_list(value))
     for axis in zipped:
         if not isinstance(axis, str):
@@ -782,7 +782,8 @@ def _check_stages(spec: Spec) -> None:
     """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
     scheduler would compare epoch by epoch, patience would count from M1's epochs, and vae_fraction, the other way
     to place M1's stage, no longer applies."""
-    fixed = spec.fixed.get("m1_epochs", 0)
+    given = spec.fixed.get("m1_epochs", 0)
+    fixed = max(given) if isinstance(given, tuple) else given  # zipped: the longest
     if not fixed and "m1_epochs" not in spec.search:
         return
     if spec.scheduler is not None:

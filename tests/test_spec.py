@@ -289,6 +289,15 @@ def test_m1_epochs_refuses_a_scheduler_and_a_vae_fraction_it_would_override():
     with pytest.raises(SpecError, match=r"^<spec>: patience: 3 would stop seeds within M1's own 3 epochs \(m1_epochs\)"):
         parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=3))
     assert parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=4)).patience == 4
+    zipped = dict(m1, label_count=[50, 100], zip=["label_count", "m1_epochs"], fixed={"m1_epochs": [2, 3]})
+    with pytest.raises(SpecError, match=r"^<spec>: patience: 3 would stop seeds within M1's own 3 epochs"):  # the longest
+        parse(tiny_spec(**zipped, patience=3))
+    from sweeper import space
+    from sweeper.packing import plan_of
+
+    spec = parse(tiny_spec(**{**zipped, "sampler": "grid", "trials": None}))
+    plans = [plan_of(spec, space.configuration(spec, p)) for p in space.grid_points(spec)]
+    assert {(p.model, p.label_count, p.epochs) for p in plans} == {("m1m2", 50, 4), ("m1m2", 100, 5), ("m2", 50, 2), ("m2", 100, 2)}
     assert parse(tiny_spec(**m1, fixed={"m1_epochs": 0, "vae_fraction": 0.3}, scheduler="asha")).fixed["vae_fraction"] == 0.3
 
 

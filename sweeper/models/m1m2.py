@@ -1,15 +1,15 @@
 """M1+M2 (Kingma et al. 2014): M2 trained on the latent features of an M1 VAE.
 
 One trial, two stages (m1.Stages: a share vae_fraction of the epochs, or m1_epochs before the spec's):
-the M1 VAE learns q(z1|x) on all x; then the VAE is fixed and M2 (Gaussian likelihood, variance sigma2) models z1 ~ q(z1|x) with its own
-label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)). `feature_variance: learned` gives
+the M1 VAE learns q(z1|x) on all x; then the VAE is fixed and M2 (Gaussian likelihood, variance
+sigma2) models z1 ~ q(z1|x) with its own label and latent z2. Prediction: M2's q(y | z1 = mean of q(z1|x)). `feature_variance: learned` gives
 p(z1|y,z2) a variance per dimension that M2's decoder outputs beside the mean, as Kingma's code does
 (dpkingma/nips14-ssl, anglepy/models/VAE_YZ_X.py:85-89, out_logvar_w); sigma2 then weighs nothing of M2's.
 
 M1M2 takes every hyperparameter of M2 and hands it on; `network` and `likelihood` are M1's (on the
 images), while M2 on the features is always an MLP (of `depth` hidden layers of `hidden` units, or
-m2_hidden; M1's the same unless m1_hidden, m1_depth say otherwise) with a Gaussian likelihood, so sigma2 always applies
-(to M2, and to M1 when it is Gaussian too). M2's schedules (kl_warmup, pretrain) count from the start
+m2_hidden; M1's the same unless m1_hidden, m1_depth say otherwise) with a Gaussian likelihood, so
+sigma2 always applies (to M2, and to M1 when it is Gaussian too). M2's schedules (kl_warmup, pretrain) count from the start
 of its own stage; with m1_epochs that stage is the spec's whole epochs, after M1's own.
 
 `drop_inactive` (Kingma's code: 0.1, dpkingma/nips14-ssl learn_yz_x_ss.py:61-62) leaves out of M2 the
