@@ -125,7 +125,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     from . import models, space, train
     from . import spec as spec_module
     from .data import DATASETS
-    from .packing import pack_key, pack_limit, packs, plan_of
+    from .packing import pack_key, pack_limit, packs, plan_of, trial_epochs
 
     spec = spec_module.load(spec_path)
     if pack is not None:
@@ -150,7 +150,8 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
         bf16 = train.bfloat16(spec.step.bf16, device)
         seconds, _ = time_stack(first.model, info.input_shape, info.n_classes, hypers,
                                 (first.batch_labelled, first.batch_unlabelled), dev, steps, bf16, spec.step.compile,
-                                costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled),
+                                costlier_stage(info.n_train, first.label_count, spec.data.labelled_in_unlabelled,
+                                               trial_epochs(spec, first)),
                                 count_flops=False)
         per_epoch = steps_in_an_epoch(spec, first)
         cases.append({
@@ -158,7 +159,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
             "bf16": bf16, "compile": spec.step.compile, "trials": len(groups), "configurations_per_trial": len(chosen),
             "members": len(hypers), "step_ms": round(1000 * seconds, 2), "steps_per_epoch": per_epoch,
             "epochs_per_s": float(f"{1 / (seconds * per_epoch):.4g}"),
-            "projected_s": round(len(groups) * spec.epochs * per_epoch * seconds, 1),
+            "projected_s": round(len(groups) * trial_epochs(spec, first) * per_epoch * seconds, 1),
         })
     cases.append({"case": "projection_total", "spec": spec.name, "device": device, "trials": sum(c["trials"] for c in cases),
                   "configurations": sum(c["trials"] * c["configurations_per_trial"] for c in cases), "epochs": spec.epochs,
@@ -167,11 +168,12 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     return cases
 
 
-def costlier_stage(n_train: int, label_count: int, labelled_in_unlabelled: bool = False):
-    """A schedule near the end of training: of a model's two stages (M1's VAE, then its classifier), the costlier."""
+def costlier_stage(n_train: int, label_count: int, labelled_in_unlabelled: bool = False, epochs: int = 1):
+    """A schedule near the end of a trial of `epochs`: of a model's two stages (M1's VAE, then its classifier), the
+    costlier (M1's own m1_epochs come first, so the end is the next stage's whatever their number)."""
     from .train import schedule, unlabelled_count
 
-    return schedule(0.99, 1, n_train, label_count, unlabelled_count(n_train, label_count, labelled_in_unlabelled))
+    return schedule(0.99 * epochs, epochs, n_train, label_count, unlabelled_count(n_train, label_count, labelled_in_unlabelled))
 
 
 def time_stack(model: str, input_shape: tuple[int, ...], n_classes: int, hypers: list[dict], batch: tuple[int, int],

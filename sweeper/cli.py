@@ -283,8 +283,23 @@ def _validate(args) -> int:
     spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
     footprint.check_memory(spec)  # as run checks it: what validates, runs
     show(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
-          f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each")
+          f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each{_longer_trials(spec)}")
     return 0
+
+
+def _longer_trials(spec) -> str:
+    """The grid's models whose trials train more than the spec's epochs (M1's m1_epochs first), as text."""
+    from . import space
+    from .packing import trial_epochs
+
+    if spec.sampler != "grid":
+        return ""
+    longest: dict[str, int] = {}
+    for point in space.grid_points(spec):
+        chosen = space.configuration(spec, point)
+        longest[chosen.model] = max(longest.get(chosen.model, 0), trial_epochs(spec, chosen))
+    longer = [f"{model} {epochs}" for model, epochs in longest.items() if epochs > spec.epochs]
+    return f" (with M1's own first: {', '.join(longer)})" if longer else ""
 
 
 def _estimate(args) -> int:

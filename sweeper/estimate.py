@@ -14,6 +14,7 @@ import torch
 from . import footprint, models, space, train
 from .bench import costlier_stage, steps_in_an_epoch, time_stack
 from .data import DATASETS
+from .packing import trial_epochs
 from .spec import Spec
 
 
@@ -52,7 +53,7 @@ def _estimate(spec: Spec, steps: int) -> list[Estimate]:
         chosen = space.configuration(spec, point)
         step_s = _time_step(spec, chosen, steps)
         per_epoch = 1 if models.MODELS[chosen.model].fitted_by == "em" else steps_in_an_epoch(spec, chosen)
-        estimates.append(Estimate(chosen, step_s, step_s * per_epoch * spec.epochs * len(spec.seeds)))
+        estimates.append(Estimate(chosen, step_s, step_s * per_epoch * trial_epochs(spec, chosen) * len(spec.seeds)))
     if spec.sampler != "grid":  # scale the draws up to the sampled trial count
         estimates = [Estimate(e.configuration, e.step_s, e.train_s * spec.trials / len(estimates)) for e in estimates]
     return estimates
@@ -71,6 +72,7 @@ def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
     hyper = {name: h.default for name, h in models.hyperparameters(chosen.model).items()} | chosen.hyper
     seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
                             (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, train.bfloat16(spec.step.bf16, "cpu"),
-                            spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled),
+                            spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled,
+                                                              trial_epochs(spec, chosen)),
                             count_flops=False)
     return seconds

@@ -109,7 +109,17 @@ SIGMA2 = {"sigma2": Hyper(1.0, low=1e-6, help="variance of the Gaussian likeliho
                          applies_if=("likelihood", "gaussian"))}
 KL_WARMUP = {"kl_warmup": Hyper(0, low=0, integer=True, help="epochs over which the KL weight rises to 1 (0: none)")}
 LAMBDA = {"lam": Hyper(1.0, low=0.0, help="weight of the labelled bound (lambda)")}
-STAGES = {"vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier")}
+STAGES = {
+    "vae_fraction": Hyper(0.5, low=0.0, high=1.0, help="share of the epochs that train the VAE before the classifier (or M2)"),
+    "m1_epochs": Hyper(0, low=0, high=10**6, integer=True,
+                       help="epochs that train the VAE before the next stage, which then trains the spec's full epochs "
+                            "(the trial runs both; 0: vae_fraction splits the spec's epochs)"),
+}
+# M1's VAE apart from the rest (Kingma's M1 has two hidden layers of 500; the M2 on its features one)
+M1_NETWORK = {
+    "m1_hidden": Hyper(0, low=0, high=MAX_WIDTH, integer=True, help="units in each hidden layer of M1's VAE (0: hidden)"),
+    "m1_depth": Hyper(0, low=0, high=MAX_DEPTH, integer=True, help="hidden layers of M1's VAE's MLPs (0: depth)"),
+}
 
 
 # ---------------------------------------------------------------- every model's
@@ -129,6 +139,10 @@ class Declared:
     def hyperparameters(self) -> dict[str, Hyper]:
         return {**self.loss_weights, **self.build_options, **(OPTIMISER if self.fitted_by == "gradient" else {})}
 
+    def trial_epochs(self, hyper: dict, epochs: int) -> int:
+        """The epochs a trial trains for a spec's `epochs`: more where a stage trains before them (M1's m1_epochs)."""
+        return epochs + int(hyper.get("m1_epochs", 0)) if "m1_epochs" in self.build_options else epochs
+
     def ignored(self, hyper: dict) -> set[str]:
         """The hyperparameters taken but unused with the options in `hyper` (sigma2 with a Bernoulli likelihood); an
         option missing from `hyper` has its default."""
@@ -144,14 +158,17 @@ MODELS: dict[str, Declared] = {
     "baseline": Declared("the classifier alone, trained on labelled data only", {},
                          {"hidden": ARCHITECTURE["hidden"], "network": ARCHITECTURE["network"]}),
     "m1": Declared("Kingma's M1: a VAE, then a classifier (mlp, logistic or svm) on the means of q(z|x)", dict(SIGMA2), {
-        **ARCHITECTURE, **LIKELIHOOD, **STAGES,
+        **ARCHITECTURE, **LIKELIHOOD, **STAGES, **M1_NETWORK,
         "classifier": Hyper("mlp", choices=("mlp", "logistic", "svm"), help="the classifier on the features"),
     }),
     "m2": Declared("Kingma's M2: VAE with the label as a latent, alpha-weighted classifier", M2_WEIGHTS, M2_OPTIONS),
     "m1m2": Declared("Kingma's M1+M2: M2 on the latent features of an M1 VAE trained first in the same trial",
                      {**ALPHA, "sigma2": replace(SIGMA2["sigma2"], applies_if=None)}, {  # M2 here is always Gaussian
-        **ARCHITECTURE, **LIKELIHOOD, **STAGES,
+        **ARCHITECTURE, **LIKELIHOOD, **STAGES, **M1_NETWORK,
         "features": Hyper(50, low=1, high=MAX_WIDTH, integer=True, help="size of M1's z1, the features M2 models"),
+        "m2_hidden": Hyper(0, low=0, high=MAX_WIDTH, integer=True, help="units in each hidden layer of M2 on the features (0: hidden)"),
+        "drop_inactive": Hyper(0.0, low=0.0, help="leave out of M2 the features whose q(z1|x) mean has a std over x at "
+                                                  "most this (Kingma's code: 0.1); 0: M2 models every feature"),
         "feature_variance": Hyper("sigma2", choices=("sigma2", "learned"),
                                   help="p(z1|y,z2): variance sigma2, or one per dimension that M2's decoder outputs (Kingma's code)"),
         **KL_WARMUP, **ALPHA_SCALE, **WEIGHTING, **PRETRAIN,

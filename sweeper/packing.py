@@ -44,10 +44,16 @@ def pack_key(plan: Plan) -> tuple:
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
     """The plan of one configuration of `spec`, on `device` (where `step: {bf16: auto}` is decided)."""
     return Plan(model=chosen.model, hyper=chosen.hyper, label_count=chosen.label_count, seeds=spec.seeds,
-                epochs=spec.epochs, batch_labelled=chosen.batch_labelled, batch_unlabelled=chosen.batch_unlabelled,
+                epochs=trial_epochs(spec, chosen), batch_labelled=chosen.batch_labelled, batch_unlabelled=chosen.batch_unlabelled,
                 device=device, labelled_in_unlabelled=spec.data.labelled_in_unlabelled,
                 dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=spec.step.bf16,
                 compile=spec.step.compile, patience=spec.patience)
+
+
+def trial_epochs(spec: Spec, chosen: space.Configuration) -> int:
+    """The epochs a configuration's trial trains: the spec's, and a stage before them where its model has one
+    (M1's m1_epochs)."""
+    return hyperparameters.MODELS[chosen.model].trial_epochs(chosen.hyper, spec.epochs)
 
 
 def pack_limit(spec: Spec) -> int | None:

@@ -97,7 +97,7 @@ def from_results(location: str | Path) -> State:
         per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
         timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
         seeds = len(spec.seeds)
-        started = [(0 if "running" not in row.status else spec.epochs - int(row.epochs), seeds * row.wall / row.epochs)
+        started = [(0 if "running" not in row.status else max(0, spec.epochs - int(row.epochs)), seeds * row.wall / row.epochs)
                    for row in timed.itertuples()]  # wall_s is a seed's share of its trial's time
         left = time_left(started, max((total or 0) - len(per_config), 0), spec.epochs, max(running, 1))
     else:

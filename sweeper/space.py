@@ -3,8 +3,10 @@
 The space is conditional: `model` is chosen first and only that model's hyperparameters
 are suggested, so a baseline is not rerun for every alpha. Data settings that are lists in
 the spec (dataset, label_count, batch) are axes like the hyperparameters; zipped ones are
-one categorical over their pairs. Seeds are not part of the space: one configuration trains
-every seed of the spec (see train.py), and the sampler is told the mean over seeds.
+one categorical over their pairs, which carries any hyperparameter zipped with them (a list under
+`fixed`): configuration() hands its element to the models that take it. Seeds are not part of the
+space: one configuration trains every seed of the spec (see train.py), and the sampler is told the
+mean over seeds.
 
 A grid is not left to GridSampler, which repeats points when trials run in parallel
 (optuna#2039): every point is enqueued in the study, tagged with its index, and each ask pops
@@ -22,7 +24,7 @@ from typing import Any
 import optuna
 
 from . import hyperparameters
-from .spec import OBJECTIVES, Grid, Spec
+from .spec import DATA_AXES, OBJECTIVES, Grid, Spec
 
 ZIP_JOIN = "|"  # joins the values of zipped axes into one categorical value
 POINT = "grid_point"  # the trial attribute that says which grid point an enqueued trial is
@@ -188,8 +190,15 @@ def configuration(spec: Spec, params: dict[str, Any]) -> Configuration:
     model = params["model"]
     hyper = spec.hyperparameters(model)
     hyper.update({name: params[name] for name in spec.searched(model) if name in params})
+    hyper.update({name: _number(model, name, data[name]) for name in spec.zip if name in hyper and name not in DATA_AXES})
     labelled, unlabelled = (int(n) for n in str(data["batch"]).split(":"))
     return Configuration(model, hyper, str(data["dataset"]), int(data["label_count"]), labelled, unlabelled)
+
+
+def _number(model: str, name: str, value) -> float | int:
+    """A zipped hyperparameter's value, read back from its place among the zipped values (text there)."""
+    number = float(value)
+    return int(number) if _is_integer(model, name) else number
 
 
 def _is_integer(model: str, name: str) -> bool:

@@ -220,9 +220,24 @@ def _hyper_value(definition, value, key=None):
     return value
 
 
-def _fixed(raw, info) -> dict[str, float | str]:
-    """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it."""
-    return _per_hyperparameter(raw, info.data["models"], "values", lambda hp, value, definition: _hyper_value(definition, value))
+def _fixed(raw, info) -> dict[str, float | str | tuple]:
+    """`fixed: {hyperparameter: value}`: each taken by a model of the spec, and valid for it. A zipped one is a
+    list of numbers, paired element by element with the other zipped lists (a size per label count)."""
+    zipped = info.data.get("zip", ())
+
+    def value(hp, value, definition):
+        if hp not in zipped and isinstance(value, list):
+            raise SpecError(f"a list is fixed only when zipped with data axes (zip: [label_count, {hp}]); "
+                            f"for a grid over its values, use search: {{{hp}: [...]}}")
+        if hp not in zipped:
+            return _hyper_value(definition, value)
+        if definition.choices is not None:
+            raise SpecError("is an option (text choices); zip pairs numbers only")
+        if not isinstance(value, list) or not value:
+            raise SpecError(f"is zipped, so it takes a list of values, one per element of the other zipped lists; got {shown(value)}")
+        return tuple(_hyper_value(definition, v) for v in value)
+
+    return _per_hyperparameter(raw, info.data["models"], "values", value)
 
 
 def _search(raw, info) -> dict[str, Grid | Range]:
@@ -284,7 +299,11 @@ def _hyperparameters_schema(schema: dict, searched: bool = False) -> None:
             value["description"] = h.help
             interval = {"type": "object", "properties": {"low": value, "high": value, "log": {"type": "boolean"}},
                         "required": ["low", "high"], "additionalProperties": False}
-            properties[name] = {"anyOf": [{"type": "array", "items": value, "minItems": 1}, interval]} if searched else value
+            as_list = {"type": "array", "items": value, "minItems": 1}  # searched: a grid; fixed: zipped with the data axes
+            if searched:
+                properties[name] = {"anyOf": [as_list, interval]}
+            else:
+                properties[name] = value if h.choices else {"anyOf": [value, as_list], "description": h.help}
     schema.update(type="object", properties=dict(sorted(properties.items())), additionalProperties=False)
 
 
@@ -368,11 +387,17 @@ def _batches(value) -> tuple[Batch, ...]:
     return tuple(batches)
 
 
+ZIPPABLE = f"zip pairs lists of: {', '.join(DATA_AXES)}, or of numbers under fixed"
+
+
 def _zip(value) -> tuple[str, ...]:
+    """Data axes, and hyperparameters fixed to lists (checked once `fixed` is read: _check_data), paired."""
     zipped = tuple(as_list(value))
     for axis in zipped:
-        if axis not in DATA_AXES:
-            raise SpecError(f"{shown(axis)} cannot be zipped; zip pairs lists of: {', '.join(DATA_AXES)}")
+        if not isinstance(axis, str):
+            raise SpecError(f"{shown(axis)} cannot be zipped; {ZIPPABLE}")
+    if len(set(zipped)) != len(zipped):
+        raise SpecError("a list is zipped twice; name each once")
     return zipped
 
 
@@ -449,7 +474,8 @@ class Spec(Section):
     epochs: Integer(1)
     batches: _parsed(tuple[Batch, ...], _batches, _one_or_list(Batch), default=(Batch(),), alias="batch")  # an axis too
     zip: _parsed(tuple[str, ...], _zip, list[Literal[DATA_AXES]], default=())  # data axes paired element by element, not crossed
-    fixed: _parsed(dict[str, float | str], _fixed, dict[str, float | str], default_factory=dict,
+    # a zipped one (a tuple) pairs with the zipped data axes: each configuration gets its element
+    fixed: _parsed(dict[str, float | str | tuple], _fixed, dict[str, float | str | list[float]], default_factory=dict,
                    json_schema_extra=_hyperparameters_schema)  # checked against the models: after them
     search: _parsed(dict[str, Grid | Range], _search, dict[str, list[float | str] | Range], default_factory=dict,
                     json_schema_extra=partial(_hyperparameters_schema, searched=True))
@@ -492,8 +518,9 @@ class Spec(Section):
         """Every data setting, as the tuple of its values (one value: not an axis)."""
         return {**_axes(self), "batch": tuple(f"{b.labelled}:{b.unlabelled}" for b in self.batches)}
 
-    def hyperparameters(self, model: str) -> dict[str, float]:
-        """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed`."""
+    def hyperparameters(self, model: str) -> dict[str, float | str | tuple]:
+        """The fixed hyperparameters of `model`: defaults overridden by the spec's `fixed` (a zipped one: its whole
+        list; space.configuration picks a configuration's element)."""
 
         taken = hyperparameters.of(model)
         return {name: self.fixed.get(name, h.default) for name, h in taken.items()}
@@ -564,6 +591,7 @@ def _check(spec: Spec) -> None:
     """What no key says alone: the data, hyperparameters, sampler and pack checked against each other."""
     _check_data(spec)
     _check_ignored(spec)
+    _check_stages(spec)
     _check_sampler(spec)
     _check_pack(spec)
     if spec.sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
@@ -572,8 +600,9 @@ def _check(spec: Spec) -> None:
 
 
 def _axes(spec: Spec) -> dict[str, tuple]:
-    """The values of each data axis, by its key (DATA_AXES)."""
-    return {"dataset": spec.datasets, "label_count": spec.label_counts, "batch": spec.batches}
+    """The values of each data axis, by its key (DATA_AXES), and of each hyperparameter zipped with them."""
+    data = {"dataset": spec.datasets, "label_count": spec.label_counts, "batch": spec.batches}
+    return {**data, **{hp: spec.fixed[hp] for hp in spec.zip if hp not in DATA_AXES and hp in spec.fixed}}
 
 
 def _data_combinations(spec: Spec) -> list[tuple]:
@@ -602,6 +631,9 @@ def _check_data(spec: Spec) -> None:
     if spec.data.factor is not None and set(spec.datasets) != {"circles"}:
         raise SpecError(f"only circles take factor, not {next(d for d in spec.datasets if d != 'circles')}", "data.factor")
     axes = _axes(spec)
+    for name in spec.zip:
+        if name not in axes:
+            raise SpecError(f"{shown(name)} cannot be zipped; {ZIPPABLE}", "zip")
     lengths = {axis: len(axes[axis]) for axis in spec.zip}
     if len(set(lengths.values())) > 1:
         raise SpecError("zipped lists differ in length (" + ", ".join(f"{a}: {n}" for a, n in lengths.items())
@@ -652,6 +684,26 @@ def _check_ignored(spec: Spec) -> None:
                             f"set fixed.{option}: {needed} or remove {hp}", key)
 
 
+def _check_stages(spec: Spec) -> None:
+    """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
+    scheduler would compare epoch by epoch, patience would count from M1's epochs, and vae_fraction, the other way
+    to place M1's stage, no longer applies."""
+    given = spec.fixed.get("m1_epochs", 0)
+    fixed = max(given) if isinstance(given, tuple) else given  # zipped: the longest
+    if not fixed and "m1_epochs" not in spec.search:
+        return
+    if spec.scheduler is not None:
+        raise SpecError("m1_epochs makes trials of M1's models longer than the others, which a scheduler cannot compare "
+                        "epoch by epoch; remove the scheduler or m1_epochs", "scheduler")
+    if fixed and 0 < spec.patience <= fixed:
+        raise SpecError(f"{spec.patience} would stop seeds within M1's own {fixed} epochs (m1_epochs), where the classifier "
+                        "does not train yet; set patience above m1_epochs, or 0", "patience")
+    for where in ("fixed", "search"):
+        if fixed and "vae_fraction" in getattr(spec, where):
+            raise SpecError(f"would be ignored: m1_epochs {fixed} places M1's stage before the spec's epochs; "
+                            "remove vae_fraction or m1_epochs", f"{where}.vae_fraction")
+
+
 def _check_sampler(spec: Spec) -> None:
     """The sampler can sample this search space, for these objectives, with a number of trials."""
     sampler, objectives = spec.sampler, spec.objectives
@@ -686,6 +738,12 @@ def _check_pack(spec: Spec) -> None:
 
 
 SMOKE_SIZES = {"hidden": 16, "latent": 4, "auxiliary": 4, "features": 4}
+SMOKE_IF_FIXED = {"m1_epochs": 1, "m1_hidden": 16, "m2_hidden": 16}  # only where the spec sets them: their default defers to another
+
+
+def _at_most(limit: int, value):
+    """min(limit, value), elementwise for a zipped list."""
+    return tuple(min(limit, v) for v in value) if isinstance(value, tuple) else min(limit, value)
 
 
 def at_scale(spec: Spec, scale: str) -> Spec:
@@ -699,7 +757,8 @@ def at_scale(spec: Spec, scale: str) -> Spec:
 
     counts = {count: 10 * (i + 2) for i, count in enumerate(sorted(set(spec.label_counts)))}  # 20, 30, ...: fit every set
     taken = {name for m in spec.models for name in hyperparameters.of(m)}
-    sizes = {k: min(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
+    sizes = {k: _at_most(v, spec.fixed.get(k, v)) for k, v in SMOKE_SIZES.items() if k in taken and k not in spec.search}
+    sizes |= {k: _at_most(v, spec.fixed[k]) for k, v in SMOKE_IF_FIXED.items() if k in spec.fixed}
     scheduler = spec.scheduler and spec.scheduler.model_copy(update={"grace_period": 1})
     datasets = tuple(d if d in TOY else "digits" for d in spec.datasets)
     if "dataset" not in spec.zip:  # image sets all become digits: one axis value, not several

@@ -638,7 +638,7 @@ class Progress(tune.Callback):
         epoch = int(result.get("epoch", 0))
         self.trained[trial.trial_id] = epoch * members
         if epoch and result.get("wall_s"):  # the members' training time so far, summed
-            self.timed[trial.trial_id] = (self.epochs - epoch, result["wall_s"] / epoch)
+            self.timed[trial.trial_id] = (max(0, self.epochs - epoch), result["wall_s"] / epoch)  # M1's m1_epochs run past them
         if time.monotonic() - self.last >= self.every_s:
             self._print(trials)
 

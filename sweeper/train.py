@@ -154,6 +154,8 @@ class GradientFitter(Fitter):
         unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
                                   for m in members], dim=1)
         keys = torch.stack([m.key for m in members])
+        if self.stack.model.refresh_due(now):
+            self.stack.refresh(torch.stack([split.x_train[m.unlabelled] for m in members]))
         totals = torch.zeros(len(members), 1 + len(self.parts), device=device)
         for s in range(steps):
             batch = (split.x_train[labelled[s]], split.y_train[labelled[s]], split.x_train[unlabelled[s]])
@@ -482,6 +484,16 @@ class Stack:
             for p, p0 in zip(self.params.values(), before):
                 p.copy_(torch.lerp(p0, p, lrs.view(-1, *[1] * (p.dim() - 1))))
 
+    @torch.no_grad()
+    def refresh(self, x: torch.Tensor) -> None:
+        """Each member's buffers as its model's refresh sets them from that member's x, (members, points, D)."""
+        params = {name: p.detach() for name, p in self.params.items()}
+        refreshed = torch.func.vmap(self._refresh, in_dims=(0, 0, 0))(params, self.buffers, x)
+        self.buffers = {**self.buffers, **refreshed}
+
+    def _refresh(self, params, buffers, x):
+        return torch.func.functional_call(_Method(self.model, "refresh"), _prefixed(params, buffers), (x,))
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Every member's class logits for the same x, (members, len(x), classes); in chunks of rows
         that keep every member's hidden activations together small (64k rows of one member)."""
@@ -491,15 +503,17 @@ class Stack:
         return torch.cat([logits(params, self.buffers, chunk) for chunk in x.split(max(128, 65536 // members))], dim=1)
 
     def _classify(self, params, buffers, x):
-        return torch.func.functional_call(_Classifier(self.model), _prefixed(params, buffers), (x,))
+        return torch.func.functional_call(_Method(self.model, "classify"), _prefixed(params, buffers), (x,))
 
     def state_dict(self) -> dict:
-        return {"params": {k: p.detach() for k, p in self.params.items()}, "optimizer": self.optimizer.state_dict()}
+        return {"params": {k: p.detach() for k, p in self.params.items()}, "buffers": dict(self.buffers),
+                "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(state["params"][name])
+        self.buffers = {**self.buffers, **state.get("buffers", {})}  # set by refresh (checkpoints before it hold none)
         self.optimizer.load_state_dict(state["optimizer"])
 
 
@@ -559,15 +573,15 @@ class MemberOptimiser:
                 g.clamp_(-bound, bound)
 
 
-class _Classifier(torch.nn.Module):
-    """A model's classify as a module's forward, for functional_call."""
+class _Method(torch.nn.Module):
+    """A model's method (classify, refresh) as a module's forward, for functional_call."""
 
-    def __init__(self, model: models.Model):
+    def __init__(self, model: models.Model, method: str):
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
     def forward(self, x):
-        return self.model.classify(x)
+        return getattr(self.model, self.method)(x)
 
 
 def _prefixed(*tensors: dict) -> dict:

@@ -58,3 +58,12 @@ def test_version_and_every_help_has_an_example():
     for command in ("run", "resume", "report", "status", "validate", "estimate", "bench", "models"):
         done = subprocess.run([sys.executable, "-m", "sweeper", command, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and f"example: sweeper {command}" in " ".join(done.stdout.split()), command
+
+
+def test_validate_says_which_trials_train_m1s_own_epochs_first_and_refuses_a_bad_one_in_one_line(write_spec, capsys):
+    path = write_spec(tiny_spec(models=["m1m2", "m2"], search={}, fixed={"hidden": 16, "m1_epochs": 3}))
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out == f"{path}: ok: 2 configurations × 2 seeds of m1m2, m2 on digits, 2 epochs each (with M1's own first: m1m2 5)\n"
+    bad = write_spec(tiny_spec(models=["m1m2"], search={}, fixed={"m1_epochs": 2.5}))
+    done = subprocess.run([sys.executable, "-m", "sweeper", "validate", str(bad)], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (2, f"sweeper: error: {bad}: fixed.m1_epochs: expected an integer, got 2.5\n")

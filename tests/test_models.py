@@ -298,3 +298,85 @@ def test_every_model_declares_the_hyperparameters_it_takes():
     assert "lr" not in models.hyperparameters("ssgmm") and "mc_samples" in models.hyperparameters("adgm")
     assert models.hyperparameters("m2")["alpha"].check(-1) == "must be >= 0, got -1"
     assert models.hyperparameters("m2")["likelihood"].check("poisson") == "expected one of bernoulli, gaussian, got 'poisson'"
+
+
+def test_m1_stages_by_m1_epochs_train_the_vae_first_then_the_next_stage_for_the_spec_epochs():
+    """m1_epochs 3 and a spec of 10 epochs: the trial runs 13, the VAE the first 3, the next stage the 10 after."""
+    from sweeper.models.m1 import Stages
+
+    assert models.MODELS["m1m2"].trial_epochs({"m1_epochs": 3}, 10) == models.MODELS["m1"].trial_epochs({"m1_epochs": 3}, 10) == 13
+    assert models.MODELS["m1m2"].trial_epochs({}, 10) == models.MODELS["m2"].trial_epochs({"m1_epochs": 3}, 10) == 10
+    stages = Stages(vae_fraction=0.5, m1_epochs=3)  # vae_fraction has no say once m1_epochs is given
+    at = [Schedule(epoch=e, epochs=13, data_ratio=10.0, labelled_share=0.2) for e in range(13)]
+    assert [stages.training_vae(s) for s in at] == [True] * 3 + [False] * 10
+    assert stages.after_vae(at[3]) == Schedule(epoch=0, epochs=10, data_ratio=10.0, labelled_share=0.2)
+    assert stages.after_vae(at[12]).progress == 0.9
+    by_share = Stages(vae_fraction=0.5, m1_epochs=0)  # as before m1_epochs: half of the trial's epochs
+    assert [by_share.training_vae(s._replace(epochs=10)) for s in at[:10]] == [True] * 5 + [False] * 5
+    model, b = tiny("m1m2", m1_epochs=3), batch()
+    _, vae_parts = model(b, *weights("m1m2", progress=0.2), key(0))  # epoch 2: M1's
+    assert set(vae_parts) == {"recon", "kl"}
+    _, m2_parts = model(b, *weights("m1m2", progress=0.4), key(0))  # epoch 4: M2's, where vae_fraction 0.5 would say M1's
+    assert "ce" in m2_parts
+
+
+def test_m1_widths_of_its_own_reach_the_vae_and_leave_the_rest_at_hidden_and_depth():
+    def widths(net) -> list[int]:
+        return [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] + [
+            m.weights[0].shape[0] for m in net.modules() if isinstance(m, JointLinear)]
+
+    model = tiny("m1m2", m1_hidden=7, m1_depth=2)  # hidden 8, depth 1 for M2
+    assert sorted(widths(model.m1.encoder)) == [7, 7, 2 * 5] and sorted(widths(model.m1.decoder)) == [7, 7, N_FEATURES]
+    assert sorted(widths(model.m2.encoder)) == [2 * 3, 8] and sorted(widths(model.m2.classifier)) == [N_CLASSES, 8]
+    m1 = tiny("m1", m1_hidden=7, m1_depth=2)
+    assert sorted(widths(m1.vae.encoder)) == [2 * 3, 7, 7] and sorted(widths(m1.head)) == [N_CLASSES, 8]
+    default = tiny("m1m2")  # 0: M1 as wide and deep as M2
+    assert sorted(widths(default.m1.encoder)) == [8, 2 * 5]
+
+
+def test_active_features_are_those_whose_posterior_mean_varies_over_x_above_the_threshold():
+    """Kingma's rule: np.std over the unlabelled x (no Bessel correction) of q(z1|x)'s mean, kept when above 0.1;
+    measured once, as M2's stage begins."""
+    from sweeper.models.m1m2 import active_features
+
+    means = torch.tensor([[0.3, -0.1, -1.0, 5.0], [0.3, 0.1, 1.0, 5.0]])  # stds 0, 0.1 (0.14 with Bessel's), 1, 0
+    assert active_features(means, 0.12).tolist() == [0.0, 0.0, 1.0, 0.0]
+    model = tiny("m1m2", drop_inactive=1e-3)
+    with torch.no_grad():  # features 1 and 3 of q(z1|x)'s mean no longer depend on x
+        model.m1.encoder.body.rest[-1].weight[[1, 3]] = 0.0
+    x = torch.rand(50, N_FEATURES, generator=torch.Generator().manual_seed(0))
+    assert model.refresh(x)["m2.observed"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
+    assert tiny("m1m2").refresh(x) == {}  # drop_inactive 0: nothing to refresh
+    at = [Schedule(epoch=e, epochs=6, data_ratio=10.0, labelled_share=0.2) for e in range(6)]
+    assert [tiny("m1m2", drop_inactive=0.1, m1_epochs=3).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2
+    assert [tiny("m1m2", drop_inactive=0.1).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2  # vae_fraction 0.5
+    assert not any(tiny("m1m2", m1_epochs=3).refresh_due(s) for s in at)
+
+
+def test_a_dropped_feature_is_left_out_of_m2_and_dropping_none_changes_nothing():
+    w, at_m2 = weights("m1m2", progress=0.9)
+    kept_all = tiny("m1m2", drop_inactive=0.1)
+    loss, parts = kept_all(batch(), w, at_m2, key(0))
+    today, today_parts = tiny("m1m2")(batch(), w, at_m2, key(0))  # same seed: the same weights, without the mask
+    assert torch.equal(loss, today) and all(torch.equal(parts[k], today_parts[k]) for k in parts)
+
+    for variance in ("sigma2", "learned"):
+        model = tiny("m1m2", drop_inactive=0.1, feature_variance=variance)
+        model.m2.observed.copy_(torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0]))
+        loss, _ = model(batch(), w, at_m2, key(0))
+        first_layers = [model.m2.encoder.body.first.weights[0], model.m2.classifier[1][0].weight]
+        decoder = model.m2.decoder.body if variance == "learned" else model.m2.decoder
+        grads = torch.autograd.grad(loss, first_layers + [decoder.rest[-1].weight])
+        for grad in grads[:2]:  # the dropped features' input weights learn nothing, the others do
+            assert grad[:, [1, 3]].abs().sum() == 0 and grad[:, [0, 2, 4]].abs().sum() > 0
+        out = grads[2]  # p(z1|y,z2)'s outputs for them (the mean, and the log-variance when learned) neither
+        dropped_rows = [1, 3] + ([5 + 1, 5 + 3] if variance == "learned" else [])
+        assert out[dropped_rows].abs().sum() == 0 and out[[0, 2, 4]].abs().sum() > 0
+    observed = torch.tensor([1.0, 0.0, 1.0])
+    mean, log_var, x = torch.zeros(3), torch.tensor([0.5, -2.0, 0.1]), torch.tensor([0.3, 9.0, -0.2])
+    from sweeper.models.parts import gaussian_log_likelihood, gaussian_log_likelihood_learned
+
+    kept = [0, 2]
+    torch.testing.assert_close(gaussian_log_likelihood_learned(mean, log_var, x, observed),
+                               gaussian_log_likelihood_learned(mean[kept], log_var[kept], x[kept]))
+    torch.testing.assert_close(gaussian_log_likelihood(mean, x, 0.5, observed), gaussian_log_likelihood(mean[kept], x[kept], 0.5))

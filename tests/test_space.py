@@ -62,6 +62,24 @@ def test_zipped_axes_pair_label_counts_with_batch_ratios():
     assert m1.hyper["classifier"] == "svm" and m1.dataset == "mnist"
 
 
+def test_a_zipped_hyperparameter_gives_each_label_count_its_own_value_in_the_models_that_take_it():
+    """Kingma's M2 on M1's features: 300 hidden units at 100 labels, 500 at the others (fixed.m2_hidden zipped)."""
+    spec = load(KINGMA)
+    chosen = [space.configuration(spec, p) for p in space.grid_points(spec)]
+    assert {(c.label_count, c.hyper["m2_hidden"]) for c in chosen if c.model == "m1m2"} == {(100, 300), (600, 500), (1000, 500), (3000, 500)}
+    assert all(isinstance(c.hyper["m2_hidden"], int) for c in chosen if c.model == "m1m2")
+    assert all("m2_hidden" not in c.hyper for c in chosen if c.model != "m1m2")  # the others take no m2_hidden
+    from sweeper import models
+
+    m1m2 = next(c for c in chosen if c.model == "m1m2" and c.label_count == 100)
+    built = models.build("m1m2", (16,), 10, {**m1m2.hyper, "features": 5, "m1_hidden": 7, "latent": 3})
+    assert built.m2.classifier[1][0].out_features == 300 and built.m1.encoder.body.first.weights[0].shape[0] == 7
+    spec = parse(tiny_spec(label_count=[50, 100], zip=["label_count", "alpha"], fixed={"hidden": 16, "alpha": [0.5, 2.0]}, search={}))
+    assert {(c.label_count, c.hyper["alpha"]) for c in map(lambda p: space.configuration(spec, p), space.grid_points(spec))
+            if c.model == "m2"} == {(50, 0.5), (100, 2.0)}
+    assert at_scale(load(KINGMA), "smoke").fixed["m2_hidden"] == (16, 16, 16, 16)  # tiny, element by element
+
+
 def test_smoke_scale_keeps_the_structure_on_embedded_data():
     full, smoke = load(KINGMA), at_scale(load(KINGMA), "smoke")
     assert space.configuration_count(smoke) == space.configuration_count(full)

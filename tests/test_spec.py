@@ -184,7 +184,17 @@ def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):
     [
         ({"zip": ["label_count", "batch"], "label_count": [20, 30], "batch": [{"labelled": 1}]},
          "zip: zipped lists differ in length (label_count: 2, batch: 1); pair them element by element"),
-        ({"zip": ["seeds"]}, "zip: 'seeds' cannot be zipped; zip pairs lists of: dataset, label_count, batch"),
+        ({"zip": ["seeds"]}, "zip: 'seeds' cannot be zipped; zip pairs lists of: dataset, label_count, batch, or of numbers under fixed"),
+        ({"zip": ["label_count", "hidden"], "label_count": [20, 30], "fixed": {"hidden": [8, 16, 32]}},
+         "zip: zipped lists differ in length (label_count: 2, hidden: 3); pair them element by element"),
+        ({"zip": ["label_count", "hidden"], "label_count": [20, 30], "fixed": {"hidden": 8}},
+         "fixed.hidden: is zipped, so it takes a list of values, one per element of the other zipped lists; got 8"),
+        ({"zip": ["label_count", "likelihood"], "label_count": [20, 30], "fixed": {"likelihood": ["bernoulli", "gaussian"]}},
+         "fixed.likelihood: is an option (text choices); zip pairs numbers only"),
+        ({"zip": ["label_count", "hidden"], "label_count": [20, 30], "fixed": {"hidden": [8, 0]}}, "fixed.hidden: must be >= 1, got 0"),
+        ({"label_count": [20, 30], "fixed": {"hidden": [8, 16]}},
+         "fixed.hidden: a list is fixed only when zipped with data axes (zip: [label_count, hidden]); for a grid over its values, use search: {hidden: [...]}"),
+        ({"zip": ["label_count", "label_count"]}, "zip: a list is zipped twice; name each once"),
         ({"models": ["m2"], "search": {"alpha": [1, 2], "lr": {"low": 0.001, "high": 0.01}}, "sampler": "cmaes", "trials": 3},
          "sampler: cmaes samples continuous ranges only, but 'alpha' is a list; use tpe, or one value"),
         ({"sampler": "nsga2", "trials": 3}, "sampler: nsga2 optimises two objectives; add objectives: [val_acc, wall_s]"),
@@ -267,3 +277,37 @@ def test_native_bf16_reads_the_cpus_flags(tmp_path):
         assert native_bf16("cpu", info) is native, flags
     assert native_bf16("cpu", tmp_path / "absent") is False  # no flags to read: float32
 
+
+
+def test_m1_epochs_refuses_a_scheduler_and_a_vae_fraction_it_would_override():
+    parse = spec_module.parse
+    m1 = dict(models=["m1m2", "m2"], search={}, sampler="random", trials=2)
+    with pytest.raises(SpecError, match=r"^<spec>: scheduler: m1_epochs makes trials of M1's models longer than the others"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, scheduler="asha"))
+    with pytest.raises(SpecError, match=r"^<spec>: search.vae_fraction: would be ignored: m1_epochs 3 places M1's stage"):
+        parse(tiny_spec(**{**m1, "search": {"vae_fraction": {"low": 0.1, "high": 0.5}}}, fixed={"m1_epochs": 3}))
+    with pytest.raises(SpecError, match=r"^<spec>: fixed.vae_fraction: would be ignored"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3, "vae_fraction": 0.5}))
+    with pytest.raises(SpecError, match=r"^<spec>: fixed.m1_epochs: must be >= 0, got -1"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": -1}))
+    with pytest.raises(SpecError, match=r"^<spec>: patience: 3 would stop seeds within M1's own 3 epochs \(m1_epochs\)"):
+        parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=3))
+    assert parse(tiny_spec(**m1, fixed={"m1_epochs": 3}, patience=4)).patience == 4
+    zipped = dict(m1, label_count=[50, 100], zip=["label_count", "m1_epochs"], fixed={"m1_epochs": [2, 3]})
+    with pytest.raises(SpecError, match=r"^<spec>: patience: 3 would stop seeds within M1's own 3 epochs"):  # the longest
+        parse(tiny_spec(**zipped, patience=3))
+    from sweeper import space
+    from sweeper.packing import plan_of
+
+    spec = parse(tiny_spec(**{**zipped, "sampler": "grid", "trials": None}))
+    plans = [plan_of(spec, space.configuration(spec, p)) for p in space.grid_points(spec)]
+    assert {(p.model, p.label_count, p.epochs) for p in plans} == {("m1m2", 50, 4), ("m1m2", 100, 5), ("m2", 50, 2), ("m2", 100, 2)}
+    assert parse(tiny_spec(**m1, fixed={"m1_epochs": 0, "vae_fraction": 0.3}, scheduler="asha")).fixed["vae_fraction"] == 0.3
+
+
+def test_at_smoke_scale_m1s_own_epochs_and_widths_shrink_where_the_spec_sets_them():
+    from sweeper.spec import at_scale
+
+    spec = spec_module.parse(tiny_spec(models=["m1m2"], search={}, fixed={"m1_epochs": 1500, "m1_hidden": 500, "m1_depth": 2}))
+    assert {k: at_scale(spec, "smoke").fixed[k] for k in ("m1_epochs", "m1_hidden", "m1_depth")} == {"m1_epochs": 1, "m1_hidden": 16, "m1_depth": 2}
+    assert "m1_epochs" not in at_scale(spec_module.parse(tiny_spec(models=["m1m2"], search={})), "smoke").fixed

@@ -339,3 +339,69 @@ def test_with_the_default_optimiser_settings_a_stack_steps_as_plain_adam():
         adam.step()
     for name, p in model.named_parameters():
         torch.testing.assert_close(stack.params[name][0], p, rtol=1e-5, atol=1e-6)
+
+
+def test_m1_epochs_train_the_vae_first_then_the_classifier_for_the_specs_full_epochs(write_spec):
+    from helpers import tiny_spec
+    from sweeper import space, spec as spec_module
+    from sweeper.packing import plan_of
+
+    spec = spec_module.load(write_spec(tiny_spec(models=["m1", "m2"], search={}, epochs=2, fixed={"hidden": 16, "latent": 4, "m1_epochs": 3})))
+    m1_point, m2_point = space.grid_points(spec)
+    assert plan_of(spec, space.configuration(spec, m2_point)).epochs == 2  # a model without M1 trains the spec's epochs
+    trial = Training(plan_of(spec, space.configuration(spec, m1_point)), load("digits"))
+    assert trial.plan.epochs == 5
+    rows = history(trial)[0]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(r["recon"]) and math.isnan(r["ce"]) for r in rows[:3])  # the VAE's epochs
+    assert all(math.isnan(r["recon"]) and math.isfinite(r["ce"]) for r in rows[3:])  # then the classifier's two
+
+
+def m1m2_plan(seeds=(0, 1), **hyper):
+    return plan(model="m1m2", seeds=seeds, epochs=3, features=6, m1_epochs=1, drop_inactive=0.18, feature_variance="learned", **hyper)
+
+
+def test_m1m2_drops_inactive_features_per_member_packed_or_alone_and_after_a_resume():
+    from sweeper.models.m1m2 import active_features
+
+    data = load("digits")
+    plans = [m1m2_plan(alpha=0.5), m1m2_plan(alpha=5.0)]
+    packed = Training(plans, data)
+    rows = history(packed)
+    stack = packed.fitter.stack
+    masks = stack.buffers["m2.observed"]
+    for i, m in enumerate(packed.members):  # each member's own M1 on its own unlabelled x
+        encoder = {name[len("m1.encoder."):]: p[i] for name, p in stack.params.items() if name.startswith("m1.encoder.")}
+        means = torch.func.functional_call(packed.fitter.stack.model.m1.encoder, encoder, (data_x(packed, m),))[0]
+        assert torch.equal(masks[i], active_features(means, 0.18))
+    assert 0 < masks.sum() < masks.numel()  # some dropped, some kept: the case is not vacuous
+    for i, p in enumerate(plans):
+        alone = history(Training(p, data))
+        for seed in range(2):
+            for a, b in zip(rows[2 * i + seed], alone[seed]):
+                assert math.isclose(a["loss"], b["loss"], rel_tol=1e-4) and abs(a["val_acc"] - b["val_acc"]) <= 1.5 / len(data.y_val)
+    interrupted = Training(plans[0], data)
+    epochs = interrupted.epochs()
+    next(epochs), next(epochs)  # into M2's stage, whose mask was made at its start: the checkpoint keeps it
+    resumed = Training(plans[0], data)
+    resumed.load_state_dict(interrupted.state_dict())
+    straight = history(Training(plans[0], data))
+    assert without_nan(history(resumed)) == without_nan(straight)
+
+
+def data_x(trial: Training, member) -> torch.Tensor:
+    return trial.split.x_train[member.unlabelled]
+
+
+def without_nan(rows: list[list[dict]]) -> list[list[dict]]:
+    """Rows comparable with ==: a part a stage does not measure (NaN) as None."""
+    return [[{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in member] for member in rows]
+
+
+def test_configurations_that_differ_in_m1s_epochs_widths_or_dropped_features_do_not_pack():
+    from sweeper.packing import pack_key
+
+    base = m1m2_plan()
+    for option, value in (("m1_epochs", 2), ("m1_hidden", 7), ("m1_depth", 2), ("drop_inactive", 0.1)):
+        assert pack_key(base) != pack_key(replace(base, hyper={**base.hyper, option: value})), option
+    assert pack_key(base) == pack_key(replace(base, hyper={**base.hyper, "alpha": 9.0}))

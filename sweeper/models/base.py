@@ -77,6 +77,11 @@ class Model(nn.Module):
         return hyperparameters.MODELS[cls.name].hyperparameters()
 
     @classmethod
+    def trial_epochs(cls, hyper: dict, epochs: int) -> int:
+        """The epochs a trial of this model trains for a spec's `epochs` (Declared.trial_epochs)."""
+        return hyperparameters.MODELS[cls.name].trial_epochs(hyper, epochs)
+
+    @classmethod
     def ignored(cls, hyper: dict) -> set[str]:
         """The hyperparameters this model takes but does not use with the options in `hyper` (Declared.ignored)."""
         return hyperparameters.MODELS[cls.name].ignored(hyper)
@@ -94,3 +99,12 @@ class Model(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for x."""
         raise NotImplementedError
+
+    def refresh_due(self, schedule: Schedule) -> bool:
+        """Whether `refresh` sets buffers before this epoch (M1+M2: as M2's stage begins); none by default."""
+        return False
+
+    def refresh(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """New values of buffers, by their state_dict names, from the member's unlabelled x: called before an
+        epoch where refresh_due, outside the loss, so the loss stays a pure function of its inputs."""
+        return {}

@@ -39,16 +39,23 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return torch.linalg.vecdot(logits, x) - F.softplus(logits).sum(-1)
 
 
-def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, sigma2: torch.Tensor | float) -> torch.Tensor:
-    """log N(x | mean, sigma2 I) summed over the last dimension; sigma2 weighs reconstruction."""
-    d = x.shape[-1]
-    return -0.5 * (x - mean).square().sum(-1) / sigma2 - 0.5 * d * torch.log(2 * math.pi * torch.as_tensor(sigma2))
+def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, sigma2: torch.Tensor | float,
+                            observed: torch.Tensor | None = None) -> torch.Tensor:
+    """log N(x | mean, sigma2 I) summed over the last dimension; sigma2 weighs reconstruction. `observed`: a 0/1
+    mask of the dimensions modelled, the others left out of the sum (M1+M2's dropped features)."""
+    if observed is None:
+        d = x.shape[-1]
+        return -0.5 * (x - mean).square().sum(-1) / sigma2 - 0.5 * d * torch.log(2 * math.pi * torch.as_tensor(sigma2))
+    d = observed.sum()
+    return -0.5 * ((x - mean).square() * observed).sum(-1) / sigma2 - 0.5 * d * torch.log(2 * math.pi * torch.as_tensor(sigma2))
 
 
-def gaussian_log_likelihood_learned(mean: torch.Tensor, log_var: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def gaussian_log_likelihood_learned(mean: torch.Tensor, log_var: torch.Tensor, x: torch.Tensor,
+                                    observed: torch.Tensor | None = None) -> torch.Tensor:
     """log N(x | mean, diag(exp(log_var))) summed over the last dimension: a variance per dimension, which the
-    decoder outputs beside the mean (Kingma's p(z1 | y, z2) in M1+M2)."""
-    return -0.5 * ((x - mean).square() * (-log_var).exp() + log_var + math.log(2 * math.pi)).sum(-1)
+    decoder outputs beside the mean (Kingma's p(z1 | y, z2) in M1+M2). `observed`: as gaussian_log_likelihood's."""
+    terms = (x - mean).square() * (-log_var).exp() + log_var + math.log(2 * math.pi)
+    return -0.5 * (terms if observed is None else terms * observed).sum(-1)
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:

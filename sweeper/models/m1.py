@@ -1,10 +1,11 @@
 """M1 (Kingma et al. 2014): a VAE trained on all data, then a classifier on the means of q(z|x).
 
-Both stages run in one trial: while progress < vae_fraction the loss is the VAE's
--mean(E[log p(x|z)] - KL) over labelled and unlabelled x; afterwards the encoder is fixed and
-the loss is the classifier's on the means of q(z|x_l). The classifier is an MLP, logistic
-regression, or a linear SVM (multiclass hinge with L2), Kingma's M1+TSVM stand-in; the last two
-are the same models scikit-learn fits, trained here in torch so they share the training step.
+Both stages run in one trial: while progress < vae_fraction (or, with m1_epochs, for that many epochs
+before the spec's epochs) the loss is the VAE's -mean(E[log p(x|z)] - KL) over labelled and unlabelled
+x; afterwards the encoder is fixed and the loss is the classifier's on the means of q(z|x_l). The VAE
+may have widths of its own (m1_hidden, m1_depth: Kingma's M1 has two hidden layers). The classifier is
+an MLP, logistic regression, or a linear SVM (multiclass hinge with L2), Kingma's M1+TSVM stand-in; the
+last two are the same models scikit-learn fits, trained here in torch so they share the training step.
 """
 from __future__ import annotations
 
@@ -19,6 +20,32 @@ from .networks import Network, mlp
 from .noise import fold_in, normal
 
 SVM_L2 = 1e-3
+
+
+class Stages:
+    """When M1's VAE hands over to the next stage (a classifier, or M2): after m1_epochs epochs, the next
+    stage then training the rest of the trial (the spec's epochs); or, with m1_epochs 0, after the share
+    vae_fraction of the trial's epochs."""
+
+    def __init__(self, vae_fraction: float, m1_epochs: int):
+        self.vae_fraction, self.m1_epochs = vae_fraction, m1_epochs
+
+    def training_vae(self, schedule: Schedule) -> bool:
+        if self.m1_epochs:
+            return schedule.epoch < self.m1_epochs
+        return schedule.progress < self.vae_fraction  # as a fraction, as before m1_epochs (no rounding moves the switch)
+
+    def after_vae(self, schedule: Schedule) -> Schedule:
+        """The schedule as the next stage sees it: its epochs counted from its start."""
+        if not self.m1_epochs and self.vae_fraction >= 1:
+            return schedule
+        start = self.m1_epochs or self.vae_fraction * schedule.epochs
+        return schedule._replace(epoch=schedule.epoch - start, epochs=schedule.epochs - start)
+
+
+def vae_network(network: str, input_shape, hidden: int, depth: int, m1_hidden: int, m1_depth: int) -> Network:
+    """M1's VAE's networks: its own widths where given (M1_NETWORK), else the model's."""
+    return Network(network, input_shape, m1_hidden or hidden, m1_depth or depth)
 
 
 class VAE(nn.Module):
@@ -48,10 +75,11 @@ class M1(Model):
     name = "m1"
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
-                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, classifier: str = "mlp"):
+                 likelihood: str = "bernoulli", vae_fraction: float = 0.5, m1_epochs: int = 0, m1_hidden: int = 0,
+                 m1_depth: int = 0, classifier: str = "mlp"):
         super().__init__(input_shape, n_classes)
-        self.vae_fraction, self.classifier_kind = vae_fraction, classifier
-        self.vae = VAE(Network(network, self.input_shape, hidden, depth), latent, likelihood)
+        self.stages, self.classifier_kind = Stages(vae_fraction, m1_epochs), classifier
+        self.vae = VAE(vae_network(network, self.input_shape, hidden, depth, m1_hidden, m1_depth), latent, likelihood)
         self.head = mlp([latent, hidden, n_classes]) if classifier == "mlp" else nn.Linear(latent, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +97,7 @@ class M1(Model):
         return self.head(self.features(x))
 
     def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
-        if schedule.progress < self.vae_fraction:
+        if self.stages.training_vae(schedule):
             return self.vae.loss(batch, fold_in(key, 0), weights)
         scores = self.head(self.features(batch.x_labelled).detach())
         if self.classifier_kind == "svm":  # Crammer-Singer multiclass hinge, L2 on the weights

@@ -37,13 +37,16 @@ from .noise import fold_in, normal, normal_at
 LEARNED_VARIANCE = "gaussian_learned"  # a Gaussian whose decoder outputs a log-variance per dimension beside the mean
 
 
-def log_likelihood(kind: str, decoded, x: torch.Tensor, weights: dict) -> torch.Tensor:
-    """log p(x | decoded) for the model's likelihood (decoded: logits, means, or (mean, log-variance))."""
+def log_likelihood(kind: str, decoded, x: torch.Tensor, weights: dict, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(x | decoded) for the model's likelihood (decoded: logits, means, or (mean, log-variance)); `observed`:
+    a 0/1 mask of the dimensions modelled, for the Gaussian likelihoods only (M1+M2's M2 on M1's active features)."""
     if kind == "bernoulli":
+        if observed is not None:
+            raise ValueError("a mask of observed dimensions is for the Gaussian likelihoods")
         return bernoulli_log_likelihood(decoded, x)
     if kind == LEARNED_VARIANCE:
-        return gaussian_log_likelihood_learned(*decoded, x)
-    return gaussian_log_likelihood(decoded, x, weights["sigma2"])
+        return gaussian_log_likelihood_learned(*decoded, x, observed)
+    return gaussian_log_likelihood(decoded, x, weights["sigma2"], observed)
 
 
 def mean_of(kind: str, decoded) -> torch.Tensor:
@@ -71,8 +74,10 @@ class M2(Model):
 
     def __init__(self, input_shape, n_classes: int, hidden: int, latent: int, network: str = "mlp", depth: int = 1,
                  likelihood: str = "bernoulli", kl_warmup: int = 0, alpha_scale: str = "batch", weighting: str = "part_means",
-                 pretrain: float = 0.0, z_given_y: bool = True):
+                 pretrain: float = 0.0, z_given_y: bool = True, masked: bool = False):
         super().__init__(input_shape, n_classes)
+        # masked (M1+M2 dropping M1's inactive features): which dimensions of x p(x|y,z) models, set by its owner
+        self.register_buffer("observed", torch.ones(self.n_features) if masked else None)
         self.latent, self.likelihood, self.kl_warmup, self.alpha_scale = latent, likelihood, kl_warmup, alpha_scale
         self.weighting, self.pretrain = weighting, pretrain
         net = Network(network, self.input_shape, hidden, depth)
@@ -100,7 +105,7 @@ class M2(Model):
         """L(x, y) for one-hot y, with its reconstruction and KL terms; x and y broadcast."""
         mu, log_var = self.encoder(x, y)
         z = reparameterise(mu, log_var, eps)
-        log_px = log_likelihood(self.likelihood, self.decoder(z, y), x, weights)
+        log_px = log_likelihood(self.likelihood, self.decoder(z, y), x, weights, self.observed)
         kl = kl_standard_normal(mu, log_var)
         return Bound(log_px + self.log_prior_y - kl_weight * kl, log_px, kl, z)
 
