@@ -473,7 +473,8 @@ class Spec(Section):
     seeds: _parsed(tuple[int, ...], _seeds, Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1)])
     epochs: Integer(1)
     batches: _parsed(tuple[Batch, ...], _batches, _one_or_list(Batch), default=(Batch(),), alias="batch")  # an axis too
-    zip: _parsed(tuple[str, ...], _zip, list[Literal[DATA_AXES]], default=())  # data axes paired element by element, not crossed
+    # data axes paired element by element, not crossed, and numbers fixed as lists beside them
+    zip: _parsed(tuple[str, ...], _zip, list[str], default=())
     # a zipped one (a tuple) pairs with the zipped data axes: each configuration gets its element
     fixed: _parsed(dict[str, float | str | tuple], _fixed, dict[str, float | str | list[float]], default_factory=dict,
                    json_schema_extra=_hyperparameters_schema)  # checked against the models: after them

@@ -307,9 +307,9 @@ def test_m1_stages_by_m1_epochs_train_the_vae_first_then_the_next_stage_for_the_
     assert models.MODELS["m1m2"].trial_epochs({"m1_epochs": 3}, 10) == models.MODELS["m1"].trial_epochs({"m1_epochs": 3}, 10) == 13
     assert models.MODELS["m1m2"].trial_epochs({}, 10) == models.MODELS["m2"].trial_epochs({"m1_epochs": 3}, 10) == 10
     stages = Stages(vae_fraction=0.5, m1_epochs=3)  # vae_fraction has no say once m1_epochs is given
-    at = [Schedule(epoch=e, epochs=13, data_ratio=10.0, labelled_share=0.2) for e in range(13)]
+    at = [Schedule(epoch=e, epochs=13, data_ratio=10.0, labelled_share=0.2, unlabelled_count=100.0) for e in range(13)]
     assert [stages.training_vae(s) for s in at] == [True] * 3 + [False] * 10
-    assert stages.after_vae(at[3]) == Schedule(epoch=0, epochs=10, data_ratio=10.0, labelled_share=0.2)
+    assert stages.after_vae(at[3]) == Schedule(epoch=0, epochs=10, data_ratio=10.0, labelled_share=0.2, unlabelled_count=100.0)
     assert stages.after_vae(at[12]).progress == 0.9
     by_share = Stages(vae_fraction=0.5, m1_epochs=0)  # as before m1_epochs: half of the trial's epochs
     assert [by_share.training_vae(s._replace(epochs=10)) for s in at[:10]] == [True] * 5 + [False] * 5
@@ -347,7 +347,7 @@ def test_active_features_are_those_whose_posterior_mean_varies_over_x_above_the_
     x = torch.rand(50, N_FEATURES, generator=torch.Generator().manual_seed(0))
     assert model.refresh(x)["m2.observed"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
     assert tiny("m1m2").refresh(x) == {}  # drop_inactive 0: nothing to refresh
-    at = [Schedule(epoch=e, epochs=6, data_ratio=10.0, labelled_share=0.2) for e in range(6)]
+    at = [Schedule(epoch=e, epochs=6, data_ratio=10.0, labelled_share=0.2, unlabelled_count=100.0) for e in range(6)]
     assert [tiny("m1m2", drop_inactive=0.1, m1_epochs=3).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2
     assert [tiny("m1m2", drop_inactive=0.1).refresh_due(s) for s in at] == [False] * 3 + [True] + [False] * 2  # vae_fraction 0.5
     assert not any(tiny("m1m2", m1_epochs=3).refresh_due(s) for s in at)
@@ -374,7 +374,7 @@ def test_a_dropped_feature_is_left_out_of_m2_and_dropping_none_changes_nothing()
         assert out[dropped_rows].abs().sum() == 0 and out[[0, 2, 4]].abs().sum() > 0
     observed = torch.tensor([1.0, 0.0, 1.0])
     mean, log_var, x = torch.zeros(3), torch.tensor([0.5, -2.0, 0.1]), torch.tensor([0.3, 9.0, -0.2])
-    from sweeper.models.parts import gaussian_log_likelihood, gaussian_log_likelihood_learned
+    from sweeper.models.bounds import gaussian_log_likelihood, gaussian_log_likelihood_learned
 
     kept = [0, 2]
     torch.testing.assert_close(gaussian_log_likelihood_learned(mean, log_var, x, observed),
