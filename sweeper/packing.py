@@ -57,11 +57,18 @@ def bf16_on(spec: Spec, device: str) -> bool:
 
 
 def pack_limit(spec: Spec) -> int | None:
-    """The most configurations a pack may hold: the spec's pack: K; None (auto) for a grid to pack as the
-    machine allows; 1 where packing cannot apply (a sampled search, a scheduler)."""
+    """The most configurations a pack may hold: the spec's pack: K; None (auto) to pack as the machine
+    allows; 1 where packing cannot apply (a scheduler stops configurations one at a time)."""
     if spec.pack != "auto":
         return spec.pack
-    return None if spec.sampler == "grid" and spec.scheduler is None else 1
+    return None if spec.scheduler is None else 1
+
+
+def sampled_pack_size(spec: Spec, slots: int) -> int:
+    """How many configurations a sampled search asks for at once: pack: K, or (auto) its trials spread
+    over `slots` as a grid's would be (pack_count), so that every slot trains a pack."""
+    limit = pack_limit(spec)
+    return limit if limit is not None else math.ceil(spec.trials / pack_count(spec.trials, slots))
 
 
 def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:

@@ -683,11 +683,10 @@ def _check_sampler(spec: Spec) -> None:
 
 
 def _check_pack(spec: Spec) -> None:
-    """A pack trains grid points together, start to end; `auto` packs only where packing can apply."""
+    """A pack trains configurations together, start to end (grid points, or a sampler's asked at once);
+    `auto` packs only where packing can apply."""
     if spec.pack == "auto":
         return
-    if spec.pack > 1 and spec.sampler != "grid":
-        raise SpecError(f"packs the points of a grid; sampler {spec.sampler} asks for one configuration at a time; use pack: 1", "pack")
     if spec.pack > 1 and spec.scheduler is not None:
         raise SpecError("a scheduler stops configurations one at a time, and a pack trains as one; drop one of the two", "pack")
 
