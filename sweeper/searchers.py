@@ -237,6 +237,7 @@ class PackSearch(Searcher):
         self.spec, self.where, self.location, self.size, self.board = spec, storage, location, size, board
         self.define = ClaimingDefineByRun(spec, board.driver) if board else space.DefineByRun(spec)
         self.study = optuna.load_study(study_name=spec.name, storage=storage, sampler=space.sampler(spec))
+        self.study_id = storage.get_study_id_from_name(spec.name)
         self.asked = len(self.study.get_trials(deepcopy=False))  # this driver's own study holds its trials only
         self.ready: list[list[dict]] = []  # packs asked for and not yet handed to Tune
         self.numbers: dict[str, list[int]] = {}  # Tune trial id → its members' trial numbers, in pack order
@@ -302,7 +303,7 @@ class PackSearch(Searcher):
             self.told.add(trial_id)
 
     def _trial_id(self, number: int) -> int:
-        return self.where.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        return self.where.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
     def save(self, checkpoint_path: str):
         with open(checkpoint_path, "wb") as f:

@@ -380,7 +380,7 @@ def _zip(value) -> tuple[str, ...]:
 
 
 def _pack(value) -> int | str:
-    """`pack: auto` (sized to the machine, packing.auto_packs) or at most K configurations per pack."""
+    """`pack: auto` (sized to the machine: packing.auto_packs, sampled_pack_size) or at most K configurations per pack."""
     if value == "auto":
         return value
     if isinstance(value, str):
@@ -465,7 +465,7 @@ class Spec(Section):
     max_concurrent: Integer(1) | None = None
     retries: Integer(0) = 2  # a crashed trial is retried from its last checkpoint
     study: Study = Study()
-    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # grid points trained as one vectorised model
+    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # configurations trained as one vectorised model
     patience: Integer(0) = 0  # epochs without a better validation accuracy before a seed stops (0: never)
     step: Step = Step()  # always written: its default has changed
     tracking: Tracking | None = None  # an experiment tracker (tracking.py)

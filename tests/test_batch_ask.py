@@ -2,6 +2,7 @@
 sampler sees; network shapes never in one pack; every configuration one study trial with its values per
 epoch; and a restored search that asks nothing twice."""
 import os
+import time
 
 import optuna
 import pandas as pd
@@ -10,7 +11,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from helpers import tiny_spec
-from sweeper import packing, searchers, space, sweep
+from sweeper import packing, searchers, space, study, sweep
 from sweeper.ids import STUDY_TRIAL, config_ids
 from sweeper.spec import parse, with_pack
 
@@ -117,3 +118,55 @@ def test_a_packed_sampled_sweep_records_every_configuration_with_its_epochs(tmp_
     trials = optuna.load_study(study_name=spec.name, storage=sweep._local_study(spec, tmp_path / "out")[1]).get_trials()
     assert len(trials) == 5 and all(t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2, 3] for t in trials)
     assert os.path.isfile(tmp_path / "out" / "spec.yaml")
+
+
+def shared_search(spec, url, driver, size=3):
+    board = study.SharedStudyDriver(url, spec, driver)
+    return searchers.PackSearch(spec=spec, storage=study.open_shared(spec, url), location="no-rows-here", size=size,
+                                board=board, **sweep._tune_objectives(spec))
+
+
+def test_drivers_of_a_shared_study_each_ask_packs_and_take_each_configuration_once(tmp_path):
+    spec = parse(tiny_spec(models=["m2"], sampler="tpe", trials=7, search=RANGES))
+    url = str(tmp_path / "study.journal")
+    a, b = shared_search(spec, url, "a"), shared_search(spec, url, "b")
+    taken = {"a0": a.suggest("a0"), "b0": b.suggest("b0"), "a1": a.suggest("a1")}
+    assert [len(c["pack"]) for c in taken.values()] == [3, 3, 1]
+    assert b.suggest("b1") is None  # the budget is spent, a's pack still runs: b waits
+    numbers = [m[STUDY_TRIAL] for c in taken.values() for m in c["pack"]]
+    assert sorted(numbers) == list(range(7))
+    claimed = {t.number: t.user_attrs[study.DRIVER] for t in a.board.study.get_trials()}
+    assert [claimed[m[STUDY_TRIAL]] for m in taken["b0"]["pack"]] == ["b"] * 3
+    for trial_id, config in taken.items():
+        (a if trial_id.startswith("a") else b).on_trial_complete(trial_id, {"objectives": [0.5] * len(config["pack"]), "wall_s": 1.0})
+    b.checked_at = 0.0
+    assert b.suggest("b2") == Searcher.FINISHED
+    assert all(t.state == TrialState.COMPLETE for t in a.board.study.get_trials())
+
+
+def test_a_silent_drivers_pack_is_taken_over_by_another_driver(tmp_path):
+    spec = parse(tiny_spec(models=["m2"], sampler="random", trials=3, search=RANGES, study={"heartbeat_s": 1, "reclaim_after_s": 2}))
+    url = str(tmp_path / "study.journal")
+    silent, alive = shared_search(spec, url, "silent"), shared_search(spec, url, "alive")
+    lost = silent.suggest("s0")["pack"]
+    time.sleep(3.5)
+    alive.board.reclaim()
+    taken = alive.suggest("a0")["pack"]
+    strip = lambda pack: sorted(space.point_key({k: v for k, v in m.items() if k != STUDY_TRIAL}) for m in pack)  # noqa: E731
+    assert strip(taken) == strip(lost)  # the same configurations, asked by the other driver
+    assert study.census(alive.board.study).used == 3  # a taken-over configuration counts once
+
+
+@pytest.mark.ray
+def test_a_killed_packed_sampled_search_resumes_without_asking_twice(write_spec, tmp_path):
+    from test_recovery import assert_each_configuration_recorded_once, killed_and_resumed
+
+    spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, sampler="random", trials=5, pack=2,
+                     search={"alpha": RANGES["alpha"]}, batch={"labelled": 25, "unlabelled": 100})
+    out = tmp_path / "out"
+    finished = killed_and_resumed(write_spec(spec), out, checkpoints_lost=False)
+    trials = pd.read_parquet(out / "trials")
+    assert trials["config_id"].nunique() == 5 and trials["status"].eq("completed").all() and trials["epochs"].eq(12).all()
+    for name, mtime in finished.items():  # finished configurations were not rerun
+        assert (out / "trials" / name).stat().st_mtime_ns == mtime
+    assert_each_configuration_recorded_once(out, trials)  # 5 study trials: none asked twice
