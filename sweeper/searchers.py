@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from . import packing, results, space, study
+from . import results, space, study
 from .spec import Spec
 from .ids import STUDY_TRIAL, config_ids
 
@@ -252,7 +252,7 @@ class PackSearch(Searcher):
             count = self._to_ask()
             if not isinstance(count, int):
                 return count
-            self.ready = packing.packs(self.spec, [self._ask() for _ in range(count)], self.size)
+            self.ready = self._packs([self._ask() for _ in range(count)])
         pack = self.ready.pop(0)
         self.numbers[trial_id] = [m[STUDY_TRIAL] for m in pack]
         return {"pack": pack}
@@ -302,6 +302,12 @@ class PackSearch(Searcher):
         if told:
             self.told.add(trial_id)
 
+    def _packs(self, members: list[dict]) -> list[list[dict]]:
+        """Members in packs of at most `size` that can train as one model (packing.pack_key)."""
+        from . import packing  # the models, torch with them, once asking: as space.DefineByRun, not at import
+
+        return packing.packs(self.spec, members, self.size)
+
     def _trial_id(self, number: int) -> int:
         return self.where.get_trial_id_from_study_id_trial_number(self.study_id, number)
 
@@ -320,7 +326,7 @@ class PackSearch(Searcher):
         trials = self.study.get_trials(deepcopy=False)
         known = {n for numbers in self.numbers.values() for n in numbers} | {m[STUDY_TRIAL] for pack in self.ready for m in pack}
         left = [member(t.params, t.number) for t in trials if t.state == TrialState.RUNNING and t.number not in known]
-        self.ready += packing.packs(self.spec, left, self.size)
+        self.ready += self._packs(left)
         self.asked = len(trials)
 
 

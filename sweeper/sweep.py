@@ -7,7 +7,7 @@
 
 With --study URL the searcher's study is shared with other drivers instead (study.py), and
 DIR/study.txt says which study and which driver this is; DIR/optuna.journal then records this
-driver's configurations. Packs, which no searcher hands out, are recorded there as they end.
+driver's configurations. A grid's packs, which no searcher hands out, are recorded there as they end.
 """
 from __future__ import annotations
 
@@ -411,8 +411,7 @@ def _searcher(spec: Spec, out: Path, location: str):
     when its queue is empty. It records each configuration as its trial ends."""
     local, storage = _local_study(spec, out)
     if _pack_size(spec) > 1:
-        return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=_pack_size(spec),
-                                                   **_tune_objectives(spec)))
+        return _pack_search(spec, storage, location)
     options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, spec=spec, location=location,
                    **_objectives(spec))
     if spec.sampler != "grid":
@@ -425,10 +424,15 @@ def _shared_searcher(spec: Spec, board: study.SharedStudyDriver, storage, locati
     """OptunaSearch over a study other drivers share; the grid is already enqueued there. A sampled search
     in packs asks for a pack at a time there (PackSearch)."""
     if _pack_size(spec) > 1:
-        return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=_pack_size(spec),
-                                                   board=board, **_tune_objectives(spec)))
+        return _pack_search(spec, storage, location, board)
     return _limited(spec, searchers.SharedSearch(board, storage, location, space=searchers.ClaimingDefineByRun(spec, board.driver),
                                                  **_objectives(spec)))
+
+
+def _pack_search(spec: Spec, storage, location: str, board: study.SharedStudyDriver | None = None):
+    """A sampled search asking for a pack at a time, over this driver's study or (`board`) a shared one."""
+    return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=_pack_size(spec), board=board,
+                                               **_tune_objectives(spec)))
 
 
 def _recorder(spec: Spec, out: Path, location: str) -> RecordConfigurations:
