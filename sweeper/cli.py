@@ -60,8 +60,8 @@ def _add_running(commands) -> None:
     run.add_argument("--study", metavar="URL", help="share the Optuna study with other drivers: postgresql://user@host/db, "
                      "mysql://..., sqlite:///file.db (one machine) or a journal file on a shared filesystem")
     run.add_argument("--driver", help="this driver's name in a shared study (default: host-pid)")
-    run.add_argument("--pack", type=int, metavar="K", help="train up to K grid points as one vectorised model per Ray trial "
-                     "(the spec's pack:)")
+    run.add_argument("--pack", type=int, metavar="K", help="train up to K configurations as one vectorised model per Ray trial; "
+                     "a sampler asks for K at once (the spec's pack:)")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.add_argument("--scale", default="full", choices=["full", "smoke"],
                      help="smoke: the same sweep in seconds (tiny epochs, networks and embedded data)")

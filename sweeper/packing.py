@@ -57,12 +57,19 @@ def trial_epochs(spec: Spec, chosen: space.Configuration) -> int:
 
 
 def pack_limit(spec: Spec) -> int | None:
-    """The most configurations a pack may hold: the spec's pack: K; None (auto) for a grid to pack as the
-    machine allows; 1 where packing cannot apply (a sampled search). A grid with a scheduler packs too: each
-    member is judged on its own curve inside its pack (stopping.py)."""
+    """The most configurations a pack may hold: the spec's pack: K; None (auto) to pack as the machine allows;
+    1 for a sampled search with a scheduler. A grid's scheduler judges each member of a pack on its own curve
+    (stopping.py); a sampled search's acts one configuration at a time."""
     if spec.pack != "auto":
         return spec.pack
-    return None if spec.sampler == "grid" else 1
+    return None if spec.sampler == "grid" or spec.scheduler is None else 1
+
+
+def sampled_pack_size(spec: Spec, slots: int) -> int:
+    """How many configurations a sampled search asks for at once: pack: K, or (auto) its trials spread
+    over `slots` as a grid's would be (pack_count), so that every slot trains a pack."""
+    limit = pack_limit(spec)
+    return limit if limit is not None else math.ceil(spec.trials / pack_count(spec.trials, slots))
 
 
 def packs(spec: Spec, points: list[dict], size: int) -> list[list[dict]]:

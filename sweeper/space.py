@@ -171,7 +171,7 @@ class NSGAIISampler(optuna.samplers.NSGAIISampler):
 def sampler(spec: Spec) -> optuna.samplers.BaseSampler:
     seed = spec.sampler_seed
     if spec.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)  # trials still running steer it away (packs, parallel trials)
     if spec.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if spec.sampler == "nsga2":

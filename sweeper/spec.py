@@ -402,7 +402,7 @@ def _zip(value) -> tuple[str, ...]:
 
 
 def _pack(value) -> int | str:
-    """`pack: auto` (sized to the machine, packing.auto_packs) or at most K configurations per pack."""
+    """`pack: auto` (sized to the machine: packing.auto_packs, sampled_pack_size) or at most K configurations per pack."""
     if value == "auto":
         return value
     if isinstance(value, str):
@@ -489,7 +489,7 @@ class Spec(Section):
     max_concurrent: Integer(1) | None = None
     retries: Integer(0) = 2  # a crashed trial is retried from its last checkpoint
     study: Study = Study()
-    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # grid points trained as one vectorised model
+    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # configurations trained as one vectorised model
     patience: Integer(0) = 0  # epochs without a better validation accuracy before a seed stops (0: never)
     step: Step = Step()  # always written: its default has changed
     tracking: Tracking | None = None  # an experiment tracker (tracking.py)
@@ -727,12 +727,14 @@ def _check_sampler(spec: Spec) -> None:
 
 
 def _check_pack(spec: Spec) -> None:
-    """A pack trains grid points together; `auto` packs only where packing can apply. A scheduler may stop
-    each of a pack's members on its own (stopping.py), so it goes with packs."""
+    """A pack trains configurations together, start to end (grid points, or a sampler's asked at once); `auto`
+    packs only where packing can apply. A grid's scheduler stops each member of a pack on its own (stopping.py);
+    a sampled search's acts one configuration at a time."""
     if spec.pack == "auto":
         return
-    if spec.pack > 1 and spec.sampler != "grid":
-        raise SpecError(f"packs the points of a grid; sampler {spec.sampler} asks for one configuration at a time; use pack: 1", "pack")
+    if spec.pack > 1 and spec.sampler != "grid" and spec.scheduler is not None:
+        raise SpecError(f"a scheduler stops sampler {spec.sampler}'s configurations one at a time (packs with a scheduler "
+                        "are for grids); use pack: 1, or drop the scheduler", "pack")
 
 
 # ---------------------------------------------------------------------------- scale, pack, YAML

@@ -7,7 +7,7 @@
 
 With --study URL the searcher's study is shared with other drivers instead (study.py), and
 DIR/study.txt says which study and which driver this is; DIR/optuna.journal then records this
-driver's configurations. Packs, which no searcher hands out, are recorded there as they end.
+driver's configurations. A grid's packs, which no searcher hands out, are recorded there as they end.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from . import allocator, data, footprint, progress, provenance, redact, results, searchers, space, study, tracking
 from .errors import Interrupted, SweeperError, first_line
-from .packing import auto_packs, pack_limit, packs
+from .packing import auto_packs, pack_limit, packs, sampled_pack_size
 from .spec import OBJECTIVES, Spec, load_ran, read_ran, to_yaml
 from .ids import CLAIM_KEYS, RERUN_KEY, config_ids, trial_config_ids
 from .trainable import Setup, train_configuration
@@ -77,9 +77,9 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
 
 def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cpus: int | None, data_dir, storage: str | None,
            study_url: str | None, driver: str | None, trainable) -> Outcome:
-    if study_url and spec.pack not in (1, "auto"):
-        raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one configuration at a time; "
-                           "use pack: 1 with --study")
+    if study_url and spec.pack not in (1, "auto") and spec.sampler == "grid":
+        raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one grid point at a time; "
+                           "use pack: 1 with --study, or a sampler")
     if driver is not None and not study.DRIVER_NAME.match(driver):
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
@@ -105,7 +105,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
     if shared:  # the shared study ends the sweep itself, when every driver's configurations are done
         board = study.SharedStudyDriver(study_url, spec, driver or default_driver())
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
-        searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec)
+        searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec, trials=_sampled_packs(spec))
         recorders = [_recorder(spec, out, location)]  # this driver's configurations, in its own study too
     elif grouped is not None:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
         param_space = {"pack": tune.grid_search(grouped)}
@@ -115,7 +115,8 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         progress = Progress(spec, trials=len(grouped),
                             unit=f"configurations (in {len(grouped)} packs of {sizes}, {spec.resources.cpu:g} CPU each)")
     else:  # the searcher records each configuration in its own study
-        searcher, count, progress = _searcher(spec, out, location), space.configuration_count(spec), Progress(spec)
+        searcher, progress = _searcher(spec, out, location), Progress(spec, trials=_sampled_packs(spec))
+        count = -1 if _pack_size(spec) > 1 else space.configuration_count(spec)  # packs: the searcher says when it is done
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
@@ -151,17 +152,32 @@ def _packs(spec: Spec) -> tuple[list[list[dict]] | None, Spec]:
     each configuration trains alone; and the spec its trials run with (with pack: auto, slots the packs
     leave over go to them as threads)."""
     limit = pack_limit(spec)
-    if limit == 1:
+    if limit == 1 or spec.sampler != "grid":  # a sampled search asks for its packs as it goes (PackSearch)
         return None, spec
-    available = ray.cluster_resources()
-    if spec.resources.gpu > 0:
-        slots = int(available.get("GPU", 0) // spec.resources.gpu)
-    else:
-        slots = int(available.get("CPU", 1) // spec.resources.cpu)
-    grouped, spare = auto_packs(spec, space.grid_points(spec), max(1, slots), limit)
+    grouped, spare = auto_packs(spec, space.grid_points(spec), _slots(spec), limit)
     if limit is None and spec.resources.gpu == 0 and spare > 1:
         spec = spec.replace(resources=spec.resources.model_copy(update={"cpu": spec.resources.cpu * spare}))
     return (None if all(len(p) == 1 for p in grouped) else grouped), spec
+
+
+def _slots(spec: Spec) -> int:
+    """How many trials of `spec` the Ray this driver is in runs at once."""
+    available = ray.cluster_resources()
+    if spec.resources.gpu > 0:
+        return max(1, int(available.get("GPU", 0) // spec.resources.gpu))
+    return max(1, int(available.get("CPU", 1) // spec.resources.cpu))
+
+
+def _pack_size(spec: Spec) -> int:
+    """How many configurations a sampled search asks for at once (packing.sampled_pack_size); 1 for a grid,
+    whose packs are made up front (_packs)."""
+    return 1 if spec.sampler == "grid" else sampled_pack_size(spec, _slots(spec))
+
+
+def _sampled_packs(spec: Spec) -> int | None:
+    """The Tune trials a sampled search in packs runs, at the fewest (a pack splits where network shapes differ)."""
+    size = _pack_size(spec)
+    return -(-spec.trials // size) if size > 1 else None
 
 
 def default_driver() -> str:
@@ -394,6 +410,8 @@ def _searcher(spec: Spec, out: Path, location: str):
     """OptunaSearch over this driver's own study; a grid is enqueued there first, and the sweep ends
     when its queue is empty. It records each configuration as its trial ends."""
     local, storage = _local_study(spec, out)
+    if _pack_size(spec) > 1:
+        return _pack_search(spec, storage, location)
     options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, spec=spec, location=location,
                    **_objectives(spec))
     if spec.sampler != "grid":
@@ -403,9 +421,18 @@ def _searcher(spec: Spec, out: Path, location: str):
 
 
 def _shared_searcher(spec: Spec, board: study.SharedStudyDriver, storage, location: str):
-    """OptunaSearch over a study other drivers share; the grid is already enqueued there."""
+    """OptunaSearch over a study other drivers share; the grid is already enqueued there. A sampled search
+    in packs asks for a pack at a time there (PackSearch)."""
+    if _pack_size(spec) > 1:
+        return _pack_search(spec, storage, location, board)
     return _limited(spec, searchers.SharedSearch(board, storage, location, space=searchers.ClaimingDefineByRun(spec, board.driver),
                                                  **_objectives(spec)))
+
+
+def _pack_search(spec: Spec, storage, location: str, board: study.SharedStudyDriver | None = None):
+    """A sampled search asking for a pack at a time, over this driver's study or (`board`) a shared one."""
+    return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=_pack_size(spec), board=board,
+                                               **_tune_objectives(spec)))
 
 
 def _recorder(spec: Spec, out: Path, location: str) -> RecordConfigurations:
@@ -415,10 +442,14 @@ def _recorder(spec: Spec, out: Path, location: str) -> RecordConfigurations:
 
 
 def _objectives(spec: Spec) -> dict:
-    metrics = searchers.TUNE_METRICS  # objective: mean over seeds of the best val_acc
+    return dict(**_tune_objectives(spec), sampler=space.sampler(spec))
+
+
+def _tune_objectives(spec: Spec) -> dict:
+    """The metrics Tune's searcher follows and their modes. objective: mean over seeds of the best val_acc."""
+    metrics = searchers.TUNE_METRICS
     return dict(metric=[metrics[o] for o in spec.objectives] if len(spec.objectives) > 1 else "objective",
-                mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max",
-                sampler=space.sampler(spec))
+                mode=[OBJECTIVES[o] for o in spec.objectives] if len(spec.objectives) > 1 else "max")
 
 
 def _limited(spec: Spec, searcher):

@@ -99,6 +99,7 @@ def _metrics(training: Training, epoch: int) -> dict:
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
     return {
         "objective": max(training.objective(i) for i in range(len(training.plans))),
+        "objectives": [training.objective(i) for i in range(len(training.plans))],  # each member's: its study trial's per epoch
         "val_acc": mean("val_acc"),
         "test_acc": mean("test_acc"),
         "loss": mean("loss"),

@@ -86,24 +86,9 @@ def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_cra
     assert shown[50.0].user_attrs["error"] == "RuntimeError: injected failure at epoch 2"
 
 
-def _tune_saved_after_a_checkpoint(out, config_id: str) -> bool:
-    """Tune's experiment state names the configuration and was saved after its first checkpoint: what a resume
-    needs to continue it (Tune saves that state every few seconds, not at every checkpoint)."""
-    states = list((out / "tune").glob("experiment_state-*.json"))
-    checkpoints = list((out / "tune").glob(f"*{config_id}*/checkpoint_*"))
-    if not states or not checkpoints:
-        return False
-    try:
-        return config_id in states[0].read_text() and states[0].stat().st_mtime > min(c.stat().st_mtime for c in checkpoints)
-    except FileNotFoundError:  # replaced while read
-        return False
-
-
-@pytest.mark.parametrize("checkpoints_lost", [False, True], ids=["checkpoints-kept", "checkpoints-lost"])
-def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec, tmp_path, checkpoints_lost):
-    spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
-                     batch={"labelled": 25, "unlabelled": 100}, pack=1)
-    path, out = write_spec(spec), tmp_path / "out"
+def killed_and_resumed(path, out, checkpoints_lost: bool) -> dict:
+    """Run the spec at `path`, SIGKILL its driver once a configuration is done and another under way, and resume it:
+    the files of the configurations done before the kill, with their times."""
     driver = subprocess.Popen([sys.executable, "-m", "sweeper", "run", str(path), "--out", str(out), "--quiet"],
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
@@ -126,6 +111,29 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
 
     resumed = subprocess.run([sys.executable, "-m", "sweeper", "resume", str(out)], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    return finished
+
+
+def _tune_saved_after_a_checkpoint(out, config_id: str) -> bool:
+    """Tune's experiment state names the configuration and was saved after its first checkpoint: what a resume
+    needs to continue it (Tune saves that state every few seconds, not at every checkpoint)."""
+    trial_id = config_id.split("-")[0]  # a pack's member: <Tune trial id>-<position>
+    states = list((out / "tune").glob("experiment_state-*.json"))
+    checkpoints = list((out / "tune").glob(f"*{trial_id}*/checkpoint_*"))
+    if not states or not checkpoints:
+        return False
+    try:
+        return trial_id in states[0].read_text() and states[0].stat().st_mtime > min(c.stat().st_mtime for c in checkpoints)
+    except FileNotFoundError:  # replaced while read
+        return False
+
+
+@pytest.mark.parametrize("checkpoints_lost", [False, True], ids=["checkpoints-kept", "checkpoints-lost"])
+def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec, tmp_path, checkpoints_lost):
+    spec = tiny_spec(models=["m2"], seeds=[0], epochs=12, max_concurrent=1, search={"alpha": [0.1, 1.0, 10.0, 100.0]},
+                     batch={"labelled": 25, "unlabelled": 100}, pack=1)
+    path, out = write_spec(spec), tmp_path / "out"
+    finished = killed_and_resumed(path, out, checkpoints_lost)
     trials = pd.read_parquet(out / "trials")
     assert sorted(trials["alpha"]) == [0.1, 1.0, 10.0, 100.0] and trials["status"].eq("completed").all()
     assert trials["trial_id"].is_unique and trials["epochs"].eq(12).all()

@@ -208,9 +208,10 @@ def test_more_bad_specs(write_spec, overrides, message):
     assert error(write_spec, tiny_spec(**overrides)) == message
 
 
-def test_pack_is_for_grids_with_or_without_a_scheduler():
-    with pytest.raises(SpecError, match=r"pack: packs the points of a grid; sampler tpe asks for one configuration at a time"):
-        parse(tiny_spec(sampler="tpe", trials=4, pack=4, search={"alpha": {"low": 0.1, "high": 1.0}}))
+def test_pack_is_for_grids_with_or_without_a_scheduler_and_for_samplers_without_one():
+    assert parse(tiny_spec(sampler="tpe", trials=4, pack=4, search={"alpha": {"low": 0.1, "high": 1.0}})).pack == 4  # asked 4 at a time
+    with pytest.raises(SpecError, match=r"pack: a scheduler stops sampler tpe's configurations one at a time"):
+        parse(tiny_spec(sampler="tpe", trials=4, pack=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}}))
     with pytest.raises(SpecError, match=r"with --pack 0: pack: must be >= 1, got 0"):
         with_pack(parse(tiny_spec()), 0)
     assert parse(tiny_spec(pack=2, scheduler="asha")).pack == 2  # each member is judged on its own (stopping.py)
