@@ -33,6 +33,10 @@ class SpecError(SweeperError):
         return self if self.source is not None else SpecError(self.problem, self.key, str(source))
 
 
+class NoResultsYet(SweeperError):
+    """A results location with no rows of a table yet: a sweep that has not written them, or not started."""
+
+
 class NoAnswer(SweeperError):
     """A remote location that did not answer in time; a call to it is still waiting in a thread."""
 

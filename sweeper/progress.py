@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import provenance, results, space
 from . import spec as spec_module
+from .errors import NoResultsYet
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,7 @@ def from_results(location: str | Path) -> State:
     try:
         trials = results.read(location, "trials")
         epochs = len(results.read(location, "epochs", columns=["trial_id", "epoch"]))
-    except results.SweeperError as e:
-        if "no trials results yet" not in str(e) and "no epochs results yet" not in str(e):
-            raise
+    except NoResultsYet:
         trials, epochs = None, 0
     runs = provenance.read(location)
     start = datetime.fromisoformat(runs[0]["start"]) if runs else None

@@ -40,7 +40,7 @@ import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import NoAnswer, SweeperError, first_line
+from .errors import NoAnswer, NoResultsYet, SweeperError, first_line
 
 TABLES = ("epochs", "trials")
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
@@ -533,7 +533,7 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
     if not found:
         raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
     if not files:
-        raise SweeperError(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
+        raise NoResultsYet(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
     sizes = []
     for f in files:
         where = f"{d}/{table}/{f.base_name}"

@@ -706,9 +706,11 @@ def _check_stages(spec: Spec) -> None:
     """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
     scheduler would compare epoch by epoch, patience would count from M1's epochs, and vae_fraction, the other way
     to place M1's stage, no longer applies."""
-    given = spec.fixed.get("m1_epochs", 0)
+    given, searched = spec.fixed.get("m1_epochs", 0), spec.search.get("m1_epochs")
     fixed = max(given) if isinstance(given, tuple) else given  # zipped: the longest
-    if not fixed and "m1_epochs" not in spec.search:
+    if searched is not None:  # searched: the longest it may draw
+        fixed = int(max(searched.values) if isinstance(searched, Grid) else searched.high)
+    if not fixed and searched is None:
         return
     if spec.scheduler is not None:
         raise SpecError("m1_epochs makes trials of M1's models longer than the others, which a scheduler cannot compare "

@@ -10,7 +10,10 @@ is written here once, and compares a configuration with the values every configu
 recorded at the same epoch: its pack-mates' and other packs' alike.
 
 A configuration's value at an epoch is the mean over its seeds of that epoch's validation accuracy (seeds with
-a finite loss): what an unpacked trial reports to Tune as val_acc, and Ray's scheduler judges it on.
+a finite loss): what an unpacked trial reports to Tune as val_acc, and Ray's scheduler judges it on. Its curve
+is its values by epoch so far. Each rule reads the curves as Ray Tune's scheduler does, so a grid point is
+judged alike packed or alone: ASHA the values at the rung; median stopping a configuration's best value so far
+against the median of the running means (over epochs 1..t) of the others that have reached epoch t.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import results
-from .errors import SweeperError
+from .errors import NoResultsYet, SweeperError
 from .spec import Spec
 
 MIN_OTHERS = 2  # median stopping: other configurations' values needed before one is stopped (sweep._scheduler's min_samples_required)
@@ -60,14 +63,25 @@ class Rule:
             return epoch in self.rungs()
         return self.grace_period <= epoch < self.max_t
 
-    def stops(self, value: float, others: Iterable[float]) -> bool:
-        """ASHA: below the (1 - 1/η) quantile of the others' values at the rung (linear interpolation, as Ray's
-        np.nanpercentile), so about the top 1/η go on; none recorded yet: it goes on. Median: below the
-        median of at least MIN_OTHERS others' values at the epoch."""
-        seen = [v for v in others if v is not None and math.isfinite(v)]
+    def stops(self, own: Curve, others: Iterable[Curve], epoch: int) -> bool:
+        """ASHA: the value at the rung below the (1 - 1/η) quantile of the others' values there (linear
+        interpolation, as Ray's np.nanpercentile), so about the top 1/η go on; none recorded yet: it goes on.
+        Median (Ray's MedianStoppingRule): the best value so far below the median of the running means of at
+        least MIN_OTHERS others that have reached `epoch`. A diverged value (NaN) is no value."""
+        reached = [o for o in others if epoch in o]
         if self.kind == "asha":
-            return bool(seen) and value < float(np.percentile(seen, 100 * (1 - 1 / self.reduction_factor)))
-        return len(seen) >= MIN_OTHERS and value < statistics.median(seen)
+            seen = _finite(o[epoch] for o in reached)
+            return bool(seen) and own[epoch] < float(np.percentile(seen, 100 * (1 - 1 / self.reduction_factor)))
+        means = _finite(statistics.fmean(_finite(o[e] for e in o if e <= epoch) or [math.nan]) for o in reached)
+        best = max(_finite(own[e] for e in own if e <= epoch), default=math.nan)
+        return len(means) >= MIN_OTHERS and best < statistics.median(means)
+
+
+Curve = dict  # a configuration's values by epoch: {epoch: value}
+
+
+def _finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
 
 
 def values_at(rows: Iterable[dict], epoch: int) -> dict[str, float]:
@@ -81,34 +95,57 @@ def values_at(rows: Iterable[dict], epoch: int) -> dict[str, float]:
     return {c: statistics.fmean(v) if v else float("nan") for c, v in accuracies.items()}
 
 
-def recorded(location: str | Path) -> Callable[[int], dict[str, float]]:
-    """The values every configuration wrote to the results location at an epoch (values_at). Rows that cannot be
-    read now (none yet, a remote location that does not answer) count as none: the pack goes on."""
+def curves(rows: Iterable[dict], upto: int) -> dict[str, Curve]:
+    """Each configuration's curve through epoch `upto` from its epoch rows (values_at, epoch by epoch)."""
+    by_epoch: dict[int, list[dict]] = {}
+    for row in rows:
+        if row["epoch"] <= upto:
+            by_epoch.setdefault(int(row["epoch"]), []).append(row)
+    found: dict[str, Curve] = {}
+    for epoch, at in sorted(by_epoch.items()):
+        for config, value in values_at(at, epoch).items():
+            found.setdefault(config, {})[epoch] = value
+    return found
 
-    def at(epoch: int) -> dict[str, float]:
+
+def recorded(location: str | Path) -> Callable[[int], dict[str, Curve] | None]:
+    """The curves every configuration wrote to the results location through an epoch. None where the rows cannot
+    be read now (none yet, a part file rolled up as it was listed, a remote location that does not answer):
+    then nobody is judged at that epoch, rather than a pack against itself alone."""
+
+    def upto(epoch: int) -> dict[str, Curve] | None:
         try:
             frame = results.read(location, "epochs", columns=["config_id", "epoch", "loss", "val_acc"])
-        except (SweeperError, OSError):
+        except NoResultsYet:  # no rows yet anywhere: nothing recorded
             return {}
-        return values_at(frame[frame["epoch"] == epoch].to_dict("records"), epoch)
+        except (SweeperError, OSError):
+            return None
+        return curves(frame[frame["epoch"] <= epoch].to_dict("records"), epoch)
 
-    return at
+    return upto
 
 
 class PackStopping:
     """The rule, told a pack's values epoch by epoch: report(epoch, values) says which configurations stop.
 
     A pack's configurations reach each epoch together, so they are judged together, each against every other
-    value recorded at that epoch: its pack-mates' (as they are now) and the other configurations' (as their
+    curve recorded through that epoch: its pack-mates' (as they are now) and the other configurations' (as their
     rows say). One by one, the first would be judged on fewer values than the last, and a pack-mate's value
-    would count otherwise than another pack's."""
+    would count otherwise than another pack's. A pack's own curves are its rows' (a resumed pack's earlier
+    epochs) with the values it reports on top."""
 
-    def __init__(self, rule: Rule, others: Callable[[int], dict[str, float]]):
+    def __init__(self, rule: Rule, others: Callable[[int], dict[str, Curve] | None]):
         self.rule, self.others = rule, others
+        self.own: dict[str, Curve] = {}
 
     def report(self, epoch: int, values: dict[str, float]) -> list[str]:
         """The configurations (keys of `values`: the pack's, at `epoch`) the rule stops now."""
+        for config, value in values.items():
+            self.own.setdefault(config, {})[epoch] = value
         if not self.rule.judges(epoch):
             return []
-        everyone = {**self.others(epoch), **values}  # the pack's own values as they are, whatever its rows say yet
-        return [c for c, v in values.items() if self.rule.stops(v, (w for o, w in everyone.items() if o != c))]
+        seen = self.others(epoch)
+        if seen is None:
+            return []
+        everyone = {**seen, **{c: {**seen.get(c, {}), **self.own[c]} for c in values}}
+        return [c for c in values if self.rule.stops(everyone[c], (curve for o, curve in everyone.items() if o != c), epoch)]

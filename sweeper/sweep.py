@@ -102,10 +102,11 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
     for where in {str(out), location}:  # the spec as run (after --scale), for reports and resume
         results.write_text(where, SPEC_FILE, f"# run from {spec.source}\n" + to_yaml(spec))
     board, param_space, recorders = None, None, []
+    size = _pack_size(spec)  # once: the slots it reads may change while a cluster grows
     if shared:  # the shared study ends the sweep itself, when every driver's configurations are done
         board = study.SharedStudyDriver(study_url, spec, driver or default_driver())
         results.write_text(str(out), SHARED_FILE, f"study: {study.describe(study_url)}\nname: {spec.name}\ndriver: {board.driver}\n")
-        searcher, count, progress = _shared_searcher(spec, board, shared, location), -1, Progress(spec, trials=_sampled_packs(spec))
+        searcher, count, progress = _shared_searcher(spec, board, shared, location, size), -1, Progress(spec, trials=_sampled_packs(spec, size))
         recorders = [_recorder(spec, out, location)]  # this driver's configurations, in its own study too
     elif grouped is not None:  # a grid in packs: Tune's own grid over the packs, one Tune trial each
         param_space = {"pack": tune.grid_search(grouped)}
@@ -115,8 +116,8 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         progress = Progress(spec, trials=len(grouped),
                             unit=f"configurations (in {len(grouped)} packs of {sizes}, {spec.resources.cpu:g} CPU each)")
     else:  # the searcher records each configuration in its own study
-        searcher, progress = _searcher(spec, out, location), Progress(spec, trials=_sampled_packs(spec))
-        count = -1 if _pack_size(spec) > 1 else space.configuration_count(spec)  # packs: the searcher says when it is done
+        searcher, progress = _searcher(spec, out, location, size), Progress(spec, trials=_sampled_packs(spec, size))
+        count = -1 if size > 1 else space.configuration_count(spec)  # packs: the searcher says when it is done
 
     def tuner() -> tune.Tuner:
         return tune.Tuner(
@@ -174,9 +175,8 @@ def _pack_size(spec: Spec) -> int:
     return 1 if spec.sampler == "grid" else sampled_pack_size(spec, _slots(spec))
 
 
-def _sampled_packs(spec: Spec) -> int | None:
-    """The Tune trials a sampled search in packs runs, at the fewest (a pack splits where network shapes differ)."""
-    size = _pack_size(spec)
+def _sampled_packs(spec: Spec, size: int) -> int | None:
+    """The Tune trials a sampled search in packs of `size` runs, at the fewest (a pack splits where network shapes differ)."""
     return -(-spec.trials // size) if size > 1 else None
 
 
@@ -406,12 +406,12 @@ def _local_study(spec: Spec, out: Path) -> tuple[optuna.Study, optuna.storages.B
     return optuna.create_study(storage=storage, study_name=spec.name, directions=space.directions(spec), load_if_exists=True), storage
 
 
-def _searcher(spec: Spec, out: Path, location: str):
+def _searcher(spec: Spec, out: Path, location: str, size: int):
     """OptunaSearch over this driver's own study; a grid is enqueued there first, and the sweep ends
     when its queue is empty. It records each configuration as its trial ends."""
     local, storage = _local_study(spec, out)
-    if _pack_size(spec) > 1:
-        return _pack_search(spec, storage, location)
+    if size > 1:
+        return _pack_search(spec, storage, location, size)
     options = dict(space=space.DefineByRun(spec), study_name=spec.name, storage=storage, spec=spec, location=location,
                    **_objectives(spec))
     if spec.sampler != "grid":
@@ -420,18 +420,18 @@ def _searcher(spec: Spec, out: Path, location: str):
     return _limited(spec, searchers.GridSearch(**options))
 
 
-def _shared_searcher(spec: Spec, board: study.SharedStudyDriver, storage, location: str):
+def _shared_searcher(spec: Spec, board: study.SharedStudyDriver, storage, location: str, size: int):
     """OptunaSearch over a study other drivers share; the grid is already enqueued there. A sampled search
     in packs asks for a pack at a time there (PackSearch)."""
-    if _pack_size(spec) > 1:
-        return _pack_search(spec, storage, location, board)
+    if size > 1:
+        return _pack_search(spec, storage, location, size, board)
     return _limited(spec, searchers.SharedSearch(board, storage, location, space=searchers.ClaimingDefineByRun(spec, board.driver),
                                                  **_objectives(spec)))
 
 
-def _pack_search(spec: Spec, storage, location: str, board: study.SharedStudyDriver | None = None):
+def _pack_search(spec: Spec, storage, location: str, size: int, board: study.SharedStudyDriver | None = None):
     """A sampled search asking for a pack at a time, over this driver's study or (`board`) a shared one."""
-    return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=_pack_size(spec), board=board,
+    return _limited(spec, searchers.PackSearch(spec=spec, storage=storage, location=location, size=size, board=board,
                                                **_tune_objectives(spec)))
 
 

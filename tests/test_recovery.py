@@ -150,7 +150,7 @@ def test_a_killed_driver_is_resumed_without_rerunning_finished_trials(write_spec
 
 def test_a_grid_searcher_ends_the_sweep_when_its_queue_is_empty(tmp_path):
     spec = parse(tiny_spec(models=["m2"], search={"alpha": [0.5, 5.0]}))
-    searcher = sweep._searcher(spec, tmp_path, str(tmp_path))
+    searcher = sweep._searcher(spec, tmp_path, str(tmp_path), size=1)  # a grid asks one point at a time
     assert isinstance(searcher, searchers.GridSearch)
     suggested = [searcher.suggest(f"t{i}") for i in range(3)]
     assert suggested[:2] == [{"model": "m2", "alpha": 0.5}, {"model": "m2", "alpha": 5.0}]

@@ -312,3 +312,15 @@ def test_at_smoke_scale_m1s_own_epochs_and_widths_shrink_where_the_spec_sets_the
     spec = spec_module.parse(tiny_spec(models=["m1m2"], search={}, fixed={"m1_epochs": 1500, "m1_hidden": 500, "m1_depth": 2}))
     assert {k: at_scale(spec, "smoke").fixed[k] for k in ("m1_epochs", "m1_hidden", "m1_depth")} == {"m1_epochs": 1, "m1_hidden": 16, "m1_depth": 2}
     assert "m1_epochs" not in at_scale(spec_module.parse(tiny_spec(models=["m1m2"], search={})), "smoke").fixed
+
+
+@pytest.mark.parametrize("where", ["fixed", "search"])
+def test_m1s_own_epochs_fixed_or_searched_keep_patience_above_them_and_vae_fraction_out(where):
+    value = {"fixed": 50, "search": [10, 50]}[where]
+    base = dict(models=["m1"], fixed={"hidden": 16, "latent": 4}, search={})
+    base[where] = {**base[where], "m1_epochs": value}
+    with pytest.raises(SpecError, match=r"patience: 10 would stop seeds within M1's own 50 epochs"):
+        parse(tiny_spec(**base, patience=10))
+    with pytest.raises(SpecError, match=r"vae_fraction: would be ignored: m1_epochs 50"):
+        parse(tiny_spec(**{**base, "fixed": {**base["fixed"], "vae_fraction": 0.3}}))
+    assert parse(tiny_spec(**base, patience=51)).patience == 51

@@ -18,6 +18,11 @@ from sweeper.train import Training
 from sweeper.trainable import epoch_and_trial_rows, stop_early
 
 ASHA = Rule("asha", grace_period=1, reduction_factor=3, max_t=30)
+
+
+def judged(rule: Rule, value: float, others: list[float], epoch: int = 1) -> bool:
+    """The rule on one epoch's values alone: every curve a single point."""
+    return rule.stops({epoch: value}, [{epoch: o} for o in others], epoch)
 MEDIAN = Rule("median", grace_period=2, reduction_factor=3, max_t=10)
 
 
@@ -30,16 +35,16 @@ def test_asha_judges_at_its_rungs_grace_period_times_eta_to_the_k_below_the_last
 
 def test_asha_keeps_the_top_third_of_the_values_recorded_at_the_rung():
     others = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # the 2/3 quantile (linear, as numpy and Ray): 0.4333...
-    assert [ASHA.stops(v, others) for v in (0.43, 0.44, 0.9)] == [True, False, False]
-    assert not ASHA.stops(0.0, [])  # the first at a rung has nothing to be compared with
-    assert not ASHA.stops(0.1, [math.nan])  # a diverged configuration's value is no value
-    assert Rule("asha", 1, 2, 10).stops(0.24, [0.1, 0.2, 0.3, 0.4]) and not Rule("asha", 1, 2, 10).stops(0.25, [0.1, 0.2, 0.3, 0.4])
+    assert [judged(ASHA, v, others) for v in (0.43, 0.44, 0.9)] == [True, False, False]
+    assert not judged(ASHA, 0.0, [])  # the first at a rung has nothing to be compared with
+    assert not judged(ASHA, 0.1, [math.nan])  # a diverged configuration's value is no value
+    assert judged(Rule("asha", 1, 2, 10), 0.24, [0.1, 0.2, 0.3, 0.4]) and not judged(Rule("asha", 1, 2, 10), 0.25, [0.1, 0.2, 0.3, 0.4])
 
 
 def test_median_stopping_needs_two_others_and_stops_below_their_median():
-    assert not MEDIAN.stops(0.0, [0.9])
-    assert MEDIAN.stops(0.49, [0.4, 0.5, 0.6]) and not MEDIAN.stops(0.5, [0.4, 0.5, 0.6])
-    assert MEDIAN.stops(0.44, [0.4, 0.5]) and not MEDIAN.stops(0.45, [0.4, 0.5])
+    assert not judged(MEDIAN, 0.0, [0.9])
+    assert judged(MEDIAN, 0.49, [0.4, 0.5, 0.6]) and not judged(MEDIAN, 0.5, [0.4, 0.5, 0.6])
+    assert judged(MEDIAN, 0.44, [0.4, 0.5]) and not judged(MEDIAN, 0.45, [0.4, 0.5])
 
 
 # members' curves: configuration → val_acc at epochs 1..9
@@ -49,7 +54,7 @@ CURVES = {"a": [0.50, 0.60, 0.70, 0.72, 0.74, 0.75, 0.76, 0.77, 0.78], "b": [0.4
 
 def run(rule: Rule, pack: list[str], others: dict[str, list[float]]) -> dict[str, int]:
     """A pack's members on their known curves beside other configurations' recorded ones: member → epoch it stopped at."""
-    stopping = PackStopping(rule, lambda epoch: {c: curve[epoch - 1] for c, curve in others.items() if len(curve) >= epoch})
+    stopping = PackStopping(rule, lambda epoch: {c: dict(enumerate(curve[:epoch], 1)) for c, curve in others.items() if len(curve) >= epoch})
     running, stopped = list(pack), {}
     for epoch in range(1, 10):
         for c in stopping.report(epoch, {c: CURVES[c][epoch - 1] for c in running}):
@@ -69,16 +74,30 @@ def test_a_pack_mates_value_counts_as_another_packs_does_and_order_does_not_matt
     together = run(ASHA, ["a", "b", "c", "d"], {})
     assert together == {"c": 1, "d": 1, "b": 3}
     assert run(ASHA, ["a", "b"], {"c": CURVES["c"][:1], "d": CURVES["d"][:1]}) == {"b": 3}  # c and d in another pack: the same for a and b
-    stopping = PackStopping(ASHA, lambda epoch: {"x": 0.45})
+    stopping = PackStopping(ASHA, lambda epoch: {"x": {1: 0.45}})
     values = {"a": 0.5, "b": 0.4, "c": 0.3, "d": 0.2}
     answers = {tuple(sorted(stopping.report(1, dict(order)))) for order in itertools.permutations(values.items())}
     assert answers == {("b", "c", "d")}
 
 
-def test_median_stopping_in_a_pack_from_grace_period_on():
-    # epoch 2: a .60, b .45, c .31, d .60: b below the median of (.60, .31, .60) and c too; a and d tie with the median
-    assert run(MEDIAN, ["a", "b", "c", "d"], {}) == {"b": 2, "c": 2}
+def test_median_stopping_in_a_pack_from_grace_period_on_as_rays_rule():
+    # epoch 2, running means a .55, b .425, c .305, d .40: c's best .31 is below the median of (.55, .425, .40);
+    # epoch 3 (c stopped), a .60, b .45, d .533: b's best .50 below the median of (.60, .533)
+    assert run(MEDIAN, ["a", "b", "c", "d"], {}) == {"c": 2, "b": 3}
     assert run(MEDIAN, ["a", "c"], {}) == {}  # one other value only: never judged
+
+
+def test_median_stopping_compares_the_best_so_far_with_the_others_running_means():
+    # Ray's MedianStoppingRule keeps a configuration whose best (.9) is above the others' running means (.6), though
+    # its value at the epoch (.5) is below them
+    assert not MEDIAN.stops({1: 0.9, 2: 0.5}, [{1: 0.6, 2: 0.6}, {1: 0.6, 2: 0.6}], 2)
+    assert MEDIAN.stops({1: 0.5, 2: 0.55}, [{1: 0.6, 2: 0.6}, {1: 0.6, 2: 0.6}], 2)
+    assert not MEDIAN.stops({1: 0.1, 2: 0.1}, [{1: 0.6, 2: 0.6}, {1: 0.6}], 2)  # one other has reached epoch 2: too few
+
+
+def test_rows_that_cannot_be_read_now_judge_nobody_rather_than_the_pack_against_itself():
+    assert PackStopping(ASHA, lambda epoch: None).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == []
+    assert PackStopping(ASHA, lambda epoch: {}).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == ["b", "c"]  # none yet: the pack's own
 
 
 def test_a_configurations_value_is_its_seeds_mean_without_the_diverged_ones():
@@ -104,7 +123,7 @@ def test_a_real_pack_stops_its_members_that_do_not_learn_at_the_rung_and_the_oth
     data, spec = load("digits"), parse(tiny_spec(models=["baseline"], seeds=[0], epochs=4, fixed={"hidden": 16},
                                                  search={"lr": [0.01, 1e-7]}))
     pack = Training([plan(0.01), plan(1e-7), plan(1e-7)], data)
-    early, ids = PackStopping(Rule("asha", 1, 2, 4), lambda epoch: {"other": 0.2} if epoch == 1 else {}), ["c-0", "c-1", "c-2"]
+    early, ids = PackStopping(Rule("asha", 1, 2, 4), lambda epoch: {"other": {1: 0.2}} if epoch == 1 else {}), ["c-0", "c-1", "c-2"]
     for _ in pack.epochs():
         stop_early(early, pack, ids)
     assert [(m.status, m.stopped_by, len(m.history)) for m in pack.members] == [("completed", None, 4)] + [("stopped", "scheduler", 1)] * 2
