@@ -26,9 +26,9 @@ def main() -> None:
     epochs = sweep.epochs().merge(sweep.trials()[["trial_id", args.by]], on="trial_id")
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, column in zip(axes, ("val_acc", "test_acc")):
-        for value, rows in epochs.groupby(args.by):
+        for value, rows in epochs.groupby(args.by, dropna=False):  # NaN: the column does not apply (sigma2 with Bernoulli)
             stats = rows.groupby("epoch")[column].agg(["mean", "std", "count"]).reset_index()
-            ax.plot(stats["epoch"], 100 * stats["mean"], label=f"{args.by}={value} ({int(stats['count'].max())} seeds)")
+            ax.plot(stats["epoch"], 100 * stats["mean"], label=f"{args.by}={'n/a' if value != value else value} ({int(stats['count'].max())} seeds)")
             ax.fill_between(stats["epoch"], 100 * (stats["mean"] - stats["std"].fillna(0)),
                             100 * (stats["mean"] + stats["std"].fillna(0)), alpha=0.2)
         ax.set_xlabel("epoch")
