@@ -13,7 +13,7 @@ from sweeper import results, space, study, sweep
 from sweeper.data import load
 from sweeper.packing import Plan
 from sweeper.spec import parse, with_pack
-from sweeper.stopping import PackStopping, Rule, values_at
+from sweeper.stopping import PackStopping, Rule, curves, recorded, values_at
 from sweeper.train import Training
 from sweeper.trainable import epoch_and_trial_rows, stop_early
 
@@ -98,6 +98,16 @@ def test_median_stopping_compares_the_best_so_far_with_the_others_running_means(
 def test_rows_that_cannot_be_read_now_judge_nobody_rather_than_the_pack_against_itself():
     assert PackStopping(ASHA, lambda epoch: None).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == []
     assert PackStopping(ASHA, lambda epoch: {}).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == ["b", "c"]  # none yet: the pack's own
+
+
+def test_the_recorded_curves_are_read_from_the_results_location_through_the_epoch(tmp_path):
+    assert recorded(tmp_path)(1) == {}  # nothing written yet: nothing recorded, and the pack is judged on its own
+    rows = [{"trial_id": f"c-seed{seed}", "config_id": "c", "seed": seed, "epoch": epoch, "loss": 1.0, "val_acc": 0.1 * epoch + 0.01 * seed}
+            for seed in (0, 1) for epoch in (1, 2, 3)]
+    results.write_configuration(tmp_path, "c", rows, [], {})
+    read = recorded(tmp_path)(2)
+    assert list(read) == ["c"] and read["c"] == pytest.approx({1: 0.105, 2: 0.205})  # epoch 3 is past the epoch asked
+    assert curves(rows, 1)["c"] == pytest.approx({1: 0.105})
 
 
 def test_a_configurations_value_is_its_seeds_mean_without_the_diverged_ones():
