@@ -37,7 +37,7 @@ def plain_trainable(config: dict, spec, data) -> None:
     from sweeper import models
     from sweeper.data import labelled_split
     from sweeper.models import Batch
-    from sweeper.models.parts import fold_in, key
+    from sweeper.models.noise import fold_in, key
     from sweeper.train import batch_indices, schedule, steps_per_epoch
 
     torch.set_num_threads(1)
@@ -49,12 +49,12 @@ def plain_trainable(config: dict, spec, data) -> None:
     labelled, unlabelled = (torch.as_tensor(i) for i in labelled_split(data.y_train, spec.label_counts[0], data.n_classes, seed))
     weights = {name: torch.tensor(float(hyper.get(name, h.default))) for name, h in type(model).loss_weights.items()}
     order, noise = torch.Generator().manual_seed(seed), key(seed)
-    steps = steps_per_epoch(len(unlabelled), spec.batches[0][1])
+    steps = steps_per_epoch(len(unlabelled), spec.batches[0].unlabelled)
     step = 0
     for epoch in range(spec.epochs):
         now = schedule(epoch, spec.epochs, len(y), len(labelled), len(unlabelled))
-        batches_l = labelled[batch_indices(len(labelled), steps, spec.batches[0][0], order, "cpu")]
-        batches_u = unlabelled[batch_indices(len(unlabelled), steps, spec.batches[0][1], order, "cpu")]
+        batches_l = labelled[batch_indices(len(labelled), steps, spec.batches[0].labelled, order, "cpu")]
+        batches_u = unlabelled[batch_indices(len(unlabelled), steps, spec.batches[0].unlabelled, order, "cpu")]
         for s in range(steps):
             loss, _ = model(Batch(x[batches_l[s]], y[batches_l[s]], x[batches_u[s]]), weights, now, fold_in(noise, step))
             optimizer.zero_grad()

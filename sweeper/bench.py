@@ -130,7 +130,7 @@ def projection_cases(spec_path: str, pack: int | None = None, device: str = "cpu
     spec = spec_module.load(spec_path)
     if pack is not None:
         spec = spec_module.with_pack(spec, pack)
-    spec = spec.replace(step=spec.step.model_copy(update={"bf16": True if bf16 else spec.step.bf16, "compile": spec.step.compile or compile}))
+    spec = spec.replace(step=spec.step.model_copy(update={"bf16": True if bf16 else spec.step.bf16, "compile": spec.step.compile is True or compile}))
     if spec.sampler != "grid":
         raise SweeperError(f"bench --spec {spec_path}: projects grids only; this spec samples ({spec.sampler})")
     by_em = sorted({m for m in spec.models if models.MODELS[m].fitted_by == "em"})

@@ -72,7 +72,7 @@ def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
     hyper = {name: h.default for name, h in models.hyperparameters(chosen.model).items()} | chosen.hyper
     seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
                             (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, train.bfloat16(spec.step.bf16, "cpu"),
-                            spec.step.compile, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled,
+                            spec.step.compile is True, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled,
                                                               trial_epochs(spec, chosen)),
                             count_flops=False)
     return seconds

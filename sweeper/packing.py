@@ -28,7 +28,7 @@ class Plan:
     labelled_in_unlabelled: bool = False  # the unlabelled set is the whole training set
     dynamic_binarize: bool = False  # x ~ Bernoulli(grey level) afresh for every batch (Kingma)
     bf16: bool | str = False  # step options: matmuls under bfloat16 autocast (auto: decided beside the step, train.bfloat16), the loss compiled
-    compile: bool = False
+    compile: bool | str = False  # true, false, or auto: decided on the trial's work (train.compile_pays)
     patience: int = 0  # stop a seed whose validation accuracy has not improved for this many epochs (0: never)
 
 

@@ -68,6 +68,7 @@ TRIAL_FIELDS_AFTER = [
     ("stopped_at_rung", pa.int64()),  # stopped by the scheduler: the epoch (ASHA: the rung) it was judged at
     ("error", pa.string()),
     ("precision", pa.string()),  # the step's matmuls: float32 or bfloat16
+    ("compiled", pa.bool_()),  # whether the step ran through torch.compile (for its later steps, under compile: auto)
     ("best_val_acc", pa.float64()),
     ("test_acc", pa.float64()),
     ("best_epoch", pa.int64()),

@@ -128,19 +128,24 @@ class Study(Section):
         return self
 
 
-def _bf16(value) -> bool | str:
+def _true_false_auto(value) -> bool | str:
     if value != "auto" and not isinstance(value, bool):
         raise SpecError(f"expected true, false or auto, got {shown(value)}")
     return value
 
 
-class Step(Section):
-    """`step: {bf16: true|false|auto, compile: true|false}`: how the training step runs."""
+TrueFalseAuto = checked(bool | str, _true_false_auto, bool | Literal["auto"])
 
-    # The step's matmuls under bfloat16 autocast. auto (the default): where the device multiplies bfloat16
+
+class Step(Section):
+    """`step: {bf16: true|false|auto, compile: true|false|auto}`: how the training step runs."""
+
+    # The step's matmuls in bfloat16. auto (the default): where the device multiplies bfloat16
     # natively, since there it cost no accuracy beyond seed noise (docs/performance.md); float32 elsewhere.
-    bf16: checked(bool | str, _bf16, bool | Literal["auto"]) = "auto"
-    compile: Boolean = False  # the step's loss through torch.compile (meant for a GPU)
+    bf16: TrueFalseAuto = "auto"
+    # The step's loss through torch.compile. auto (the default): where the trial's work left earns the compile
+    # back twenty times over (train.compile_pays); never for a smoke run or a test's tiny trials.
+    compile: TrueFalseAuto = "auto"
 
 
 TRACKERS = {"mlflow": ("uri", "experiment"), "wandb": ("project", "entity", "mode")}  # each tracker's own keys
@@ -847,11 +852,11 @@ def read_ran(location: str | Path) -> dict:
 
 
 def load_ran(location: str | Path) -> Spec:
-    """The spec a results location ran (read_ran), parsed. One with no `step` was written while float32 was the
-    default (before `bf16: auto`), so it resumes in float32, as it started."""
+    """The spec a results location ran (read_ran), parsed. One with no `step` was written while float32 and an
+    eager step were the defaults (before `bf16: auto` and `compile: auto`), so it resumes so, as it started."""
     raw = read_ran(location)
     spec = parse(raw, source=f"{location}/spec.yaml")
-    return spec if "step" in raw else spec.replace(step=spec.step.model_copy(update={"bf16": False}))
+    return spec if "step" in raw else spec.replace(step=spec.step.model_copy(update={"bf16": False, "compile": False}))
 
 
 def _read_spec(path: Path) -> dict:

@@ -8,20 +8,24 @@ per epoch, when divergence (a non-finite loss) is checked.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import models
 from .hardware import native_bf16
 from .data import Dataset, labelled_split
 from .models import Batch, Schedule
 from .models.bounds import entropy, mutual_information
+from .models.networks import LOW_PRECISION_LAYERS, JointLinear
 from .models.noise import fold_in, key, uniform
 from .packing import Plan, pack_key
 
@@ -42,6 +46,7 @@ class Member:
     test_acc: float = float("nan")  # at the epoch of best validation accuracy
     best_epoch: int = 0
     wall_s: float = 0.0
+    compiled: bool = False  # whether any of its epochs ran through torch.compile: the rows record it
     history: list[dict] = field(default_factory=list)
     best_weights: dict | None = None  # CPU copies of its parameters and buffers at best_epoch (kept.py writes them)
 
@@ -100,6 +105,7 @@ class Fitter(ABC):
     Members are numbered 0..n-1 in the training's order."""
 
     parts: tuple[str, ...]  # the loss parts train_epoch reports, after the loss
+    ran_compiled: bool = False  # whether the last epoch's steps ran through torch.compile (compile: true, or auto's choice)
 
     @abstractmethod
     def train_epoch(self, split: Split, members: list[Member], plan: Plan, now: Schedule) -> torch.Tensor:
@@ -137,10 +143,12 @@ class GradientFitter(Fitter):
     """Members of a model trained by gradient, stacked (Stack): each step takes a batch of every
     member's own data at once, under vmap, each with its own weights, learning rate and noise."""
 
-    def __init__(self, built: list[models.Model], hypers: list[dict], bf16: bool = False, compile: bool = False):
-        self.stack = Stack(built, hypers, bf16=bf16, compile=compile)
+    def __init__(self, built: list[models.Model], hypers: list[dict], bf16: bool = False, compile: bool | str = False):
+        self.stack = Stack(built, hypers, bf16=bf16, compile=compile is True)
         self.parts = self.stack.parts
         self.step = 0  # steps taken by every member, in lockstep
+        self.compile_wanted = compile  # true, false, or auto: decided on the step's counted work (compile_pays)
+        self.flops_per_step: float | None = None  # under auto, of the members held: counted on their first step
 
     @property
     def precision(self) -> str:
@@ -157,11 +165,41 @@ class GradientFitter(Fitter):
         if self.stack.model.refresh_due(now):
             self.stack.refresh(torch.stack([split.x_train[m.unlabelled] for m in members]))
         totals = torch.zeros(len(members), 1 + len(self.parts), device=device)
+        self.ran_compiled = False
         for s in range(steps):
             batch = (split.x_train[labelled[s]], split.y_train[labelled[s]], split.x_train[unlabelled[s]])
-            totals += self.stack.step(batch, now, fold_in(keys, self.step), plan.dynamic_binarize)
+            step = functools.partial(self.stack.step, batch, now, fold_in(keys, self.step), plan.dynamic_binarize)
+            compiled = self.stack.compile  # this step's, unless it falls back to eager
+            if self.compile_wanted == "auto" and self.flops_per_step is None:
+                totals += self._choose_compile(step, steps_left(steps, s, now), device.type)
+            elif self.compile_wanted == "auto" and self.stack.compile:
+                totals += self._compiled_or_eager(step)
+            else:
+                totals += step()
+            self.ran_compiled |= compiled and self.stack.compile
             self.step += 1
         return totals / steps
+
+    def _compiled_or_eager(self, step) -> torch.Tensor:
+        """A compiled step under compile: auto; where torch cannot compile it (a first compile, or a recompile for a
+        changed schedule), it runs eagerly, and so does the rest of the trial, as compile: false would. A
+        compile fails before the step changes anything."""
+        try:
+            return step()
+        except Exception as error:  # noqa: BLE001 - torch's compile errors share no base class across its stages
+            warnings.warn(f"compile: auto: the step did not compile ({type(error).__name__}); it runs eagerly", stacklevel=2)
+            self.stack.set_compiled(False)
+            return step()
+
+    def _choose_compile(self, step, left: int, device: str) -> torch.Tensor:
+        """compile: auto. Run one step eagerly, counting its FLOPs, and compile the `left` steps after it when that
+        work pays for the compile (compile_pays)."""
+        with FlopCounterMode(display=False) as counter:
+            trained = step()
+        self.flops_per_step = float(counter.get_total_flops())
+        if compile_pays(self.flops_per_step * left, device):
+            self.stack.set_compiled(True)
+        return trained
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.stack.classify(x)
@@ -173,14 +211,23 @@ class GradientFitter(Fitter):
         return {name: t[index].detach().cpu().clone() for group in (self.stack.params, self.stack.buffers) for name, t in group.items()}
 
     def keep(self, positions: list[int]) -> None:
+        if self.compile_wanted == "auto":  # fewer members: a new shape to compile, chosen again on its own work left
+            self.stack.set_compiled(False, rebuild=False)
+            self.flops_per_step = None
         self.stack.keep(positions)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "stack": self.stack.state_dict()}
+        return {"step": self.step, "stack": self.stack.state_dict(), "compiling": self.stack.compile,
+                "flops_per_step": self.flops_per_step}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue as the saved run would have: with the choice compile: auto had made (the work left would
+        choose otherwise), so a resumed trial compiles where the uninterrupted one did."""
         self.step = state["step"]
         self.stack.load_state_dict(state["stack"])
+        if self.compile_wanted == "auto":
+            self.flops_per_step = state.get("flops_per_step")
+            self.stack.set_compiled(state.get("compiling", False))
 
 
 class EMFitter(Fitter):
@@ -224,6 +271,26 @@ def bfloat16(wanted: bool | str, device: str) -> bool:
     """Whether the step's matmuls run in bfloat16: as the spec's `step.bf16` says, or (auto) where the device
     multiplies bfloat16 natively. The one place precision is decided; the fitter reports what ran."""
     return wanted is True or (wanted == "auto" and native_bf16(device))
+
+
+# step: {compile: auto} compiles a trial's step where the work left would take at least COMPILE_EARNS_BACK
+# times the compile: the step's FLOPs (counted by torch on one eager step of the members held) times the steps
+# left, at a nominal speed of the device kind, against COMPILE_S. The choice depends on shapes, members and
+# epochs, never on a timing, so a spec chooses alike on every run of it; smoke runs and tests stay eager.
+COMPILE_EARNS_BACK = 20
+COMPILE_S = 60.0  # an upper estimate: M2's step at MNIST shapes, 8 members, compiled in 30-40 s on a 2-core CPU
+# About one CPU thread's float32 matmul; what a data-centre GPU does eagerly on these small, launch-bound steps.
+NOMINAL_FLOPS = {"cpu": 1e11, "cuda": 1e13}
+
+
+def steps_left(steps: int, step: int, now: Schedule) -> int:
+    """The steps a trial has left after step `step` (from 0) of an epoch of `steps`, at `now`."""
+    return steps - step - 1 + steps * max(0, math.ceil(now.epochs - now.epoch) - 1)
+
+
+def compile_pays(flops_left: float, device: str) -> bool:
+    """Whether compiling the step earns its cost back over the work left (compile: auto)."""
+    return flops_left / NOMINAL_FLOPS.get(device, NOMINAL_FLOPS["cpu"]) >= COMPILE_EARNS_BACK * COMPILE_S
 
 
 def fitter(plans: list[Plan], built: list[models.Model], hypers: list[dict]) -> Fitter:
@@ -308,6 +375,8 @@ class Training:
             start = time.perf_counter()
             active = [self.members[i] for i in self.active]
             trained = self.fitter.train_epoch(self.split, active, self.plan, self._now())
+            for m in active:
+                m.compiled |= self.fitter.ran_compiled
             metrics = torch.cat([trained, self._evaluate(active)], dim=1).tolist()  # the epoch's one sync
             seconds = (time.perf_counter() - start) / len(active)  # each member's share of the pack's time
             for i, m, row in zip(self.active, active, metrics):
@@ -361,7 +430,7 @@ class Training:
 
     # ------------------------------------------------------------------ checkpoints
 
-    _KEPT = ("status", "stopped_by", "best_val_acc", "test_acc", "best_epoch", "wall_s", "history", "best_weights")
+    _KEPT = ("status", "stopped_by", "best_val_acc", "test_acc", "best_epoch", "wall_s", "compiled", "history", "best_weights")
 
     def state_dict(self) -> dict:
         return {
@@ -386,12 +455,15 @@ class Training:
         for m, saved in zip(self.members, state["members"], strict=True):
             m.order.set_state(saved["order"])
             for name in self._KEPT:
-                setattr(m, name, saved[name] if name in saved else _stopped_by(saved))
+                setattr(m, name, saved[name] if name in saved else _saved_before(name, saved))
 
 
-def _stopped_by(saved: dict) -> str | None:
-    """What stopped a seed saved before checkpoints kept it: patience, the one rule that stopped a seed then."""
-    return "patience" if saved["status"] == "stopped" else None
+def _saved_before(name: str, saved: dict):
+    """A member's field that a checkpoint written before the field existed lacks: what it was then. What stopped a
+    seed: patience, the one rule that stopped a seed then; whether its step compiled: not recorded, so no."""
+    if name == "stopped_by":
+        return "patience" if saved["status"] == "stopped" else None
+    return False
 
 
 class Stack:
@@ -421,7 +493,15 @@ class Stack:
         # optionally (meant for a GPU; they run on a CPU too, which is how the tests check them):
         # matmuls in bfloat16 (parameters and optimiser stay float32), and the vmapped loss compiled
         self.device_type, self.bf16, self.compile = device.type, bf16, compile
+        self.low_precision = low_precision_parameters(self.model) if bf16 else set()
         self.losses = self._vmapped_losses()
+
+    def set_compiled(self, compiled: bool, rebuild: bool = True) -> None:
+        """Compile the loss from the next step on, or go back to eager (rebuild=False: keep rebuilds it)."""
+        if compiled != self.compile:
+            self.compile = compiled
+            if rebuild:
+                self.losses = self._vmapped_losses()
 
     def _vmapped_losses(self):
         losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
@@ -458,8 +538,11 @@ class Stack:
 
     def step(self, batch, schedule: Schedule, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
         """One optimiser step for every member; returns (members, 1 + len(parts)) detached."""
+        # under bfloat16 the layers' parameters are cast once a step, not at every use, and a bias is added
+        # in bfloat16; autocast casts what else meets a matmul (the data, a float32 draw of z)
+        params = {name: p.to(torch.bfloat16) if name in self.low_precision else p for name, p in self.params.items()}
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            losses, parts = self.losses(self.params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
+            losses, parts = self.losses(params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         self.settings.clip([p.grad for p in self.params.values() if p.grad is not None])
@@ -571,6 +654,13 @@ class MemberOptimiser:
             for g in grads:
                 bound = self.clip_value.view(-1, *[1] * (g.dim() - 1))
                 g.clamp_(-bound, bound)
+
+
+def low_precision_parameters(model: torch.nn.Module) -> set[str]:
+    """The names of the parameters of the layers that multiply in bfloat16 (networks.LOW_PRECISION_LAYERS, and
+    JointLinear): the other parameters (a learned prior's, say) stay float32 wherever they are used."""
+    return {f"{owner}.{name}" if owner else name for owner, module in model.named_modules()
+            if isinstance(module, (*LOW_PRECISION_LAYERS, JointLinear)) for name, _ in module.named_parameters()}
 
 
 class _Method(torch.nn.Module):

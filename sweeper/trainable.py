@@ -154,6 +154,7 @@ def epoch_and_trial_rows(config_id: str, training: Training, spec: Spec, point: 
             "stopped_at_rung": len(m.history) if m.stopped_by == "scheduler" else None,  # the epoch it was judged at
             "error": error if error and m.status == "running" else None,
             "precision": training.fitter.precision,  # what ran: a plan's bfloat16 does not reach EM
+            "compiled": m.compiled,  # what ran: compile: auto's choice, for any of its epochs
             "best_val_acc": m.best_val_acc if m.best_epoch else float("nan"),
             "test_acc": m.test_acc,
             "best_epoch": m.best_epoch,

@@ -343,7 +343,7 @@ def test_active_features_are_those_whose_posterior_mean_varies_over_x_above_the_
     assert active_features(means, 0.12).tolist() == [0.0, 0.0, 1.0, 0.0]
     model = tiny("m1m2", drop_inactive=1e-3)
     with torch.no_grad():  # features 1 and 3 of q(z1|x)'s mean no longer depend on x
-        model.m1.encoder.body.rest[-1].weight[[1, 3]] = 0.0
+        model.m1.encoder.body.rest[-2].weight[[1, 3]] = 0.0
     x = torch.rand(50, N_FEATURES, generator=torch.Generator().manual_seed(0))
     assert model.refresh(x)["m2.observed"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
     assert tiny("m1m2").refresh(x) == {}  # drop_inactive 0: nothing to refresh
@@ -366,7 +366,7 @@ def test_a_dropped_feature_is_left_out_of_m2_and_dropping_none_changes_nothing()
         loss, _ = model(batch(), w, at_m2, key(0))
         first_layers = [model.m2.encoder.body.first.weights[0], model.m2.classifier[1][0].weight]
         decoder = model.m2.decoder.body if variance == "learned" else model.m2.decoder
-        grads = torch.autograd.grad(loss, first_layers + [decoder.rest[-1].weight])
+        grads = torch.autograd.grad(loss, first_layers + [decoder.rest[-2].weight])
         for grad in grads[:2]:  # the dropped features' input weights learn nothing, the others do
             assert grad[:, [1, 3]].abs().sum() == 0 and grad[:, [0, 2, 4]].abs().sum() > 0
         out = grads[2]  # p(z1|y,z2)'s outputs for them (the mean, and the log-variance when learned) neither
@@ -380,3 +380,14 @@ def test_a_dropped_feature_is_left_out_of_m2_and_dropping_none_changes_nothing()
     torch.testing.assert_close(gaussian_log_likelihood_learned(mean, log_var, x, observed),
                                gaussian_log_likelihood_learned(mean[kept], log_var[kept], x[kept]))
     torch.testing.assert_close(gaussian_log_likelihood(mean, x, 0.5, observed), gaussian_log_likelihood(mean[kept], x[kept], 0.5))
+
+
+def test_every_mlp_of_the_adgm_takes_depth_hidden_layers():
+    """Maaløe's code gives q(y|a,x) and p(a|x,y,z) the two hidden layers of its other networks (qy_hid, pa_hid,
+    run_mnist.py:27-28): at depth 2 each has three linear maps, one more than at depth 1."""
+    def linear_maps(module: torch.nn.Module) -> int:
+        return sum(isinstance(m, (torch.nn.Linear, JointLinear)) for m in module.modules())
+
+    for depth in (1, 2):
+        adgm = tiny("adgm", depth=depth, generative_a="conditional")
+        assert linear_maps(adgm.q_y_body) == linear_maps(adgm.p_a) == linear_maps(adgm.q_a) == depth + 1

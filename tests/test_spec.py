@@ -71,9 +71,9 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"data": {"noise": 0.1}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
         ({"data": {"labelled_in_unlabelled": "yes"}}, "data.labelled_in_unlabelled: expected true or false, got 'yes'"),
         ({"search": {"alpha": [1], "hidden": [8]}, "fixed": {"hidden": 16}}, "search.hidden: is also under 'fixed'; a hyperparameter is either fixed or searched"),
-        ({"step": {"compile": "yes"}}, "step.compile: expected true or false, got 'yes'"),
+        ({"step": {"compile": "yes"}}, "step.compile: expected true, false or auto, got 'yes'"),
         ({"step": {"jit": True}}, "step.jit: unknown key; allowed keys: bf16, compile"),
-        ({"step": "fast"}, "step: expected a mapping {bf16: true|false|auto, compile: true|false}"),
+        ({"step": "fast"}, "step: expected a mapping {bf16: true|false|auto, compile: true|false|auto}"),
         ({"step": {"bf16": "yes"}}, "step.bf16: expected true, false or auto, got 'yes'"),
     ],
 )
@@ -139,8 +139,8 @@ def test_the_step_options_reach_every_configurations_plan():
     plans = [plan_of(spec, space.configuration(spec, point)) for point in space.grid_points(spec)]
     assert len(plans) == 3 and all(p.bf16 and p.compile for p in plans)  # m2 at two alphas, baseline
     plain = spec_module.parse(tiny_spec())
-    assert plain.step.bf16 == "auto" and not plain.step.compile
-    assert yaml.safe_load(to_yaml(plain))["step"] == {"bf16": "auto", "compile": False}  # what ran, even at the default
+    assert plain.step.bf16 == "auto" and plain.step.compile == "auto"
+    assert yaml.safe_load(to_yaml(plain))["step"] == {"bf16": "auto", "compile": "auto"}  # what ran, even at the default
 
 
 def test_a_results_spec_written_before_bf16_auto_resumes_in_float32(tmp_path):

@@ -405,3 +405,142 @@ def test_configurations_that_differ_in_m1s_epochs_widths_or_dropped_features_do_
     for option, value in (("m1_epochs", 2), ("m1_hidden", 7), ("m1_depth", 2), ("drop_inactive", 0.1)):
         assert pack_key(base) != pack_key(replace(base, hyper={**base.hyper, option: value})), option
     assert pack_key(base) == pack_key(replace(base, hyper={**base.hyper, "alpha": 9.0}))
+
+
+def test_compile_auto_leaves_a_small_trial_eager_having_counted_its_work():
+    """step: {compile: auto}: a test's trial is far below the work that earns a compile back."""
+    trial = Training(replace(plan(epochs=1), compile="auto"), load("digits"))
+    history(trial)
+    assert trial.fitter.flops_per_step > 0 and not trial.fitter.stack.compile
+    assert not any(m.compiled for m in trial.members)
+
+
+def test_compile_auto_prices_the_steps_the_trial_has_left(monkeypatch):
+    """The work compile: auto weighs is one step's FLOPs times the steps after it: of a fresh trial, all its
+    steps but the one counted; after members leave at a later epoch, only that epoch's and the later ones'."""
+    from sweeper import train
+    from sweeper.models import Schedule
+
+    at = lambda epoch: Schedule(epoch=epoch, epochs=3, data_ratio=1.0, labelled_share=0.5, unlabelled_count=10.0)  # noqa: E731
+    assert [train.steps_left(10, 0, at(0)), train.steps_left(10, 9, at(0)), train.steps_left(10, 0, at(2)), train.steps_left(10, 9, at(2))] \
+        == [29, 20, 9, 0]
+    priced = []
+    monkeypatch.setattr(train, "compile_pays", lambda flops, device: priced.append(flops / trial.fitter.flops_per_step) or False)
+    trial = Training(replace(plan(epochs=3), compile="auto"), load("digits"))
+    epochs = trial.epochs()
+    next(epochs)
+    steps = train.steps_per_epoch(len(trial.members[0].unlabelled), 200)
+    trial.fitter.keep([0])
+    trial.active = [0]
+    next(epochs)
+    assert [round(steps_priced) for steps_priced in priced] == [3 * steps - 1, 2 * steps - 1]
+
+
+def test_compile_auto_compiles_where_the_work_left_pays_and_a_resumed_trial_keeps_the_choice(monkeypatch):
+    """With compiling priced at nothing, auto compiles from the second step on: numbers as eager's within float
+    rounding, and each member records that it ran compiled; a trial resumed from its checkpoint continues
+    compiled, to the same numbers; when members leave the stack (keep), the choice is made again for the new shape."""
+    from sweeper import train
+
+    data = load("digits")
+    eager = history(Training(plan(model="baseline", epochs=2), data))
+    monkeypatch.setattr(train, "COMPILE_S", 0.0)
+    auto = replace(plan(model="baseline", epochs=2), compile="auto")
+    straight_trial = Training(auto, data)
+    straight = history(straight_trial)
+    assert straight_trial.fitter.stack.compile and all(m.compiled for m in straight_trial.members)
+    for rows, expected in zip(straight, eager, strict=True):
+        assert [r["epoch"] for r in rows] == [1, 2]
+        assert all(math.isclose(r["loss"], e["loss"], rel_tol=1e-4) for r, e in zip(rows, expected, strict=True))
+
+    interrupted = Training(auto, data)
+    next(interrupted.epochs())
+    resumed = Training(auto, data)
+    resumed.load_state_dict(interrupted.state_dict())
+    assert resumed.fitter.stack.compile and all(m.compiled for m in resumed.members)
+    assert repr(history(resumed)) == repr(straight)  # as text: the rows' NaN parts (a baseline has no recon) compare equal
+
+    resumed.fitter.keep([0])
+    assert not resumed.fitter.stack.compile and resumed.fitter.flops_per_step is None
+
+
+def test_a_step_that_fails_to_compile_under_compile_auto_runs_eagerly(monkeypatch):
+    """compile: auto never fails a trial for torch's compiler: the step that did not compile runs eagerly, and so
+    does the rest of the trial, recorded as not compiled."""
+    import pytest
+
+    from sweeper import train
+
+    monkeypatch.setattr(train, "COMPILE_S", 0.0)
+    trial = Training(replace(plan(model="baseline", epochs=2), compile="auto"), load("digits"))
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    original = train.Stack._vmapped_losses
+    monkeypatch.setattr(train.Stack, "_vmapped_losses", lambda self: refuse if self.compile else original(self))
+    with pytest.warns(UserWarning, match=r"compile: auto: the step did not compile \(RuntimeError\); it runs eagerly"):
+        rows = history(trial)
+    assert not any(m.compiled for m in trial.members) and all(math.isfinite(r["loss"]) for r in rows[0])
+
+
+def test_the_rows_record_whether_the_step_ran_compiled(tmp_path, monkeypatch):
+    """The trial rows' `compiled`, and the report's count of compiled trials under its table."""
+    from helpers import tiny_spec
+
+    from sweeper import report, results, space, train
+    from sweeper.packing import plan_of
+    from sweeper.spec import parse
+    from sweeper.trainable import epoch_and_trial_rows
+
+    monkeypatch.setattr(train, "COMPILE_S", 0.0)
+    spec = parse(tiny_spec(epochs=1, models=["baseline"], search={}, fixed={"hidden": 16}))
+    point = space.grid_points(spec)[0]
+    trial = Training(plan_of(spec, space.configuration(spec, point)), load("digits"))
+    history(trial)
+    epochs_rows, trial_rows = epoch_and_trial_rows("c", trial, spec, point)
+    results.write_configuration(tmp_path, "c", epochs_rows, trial_rows, spec.hyperparameter_columns())
+    assert results.read(tmp_path)["compiled"].tolist() == [True] * len(spec.seeds)
+    assert report.table([tmp_path]).splitlines()[-1].endswith(f"; compiled in {len(spec.seeds)} of {len(spec.seeds)} trials")
+
+
+def test_under_bfloat16_each_layer_is_cast_once_a_step_and_the_bounds_read_float32():
+    """step: {bf16: true}: a linear layer's parameters are cast to bfloat16 once a step, however often the layer is
+    used (q(y|x) on the labelled and the unlabelled batch); the hidden activations stay bfloat16, and what a
+    network hands the bounds (here p(x|y,z)'s logits) is float32."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from sweeper import models
+    from sweeper.models import Schedule
+    from sweeper.models.noise import fold_in, key
+    from sweeper.train import Stack, low_precision_parameters
+
+    hyper = {k: h.default for k, h in models.hyperparameters("m2").items()} | {"hidden": 32, "latent": 4}
+    torch.manual_seed(0)
+    stack = Stack([models.build("m2", (64,), 10, hyper) for _ in range(2)], [hyper, hyper], bf16=True)
+    x = (torch.rand(2, 40, 64) < 0.5).float()
+    batch = (x[:, :20], torch.randint(0, 10, (2, 20)), x[:, 20:])
+    schedule = Schedule(epoch=0, epochs=1, data_ratio=10.0, labelled_share=0.1, unlabelled_count=100.0)
+
+    parameters = {p.data_ptr(): name for name, p in stack.params.items()}
+    cast: list[str] = []
+
+    class Casts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and isinstance(args[0], torch.Tensor) and args[0].data_ptr() in parameters:
+                cast.append(parameters[args[0].data_ptr()])
+            return func(*args, **(kwargs or {}))
+
+    dtypes = {}
+
+    def seen(name):
+        def hook(module, inputs, out):
+            dtypes.setdefault(name, out.dtype)  # returns nothing: the output goes on as it was
+        return hook
+
+    stack.model.decoder.register_forward_hook(seen("logits"))
+    stack.model.decoder.first.register_forward_hook(seen("hidden"))
+    with Casts():
+        losses = stack.step(batch, schedule, fold_in(torch.stack([key(0), key(1)]), 0), False)
+    assert sorted(cast) == sorted(low_precision_parameters(stack.model)) and "classifier.1.0.weight" in cast
+    assert dtypes == {"hidden": torch.bfloat16, "logits": torch.float32} and torch.isfinite(losses).all()

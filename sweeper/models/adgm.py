@@ -39,11 +39,14 @@ class ADGM(Model):
         net = Network(network, self.input_shape, hidden, depth, activation)
         self.q_a = net.encoder(latent=auxiliary)  # q(a|x)
         self.q_z = net.encoder(n_classes, *([auxiliary] if self.z_given_a else []), latent=latent)  # q(z|y,x[,a])
-        trunk, n = net.features()  # q(y|a,x): a trunk for x, then an MLP over (x features, a)
-        self.q_y_trunk, self.q_y_body = trunk, ConditionalMLP((n, auxiliary), hidden, n_classes, net.activation)
+        # q(y|a,x): a trunk for x, then an MLP over (x features, a); with `depth` hidden layers, as every MLP here
+        # (the authors' code gives q(y|a,x) and p(a|.) the two of its other networks: qy_hid, pa_hid, run_mnist.py:27-28)
+        trunk, n = net.features()
+        mlp_depth = depth if network == "mlp" else 1  # with a CNN, one hidden layer over its trunk, as before
+        self.q_y_trunk, self.q_y_body = trunk, ConditionalMLP((n, auxiliary), hidden, n_classes, net.activation, mlp_depth)
         self.decoder = net.decoder(latent, n_classes)  # p(x|y,z)
         if self.conditional_a:
-            self.p_a = GaussianEncoder((self.n_features, n_classes, latent), hidden, auxiliary,
+            self.p_a = GaussianEncoder((self.n_features, n_classes, latent), hidden, auxiliary, depth=mlp_depth,
                                        activation=net.activation)  # p(a|x,y,z)
         self.log_prior_y = -math.log(n_classes)
 

@@ -72,7 +72,7 @@ def log_weight_prior(module: nn.Module) -> torch.Tensor:
     """log N(W | 0, I) summed over every weight matrix and kernel of `module` (parameters of two or more
     dimensions; biases are left free, as Maaløe's code, which takes the prior over its "W" parameters).
     Under torch.func.functional_call the parameters are the ones passed in, so under vmap it is each member's."""
-    weights = [p for p in module.parameters() if p.dim() > 1]
+    weights = [p.float() for p in module.parameters() if p.dim() > 1]  # in float32: under bfloat16 they arrive cast
     return sum(-0.5 * (w.square().sum() + w.numel() * math.log(2 * math.pi)) for w in weights)
 
 

@@ -94,16 +94,16 @@ class M1(Model):
         return mean_of(self.vae.likelihood, self.vae.decoder(z))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(x)).float()  # a linear head's scores in bfloat16 under the step's precision
 
     def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
         if self.stages.training_vae(schedule):
             return self.vae.loss(batch, fold_in(key, 0), weights)
-        scores = self.head(self.features(batch.x_labelled).detach())
+        scores = self.head(self.features(batch.x_labelled).detach()).float()
         if self.classifier_kind == "svm":  # Crammer-Singer multiclass hinge, L2 on the weights
             true = scores.gather(-1, batch.y_labelled[:, None])
             margins = (scores - true + 1.0).scatter(-1, batch.y_labelled[:, None], 0.0)
-            loss = margins.amax(-1).clamp_min(0).mean() + SVM_L2 * self.head.weight.square().sum()
+            loss = margins.amax(-1).clamp_min(0).mean() + SVM_L2 * self.head.weight.float().square().sum()
             return loss, {"ce": F.cross_entropy(scores, batch.y_labelled)}
         cross_entropy = F.cross_entropy(scores, batch.y_labelled)
         return cross_entropy, {"ce": cross_entropy}

@@ -10,10 +10,23 @@ from torch import nn
 # The hidden layers' nonlinearity of the MLP networks, by the name the `activation` hyperparameter gives.
 ACTIVATIONS = {"softplus": nn.Softplus, "relu": nn.ReLU}
 
+# The layers whose parameters train.Stack casts to bfloat16 once a step when the step runs in bfloat16. The
+# convolutions are left to autocast, which casts their weights at each use: under vmap, torch's batched
+# convolution meets a bfloat16 bias with a float32 input and refuses it.
+LOW_PRECISION_LAYERS = (nn.Linear,)
+
+
+class Float32(nn.Module):
+    """A network's output in float32. Under bfloat16 the hidden activations stay bfloat16 from layer to layer,
+    and what the bounds read (logits, means, log-variances) is float32: the likelihoods, the KL and the
+    log-softmax are computed there. In float32 it is a no-op."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
 
 
 def mlp(sizes: list[int], activation=nn.Softplus) -> nn.Sequential:
-    """Linear layers with `activation` between them (none after the last), Xavier init."""
+    """Linear layers with `activation` between them (none after the last), Xavier init; the output in float32."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         linear = nn.Linear(n_in, n_out)
@@ -22,7 +35,7 @@ def mlp(sizes: list[int], activation=nn.Softplus) -> nn.Sequential:
         layers.append(linear)
         if i < len(sizes) - 2:
             layers.append(activation())
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, Float32())  # no parameters: the layers' names are unchanged
 
 
 class JointLinear(nn.Module):
@@ -54,7 +67,7 @@ class ConditionalMLP(nn.Module):
         super().__init__()
         self.first = JointLinear(in_sizes, hidden if depth else n_out)
         self.activation = activation() if depth else nn.Identity()
-        self.rest = mlp([hidden] * depth + [n_out], activation) if depth else nn.Identity()
+        self.rest = mlp([hidden] * depth + [n_out], activation) if depth else Float32()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.rest(self.activation(self.first(*inputs)))
@@ -103,9 +116,11 @@ class ImageDecoder(nn.Module):
         self.n_out = channels * height * width_px
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        hidden = self.dense(self.first(*inputs))
+        # in the transposed convolutions' own dtype: CPU autocast leaves them in float32, and a bfloat16 input
+        # from the dense layers would not meet their weights
+        hidden = self.dense(self.first(*inputs)).to(self.deconvolutions[0].weight.dtype)
         lead = hidden.shape[:-1]
-        return self.deconvolutions(hidden.reshape(-1, *self.grid)).reshape(*lead, self.n_out)
+        return self.deconvolutions(hidden.reshape(-1, *self.grid)).reshape(*lead, self.n_out).float()  # as Float32
 
 
 class Network:
@@ -135,7 +150,9 @@ class Network:
     def classifier(self, n_classes: int) -> nn.Module:
         """q(y|x): logits."""
         trunk, n = self.features()
-        return nn.Sequential(trunk, nn.Linear(n, n_classes) if self.trunk is not None else mlp([n, self.hidden, n_classes], self.activation))
+        if self.trunk is not None:
+            return nn.Sequential(trunk, nn.Linear(n, n_classes), Float32())
+        return nn.Sequential(trunk, mlp([n, self.hidden, n_classes], self.activation))
 
     def encoder(self, *other_inputs: int, latent: int) -> GaussianEncoder:
         """q(z | x, others...) with a Gaussian over `latent` dimensions."""

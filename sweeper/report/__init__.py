@@ -76,7 +76,9 @@ def precision_lines(trials) -> list[str]:
     if "precision" not in trials.columns or trials["precision"].isna().all():
         return []
     counts = trials["precision"].fillna("not recorded").value_counts()
-    return ["precision of the training step: " + ", ".join(f"{name} ({n} trial{'' if n == 1 else 's'})" for name, n in counts.items())]
+    line = "precision of the training step: " + ", ".join(f"{name} ({n} trial{'' if n == 1 else 's'})" for name, n in counts.items())
+    compiled = int(trials["compiled"].fillna(False).astype(bool).sum()) if "compiled" in trials.columns else 0
+    return [line + (f"; compiled in {compiled} of {len(trials)} trials" if compiled else "")]
 
 
 def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = None, force: bool = False) -> str:

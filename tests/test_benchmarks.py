@@ -1,0 +1,26 @@
+"""The benchmarks' own code, which no sweep runs: kept working as the package changes."""
+import importlib.util
+from pathlib import Path
+
+from sweeper.data import load
+from sweeper.spec import parse
+
+ANCHOR = Path(__file__).resolve().parent.parent / "benchmarks" / "anchor.py"
+
+
+def test_the_anchor_benchmarks_plain_trainable_trains_and_reports_every_epoch(monkeypatch):
+    """benchmarks/anchor.py's plain Ray Tune trainable, called as Tune calls it, with Tune's report caught."""
+    spec_of_module = importlib.util.spec_from_file_location("anchor", ANCHOR)
+    anchor = importlib.util.module_from_spec(spec_of_module)
+    spec_of_module.loader.exec_module(anchor)
+    import torch
+    from ray import tune
+
+    reported = []
+    monkeypatch.setattr(tune, "report", reported.append)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the trainable's one thread, not the test session's
+    spec = parse({"name": "anchor-test", "dataset": "digits", "label_count": 50, "models": ["m2"], "seeds": [0], "epochs": 2,
+                  "fixed": {"hidden": 16, "latent": 4, "lr": 0.001}, "search": {"alpha": [1.0]}})
+    anchor.plain_trainable({"alpha": 1.0, "seed": 0}, spec, load("digits"))
+    assert [sorted(row) for row in reported] == [["test_acc", "val_acc"]] * 2
+    assert all(0.0 <= value <= 1.0 for row in reported for value in row.values())
