@@ -69,7 +69,9 @@ def load(location: str | Path, trial_id: str, device: str | torch.device = "cpu"
     try:
         assign(module, kept["weights"])
     except (ValueError, RuntimeError, TypeError, AttributeError) as e:
-        raise SweeperError(f"{where}: its weights do not fit its model ({first_line(e)}); was it written by sweeper?") from None
+        raise SweeperError(f"{where}: its weights do not fit its model as this sweeper builds it ({first_line(e)}); a model "
+                           "whose networks changed since it was kept (the ADGM's q(y|a,x) and p(a|.) took `depth` later) "
+                           "loads with the sweeper that wrote it") from None
     module.about = description
     return module.to(device).eval()
 
