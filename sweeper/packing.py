@@ -57,12 +57,9 @@ def trial_epochs(spec: Spec, chosen: space.Configuration) -> int:
 
 
 def pack_limit(spec: Spec) -> int | None:
-    """The most configurations a pack may hold: the spec's pack: K; None (auto) to pack as the machine allows;
-    1 for a sampled search with a scheduler. A grid's scheduler judges each member of a pack on its own curve
-    (stopping.py); a sampled search's acts one configuration at a time."""
-    if spec.pack != "auto":
-        return spec.pack
-    return None if spec.sampler == "grid" or spec.scheduler is None else 1
+    """The most configurations a pack may hold: the spec's pack: K; None (auto) to pack as the machine allows.
+    A scheduler judges each member of a pack on its own curve (stopping.py), grid point or sampled alike."""
+    return None if spec.pack == "auto" else spec.pack
 
 
 def sampled_pack_size(spec: Spec, slots: int) -> int:

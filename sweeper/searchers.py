@@ -223,7 +223,7 @@ class PackSearch(Searcher):
     packs of them: those that can train as one model (packing.pack_key: searched network shapes can
     not) share a pack, and the other groups wait in `ready` for the next suggestions. Each trial asked
     stays RUNNING until told, so the sampler sees it while it asks the next (TPE's constant liar).
-    A member's trial gets the member's objective at every epoch (one objective only, as OptunaSearch)
+    A member's trial gets the member's objective at every epoch it trains (one objective only, as OptunaSearch)
     and its outcome as the pack ends (study.finish). With a shared study (`board`) each trial is claimed
     for this driver, and the study's census says when the sweep is done, as for SharedSearch.
 
@@ -281,7 +281,10 @@ class PackSearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict):
         if isinstance(self.metric, list) or trial_id in self.told:  # Optuna keeps no intermediate values for several objectives
             return
-        for number, value in zip(self.numbers.get(trial_id, []), result.get("objectives", [])):
+        numbers, values = self.numbers.get(trial_id, []), result.get("objectives", [])
+        for number, value, training in zip(numbers, values, result.get("training", [1] * len(values))):
+            if not training:  # a member the scheduler stopped (or that diverged): its curve ends where it did
+                continue
             try:
                 self.where.set_trial_intermediate_value(self._trial_id(number), int(result["epoch"]), float(value))
             except UpdateFinishedTrialError:  # a shared study's trial another driver took over

@@ -611,12 +611,12 @@ def _without_metric(raw: dict) -> dict:
 
 
 def _check(spec: Spec) -> None:
-    """What no key says alone: the data, hyperparameters, sampler and pack checked against each other."""
+    """What no key says alone: the data, hyperparameters and sampler checked against each other."""
     _check_data(spec)
     _check_ignored(spec)
     _check_stages(spec)
+    _check_scheduler(spec)
     _check_sampler(spec)
-    _check_pack(spec)
     if spec.sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
         raise SpecError(f"the grid holds {spec.grid_size():,} configurations, more than {MAX_CONFIGURATIONS:,} "
                         "(each is a study trial and a results file); use fewer values, or a sampler with trials: N", "search")
@@ -707,6 +707,14 @@ def _check_ignored(spec: Spec) -> None:
                             f"set fixed.{option}: {needed} or remove {hp}", key)
 
 
+def _check_scheduler(spec: Spec) -> None:
+    """A scheduler judges a configuration from grace_period on, before its last epoch: past the epochs it never would."""
+    if spec.scheduler is not None and spec.scheduler.grace_period >= spec.epochs:
+        raise SpecError(f"{spec.scheduler.grace_period} is not below epochs ({spec.epochs}), so the scheduler would never "
+                        f"stop a configuration; set grace_period below {spec.epochs}, or remove the scheduler",
+                        "scheduler.grace_period")
+
+
 def _check_stages(spec: Spec) -> None:
     """m1_epochs trains M1 before the spec's epochs: a trial of m1 or m1m2 then runs longer than the others, which a
     scheduler would compare epoch by epoch, patience would count from M1's epochs, and vae_fraction, the other way
@@ -748,17 +756,6 @@ def _check_sampler(spec: Spec) -> None:
             raise SpecError("cmaes needs at least one range to sample", "sampler")
     if sampler != "grid" and spec.trials is None:
         raise SpecError(f"sampler {sampler} needs the number of configurations to try, e.g. trials: 20", "trials")
-
-
-def _check_pack(spec: Spec) -> None:
-    """A pack trains configurations together, start to end (grid points, or a sampler's asked at once); `auto`
-    packs only where packing can apply. A grid's scheduler stops each member of a pack on its own (stopping.py);
-    a sampled search's acts one configuration at a time."""
-    if spec.pack == "auto":
-        return
-    if spec.pack > 1 and spec.sampler != "grid" and spec.scheduler is not None:
-        raise SpecError(f"a scheduler stops sampler {spec.sampler}'s configurations one at a time (packs with a scheduler "
-                        "are for grids); use pack: 1, or drop the scheduler", "pack")
 
 
 # ---------------------------------------------------------------------------- scale, pack, YAML
@@ -854,9 +851,18 @@ def read_ran(location: str | Path) -> dict:
 def load_ran(location: str | Path) -> Spec:
     """The spec a results location ran (read_ran), parsed. One with no `step` was written while float32 and an
     eager step were the defaults (before `bf16: auto` and `compile: auto`), so it resumes so, as it started."""
-    raw = read_ran(location)
+    raw = _without_idle_scheduler(read_ran(location))
     spec = parse(raw, source=f"{location}/spec.yaml")
     return spec if "step" in raw else spec.replace(step=spec.step.model_copy(update={"bf16": False, "compile": False}))
+
+
+def _without_idle_scheduler(raw: dict) -> dict:
+    """The spec a results location ran, without a scheduler whose grace_period is not below its epochs: such a
+    scheduler never stopped anything, and specs saying so ran before _check_scheduler refused them."""
+    scheduler, epochs = raw.get("scheduler"), raw.get("epochs")
+    grace = scheduler.get("grace_period") if isinstance(scheduler, dict) else None
+    idle = isinstance(grace, int) and isinstance(epochs, int) and grace >= epochs
+    return {key: value for key, value in raw.items() if key != "scheduler"} if idle else raw
 
 
 def _read_spec(path: Path) -> dict:

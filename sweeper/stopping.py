@@ -3,8 +3,9 @@ a pack on its own validation curve. No torch, no Ray.
 
 Why not Ray Tune's scheduler: it sees one Tune trial, the pack, and would stop every member of it at once on
 their mean. Why not Optuna's pruners (SuccessiveHalvingPruner, MedianPruner) on each member's Optuna trial: a
-pack's members have no Optuna trial while they train (the driver adds one as each ends, study.add), and the
-study is a journal on the driver's disk that trials on other nodes do not reach. What every trial reaches is
+grid's pack members have no Optuna trial while they train (the driver adds one as each ends, study.add), and
+the study is a journal on the driver's disk that trials on other nodes do not reach (a sampled search's members
+are RUNNING trials there, but only the driver writes them). What every trial reaches is
 the results location, where each configuration writes its epoch rows as it trains (results.py). So the rule
 is written here once, and compares a configuration with the values every configuration of the sweep has
 recorded at the same epoch: its pack-mates' and other packs' alike.

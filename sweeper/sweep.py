@@ -123,7 +123,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
         return tune.Tuner(
             _runnable(spec, location, datasets, trainable),
             param_space=param_space,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=None if grouped else _scheduler(spec), num_samples=count,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=None if grouped or size > 1 else _scheduler(spec), num_samples=count,
                                         reuse_actors=True),  # a trial reuses a worker: ~0.6 s a trial instead of ~5 s
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
@@ -458,8 +458,8 @@ def _limited(spec: Spec, searcher):
 
 def _scheduler(spec: Spec):
     """Early stopping on the epoch's mean validation accuracy, or none: for trials of one configuration. A pack's
-    trial has none (it would stop every member on their mean): the pack applies the rule to each member itself
-    (stopping.py)."""
+    trial (a grid's, or a sampler's asked at once) has none, as it would stop every member on their mean: the pack
+    applies the rule to each member itself (stopping.py)."""
     if spec.scheduler is None:
         return None
     options = dict(time_attr="training_iteration", metric="val_acc", mode="max", grace_period=spec.scheduler.grace_period)

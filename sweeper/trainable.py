@@ -95,11 +95,13 @@ def stop_early(early: stopping.PackStopping, training: Training, ids: list[str])
 def _metrics(training: Training, epoch: int) -> dict:
     """What Tune hears each epoch: means over the members (a pack's are for progress lines only)."""
     latest = [m.history[-1] for m in training.members if m.history and m.history[-1]["epoch"] == epoch]
+    trained = {m.plan_index for m in training.members if m.history and m.history[-1]["epoch"] == epoch}
     live = [row for row in latest if math.isfinite(row["loss"])]
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
     return {
         "objective": max(training.objective(i) for i in range(len(training.plans))),
         "objectives": [training.objective(i) for i in range(len(training.plans))],  # each member's: its study trial's per epoch
+        "training": [int(i in trained) for i in range(len(training.plans))],  # 0: stopped or diverged, its curve ends
         "val_acc": mean("val_acc"),
         "test_acc": mean("test_acc"),
         "loss": mean("loss"),
@@ -113,11 +115,21 @@ def _metrics(training: Training, epoch: int) -> dict:
 def _write(setup: Setup, ids: list[str], training: Training, points: list[dict], error: str | None = None,
            dataset: Dataset | None = None) -> None:
     for plan, (config_id, point) in enumerate(zip(ids, points, strict=True)):
+        if not _changed(training, plan, error):  # ended at an earlier epoch, its rows written then
+            continue
         epochs, trials = epoch_and_trial_rows(config_id, training, setup.spec, point, error, plan)
         if dataset is not None:  # before the rows: a row never names a best epoch whose weights are not kept
             keep_improved(setup.out_dir, config_id, training, plan, dataset)
         results.write_configuration(setup.out_dir, config_id, epochs, trials, setup.spec.hyperparameter_columns(),
                                     epoch=training.epoch)  # only the rows of this epoch are new
+
+
+def _changed(training: Training, plan: int, error: str | None) -> bool:
+    """Whether plan `plan` has rows to write now: a seed trained this epoch (every seed that ends, by its last
+    epoch, divergence or a stop, has a row at the epoch it ended), or `error` fails seeds still running."""
+    members = [m for m in training.members if m.plan_index == plan]
+    return any(m.history and m.history[-1]["epoch"] == training.epoch for m in members) or bool(
+        error and any(m.status == "running" for m in members))
 
 
 def keep_improved(location: str, config_id: str, training: Training, plan: int, dataset: Dataset) -> None:

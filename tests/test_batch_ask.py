@@ -4,6 +4,7 @@ epoch; and a restored search that asks nothing twice."""
 import os
 import time
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -98,11 +99,23 @@ def test_a_restored_search_asks_nothing_twice(tmp_path):
     assert len(asked(tmp_path, spec)) == 7  # trials: 7, each asked once
 
 
-def test_a_sampled_search_packs_as_a_grid_does_and_not_with_a_scheduler():
+def test_a_sampled_search_packs_as_a_grid_does_with_a_scheduler_or_without():
     spec = parse(tiny_spec(models=["m2"], sampler="tpe", trials=20, search=RANGES))
     assert packing.sampled_pack_size(spec, slots=2) == 10 and packing.sampled_pack_size(spec, slots=16) == 2
     assert packing.sampled_pack_size(with_pack(spec, 4), slots=2) == 4
-    assert packing.sampled_pack_size(parse(tiny_spec(models=["m2"], sampler="tpe", trials=20, search=RANGES, scheduler="asha")), 2) == 1
+    assert packing.sampled_pack_size(parse(tiny_spec(models=["m2"], sampler="tpe", trials=20, search=RANGES, scheduler="asha")), 2) == 10
+
+
+def test_a_member_that_no_longer_trains_gets_no_intermediate_value(tmp_path):
+    """A member stopped by the scheduler (no longer training from that epoch on) keeps the curve it had."""
+    spec, search = pack_search(tmp_path, size=3)
+    pack = search.suggest("t0")["pack"]
+    search.on_trial_result("t0", {"epoch": 1, "objectives": [0.1, 0.2, 0.3], "training": [1, 1, 1]})
+    search.on_trial_result("t0", {"epoch": 2, "objectives": [0.4, 0.2, 0.5], "training": [1, 0, 1]})
+    curves = {t.number: t.intermediate_values for t in asked(tmp_path, spec)}
+    numbers = [m[STUDY_TRIAL] for m in pack]
+    assert [curves[n] for n in numbers] == [{1: pytest.approx(0.1), 2: pytest.approx(0.4)}, {1: pytest.approx(0.2)},
+                                            {1: pytest.approx(0.3), 2: pytest.approx(0.5)}]
 
 
 @pytest.mark.ray
@@ -118,6 +131,40 @@ def test_a_packed_sampled_sweep_records_every_configuration_with_its_epochs(tmp_
     trials = optuna.load_study(study_name=spec.name, storage=sweep._local_study(spec, tmp_path / "out")[1]).get_trials()
     assert len(trials) == 5 and all(t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2, 3] for t in trials)
     assert os.path.isfile(tmp_path / "out" / "spec.yaml")
+
+
+@pytest.mark.ray
+def test_a_packed_sampled_search_with_asha_stops_members_inside_the_pack(tmp_path):
+    """TPE and ASHA (grace 1, eta 2, rungs 1 and 2 of 4 epochs) over one pack of 4: at rung 1 the members below the
+    median of their pack-mates stop, their rows say so and their study trials are PRUNED with curves to the rung."""
+    spec = parse(tiny_spec(models=["baseline"], seeds=[0], sampler="tpe", trials=4, epochs=4, pack=4, fixed={"hidden": 16},
+                           search={"lr": {"low": 1e-4, "high": 0.1, "log": True}},
+                           scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2}))
+    outcome = sweep.run(spec, tmp_path / "out", quiet=True, num_cpus=2)
+    assert outcome.errored == 0 and outcome.configurations == 4
+    rows = pd.read_parquet(tmp_path / "out" / "trials").sort_values("best_val_acc")
+    assert rows["config_id"].str.rsplit("-", n=1).str[0].nunique() == 1  # one Tune trial: the pack
+    epochs = pd.read_parquet(tmp_path / "out" / "epochs")
+    first = epochs[epochs["epoch"] == 1].set_index("config_id")["val_acc"]
+    stopped = rows[rows["status"] == "stopped"]
+    assert len(stopped) >= 1 and stopped["stopped_by"].eq("scheduler").all() and stopped["stopped_at_rung"].isin([1, 2]).all()
+    curve = epochs.pivot(index="config_id", columns="epoch", values="val_acc")
+    for rung in (1, 2):  # at each rung, the members below the median of the others there stop, the rest go on
+        there = curve[rung].dropna()
+        below = {c for c, v in there.items() if v < np.percentile(there.drop(c), 50)}
+        assert below == set(stopped.loc[stopped["stopped_at_rung"] == rung, "config_id"])
+    assert (stopped["epochs"] == stopped["stopped_at_rung"]).all()  # trained no further than the rung
+    assert curve.notna().sum(axis=1).loc[stopped["config_id"]].tolist() == stopped["epochs"].tolist()
+    assert first.max() > first.min()  # the search spans rates that learn and rates that do not
+    assert rows["status"].isin(["stopped", "completed"]).all() and (rows["status"] == "completed").any()
+    trials = {t.number: t for t in optuna.load_study(study_name=spec.name, storage=sweep._local_study(spec, tmp_path / "out")[1]).get_trials()}
+    states = {t.state for t in trials.values()}
+    assert states == {TrialState.PRUNED, TrialState.COMPLETE}
+    for t in trials.values():
+        expected = list(range(1, 5)) if t.state == TrialState.COMPLETE else list(range(1, max(t.intermediate_values) + 1))
+        assert sorted(t.intermediate_values) == expected
+    pruned = [t for t in trials.values() if t.state == TrialState.PRUNED]
+    assert sorted(max(t.intermediate_values) for t in pruned) == sorted(stopped["stopped_at_rung"].tolist())
 
 
 def shared_search(spec, url, driver, size=3):

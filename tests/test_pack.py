@@ -20,12 +20,13 @@ def test_grid_points_are_packed_by_architecture_in_grid_order():
     assert sum(grouped, []) == space.grid_points(spec)
 
 
-def test_auto_packs_a_grid_with_or_without_a_scheduler_and_not_a_sampled_search():
-    """A scheduler judges each member of a pack on its own (stopping.py): a grid with one packs as any grid does."""
+def test_auto_packs_with_or_without_a_scheduler_grid_or_sampled():
+    """A scheduler judges each member of a pack on its own (stopping.py): a spec with one packs as any other does."""
     assert pack_limit(parse(tiny_spec(search=SEARCH))) is None
-    assert pack_limit(parse(tiny_spec(search=SEARCH, scheduler={"type": "median", "grace_period": 2}))) is None
+    assert pack_limit(parse(tiny_spec(search=SEARCH, epochs=3, scheduler={"type": "median", "grace_period": 2}))) is None
     assert pack_limit(parse(tiny_spec(search=SEARCH, scheduler="asha", pack=4))) == 4
-    assert pack_limit(parse(tiny_spec(sampler="tpe", trials=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}}))) == 1
+    sampled = dict(sampler="tpe", trials=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}})
+    assert pack_limit(parse(tiny_spec(**sampled))) is None and pack_limit(parse(tiny_spec(**sampled, pack=3))) == 3
 
 
 @pytest.mark.parametrize("configurations, slots, at_most, sizes", [

@@ -157,6 +157,21 @@ def test_a_results_spec_written_before_bf16_auto_resumes_in_float32(tmp_path):
     assert load_ran(new).step.bf16 == "auto"
 
 
+def test_a_results_spec_whose_scheduler_never_judged_still_opens(tmp_path):
+    """Before grace_period had to be below epochs, such specs ran (their scheduler stopped nothing): they still
+    resume and report, without the scheduler; a spec file saying so is refused."""
+    import yaml
+
+    from sweeper.spec import load_ran, to_yaml
+
+    raw = {**yaml.safe_load(to_yaml(parse(tiny_spec(epochs=3, scheduler={"type": "median", "grace_period": 2})))),
+           "scheduler": {"type": "median", "grace_period": 3}}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    assert load_ran(tmp_path).scheduler is None
+    with pytest.raises(SpecError, match="grace_period: 3 is not below epochs"):
+        spec_module.load(tmp_path / "spec.yaml")
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_bf16_auto_is_the_default_and_follows_the_device(monkeypatch, native):
     from sweeper import packing, space, train
@@ -200,6 +215,9 @@ def test_a_hyperparameter_every_model_would_ignore_is_refused(write_spec):
         ({"sampler": "nsga2", "trials": 3}, "sampler: nsga2 optimises two objectives; add objectives: [val_acc, wall_s]"),
         ({"objectives": ["val_acc", "loss"]}, "objectives: unknown objective 'loss'; allowed: val_acc, wall_s"),
         ({"scheduler": {"type": "hyperband"}}, "scheduler.type: unknown scheduler 'hyperband'; allowed: asha, median"),
+        ({"epochs": 3, "scheduler": {"type": "asha", "grace_period": 3}},
+         "scheduler.grace_period: 3 is not below epochs (3), so the scheduler would never stop a configuration; "
+         "set grace_period below 3, or remove the scheduler"),
         ({"label_count": [50, 2000]}, "label_count: 2000 leaves no unlabelled data: digits has 1257 training points"),
         ({"dataset": ["digits", "moons"], "label_count": 50, "data": {"noise": 0.2}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
     ],
@@ -208,10 +226,9 @@ def test_more_bad_specs(write_spec, overrides, message):
     assert error(write_spec, tiny_spec(**overrides)) == message
 
 
-def test_pack_is_for_grids_with_or_without_a_scheduler_and_for_samplers_without_one():
+def test_pack_is_for_grids_and_samplers_with_or_without_a_scheduler():
     assert parse(tiny_spec(sampler="tpe", trials=4, pack=4, search={"alpha": {"low": 0.1, "high": 1.0}})).pack == 4  # asked 4 at a time
-    with pytest.raises(SpecError, match=r"pack: a scheduler stops sampler tpe's configurations one at a time"):
-        parse(tiny_spec(sampler="tpe", trials=4, pack=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}}))
+    assert parse(tiny_spec(sampler="tpe", trials=4, pack=4, scheduler="asha", search={"alpha": {"low": 0.1, "high": 1.0}})).pack == 4
     with pytest.raises(SpecError, match=r"with --pack 0: pack: must be >= 1, got 0"):
         with_pack(parse(tiny_spec()), 0)
     assert parse(tiny_spec(pack=2, scheduler="asha")).pack == 2  # each member is judged on its own (stopping.py)
