@@ -2,6 +2,7 @@
 
     python benchmarks/packed_search.py [--spec search_spaces/alpha-tpe.yaml] [--sampler-seeds 0 1 2]
         [--figure docs/figures/packed-search.png] [--keep DIR] [KEY=VALUE ...]
+    python benchmarks/packed_search.py --redraw LOG --figure PNG [--title TEXT]
 
 For each sampler seed, `sweeper run SPEC sampler_seed=S` runs twice, as one fresh process each, timed whole:
 with the spec's `pack` (auto: a pack per slot) and with `--pack 1`, the packed run first; the pairs follow one
@@ -17,7 +18,9 @@ Each run prints one JSON line:
 - best_by_count: best found among the first n configurations asked (study trial numbers 0..n-1), for n = 1..N.
 
 Then a table of mean ± std over sampler seeds, and with --figure best_by_count for both, mean over seeds,
-against the number of configurations asked. A benchmark, not a test: it trains for minutes.
+against the number of configurations asked (completed configurations only: a stopped one has no final value).
+--redraw reads the JSON lines of an earlier run's output and draws them again. A benchmark, not a test: it
+trains for minutes.
 """
 from __future__ import annotations
 
@@ -93,7 +96,7 @@ def draw(runs: list[dict], path: str, title: str) -> None:
         ax.plot(range(1, longest + 1), mean, color=colour, linewidth=2,
                 label=f"{'packed (pack: auto)' if packed else 'one a trial (pack: 1)'}, mean of {len(chosen)} sampler seeds")
     ax.set_xlabel("configurations asked")
-    ax.set_ylabel("best validation accuracy found (completed configurations)")
+    ax.set_ylabel("best validation accuracy found")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -106,8 +109,15 @@ def main() -> None:
     parser.add_argument("--sampler-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--figure", help="PNG of the best found against the configurations asked")
     parser.add_argument("--keep", help="keep each run's results under this directory")
+    parser.add_argument("--redraw", metavar="LOG", help="draw the JSON lines an earlier run printed; train nothing")
+    parser.add_argument("--title", help="the figure's title (default: the spec and its overrides)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     args = parser.parse_args()
+    title = args.title or f"{Path(args.spec).name} {' '.join(args.overrides)}".strip()
+    if args.redraw:
+        lines = Path(args.redraw).read_text().splitlines()
+        draw([json.loads(line) for line in lines if line.startswith("{")], args.figure, title)
+        return
     where = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="packed-search-"))  # kept either way
     args.spec = str(Path(args.spec).resolve())
     runs = []
@@ -127,7 +137,7 @@ def main() -> None:
     ratios = [s["wall_s"] / p["wall_s"] for p, s in zip(runs[0::2], runs[1::2])]
     print(f"pack: 1 wall over packed wall, seed by seed: {', '.join(f'{r:.2f}' for r in ratios)}")
     if args.figure:
-        draw(runs, args.figure, f"{Path(args.spec).name} {' '.join(args.overrides)}".strip())
+        draw(runs, args.figure, title)
         print(f"figure: {args.figure}")
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -513,9 +514,31 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     return rows[[c for c in columns if c in rows.columns]] if columns is not None else rows
 
 
+LISTINGS = 5  # a running sweep replaces files as it goes: a file listed and gone before it is read is listed again
+
+
+class _Vanished(Exception):
+    """A file listed in a results location was gone when read: a running sweep replaced it (its parts rolled up,
+    or a configuration that ended written whole)."""
+
+
 def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
     """One table of one results location, read as one dataset after each file's schema is checked from its
-    metadata, each configuration's rows once (_latest_rows); and the file each row came from."""
+    metadata, each configuration's rows once (_latest_rows); and the file each row came from. Read again from
+    a new listing where a listed file vanished (a sweep writing there): every row is in the files that replace it."""
+    for _ in range(LISTINGS - 1):
+        try:
+            return _directory_listed(d, table, wanted)
+        except _Vanished:
+            time.sleep(0.05)
+    try:
+        return _directory_listed(d, table, wanted)
+    except _Vanished as e:
+        raise SweeperError(f"{d}/{table}: files vanished as they were read, {LISTINGS} times ({e}); is a sweep "
+                           "writing there? try again") from None
+
+
+def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
     try:
         fs, root = filesystem(d)
 
@@ -540,6 +563,8 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
         where = f"{d}/{table}/{f.base_name}"
         try:
             metadata = pq.read_metadata(f.path, filesystem=fs)
+        except FileNotFoundError:
+            raise _Vanished(where) from None
         except (pa.ArrowException, OSError, ValueError) as e:
             raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
         schema = metadata.schema.to_arrow_schema()
@@ -555,6 +580,8 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
         dataset = pds.dataset([f.path for f in files], filesystem=fs, format="parquet",
                               schema=pa.unify_schemas([pq.read_schema(f.path, filesystem=fs) for f in files]))
         frame = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names] if wanted else None).to_pandas()
+    except FileNotFoundError as e:
+        raise _Vanished(first_line(e)) from None
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
     origin = np.repeat(np.array([where for where, _ in sizes], dtype=object), [rows for _, rows in sizes])

@@ -198,6 +198,37 @@ def test_a_reader_meeting_the_whole_file_and_its_parts_takes_each_row_once(tmp_p
     assert len(results.read(tmp_path, "epochs")) == 10
 
 
+def test_a_reader_whose_listed_parts_are_replaced_as_it_reads_lists_again(tmp_path, monkeypatch):
+    """A sweep writing beside the reader (a pack judged while another pack's configuration ends): the parts it
+    listed are gone, replaced by the whole file, and every row is read from that."""
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 5)
+    real, calls = results.pq.read_metadata, []
+
+    def ends_meanwhile(path, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:  # the configuration ends between the reader's listing and its reads
+            train(tmp_path, 6, first=6, history=history, ends_at=6)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(results.pq, "read_metadata", ends_meanwhile)
+    epochs = results.read(tmp_path, "epochs")
+    assert len(epochs) == 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
+    assert calls[-1].endswith("c.parquet")  # read again, from the whole file
+
+
+def test_a_reader_whose_files_keep_vanishing_says_so(tmp_path, monkeypatch):
+    train(tmp_path, 2)
+
+    def gone(path, **kwargs):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(results.pq, "read_metadata", gone)
+    monkeypatch.setattr(results.time, "sleep", lambda s: None)
+    with pytest.raises(SweeperError, match=r"epochs: files vanished as they were read, 5 times .* is a sweep writing there"):
+        results.read(tmp_path, "epochs")
+
+
 def test_a_stopped_configuration_is_compacted_to_one_file(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
     history = train(tmp_path, 5)
