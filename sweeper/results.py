@@ -514,7 +514,8 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
     return rows[[c for c in columns if c in rows.columns]] if columns is not None else rows
 
 
-LISTINGS = 5  # a running sweep replaces files as it goes: a file listed and gone before it is read is listed again
+LISTINGS = 20  # a running sweep replaces files as it goes: a file listed and gone before it is read is listed again
+# (waits doubling from 0.05 s to 1 s between listings: a pack writing its stopped configurations whole takes a while)
 
 
 class _Vanished(Exception):
@@ -526,11 +527,11 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
     """One table of one results location, read as one dataset after each file's schema is checked from its
     metadata, each configuration's rows once (_latest_rows); and the file each row came from. Read again from
     a new listing where a listed file vanished (a sweep writing there): every row is in the files that replace it."""
-    for _ in range(LISTINGS - 1):
+    for attempt in range(LISTINGS - 1):
         try:
             return _directory_listed(d, table, wanted)
         except _Vanished:
-            time.sleep(0.05)
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
     try:
         return _directory_listed(d, table, wanted)
     except _Vanished as e:

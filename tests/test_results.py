@@ -225,7 +225,7 @@ def test_a_reader_whose_files_keep_vanishing_says_so(tmp_path, monkeypatch):
 
     monkeypatch.setattr(results.pq, "read_metadata", gone)
     monkeypatch.setattr(results.time, "sleep", lambda s: None)
-    with pytest.raises(SweeperError, match=r"epochs: files vanished as they were read, 5 times .* is a sweep writing there"):
+    with pytest.raises(SweeperError, match=r"epochs: files vanished as they were read, 20 times .* is a sweep writing there"):
         results.read(tmp_path, "epochs")
 
 
