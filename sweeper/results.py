@@ -535,8 +535,8 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
     try:
         return _directory_listed(d, table, wanted)
     except _Vanished as e:
-        raise SweeperError(f"{d}/{table}: files vanished as they were read, {LISTINGS} times ({e}); is a sweep "
-                           "writing there? try again") from None
+        raise SweeperError(f"{d}/{table}: files vanished as they were read, {LISTINGS} times (last: {e}); is a sweep "
+                           "writing there? try again, or once it has ended") from None
 
 
 def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -553,6 +553,8 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
             for f in named:
                 inside(root, f"{table}/{f.base_name}")
         files = sorted((f for f in named if f.type == pafs.FileType.File), key=lambda f: f.base_name)
+    except FileNotFoundError as e:  # a listed file gone before it was checked: replaced by a running sweep
+        raise _Vanished(first_line(e)) from None
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{d}: cannot open this results location ({first_line(e)}); check the path or URI") from None
     if not found:

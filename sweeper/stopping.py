@@ -14,12 +14,13 @@ A configuration's value at an epoch is the mean over its seeds of that epoch's v
 a finite loss): what an unpacked trial reports to Tune as val_acc, and Ray's scheduler judges it on. Its curve
 is its values by epoch so far. Each rule reads the curves as Ray Tune's scheduler does, so a grid point is
 judged alike packed or alone: ASHA the values at the rung; median stopping a configuration's best value so far
-against the median of the running means (over epochs 1..t) of the others that have reached epoch t.
+against the median of the running means (over epochs grace_period..t) of the others that have reached epoch t.
 """
 from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import results
-from .errors import NoResultsYet, SweeperError
+from .errors import NoResultsYet, SweeperError, first_line
 from .spec import Spec
 
 MIN_OTHERS = 2  # median stopping: other configurations' values needed before one is stopped (sweep._scheduler's min_samples_required)
@@ -67,13 +68,13 @@ class Rule:
     def stops(self, own: Curve, others: Iterable[Curve], epoch: int) -> bool:
         """ASHA: the value at the rung below the (1 - 1/η) quantile of the others' values there (linear
         interpolation, as Ray's np.nanpercentile), so about the top 1/η go on; none recorded yet: it goes on.
-        Median (Ray's MedianStoppingRule): the best value so far below the median of the running means of at
-        least MIN_OTHERS others that have reached `epoch`. A diverged value (NaN) is no value."""
+        Median (Ray's MedianStoppingRule): the best value so far below the median of the running means (over
+        epochs grace_period..`epoch`, as Ray's) of at least MIN_OTHERS others that have reached `epoch`. A diverged value (NaN) is no value."""
         reached = [o for o in others if epoch in o]
         if self.kind == "asha":
             seen = _finite(o[epoch] for o in reached)
             return bool(seen) and own[epoch] < float(np.percentile(seen, 100 * (1 - 1 / self.reduction_factor)))
-        means = _finite(statistics.fmean(_finite(o[e] for e in o if e <= epoch) or [math.nan]) for o in reached)
+        means = _finite(statistics.fmean(_finite(o[e] for e in o if self.grace_period <= e <= epoch) or [math.nan]) for o in reached)
         best = max(_finite(own[e] for e in own if e <= epoch), default=math.nan)
         return len(means) >= MIN_OTHERS and best < statistics.median(means)
 
@@ -110,16 +111,18 @@ def curves(rows: Iterable[dict], upto: int) -> dict[str, Curve]:
 
 
 def recorded(location: str | Path) -> Callable[[int], dict[str, Curve] | None]:
-    """The curves every configuration wrote to the results location through an epoch. None where the rows cannot
-    be read now (none yet, a part file rolled up as it was listed, a remote location that does not answer):
-    then nobody is judged at that epoch, rather than a pack against itself alone."""
+    """The curves every configuration wrote to the results location through an epoch; {} where none are written
+    yet. None where the rows cannot be read now (a remote location that does not answer, files that kept
+    vanishing as another pack replaced them: results.LISTINGS): then nobody is judged at that epoch, rather than
+    a pack against itself alone, and a warning says so."""
 
     def upto(epoch: int) -> dict[str, Curve] | None:
         try:
             frame = results.read(location, "epochs", columns=["config_id", "epoch", "loss", "val_acc"])
         except NoResultsYet:  # no rows yet anywhere: nothing recorded
             return {}
-        except (SweeperError, OSError):
+        except (SweeperError, OSError) as e:
+            warnings.warn(f"epoch {epoch}: the scheduler judges no configuration of this pack now: {first_line(e)}", stacklevel=2)
             return None
         return curves(frame[frame["epoch"] <= epoch].to_dict("records"), epoch)
 

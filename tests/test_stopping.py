@@ -42,9 +42,10 @@ def test_asha_keeps_the_top_third_of_the_values_recorded_at_the_rung():
 
 
 def test_median_stopping_needs_two_others_and_stops_below_their_median():
-    assert not judged(MEDIAN, 0.0, [0.9])
-    assert judged(MEDIAN, 0.49, [0.4, 0.5, 0.6]) and not judged(MEDIAN, 0.5, [0.4, 0.5, 0.6])
-    assert judged(MEDIAN, 0.44, [0.4, 0.5]) and not judged(MEDIAN, 0.45, [0.4, 0.5])
+    at_grace = 2  # MEDIAN's grace_period: the first epoch it judges, and where the others' running means start
+    assert not judged(MEDIAN, 0.0, [0.9], at_grace)
+    assert judged(MEDIAN, 0.49, [0.4, 0.5, 0.6], at_grace) and not judged(MEDIAN, 0.5, [0.4, 0.5, 0.6], at_grace)
+    assert judged(MEDIAN, 0.44, [0.4, 0.5], at_grace) and not judged(MEDIAN, 0.45, [0.4, 0.5], at_grace)
 
 
 # members' curves: configuration → val_acc at epochs 1..9
@@ -81,9 +82,10 @@ def test_a_pack_mates_value_counts_as_another_packs_does_and_order_does_not_matt
 
 
 def test_median_stopping_in_a_pack_from_grace_period_on_as_rays_rule():
-    # epoch 2, running means a .55, b .425, c .305, d .40: c's best .31 is below the median of (.55, .425, .40);
-    # epoch 3 (c stopped), a .60, b .45, d .533: b's best .50 below the median of (.60, .533)
-    assert run(MEDIAN, ["a", "b", "c", "d"], {}) == {"c": 2, "b": 3}
+    # running means from grace_period (2) on, as Ray's: at epoch 2 they are each one's value there, a .60, b .45,
+    # c .31, d .60: c's best .31 is below the median of (.60, .45, .60) and b's best .45 below that of (.60, .31, .60)
+    # (over epochs 1..2, b's best would pass the others' means a .55, c .305, d .40, and go on to epoch 3)
+    assert run(MEDIAN, ["a", "b", "c", "d"], {}) == {"c": 2, "b": 2}
     assert run(MEDIAN, ["a", "c"], {}) == {}  # one other value only: never judged
 
 
@@ -93,11 +95,20 @@ def test_median_stopping_compares_the_best_so_far_with_the_others_running_means(
     assert not MEDIAN.stops({1: 0.9, 2: 0.5}, [{1: 0.6, 2: 0.6}, {1: 0.6, 2: 0.6}], 2)
     assert MEDIAN.stops({1: 0.5, 2: 0.55}, [{1: 0.6, 2: 0.6}, {1: 0.6, 2: 0.6}], 2)
     assert not MEDIAN.stops({1: 0.1, 2: 0.1}, [{1: 0.6, 2: 0.6}, {1: 0.6}], 2)  # one other has reached epoch 2: too few
+    # the others' means start at grace_period (2), as Ray's _running_mean: .5, not (.9 + .5) / 2
+    assert not MEDIAN.stops({1: 0.55, 2: 0.55}, [{1: 0.9, 2: 0.5}, {1: 0.9, 2: 0.5}], 2)
 
 
 def test_rows_that_cannot_be_read_now_judge_nobody_rather_than_the_pack_against_itself():
     assert PackStopping(ASHA, lambda epoch: None).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == []
     assert PackStopping(ASHA, lambda epoch: {}).report(1, {"a": 0.9, "b": 0.5, "c": 0.4}) == ["b", "c"]  # none yet: the pack's own
+
+
+def test_an_unreadable_results_location_judges_nobody_and_says_so(tmp_path):
+    (tmp_path / "epochs").mkdir()
+    (tmp_path / "epochs" / "c.parquet").write_bytes(b"not parquet")
+    with pytest.warns(UserWarning, match=r"epoch 3: the scheduler judges no configuration of this pack now: .*c.parquet"):
+        assert recorded(tmp_path)(3) is None
 
 
 def test_the_recorded_curves_are_read_from_the_results_location_through_the_epoch(tmp_path):
