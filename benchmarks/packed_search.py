@@ -94,7 +94,7 @@ def draw(runs: list[dict], path: str, title: str) -> None:
         found = [[c[i] for c in chosen if i < len(c) and c[i] is not None] for i in range(longest)]
         mean = [statistics.fmean(f) if len(f) == len(chosen) else float("nan") for f in found]  # drawn once every seed has one
         ax.plot(range(1, longest + 1), mean, color=colour, linewidth=2,
-                label=f"{'packed (pack: auto)' if packed else 'one a trial (pack: 1)'}, mean of {len(chosen)} sampler seeds")
+                label=f"{'packed (pack as the spec says)' if packed else 'one a trial (--pack 1)'}, mean of {len(chosen)} sampler seeds")
     ax.set_xlabel("configurations asked")
     ax.set_ylabel("best validation accuracy found")
     ax.set_title(title, fontsize=9)
