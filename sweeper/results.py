@@ -527,16 +527,14 @@ def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.
     """One table of one results location, read as one dataset after each file's schema is checked from its
     metadata, each configuration's rows once (_latest_rows); and the file each row came from. Read again from
     a new listing where a listed file vanished (a sweep writing there): every row is in the files that replace it."""
-    for attempt in range(LISTINGS - 1):
+    for attempt in range(LISTINGS):
         try:
             return _directory_listed(d, table, wanted)
-        except _Vanished:
+        except _Vanished as e:
+            if attempt == LISTINGS - 1:
+                raise SweeperError(f"{d}/{table}: files vanished as they were read, {LISTINGS} times (last: {e}); is a "
+                                   "sweep writing there? try again, or once it has ended") from None
             time.sleep(min(0.05 * 2 ** attempt, 1.0))
-    try:
-        return _directory_listed(d, table, wanted)
-    except _Vanished as e:
-        raise SweeperError(f"{d}/{table}: files vanished as they were read, {LISTINGS} times (last: {e}); is a sweep "
-                           "writing there? try again, or once it has ended") from None
 
 
 def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:

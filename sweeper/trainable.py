@@ -20,7 +20,7 @@ from .data import Dataset
 from .spec import Spec
 from .ids import CLAIM_KEYS, config_ids
 from .packing import plan_of
-from .train import Training
+from .train import Member, Training
 
 CHECKPOINT_FILE = "trial.pt"
 
@@ -85,8 +85,7 @@ def stop_early(early: stopping.PackStopping, training: Training, ids: list[str])
     """The scheduler's rule on each configuration of the pack (named by `ids`, in plan order) still running after
     the epoch just trained; the ones it stops leave the stack. Every configuration with rows at the epoch counts
     as a value, running or not."""
-    rows = [{**m.history[-1], "config_id": ids[m.plan_index]} for m in training.members
-            if m.history and m.history[-1]["epoch"] == training.epoch]
+    rows = [{**m.history[-1], "config_id": ids[m.plan_index]} for m in training.members if _ran(m, training.epoch)]
     running = {ids[m.plan_index] for m in training.members if m.status == "running"}
     stopped = [c for c in early.report(training.epoch, stopping.values_at(rows, training.epoch)) if c in running]
     training.stop(ids.index(c) for c in stopped)
@@ -94,8 +93,8 @@ def stop_early(early: stopping.PackStopping, training: Training, ids: list[str])
 
 def _metrics(training: Training, epoch: int) -> dict:
     """What Tune hears each epoch: means over the members (a pack's are for progress lines only)."""
-    latest = [m.history[-1] for m in training.members if m.history and m.history[-1]["epoch"] == epoch]
-    trained = {m.plan_index for m in training.members if m.history and m.history[-1]["epoch"] == epoch}
+    ran = [m for m in training.members if _ran(m, epoch)]
+    latest, trained = [m.history[-1] for m in ran], {m.plan_index for m in ran}
     live = [row for row in latest if math.isfinite(row["loss"])]
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
     return {
@@ -128,8 +127,12 @@ def _changed(training: Training, plan: int, error: str | None) -> bool:
     """Whether plan `plan` has rows to write now: a seed trained this epoch (every seed that ends, by its last
     epoch, divergence or a stop, has a row at the epoch it ended), or `error` fails seeds still running."""
     members = [m for m in training.members if m.plan_index == plan]
-    return any(m.history and m.history[-1]["epoch"] == training.epoch for m in members) or bool(
-        error and any(m.status == "running" for m in members))
+    return any(_ran(m, training.epoch) for m in members) or bool(error and any(m.status == "running" for m in members))
+
+
+def _ran(member: Member, epoch: int) -> bool:
+    """Whether a member trained `epoch`: its last row is that epoch's."""
+    return bool(member.history) and member.history[-1]["epoch"] == epoch
 
 
 def keep_improved(location: str, config_id: str, training: Training, plan: int, dataset: Dataset) -> None:
