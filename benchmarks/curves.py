@@ -30,7 +30,8 @@ def main() -> None:
     epochs = pd.concat([s.epochs().merge(s.trials()[["trial_id", args.by]], on="trial_id") for s in sweeps], ignore_index=True)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, column in zip(axes, ("val_acc", "test_acc")):
-        for value, rows in epochs.groupby(args.by, dropna=False):  # NaN: the column does not apply (sigma2 with Bernoulli)
+        measured = epochs.dropna(subset=[column])  # eval_every E: the epochs evaluated
+        for value, rows in measured.groupby(args.by, dropna=False):  # NaN: the column does not apply (sigma2 with Bernoulli)
             name = f"{args.by}={'n/a' if value != value else value}"
             if args.seeds:
                 for seed, seed_rows in rows.groupby("seed"):

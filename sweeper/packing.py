@@ -30,6 +30,7 @@ class Plan:
     bf16: bool | str = False  # step options: matmuls under bfloat16 autocast (auto: decided beside the step, train.bfloat16), the loss compiled
     compile: bool | str = False  # true, false, or auto: decided on the trial's work (train.compile_pays)
     patience: int = 0  # stop a seed whose validation accuracy has not improved for this many epochs (0: never)
+    eval_every: int = 1  # evaluate every this many epochs, and at the last
 
 
 def pack_key(plan: Plan) -> tuple:
@@ -38,7 +39,7 @@ def pack_key(plan: Plan) -> tuple:
     options = hyperparameters.MODELS[plan.model].build_options
     return (plan.model, tuple(sorted((k, v) for k, v in plan.hyper.items() if k in options)), plan.label_count, plan.epochs,
             plan.batch_labelled, plan.batch_unlabelled, plan.device, plan.labelled_in_unlabelled, plan.dynamic_binarize,
-            plan.bf16, plan.compile, plan.patience)
+            plan.bf16, plan.compile, plan.patience, plan.eval_every)
 
 
 def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Plan:
@@ -47,7 +48,7 @@ def plan_of(spec: Spec, chosen: space.Configuration, device: str = "cpu") -> Pla
                 epochs=trial_epochs(spec, chosen), batch_labelled=chosen.batch_labelled, batch_unlabelled=chosen.batch_unlabelled,
                 device=device, labelled_in_unlabelled=spec.data.labelled_in_unlabelled,
                 dynamic_binarize=spec.data.preprocess == "dynamic_binarize", bf16=spec.step.bf16,
-                compile=spec.step.compile, patience=spec.patience)
+                compile=spec.step.compile, patience=spec.patience, eval_every=spec.eval_every)
 
 
 def trial_epochs(spec: Spec, chosen: space.Configuration) -> int:

@@ -476,7 +476,7 @@ def _model_names():
 
 
 # keys added later: at their default, to_yaml leaves them out, so older specs save (and fingerprint) as before
-WRITTEN_WHEN_SET = ("pack", "patience")
+WRITTEN_WHEN_SET = ("pack", "patience", "eval_every")
 
 
 class Spec(Section):
@@ -513,6 +513,7 @@ class Spec(Section):
     study: Study = Study()
     pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # configurations trained as one vectorised model
     patience: Integer(0) = 0  # epochs without a better validation accuracy before a seed stops (0: never)
+    eval_every: Integer(1) = 1  # evaluate (validation, test, q(y|x) on the unlabelled set) every E epochs and at the last
     step: Step = Step()  # always written: its default has changed
     tracking: Tracking | None = None  # an experiment tracker (tracking.py)
     source: str = Field("<spec>", exclude=True)  # where it was read (not a key): messages name it
@@ -616,6 +617,7 @@ def _check(spec: Spec) -> None:
     _check_ignored(spec)
     _check_stages(spec)
     _check_scheduler(spec)
+    _check_evaluation(spec)
     _check_sampler(spec)
     if spec.sampler == "grid" and spec.grid_size() > MAX_CONFIGURATIONS:
         raise SpecError(f"the grid holds {spec.grid_size():,} configurations, more than {MAX_CONFIGURATIONS:,} "
@@ -713,6 +715,19 @@ def _check_scheduler(spec: Spec) -> None:
         raise SpecError(f"{spec.scheduler.grace_period} is not below epochs ({spec.epochs}), so the scheduler would never "
                         f"stop a configuration; set grace_period below {spec.epochs}, or remove the scheduler",
                         "scheduler.grace_period")
+
+
+def _check_evaluation(spec: Spec) -> None:
+    """Validation accuracy exists at evaluated epochs only: a scheduler judging every epoch, or a patience shorter
+    than the gap between evaluations, would read epochs that have none."""
+    if spec.eval_every == 1:
+        return
+    if spec.scheduler is not None:
+        raise SpecError(f"the scheduler judges validation accuracy at every epoch, and eval_every {spec.eval_every} "
+                        f"measures it once in {spec.eval_every} epochs; set eval_every: 1 or remove the scheduler", "eval_every")
+    if 0 < spec.patience < spec.eval_every:
+        raise SpecError(f"patience {spec.patience} is shorter than the {spec.eval_every} epochs between evaluations "
+                        f"(eval_every); set patience to at least {spec.eval_every}", "patience")
 
 
 def _check_stages(spec: Spec) -> None:

@@ -46,7 +46,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, patience, step, tracking"),
+        ({"epoch": 3}, "epoch: unknown key; allowed keys: name, description, dataset, data, label_count, models, seeds, epochs, batch, zip, fixed, search, objectives, sampler, sampler_seed, trials, scheduler, resources, max_concurrent, retries, study, pack, patience, eval_every, step, tracking"),
         ({"models": ["m2", "m3"]}, "models: unknown model 'm3'; registered models: adgm, baseline, jurasinski, jurasinski_simplified, m1, m1m2, m2, m2_adversarial, optimized_elbo, ssgmm"),
         ({"dataset": "imagenet"}, "dataset: unknown dataset 'imagenet'; known datasets: cifar10, circles, digits, fashion_mnist, mnist, moons, svhn"),
         ({"epochs": "ten"}, "epochs: expected an integer, got 'ten'"),
@@ -341,3 +341,14 @@ def test_m1s_own_epochs_fixed_or_searched_keep_patience_above_them_and_vae_fract
     with pytest.raises(SpecError, match=r"vae_fraction: would be ignored: m1_epochs 50"):
         parse(tiny_spec(**{**base, "fixed": {**base["fixed"], "vae_fraction": 0.3}}))
     assert parse(tiny_spec(**base, patience=51)).patience == 51
+
+
+def test_eval_every_is_refused_with_a_scheduler_or_a_shorter_patience():
+    assert parse(tiny_spec(eval_every=5, patience=5)).eval_every == 5
+    with pytest.raises(SpecError, match=r"^<spec>: eval_every: the scheduler judges validation accuracy at every epoch, and "
+                                        r"eval_every 2 measures it once in 2 epochs; set eval_every: 1 or remove the scheduler"):
+        parse(tiny_spec(epochs=6, eval_every=2, scheduler={"type": "asha", "grace_period": 1}))
+    with pytest.raises(SpecError, match=r"^<spec>: patience: patience 2 is shorter than the 3 epochs between evaluations"):
+        parse(tiny_spec(eval_every=3, patience=2))
+    with pytest.raises(SpecError, match=r"^<spec>: eval_every: "):
+        parse(tiny_spec(eval_every=0))

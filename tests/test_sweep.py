@@ -167,3 +167,18 @@ def test_storage_uri_takes_the_results_and_checkpoints(write_spec, tmp_path, cap
     caption, table, notes = printed.split("\n\n")
     assert (shared / "tiny" / "report.md").read_text() == printed and table.count("(2)") == 1  # one cell, both seeds
     assert f"provenance of file://{shared}/tiny: run: sweeper" in notes
+
+
+def test_eval_every_writes_nan_accuracies_between_evaluations_and_reports_the_measured_ones(write_spec, tmp_path, capsys):
+    out = tmp_path / "out"
+    spec = tiny_spec(models=["baseline"], fixed={"hidden": 16}, search={}, epochs=3, eval_every=2)
+    assert main(["run", str(write_spec(spec)), "--out", str(out), "--quiet"]) == 0
+    epochs = pd.read_parquet(out / "epochs").sort_values(["trial_id", "epoch"])
+    assert epochs.groupby("epoch")["val_acc"].apply(lambda v: v.notna().all()).to_dict() == {1: False, 2: True, 3: True}
+    assert epochs[epochs["epoch"] == 1]["test_acc"].isna().all() and epochs["loss"].notna().all()
+    trials = pd.read_parquet(out / "trials")
+    assert trials["status"].eq("completed").all() and trials["best_epoch"].isin([2, 3]).all()
+    assert main(["report", str(out), "--at", "final"]) == 0
+    final = capsys.readouterr().out
+    last = epochs[epochs["epoch"] == 3]["test_acc"]
+    assert f"{100 * last.mean():.2f} ± {100 * last.std():.2f}" in final

@@ -544,3 +544,52 @@ def test_under_bfloat16_each_layer_is_cast_once_a_step_and_the_bounds_read_float
         losses = stack.step(batch, schedule, fold_in(torch.stack([key(0), key(1)]), 0), False)
     assert sorted(cast) == sorted(low_precision_parameters(stack.model)) and "classifier.1.0.weight" in cast
     assert dtypes == {"hidden": torch.bfloat16, "logits": torch.float32} and torch.isfinite(losses).all()
+
+
+def test_eval_every_measures_every_eth_epoch_and_the_last_and_trains_the_same():
+    """Evaluation reads the weights and draws nothing: the losses match a run measured every epoch, the measured
+    epochs' accuracies too; the others hold NaN, and the best epoch is one that was measured."""
+    data = load("digits")
+    every = history(Training(plan(epochs=5, seeds=(0,)), data))[0]
+    sparse_trial = Training(replace(plan(epochs=5, seeds=(0,)), eval_every=2), data)
+    sparse = history(sparse_trial)[0]
+    assert [r["loss"] for r in sparse] == [r["loss"] for r in every]
+    measured = [r["epoch"] for r in sparse if not math.isnan(r["val_acc"])]
+    assert measured == [2, 4, 5]
+    for got, expected in zip(sparse, every):
+        for key in ("val_acc", "test_acc", "entropy_unlabelled", "mi_unlabelled"):
+            assert math.isnan(got[key]) if got["epoch"] in (1, 3) else got[key] == expected[key]
+    member = sparse_trial.members[0]
+    assert member.best_epoch in measured and member.status == "completed"
+    best = max(measured, key=lambda e: (every[e - 1]["val_acc"], -e))
+    assert (member.best_epoch, member.test_acc) == (best, every[best - 1]["test_acc"])
+
+
+def test_patience_under_eval_every_stops_at_a_measured_epoch():
+    stuck = replace(plan(seeds=(1,), epochs=9, lr=0.0), patience=3, eval_every=2)  # lr 0: never improves after epoch 2
+    trial = Training(stuck, load("digits"))
+    rows = history(trial)[0]
+    member = trial.members[0]
+    # measured at 2, 4, 6: 6 - 2 >= 3 stops it there, not at 5 (unmeasured), and its last row holds accuracies
+    assert (member.status, member.stopped_by, member.best_epoch, len(rows)) == ("stopped", "patience", 2, 6)
+    assert not math.isnan(rows[-1]["val_acc"])
+
+
+def test_a_model_that_reads_no_unlabelled_data_gets_none_and_trains_the_same(monkeypatch):
+    """The baseline's loss reads the labelled batch only: its step gathers and binarises no unlabelled x, and its
+    numbers are those it had when it did (the unlabelled draw still advances the seed's order)."""
+    from sweeper.models.baseline import Baseline
+
+    data = load("digits")
+    binarised = replace(plan(model="baseline", seeds=(0, 1), epochs=2), dynamic_binarize=True)
+    seen = []
+    forward = Baseline.forward
+    monkeypatch.setattr(Baseline, "forward", lambda self, batch, *rest: seen.append(batch.x_unlabelled.shape[0]) or forward(self, batch, *rest))
+    skipped = history(Training(binarised, data))
+    assert set(seen) == {0}
+    monkeypatch.setattr(Baseline, "reads_unlabelled", True)
+    seen.clear()
+    gathered = history(Training(binarised, data))
+    assert set(seen) == {200}
+    unnamed = lambda rows: [[{k: None if v != v else v for k, v in r.items()} for r in m] for m in rows]  # noqa: E731 - NaN == NaN
+    assert unnamed(skipped) == unnamed(gathered)

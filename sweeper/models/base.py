@@ -54,6 +54,7 @@ class Model(nn.Module):
     build_options: ClassVar[dict[str, Hyper]] = {}  # sizes, likelihood, classifier: given to __init__
     loss_parts: ClassVar[tuple[str, ...]] = ("recon", "kl", "ce")  # what forward's parts may hold; each is recorded
     enumerates: ClassVar[bool] = False  # sums a bound over every label (enumeration.over_labels)
+    reads_unlabelled: ClassVar[bool] = True  # its loss reads x_unlabelled; if not, the loop hands it an empty batch
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
     enumeration: str = "parallel"  # how enumeration.over_labels sums over labels; not a hyperparameter: the results are the same
 

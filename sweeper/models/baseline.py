@@ -10,6 +10,7 @@ from .networks import Network
 
 class Baseline(Model):
     name = "baseline"
+    reads_unlabelled = False
 
     def __init__(self, input_shape, n_classes: int, hidden: int, network: str = "mlp"):
         super().__init__(input_shape, n_classes)

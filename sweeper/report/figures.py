@@ -158,7 +158,7 @@ def _selection(done: pd.DataFrame, curves: pd.DataFrame, rows: str):
 
 
 def _band(ax, curves: pd.DataFrame, column: str, name: str, scale: float = 1.0):
-    stats = curves.groupby("epoch")[column].agg(["mean", "std"]).reset_index()
+    stats = curves.dropna(subset=[column]).groupby("epoch")[column].agg(["mean", "std"]).reset_index()  # eval_every: measured epochs
     ax.plot(stats["epoch"], scale * stats["mean"], label=name)
     ax.fill_between(stats["epoch"], scale * (stats["mean"] - stats["std"].fillna(0)),
                     scale * (stats["mean"] + stats["std"].fillna(0)), alpha=0.2)
