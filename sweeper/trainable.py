@@ -97,12 +97,12 @@ def _metrics(training: Training, epoch: int) -> dict:
     latest, trained = [m.history[-1] for m in ran], {m.plan_index for m in ran}
     live = [row for row in latest if math.isfinite(row["loss"])]
     mean = lambda key: sum(r[key] for r in live) / len(live) if live else float("nan")  # noqa: E731
+    measured = {"val_acc": mean("val_acc"), "test_acc": mean("test_acc")} if training.evaluates(epoch) else {}
     return {
         "objective": max(training.objective(i) for i in range(len(training.plans))),
         "objectives": [training.objective(i) for i in range(len(training.plans))],  # each member's: its study trial's per epoch
         "training": [int(i in trained) for i in range(len(training.plans))],  # 0: stopped or diverged, its curve ends
-        "val_acc": mean("val_acc"),
-        "test_acc": mean("test_acc"),
+        **measured,  # none at the epochs eval_every skips
         "loss": mean("loss"),
         "epoch": epoch,
         "diverged": sum(m.status == "diverged" for m in training.members),

@@ -341,6 +341,10 @@ def test_choosing_the_epoch_by_lowest_training_loss_against_by_validation(tmp_pa
     figure = _selection(results.read(tmp_path), pd.DataFrame(epochs), "alpha")
     by_validation, by_loss = (line.get_ydata()[0] for line in figure.axes[0].lines[:2])
     assert (by_validation, by_loss) == (80.0, 60.0)
+    # eval_every: an unmeasured epoch 4 with the lowest loss is passed over for the lowest measured one
+    unmeasured = [*epochs, {**epochs[0], "epoch": 4, "loss": 1.0, "val_acc": float("nan"), "test_acc": float("nan")}]
+    figure = _selection(results.read(tmp_path), pd.DataFrame(unmeasured), "alpha")
+    assert figure.axes[0].lines[1].get_ydata()[0] == 60.0
 
 
 def test_configurations_differ_by_exact_values_and_a_seed_run_twice_is_refused(tmp_path, tmp_path_factory):

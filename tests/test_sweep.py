@@ -182,3 +182,5 @@ def test_eval_every_writes_nan_accuracies_between_evaluations_and_reports_the_me
     final = capsys.readouterr().out
     last = epochs[epochs["epoch"] == 3]["test_acc"]
     assert f"{100 * last.mean():.2f} ± {100 * last.std():.2f}" in final
+    reported = pd.read_json(next((out / "tune").glob("*/result.json")), lines=True).set_index("epoch")
+    assert reported["val_acc"].isna().tolist() == [True, False, False]  # Tune hears no accuracy at epoch 1

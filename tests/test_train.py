@@ -593,3 +593,13 @@ def test_a_model_that_reads_no_unlabelled_data_gets_none_and_trains_the_same(mon
     assert set(seen) == {200}
     unnamed = lambda rows: [[{k: None if v != v else v for k, v in r.items()} for r in m] for m in rows]  # noqa: E731 - NaN == NaN
     assert unnamed(skipped) == unnamed(gathered)
+
+
+def test_a_model_says_itself_whether_it_reads_unlabelled_data():
+    """A subclass of the baseline that does not say so reads them: an empty batch is never handed down by mistake."""
+    from sweeper.models.baseline import Baseline
+
+    class Readers(Baseline):
+        pass
+
+    assert (Baseline.reads_unlabelled, Readers.reads_unlabelled) == (False, True)

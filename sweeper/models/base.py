@@ -68,6 +68,8 @@ class Model(nn.Module):
         """A model's hyperparameters are declared under its name in sweeper/hyperparameters.py, which imports no
         torch, so that a spec is checked without building a model; the class reads them from there."""
         super().__init_subclass__(**kwargs)
+        if "reads_unlabelled" not in cls.__dict__:  # declared by each class: a subclass of the baseline may read them
+            cls.reads_unlabelled = True
         if "name" in cls.__dict__:
             declared = hyperparameters.MODELS[cls.name]
             cls.summary, cls.fitted_by = declared.summary, declared.fitted_by

@@ -142,7 +142,8 @@ def _selection(done: pd.DataFrame, curves: pd.DataFrame, rows: str):
     figure, ax = plt.subplots(figsize=(6, 4))
     picked = best_by_validation(done, rows, "model")
     picked = picked[picked["row"].notna()]
-    finite = curves[curves["loss"].notna() & (curves["loss"].abs() < float("inf"))]
+    # among measured epochs: under eval_every the lowest loss may fall on an epoch with no accuracy
+    finite = curves[curves["loss"].notna() & (curves["loss"].abs() < float("inf")) & curves["test_acc"].notna()]
     at_lowest = finite.loc[finite.groupby("trial_id")["loss"].idxmin()].set_index("trial_id")["test_acc"]
     numeric = pd.api.types.is_numeric_dtype(picked["row"].infer_objects())
     for model, group in picked.groupby("col_label"):

@@ -253,7 +253,7 @@ def at_final_epoch(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """The trials with each seed's accuracies as its last trained epoch left them (Jurasiński's classifier "drawn
     away" over training, which reading at the best validation epoch hides): test_acc and best_val_acc are then the
     final epoch's, and best_epoch that epoch. A trial with no epoch rows keeps no accuracy."""
-    last = epochs.sort_values("epoch").groupby("trial_id").last()[["epoch", "val_acc", "test_acc"]]
+    last = epochs.sort_values("epoch").drop_duplicates("trial_id", keep="last").set_index("trial_id")[["epoch", "val_acc", "test_acc"]]
     final = trials.drop(columns=["test_acc", "best_val_acc", "best_epoch"], errors="ignore").join(
         last.rename(columns={"epoch": "best_epoch", "val_acc": "best_val_acc"}), on="trial_id")
     return final[trials.columns]
