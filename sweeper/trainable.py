@@ -136,12 +136,15 @@ def _ran(member: Member, epoch: int) -> bool:
 
 
 def keep_improved(location: str, config_id: str, training: Training, plan: int, dataset: Dataset) -> None:
-    """Each seed of plan `plan` whose validation accuracy improved this epoch: its weights, kept (kept.py)."""
+    """Each seed of plan `plan` whose validation accuracy improved this epoch: its weights, kept (kept.py), and then
+    dropped from memory, so that the checkpoints after carry no copy (a trial retried from an earlier checkpoint
+    trains the epoch again, and keeps them again)."""
     for m in training.members:
         if m.plan_index == plan and m.best_weights is not None and m.best_epoch == training.epoch:
             trial_id = f"{config_id}-seed{m.seed}"
             kept.save(location, trial_id, m.best_weights,
                       kept.member_description(m, training.plans[plan], dataset.name, dataset.input_shape, dataset.n_classes, trial_id))
+            m.best_weights = None
 
 
 def epoch_and_trial_rows(config_id: str, training: Training, spec: Spec, point: dict, error: str | None = None,

@@ -95,3 +95,18 @@ def test_inspect_on_two_dimensional_data_draws_the_confidence_panel(tmp_path):
     (tmp_path / "spec.yaml").write_text("name: t\ndataset: circles\nmodels: [m2]\nseeds: [0, 1]\nepochs: 2\nlabel_count: 50\n")
     found = inspection.inspect(tmp_path, ["c-seed1"])["c-seed1"]
     assert found["figures"] == ["active_units.png", "two_d.png"]
+
+
+def test_weights_once_kept_leave_memory_and_the_checkpoint():
+    """A checkpoint after an improving epoch holds no copy of the kept weights: they are on disk already."""
+    import tempfile
+
+    spec = parse(tiny_spec(epochs=1))
+    data = load_data("digits")
+    trial = Training(plan_of(spec, space.configuration(spec, {"model": "m2", "alpha": 5.0})), data)
+    next(trial.epochs())
+    assert all(m.best_weights is not None for m in trial.members)  # epoch 1 improves on nothing
+    with tempfile.TemporaryDirectory() as d:
+        keep_improved(d, "c", trial, 0, data)
+        assert kept.files(d) == ["c-seed0", "c-seed1"]
+    assert [m["best_weights"] for m in trial.state_dict()["members"]] == [None, None]
