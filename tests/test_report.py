@@ -399,3 +399,19 @@ def test_the_report_says_what_precision_the_steps_ran_in(tmp_path):
     text = report.table([tmp_path])
     assert text.splitlines()[-1] == "precision of the training step: bfloat16 (3 trials), float32 (1 trial)"
     assert "# precision of the training step: bfloat16 (3 trials), float32 (1 trial)" in report.table([tmp_path], fmt="csv").splitlines()
+
+
+def test_paired_tests_read_the_seeds_at_the_epoch_the_table_does(tmp_path):
+    """--at final: the paired comparison is of final-epoch accuracies, as the table's cells are."""
+    hyper = {"alpha": "number", "lam": "number"}
+    final = {"m2": [0.80, 0.82], "jurasinski": [0.90, 0.96]}  # at their best epochs: 0.93, 0.95 and 0.70, 0.74
+    for model, name, best in (("m2", "alpha", [0.93, 0.95]), ("jurasinski", "lam", [0.70, 0.74])):
+        rows = [{**trial_row(model, model, s, test_acc=a), name: 10.0} for s, a in enumerate(best)]
+        for r in rows:
+            r.pop("hidden"), r.pop("lr")
+        epochs = [{**row, "test_acc": final[model][s] if row["epoch"] == 2 else best[s]}
+                  for s in (0, 1) for row in epoch_rows(model, model, s)]
+        results.write_configuration(tmp_path, model, epochs, rows, hyper)
+    text = report.table([tmp_path], layout="jurasinski", pair=("m2", "jurasinski"), at="final")
+    t = stats.ttest_rel([0.80, 0.82], [0.90, 0.96]).pvalue
+    assert f"| 10 | 2 | -12 | {t:.4g} |" in text

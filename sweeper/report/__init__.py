@@ -33,11 +33,9 @@ def built(dirs: list[str | Path], rows: str | None = None, cols: str | None = No
           compare: bool = False, published_dir: str | None = None, at: str = "best", trials=None):
     """The table of one or more results directories (table.Table), with its notes and the provenance of every directory;
     each seed's accuracy read `at` its best validation epoch or its final epoch. `trials`: the directories' trials
-    table, where the caller has read it already."""
+    table read `at` that epoch (trials_at), where the caller has read it already."""
     chosen = LAYOUTS[layout]
-    trials = results.read(dirs, "trials") if trials is None else trials
-    if at == "final":
-        trials = at_final_epoch(trials, results.read(dirs, "epochs", columns=["trial_id", "epoch", "val_acc", "test_acc"]))
+    trials = trials_at(dirs, at) if trials is None else trials
     figures_published = published.lookup(published.load(published_dir), chosen.name) if compare else None
     made = build(trials, chosen, rows, cols, ci=ci, published=figures_published, expected_n=expected_seeds(dirs), at=at)
     made.footnotes += provenance_lines(dirs) + precision_lines(trials)
@@ -48,7 +46,7 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
           layout: str = "generic", ci: bool = False, compare: bool = False, published_dir: str | None = None,
           pair: tuple[str, str] | None = None, at: str = "best") -> str:
     """The table as text, with the provenance of every directory (nothing is written: see write())."""
-    trials = results.read(dirs, "trials")
+    trials = trials_at(dirs, at)  # the paired tests read the seeds where the table does
     made = built(dirs, rows, cols, layout, ci, compare, published_dir, at, trials)
     if fmt == "html":
         return page(dirs, [made])
@@ -58,6 +56,14 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
     if pair:
         text += _paired_text(paired(trials, made, *pair), pair, fmt)
     return text
+
+
+def trials_at(dirs: list[str | Path], at: str):
+    """The trials table with each seed's accuracies at its best validation epoch (as written) or its final epoch."""
+    trials = results.read(dirs, "trials")
+    if at == "final":
+        trials = at_final_epoch(trials, results.read(dirs, "epochs", columns=["trial_id", "epoch", "val_acc", "test_acc"]))
+    return trials
 
 
 def provenance_lines(dirs: list[str | Path]) -> list[str]:
