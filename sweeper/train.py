@@ -161,7 +161,7 @@ class GradientFitter(Fitter):
                                 for m in members], dim=1)  # (steps, members, batch)
         unlabelled = torch.stack([m.unlabelled[batch_indices(len(m.unlabelled), steps, plan.batch_unlabelled, m.order, device)]
                                   for m in members], dim=1)  # drawn whatever the model, so a seed's labelled order is the same
-        if not self.stack.model.reads_unlabelled:  # gathered and binarised for nothing: 4/5 of the baseline's step
+        if not self.stack.model.reads_unlabelled_at(now):  # gathered and binarised for nothing: 4/5 of the baseline's step
             unlabelled = unlabelled[:, :, :0]
         keys = torch.stack([m.key for m in members])
         if self.stack.model.refresh_due(now):

@@ -591,8 +591,7 @@ def test_a_model_that_reads_no_unlabelled_data_gets_none_and_trains_the_same(mon
     seen.clear()
     gathered = history(Training(binarised, data))
     assert set(seen) == {200}
-    unnamed = lambda rows: [[{k: None if v != v else v for k, v in r.items()} for r in m] for m in rows]  # noqa: E731 - NaN == NaN
-    assert unnamed(skipped) == unnamed(gathered)
+    assert without_nan(skipped) == without_nan(gathered)
 
 
 def test_a_model_says_itself_whether_it_reads_unlabelled_data():
@@ -603,3 +602,22 @@ def test_a_model_says_itself_whether_it_reads_unlabelled_data():
         pass
 
     assert (Baseline.reads_unlabelled, Readers.reads_unlabelled) == (False, True)
+
+
+def test_m1s_classifier_stage_gets_no_unlabelled_batch_and_trains_the_same(monkeypatch):
+    """M1's VAE stage reads the unlabelled batch, its classifier's stage does not: the loop hands that stage an
+    empty one, and every number is what it was when it gathered and binarised one."""
+    from sweeper.models.m1 import M1
+
+    data = load("digits")
+    staged = replace(Plan(model="m1", hyper={"hidden": 16, "latent": 4, "lr": 1e-3, "m1_epochs": 2}, label_count=50,
+                          seeds=(0,), epochs=4, batch_labelled=25, batch_unlabelled=200), dynamic_binarize=True)
+    seen = []
+    forward = M1.forward
+    monkeypatch.setattr(M1, "forward", lambda self, batch, w, now, key: seen.append(
+        (self.stages.training_vae(now), batch.x_unlabelled.shape[0])) or forward(self, batch, w, now, key))
+    skipped = without_nan(history(Training(staged, data)))
+    assert set(seen) == {(True, 200), (False, 0)}
+    monkeypatch.setattr(M1, "reads_unlabelled_at", lambda self, now: True)
+    seen.clear()
+    assert without_nan(history(Training(staged, data))) == skipped and set(seen) == {(True, 200), (False, 200)}

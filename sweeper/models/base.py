@@ -54,7 +54,7 @@ class Model(nn.Module):
     build_options: ClassVar[dict[str, Hyper]] = {}  # sizes, likelihood, classifier: given to __init__
     loss_parts: ClassVar[tuple[str, ...]] = ("recon", "kl", "ce")  # what forward's parts may hold; each is recorded
     enumerates: ClassVar[bool] = False  # sums a bound over every label (enumeration.over_labels)
-    reads_unlabelled: ClassVar[bool] = True  # its loss reads x_unlabelled; if not, the loop hands it an empty batch
+    reads_unlabelled: ClassVar[bool] = True  # its loss reads x_unlabelled; if not, the loop hands it an empty batch (reads_unlabelled_at)
     built_on: ClassVar[tuple[str, ...]] = ()  # models this one contains: it takes all their hyperparameters
     enumeration: str = "parallel"  # how enumeration.over_labels sums over labels; not a hyperparameter: the results are the same
 
@@ -102,6 +102,10 @@ class Model(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for x."""
         raise NotImplementedError
+
+    def reads_unlabelled_at(self, schedule: Schedule) -> bool:
+        """Whether the loss reads x_unlabelled at this point of training: a stage may not (M1's classifier)."""
+        return self.reads_unlabelled
 
     def refresh_due(self, schedule: Schedule) -> bool:
         """Whether `refresh` sets buffers before this epoch (M1+M2: as M2's stage begins); none by default."""

@@ -96,6 +96,9 @@ class M1(Model):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).float()  # a linear head's scores in bfloat16 under the step's precision
 
+    def reads_unlabelled_at(self, schedule: Schedule) -> bool:
+        return self.stages.training_vae(schedule)  # the classifier's stage reads the labelled batch only
+
     def forward(self, batch: Batch, weights: dict, schedule: Schedule, key: torch.Tensor):
         if self.stages.training_vae(schedule):
             return self.vae.loss(batch, fold_in(key, 0), weights)
