@@ -3,9 +3,9 @@ the unlabelled batch its loss never reads.
 
     OMP_NUM_THREADS=1 python benchmarks/baseline_epoch.py --data-dir ../shared/data [--repeats 3]
 
-Three seeds packed, as `kingma-table1.yaml`'s NN column trains them: the 100 steps of one epoch, timed after a
+Three seeds packed, as the NN column's run in docs/spec.md (`seeds=[0,1,2]`) trains them: the 100 steps of one epoch, timed after a
 warm-up epoch, with no evaluation (eval_every past the epochs timed). "gathered" hands the model the unlabelled batch as the loop did before
-Model.reads_unlabelled_at (its rows gathered and binarised each step); "skipped" is today's loop. Both give the
+Model.reads_unlabelled (its rows gathered and binarised each step); "skipped" is today's loop. Both give the
 same numbers (tests/test_train.py). Prints one JSON line per variant, medians over --repeats epochs. Not a test.
 """
 from __future__ import annotations

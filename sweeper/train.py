@@ -48,7 +48,7 @@ class Member:
     wall_s: float = 0.0
     compiled: bool = False  # whether any of its epochs ran through torch.compile: the rows record it
     history: list[dict] = field(default_factory=list)
-    best_weights: dict | None = None  # CPU copies of its parameters and buffers at best_epoch (kept.py writes them)
+    best_weights: dict | None = None  # CPU copies of its parameters and buffers at best_epoch, until kept.py writes them
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,11 @@ def _train(config: dict, setup: Setup, data: dict[str, Dataset], trained_epoch: 
                 torch.save(training.state_dict(), Path(d) / CHECKPOINT_FILE)
                 tune.report(_metrics(training, epoch), checkpoint=tune.Checkpoint.from_directory(d))
     except Exception as e:
-        _write(setup, ids, training, points, error=f"{type(e).__name__}: {e}")
+        error = f"{type(e).__name__}: {e}"
+        try:  # an epoch that improved before the failure: its weights kept, so the failed rows' best epoch has them
+            _write(setup, ids, training, points, error=error, dataset=data[chosen[0].dataset])
+        except Exception:  # noqa: BLE001 - keeping failed as well (a full disk): the rows still say what failed
+            _write(setup, ids, training, points, error=error)
         raise
 
 

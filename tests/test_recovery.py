@@ -12,7 +12,7 @@ import pytest
 from ray.tune.search import Searcher
 
 from helpers import tiny_spec
-from sweeper import searchers, space, sweep
+from sweeper import load, searchers, space, sweep
 from sweeper.spec import parse
 
 pytestmark = pytest.mark.ray
@@ -84,6 +84,25 @@ def test_a_crashing_trial_is_retried_from_its_checkpoint_and_one_that_always_cra
     assert len(recorded(tmp_path / "out")) == 3 and {a: t.state.name for a, t in shown.items()} == {
         0.5: "COMPLETE", 5.0: "COMPLETE", 50.0: "FAIL"}
     assert shown[50.0].user_attrs["error"] == "RuntimeError: injected failure at epoch 2"
+
+
+def test_a_trial_that_fails_keeps_the_weights_of_the_epoch_its_rows_call_best(tmp_path):
+    """It fails after training epoch 1, which improves on nothing before it: the failed row names epoch 1 as its best,
+    and that epoch's weights are kept, as they would have been had the epoch finished."""
+    import ray
+
+    spec = parse(tiny_spec(models=["m2"], seeds=[0], epochs=3, search={"alpha": [50.0]}, retries=0, pack=1))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = sweep.run(spec, tmp_path / "out", quiet=True, trainable=faulty(1, always={50.0}, once=set(), marks=str(marks)))
+    finally:
+        ray.shutdown()
+    assert outcome.errored == 1
+    row = pd.read_parquet(tmp_path / "out" / "trials").iloc[0]
+    assert (row["status"], row["best_epoch"]) == ("failed", 1)
+    assert load(tmp_path / "out", row["trial_id"]).about["epoch"] == 1
 
 
 def killed_and_resumed(path, out, checkpoints_lost: bool) -> dict:
