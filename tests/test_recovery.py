@@ -113,9 +113,13 @@ def killed_and_resumed(path, out, checkpoints_lost: bool) -> dict:
     deadline = time.monotonic() + 240
     finished = {}
     while time.monotonic() < deadline:  # wait for one configuration done and the next one under way
-        if (out / "trials").is_dir():
-            frames = [pd.read_parquet(f) for f in (out / "trials").glob("*.parquet")]
-            done = [f for f, frame in zip((out / "trials").glob("*.parquet"), frames) if frame["status"].eq("completed").all()]
+        files = sorted((out / "trials").glob("*.parquet")) if (out / "trials").is_dir() else []
+        try:  # the sweep replaces these files as it goes: one replaced while pandas reads it can read as damaged
+            frames = [pd.read_parquet(f) for f in files]
+        except OSError:  # read again at the next poll
+            frames = files = []
+        if files:
+            done = [f for f, frame in zip(files, frames) if frame["status"].eq("completed").all()]
             running = {c for frame in frames if not frame["status"].eq("completed").all() for c in frame["config_id"]}
             if done and running and (checkpoints_lost or all(_tune_saved_after_a_checkpoint(out, c) for c in running)):
                 finished = {f.name: f.stat().st_mtime_ns for f in done}
