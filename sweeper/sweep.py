@@ -665,13 +665,16 @@ class Progress(tune.Callback):
         objective = result.get("objective")
         if objective is not None and (self.best is None or objective > self.best[0]):
             self.best = (objective, trial.config)
-        members = len(trial.config.get("pack", [None])) * self.seeds
         epoch = int(result.get("epoch", 0))
-        self.trained[trial.trial_id] = epoch * members
+        self.trained[trial.trial_id] = epoch * self._members(trial)
         if epoch and result.get("wall_s"):  # the members' training time so far, summed
             self.timed[trial.trial_id] = (max(0, self.epochs - epoch), result["wall_s"] / epoch)  # M1's m1_epochs run past them
         if time.monotonic() - self.last >= self.every_s:
             self._print(trials)
+
+    def _members(self, trial) -> int:
+        """The trial's member trainings: its configurations (a pack's, or one) times the seeds."""
+        return len(trial.config.get("pack", [None])) * self.seeds
 
     # Tune calls these before it sets the trial's new status
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -692,6 +695,9 @@ class Progress(tune.Callback):
 
     def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
+        for t in trials:  # a resumed sweep: what a trial trained before it, as Tune restored its last result
+            if t.trial_id not in self.trained and (t.last_result or {}).get("epoch"):
+                self.trained[t.trial_id] = int(t.last_result["epoch"]) * self._members(t)
         status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
         sizes = [len(t.config.get("pack", [None])) for t in trials]  # configurations per trial
         counted = lambda state: sum(n for n, s in zip(sizes, status) if s == state)  # noqa: E731

@@ -5,7 +5,7 @@ import pytest
 
 from sweeper import progress, results
 from sweeper.cli import main
-from helpers import HYPER, epoch_rows, trial_row
+from helpers import HYPER, epoch_rows, tiny_spec, trial_row
 
 
 def test_time_left_comes_from_measured_epoch_times():
@@ -37,3 +37,19 @@ def test_status_needs_a_directory_or_a_study(tmp_path, capsys):
     assert "give a results directory (sweeper status DIR) or a shared study (--study URL)" in capsys.readouterr().err
     assert main(["status", str(tmp_path)]) == 2
     assert "not a sweep's results directory (no spec.yaml)" in capsys.readouterr().err
+
+
+def test_a_resumed_sweeps_progress_counts_the_epochs_trained_before_the_resume(capsys):
+    from types import SimpleNamespace
+
+    from sweeper import sweep
+    from sweeper.spec import parse
+
+    spec = parse(tiny_spec(epochs=10, seeds=[0, 1]))
+    progress = sweep.Progress(spec, every_s=0.0, trials=2)
+    done = SimpleNamespace(trial_id="a", status="TERMINATED", config={"pack": [{}, {}]}, last_result={"epoch": 10})
+    running = SimpleNamespace(trial_id="b", status="RUNNING", config={"pack": [{}]}, last_result={"epoch": 4})
+    progress.on_trial_start(0, [done, running], running)  # Tune restored both: 2x2x10 + 1x2x4 member-epochs
+    assert "epochs 48/" in capsys.readouterr().out
+    progress.on_trial_result(1, [done, running], running, {"epoch": 5})  # a new result replaces the restored one
+    assert "epochs 50/" in capsys.readouterr().out
