@@ -37,7 +37,6 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -559,37 +558,39 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
         raise SweeperError(f"{d}: no such results directory; give the --out directory of a sweep (default results/<name>)")
     if not files:
         raise NoResultsYet(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
-    sizes = []
-    for f in files:
-        where = f"{d}/{table}/{f.base_name}"
-        try:
-            metadata = pq.read_metadata(f.path, filesystem=fs)
-        except FileNotFoundError:
-            raise _Vanished(where) from None
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
-        schema = metadata.schema.to_arrow_schema()
-        for column, kind in NEEDED[table].items():
-            if column not in schema.names:
-                raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
-            numeric = pa.types.is_integer(schema.field(column).type) or pa.types.is_floating(schema.field(column).type)
-            if (kind == "number") != numeric and metadata.num_rows:
-                holds = "numbers" if kind == "text" else "text"
-                raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
-        sizes.append((where, metadata.num_rows))
+    read = [_file(fs, f.path, f"{d}/{table}/{f.base_name}", table, wanted) for f in files]
     try:
-        dataset = pds.dataset([f.path for f in files], filesystem=fs, format="parquet",
-                              schema=pa.unify_schemas([pq.read_schema(f.path, filesystem=fs) for f in files]))
-        frame = dataset.to_table(columns=[c for c in wanted if c in dataset.schema.names] if wanted else None).to_pandas()
-    except FileNotFoundError as e:
-        raise _Vanished(first_line(e)) from None
-    except (pa.ArrowException, OSError, ValueError) as e:
+        frame = pa.concat_tables(read, promote_options="default").to_pandas()
+    except (pa.ArrowException, ValueError) as e:
         raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
+    sizes = [(f"{d}/{table}/{f.base_name}", t.num_rows) for f, t in zip(files, read)]
     origin = np.repeat(np.array([where for where, _ in sizes], dtype=object), [rows for _, rows in sizes])
     if table != "epochs" or not any(_PART.fullmatch(f.base_name) for f in files):  # one file per configuration
         return frame, origin
     kept = _latest_rows(files, [rows for _, rows in sizes], frame["trial_id"].to_numpy(), frame["epoch"].to_numpy())
     return frame.iloc[kept].reset_index(drop=True), origin[kept]
+
+
+def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[str] | None) -> pa.Table:
+    """One results file's `wanted` columns (all without), its schema checked first: footer and rows read through
+    one open handle, so a file a running sweep replaces meanwhile is read whole as it was (a rename leaves the
+    open file as it was), never its footer from one version and its rows from the next."""
+    try:
+        with fs.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            schema = parquet.schema_arrow
+            for column, kind in NEEDED[table].items():
+                if column not in schema.names:
+                    raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
+                numeric = pa.types.is_integer(schema.field(column).type) or pa.types.is_floating(schema.field(column).type)
+                if (kind == "number") != numeric and parquet.metadata.num_rows:
+                    holds = "numbers" if kind == "text" else "text"
+                    raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
+            return parquet.read(columns=[c for c in wanted if c in schema.names] if wanted else None)
+    except FileNotFoundError:
+        raise _Vanished(where) from None
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
 
 
 def _latest_rows(files: list[pafs.FileInfo], counts: list[int], trial_ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:

@@ -65,3 +65,11 @@ def test_a_grids_projection_times_one_trial_of_each_kind_and_counts_every_trial(
     path.write_text(yaml.safe_dump({**spec, "sampler": "random", "search": {"alpha": {"low": 0.1, "high": 10}}, "trials": 2, "pack": 1}))
     assert main(["bench", "--spec", str(path)]) == 2
     assert "projects grids only; this spec samples (random)" in capsys.readouterr().err
+
+
+def test_bench_report_tables_a_synthetic_sweep_of_distinct_configurations():
+    from sweeper.bench import report_case
+
+    figures = report_case(configurations=16, seeds=2, epochs=3)  # a repeated configuration would be refused
+    assert (figures["table_rows"], figures["epoch_rows"], figures["trial_rows"], figures["files"]) == (16, 96, 32, 16)
+    assert figures["table_s"] > 0 and figures["learning_curves_s"] > 0

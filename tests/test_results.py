@@ -203,27 +203,50 @@ def test_a_reader_whose_listed_parts_are_replaced_as_it_reads_lists_again(tmp_pa
     listed are gone, replaced by the whole file, and every row is read from that."""
     monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
     history = train(tmp_path, 5)
-    real, calls = results.pq.read_metadata, []
+    real, calls = results._file, []
 
-    def ends_meanwhile(path, **kwargs):
+    def ends_meanwhile(fs, path, *args):
         calls.append(path)
         if len(calls) == 1:  # the configuration ends between the reader's listing and its reads
             train(tmp_path, 6, first=6, history=history, ends_at=6)
-        return real(path, **kwargs)
+        return real(fs, path, *args)
 
-    monkeypatch.setattr(results.pq, "read_metadata", ends_meanwhile)
+    monkeypatch.setattr(results, "_file", ends_meanwhile)
     epochs = results.read(tmp_path, "epochs")
     assert len(epochs) == 12 and not epochs.duplicated(["trial_id", "epoch"]).any()
     assert calls[-1].endswith("c.parquet")  # read again, from the whole file
 
 
+def test_a_file_replaced_between_a_readers_footer_and_its_rows_is_read_whole_as_one_version(tmp_path, monkeypatch):
+    """A running sweep rewrites a configuration's trials file (a seed's row changes) while a reader (sweeper status,
+    a stopping rule) reads it: the reader gets one version's rows, all of them, never one version's footer with the
+    next one's row count."""
+    train(tmp_path, 2, seeds=(0,))
+    one_seed = [trial_row("c", "m2", 0, status="running", alpha=1.0)]
+    two_seeds = one_seed + [trial_row("c", "m2", 1, status="running", alpha=1.0)]
+    results.write_configuration(tmp_path, "c", [], one_seed, HYPER, epoch=2)
+    real = results.pq.ParquetFile
+
+    def replaced_once_open(source, *args, **kwargs):  # the sweep's write lands just after the reader opened the file
+        opened = real(source, *args, **kwargs)
+        if len(one_seed) == 1:
+            one_seed.append("written")
+            results.write_configuration(tmp_path, "c", [], two_seeds, HYPER, epoch=2)
+        return opened
+
+    monkeypatch.setattr(results.pq, "ParquetFile", replaced_once_open)
+    trials = results.read(tmp_path, "trials")
+    assert list(trials["seed"]) == [0]  # the version it opened, whole
+    assert list(results.read(tmp_path, "trials")["seed"]) == [0, 1]  # the next read: the new version
+
+
 def test_a_reader_whose_files_keep_vanishing_says_so(tmp_path, monkeypatch):
     train(tmp_path, 2)
 
-    def gone(path, **kwargs):
-        raise FileNotFoundError(path)
+    def gone(fs, path, where, *args):
+        raise results._Vanished(where)
 
-    monkeypatch.setattr(results.pq, "read_metadata", gone)
+    monkeypatch.setattr(results, "_file", gone)
     monkeypatch.setattr(results.time, "sleep", lambda s: None)
     with pytest.raises(SweeperError, match=r"epochs: files vanished as they were read, 20 times .* is a sweep writing there"):
         results.read(tmp_path, "epochs")
