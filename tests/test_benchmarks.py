@@ -5,14 +5,20 @@ from pathlib import Path
 from sweeper.data import load
 from sweeper.spec import parse
 
-ANCHOR = Path(__file__).resolve().parent.parent / "benchmarks" / "anchor.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def benchmark(name: str):
+    """benchmarks/<name>.py as a module (the folder is no package)."""
+    spec_of_module = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec_of_module)
+    spec_of_module.loader.exec_module(module)
+    return module
 
 
 def test_the_anchor_benchmarks_plain_trainable_trains_and_reports_every_epoch(monkeypatch):
     """benchmarks/anchor.py's plain Ray Tune trainable, called as Tune calls it, with Tune's report caught."""
-    spec_of_module = importlib.util.spec_from_file_location("anchor", ANCHOR)
-    anchor = importlib.util.module_from_spec(spec_of_module)
-    spec_of_module.loader.exec_module(anchor)
+    anchor = benchmark("anchor")
     import torch
     from ray import tune
 
@@ -27,10 +33,7 @@ def test_the_anchor_benchmarks_plain_trainable_trains_and_reports_every_epoch(mo
 
 
 def test_the_baseline_epoch_benchmark_times_epochs_it_does_not_evaluate():
-    path = ANCHOR.parent / "baseline_epoch.py"
-    spec_of_module = importlib.util.spec_from_file_location("baseline_epoch", path)
-    bench = importlib.util.module_from_spec(spec_of_module)
-    spec_of_module.loader.exec_module(bench)
+    bench = benchmark("baseline_epoch")
     seconds = bench.epoch_seconds(load("digits"), repeats=1)  # 2 steps of 1:499 on digits' 1,157 unlabelled points
     assert 0.0 < seconds < 60.0
 
@@ -42,5 +45,16 @@ def test_the_startup_profile_times_phases_the_package_still_has():
     from sweeper import sweep
 
     assert callable(sweep._datasets) and callable(sweep._start_ray) and callable(tune.Tuner.fit)
-    text = (ANCHOR.parent / "startup.py").read_text()
+    text = (BENCHMARKS / "startup.py").read_text()
     assert '"_datasets"' in text and '"_start_ray"' in text and '"fit"' in text
+
+
+def test_the_floor_benchmarks_trainable_takes_one_adam_step_and_reports_it(monkeypatch):
+    floor = benchmark("floor")
+    from ray import tune
+
+    reported = []
+    monkeypatch.setattr(tune, "report", reported.append)
+    floor.trainable({"index": 3})
+    assert len(reported) == 1 and reported[0]["epoch"] == 1
+    assert abs(reported[0]["objective"] - (3 - 1e-3)) < 1e-6  # Adam's first step moves the weight by lr against the gradient
