@@ -16,6 +16,7 @@ read the epochs table's needed columns and aggregate learning curves from it.
 """
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from . import allocator, report, results
 from .errors import SweeperError
@@ -57,8 +59,7 @@ def report_case(configurations: int = 400, seeds: int = 5, epochs: int = 500) ->
         written_s = time.perf_counter() - start
 
         start = time.perf_counter()
-        table = report.table([out], fmt="csv")
-        rows = sum(1 for line in table.splitlines() if line and not line.startswith("#")) - 1  # less the header
+        rows = len(pd.read_csv(io.StringIO(report.table([out], fmt="csv")), comment="#"))
         table_s = time.perf_counter() - start
 
         start = time.perf_counter()

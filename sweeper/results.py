@@ -523,8 +523,8 @@ class _Vanished(Exception):
 
 
 def _directory(d: str | Path, table: str, wanted: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
-    """One table of one results location, read as one dataset after each file's schema is checked from its
-    metadata, each configuration's rows once (_latest_rows); and the file each row came from. Read again from
+    """One table of one results location, its files read one by one (each file's schema checked first) and put
+    together, each configuration's rows once (_latest_rows); and the file each row came from. Read again from
     a new listing where a listed file vanished (a sweep writing there): every row is in the files that replace it."""
     for attempt in range(LISTINGS):
         try:
@@ -572,12 +572,14 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
 
 
 def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[str] | None) -> pa.Table:
-    """One results file's `wanted` columns (all without), its schema checked first: footer and rows read through
-    one open handle, so a file a running sweep replaces meanwhile is read whole as it was (a rename leaves the
-    open file as it was), never its footer from one version and its rows from the next."""
+    """One results file's `wanted` columns (all without), its schema checked first; footer and rows from one version
+    of the file, whatever a running sweep replaces meanwhile: locally through one open handle (a rename leaves the
+    open file as it was), elsewhere from one request for the whole object (an object store's ranged reads would
+    each fetch whichever object is there then)."""
     try:
         with fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle)
+            local = isinstance(fs, pafs.LocalFileSystem)
+            parquet = pq.ParquetFile(handle if local else pa.BufferReader(handle.read()))
             schema = parquet.schema_arrow
             for column, kind in NEEDED[table].items():
                 if column not in schema.names:

@@ -686,6 +686,11 @@ class Progress(tune.Callback):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_tqdm": None}  # Tune pickles its callbacks; a bar is drawn anew
 
+    def __setstate__(self, state: dict) -> None:
+        """Restored by `sweeper resume` (Tune's pickle of the run as it started): time from this driver's start, since
+        the monotonic clock of the first one may be another boot's."""
+        self.__dict__.update(state, start=time.monotonic(), last=0.0)
+
     def on_experiment_end(self, trials, **info):
         if self._tqdm is not None:
             self._tqdm.close()
@@ -696,7 +701,7 @@ class Progress(tune.Callback):
     def _print(self, trials, ended=None) -> None:
         self.last = time.monotonic()
         for t in trials:  # a resumed sweep: what a trial trained before it, as Tune restored its last result
-            if t.trial_id not in self.trained and (t.last_result or {}).get("epoch"):
+            if t.trial_id not in self.trained and t.has_reported_at_least_once and (t.last_result or {}).get("epoch"):
                 self.trained[t.trial_id] = int(t.last_result["epoch"]) * self._members(t)
         status = [ended[1] if ended and t is ended[0] else t.status for t in trials]
         sizes = [len(t.config.get("pack", [None])) for t in trials]  # configurations per trial

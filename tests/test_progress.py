@@ -1,5 +1,6 @@
 """Progress: from Tune's reports during a run and from a results directory, the same numbers."""
 import json
+import pickle
 
 import pytest
 
@@ -47,9 +48,18 @@ def test_a_resumed_sweeps_progress_counts_the_epochs_trained_before_the_resume(c
 
     spec = parse(tiny_spec(epochs=10, seeds=[0, 1]))
     progress = sweep.Progress(spec, every_s=0.0, trials=2)
-    done = SimpleNamespace(trial_id="a", status="TERMINATED", config={"pack": [{}, {}]}, last_result={"epoch": 10})
-    running = SimpleNamespace(trial_id="b", status="RUNNING", config={"pack": [{}]}, last_result={"epoch": 4})
-    progress.on_trial_start(0, [done, running], running)  # Tune restored both: 2x2x10 + 1x2x4 member-epochs
-    assert "epochs 48/" in capsys.readouterr().out
-    progress.on_trial_result(1, [done, running], running, {"epoch": 5})  # a new result replaces the restored one
+    done = SimpleNamespace(trial_id="a", status="TERMINATED", config={"pack": [{}, {}]}, last_result={"epoch": 10},
+                           has_reported_at_least_once=True)
+    running = SimpleNamespace(trial_id="b", status="RUNNING", config={"pack": [{}]}, last_result={"epoch": 4},
+                              has_reported_at_least_once=True)
+
+    class Waiting(SimpleNamespace):  # Tune's Trial.last_result asks a started actor that has not reported, and waits
+        last_result = property(lambda self: pytest.fail("a trial that never reported is not asked for its result"))
+
+    waiting = Waiting(trial_id="c", status="PENDING", config={"pack": [{}]}, has_reported_at_least_once=False)
+    progress = pickle.loads(pickle.dumps(progress))  # as `sweeper resume` gets it, from Tune's pickle
+    progress.on_trial_start(0, [done, running, waiting], running)  # Tune restored both: 2x2x10 + 1x2x4 member-epochs
+    line = capsys.readouterr().out
+    assert "epochs 48/" in line and line.startswith("[0m0")  # elapsed: this driver's time
+    progress.on_trial_result(1, [done, running, waiting], running, {"epoch": 5})  # a new result replaces the restored one
     assert "epochs 50/" in capsys.readouterr().out

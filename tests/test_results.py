@@ -3,6 +3,7 @@ import os
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 
 from sweeper import results
@@ -217,36 +218,73 @@ def test_a_reader_whose_listed_parts_are_replaced_as_it_reads_lists_again(tmp_pa
     assert calls[-1].endswith("c.parquet")  # read again, from the whole file
 
 
-def test_a_file_replaced_between_a_readers_footer_and_its_rows_is_read_whole_as_one_version(tmp_path, monkeypatch):
-    """A running sweep rewrites a configuration's trials file (a seed's row changes) while a reader (sweeper status,
+def as_remote(monkeypatch) -> None:
+    """Results read through a filesystem that is not pyarrow's LocalFileSystem, as from an object store."""
+    real = results.filesystem
+
+    def remote(location):
+        fs, root = real(location)
+        return (pafs.SubTreeFileSystem("/", fs), root.lstrip("/")) if isinstance(fs, pafs.LocalFileSystem) else (fs, root)
+
+    monkeypatch.setattr(results, "filesystem", remote)
+
+
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_a_file_replaced_between_a_readers_footer_and_its_rows_is_read_whole_as_one_version(tmp_path, monkeypatch, where):
+    """A running sweep rewrites a configuration's trials file (a seed's row added) while a reader (sweeper status,
     a stopping rule) reads it: the reader gets one version's rows, all of them, never one version's footer with the
     next one's row count."""
     train(tmp_path, 2, seeds=(0,))
     one_seed = [trial_row("c", "m2", 0, status="running", alpha=1.0)]
     two_seeds = one_seed + [trial_row("c", "m2", 1, status="running", alpha=1.0)]
     results.write_configuration(tmp_path, "c", [], one_seed, HYPER, epoch=2)
-    real = results.pq.ParquetFile
+    if where == "object store":
+        as_remote(monkeypatch)
+    real, replaced = results.pq.ParquetFile, []
 
-    def replaced_once_open(source, *args, **kwargs):  # the sweep's write lands just after the reader opened the file
+    def replaced_once_open(source, *args, **kwargs):  # the sweep's write lands once the reader has the file open
         opened = real(source, *args, **kwargs)
-        if len(one_seed) == 1:
-            one_seed.append("written")
+        if not replaced:
+            replaced.append(source)
             results.write_configuration(tmp_path, "c", [], two_seeds, HYPER, epoch=2)
         return opened
 
     monkeypatch.setattr(results.pq, "ParquetFile", replaced_once_open)
     trials = results.read(tmp_path, "trials")
-    assert list(trials["seed"]) == [0]  # the version it opened, whole
+    assert replaced and list(trials["seed"]) == [0]  # the version it opened, whole
+    assert isinstance(replaced[0], pa.BufferReader) == (where == "object store")  # an object store's: in one request
     assert list(results.read(tmp_path, "trials")["seed"]) == [0, 1]  # the next read: the new version
+
+
+@pytest.mark.parametrize("where", ["local", "object store"])
+def test_parts_rolled_up_while_a_reader_reads_them_are_read_again_from_a_new_listing(tmp_path, monkeypatch, where):
+    """The sweep rolls a configuration's one-epoch parts up into one part while a reader is between them: the part
+    it had open is read whole, the next one is gone, and the reader lists again and takes each row once."""
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    history = train(tmp_path, 5)  # parts 1-3, 4 and 5
+    if where == "object store":
+        as_remote(monkeypatch)
+    real, opened = results.pq.ParquetFile, []
+
+    def rolled_up_after_the_first_part(source, *args, **kwargs):
+        opened.append(source)
+        if len(opened) == 2:  # part 4 is open: epoch 6 rolls parts 4, 5 and 6 up and removes parts 4 and 5
+            train(tmp_path, 6, first=6, history=history)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(results.pq, "ParquetFile", rolled_up_after_the_first_part)
+    epochs = results.read(tmp_path, "epochs")
+    assert visible(tmp_path / "epochs") == ["c~000001-000003.parquet", "c~000004-000006.parquet"]
+    assert len(epochs) == 12 and not epochs.duplicated(["trial_id", "epoch"]).any() and len(opened) > 3
 
 
 def test_a_reader_whose_files_keep_vanishing_says_so(tmp_path, monkeypatch):
     train(tmp_path, 2)
 
-    def gone(fs, path, where, *args):
-        raise results._Vanished(where)
+    def gone(source, *args, **kwargs):
+        raise FileNotFoundError("gone")
 
-    monkeypatch.setattr(results, "_file", gone)
+    monkeypatch.setattr(results.pq, "ParquetFile", gone)
     monkeypatch.setattr(results.time, "sleep", lambda s: None)
     with pytest.raises(SweeperError, match=r"epochs: files vanished as they were read, 20 times .* is a sweep writing there"):
         results.read(tmp_path, "epochs")
