@@ -390,7 +390,7 @@ def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:
     for info in fs.get_file_info(pafs.FileSelector(f"{root}/trials", allow_not_found=True)):
         if info.base_name.startswith(".") or not info.base_name.endswith(".parquet"):
             continue
-        table = pq.read_table(info.path, filesystem=fs)
+        table = _read_file(fs, info.path)
         point = table.column("point")[0].as_py() if "point" in table.column_names and table.num_rows else None
         found[info.base_name.removesuffix(".parquet")] = (point, "running" not in table.column("status").to_pylist())
     return found
@@ -404,7 +404,7 @@ def configuration_rows(location: str | Path, config_id: str) -> list[dict]:
         path = f"{root}/trials/{whole_name(config_id)}"
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
             return []
-        return pq.read_table(path, filesystem=fs).to_pylist()
+        return _read_file(fs, path).to_pylist()
     except (pa.ArrowException, OSError, ValueError, SweeperError):
         return []
 
@@ -423,7 +423,7 @@ def configuration_epoch_rows(location: str | Path, config_id: str, wanted: range
     rows = {}
     for info in sorted(found, key=_recency):  # later copies win
         try:
-            table = pq.read_table(info.path, filesystem=fs)
+            table = _read_file(fs, info.path)
         except (OSError, pa.ArrowException):
             continue
         for row in table.to_pylist():
@@ -440,7 +440,7 @@ def mark_stopped(out_dir: str | Path, config_id: str) -> None:
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return
     _compact(fs, f"{root}/epochs", config_id)
-    table = pq.read_table(path, filesystem=fs)
+    table = _read_file(fs, path)
     rows = [{**row, **_stopped(row, table.schema)} if row["status"] == "running" else row for row in table.to_pylist()]
     _write(fs, path, rows, table.schema)
 
@@ -460,7 +460,7 @@ def _compact(fs: pafs.FileSystem, directory: str, config_id: str) -> None:
         return
     whole = fs.get_file_info(f"{directory}/{whole_name(config_id)}")
     files = parts + ([whole] if whole.type == pafs.FileType.File else [])
-    tables = [pq.read_table(f.path, filesystem=fs, schema=epoch_schema()) for f in files]
+    tables = [_read_file(fs, f.path, epoch_schema()) for f in files]
     rows = pa.concat_tables(tables)
     kept = _latest_rows(files, [t.num_rows for t in tables], rows.column("trial_id").to_numpy(zero_copy_only=False),
                         rows.column("epoch").to_numpy())
@@ -571,15 +571,32 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
     return frame.iloc[kept].reset_index(drop=True), origin[kept]
 
 
+@contextmanager
+def _one_version(fs: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
+    """A results file, footer and rows from one version of it whatever a running sweep replaces meanwhile: locally
+    through one open handle (a rename leaves an open file as it was), elsewhere from one request for the whole
+    object (an object store's ranged reads would each fetch whichever object is there then). pq.read_table
+    opens a file twice, and can meet one version's footer with the next one's rows."""
+    with fs.open_input_file(path) as handle:
+        yield pq.ParquetFile(handle if isinstance(fs, pafs.LocalFileSystem) else pa.BufferReader(handle.read()))
+
+
+def _read_file(fs: pafs.FileSystem, path: str, schema: pa.Schema | None = None) -> pa.Table:
+    """A results file's rows, from one version of it (_one_version); with `schema`, in its columns (a column the
+    file lacks, written before the column existed, null)."""
+    with _one_version(fs, path) as parquet:
+        table = parquet.read()
+    if schema is None:
+        return table
+    return pa.Table.from_arrays([table.column(f.name).cast(f.type) if f.name in table.column_names
+                                 else pa.nulls(table.num_rows, f.type) for f in schema], schema=schema)
+
+
 def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[str] | None) -> pa.Table:
-    """One results file's `wanted` columns (all without), its schema checked first; footer and rows from one version
-    of the file, whatever a running sweep replaces meanwhile: locally through one open handle (a rename leaves the
-    open file as it was), elsewhere from one request for the whole object (an object store's ranged reads would
-    each fetch whichever object is there then)."""
+    """One results file's `wanted` columns (all without), from one version of it (_one_version), its schema checked
+    first."""
     try:
-        with fs.open_input_file(path) as handle:
-            local = isinstance(fs, pafs.LocalFileSystem)
-            parquet = pq.ParquetFile(handle if local else pa.BufferReader(handle.read()))
+        with _one_version(fs, path) as parquet:
             schema = parquet.schema_arrow
             for column, kind in NEEDED[table].items():
                 if column not in schema.names:

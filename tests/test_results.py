@@ -4,6 +4,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
 from sweeper import results
@@ -254,6 +255,45 @@ def test_a_file_replaced_between_a_readers_footer_and_its_rows_is_read_whole_as_
     assert replaced and list(trials["seed"]) == [0]  # the version it opened, whole
     assert isinstance(replaced[0], pa.BufferReader) == (where == "object store")  # an object store's: in one request
     assert list(results.read(tmp_path, "trials")["seed"]) == [0, 1]  # the next read: the new version
+
+
+@pytest.mark.parametrize("reader", ["configuration_rows", "configurations"])
+def test_the_one_file_readers_read_a_trials_file_replaced_mid_read_whole(tmp_path, monkeypatch, reader):
+    """What resume and the stopping rules read (a configuration's rows; every configuration's point and state) is one
+    version of a file the sweep replaces as it is read: pyarrow's read_table opens a file twice, and could meet one
+    version's footer with the next one's rows."""
+    one_seed = [trial_row("c", "m2", 0, status="running", alpha=1.0)]
+    results.write_configuration(tmp_path, "c", [], one_seed, HYPER, epoch=1)
+    real, replaced = results.pq.ParquetFile, []
+
+    def replaced_once_open(source, *args, **kwargs):
+        opened = real(source, *args, **kwargs)
+        if not replaced:
+            replaced.append(True)
+            done = [trial_row("c", "m2", s, status="completed", alpha=1.0) for s in (0, 1)]
+            results.write_configuration(tmp_path, "c", [], done, HYPER, epoch=1)
+        return opened
+
+    monkeypatch.setattr(results.pq, "ParquetFile", replaced_once_open)
+    if reader == "configuration_rows":
+        assert [(r["seed"], r["status"]) for r in results.configuration_rows(tmp_path, "c")] == [(0, "running")]
+        assert [r["status"] for r in results.configuration_rows(tmp_path, "c")] == ["completed", "completed"]
+    else:
+        assert [finished for _, finished in results.configurations(tmp_path).values()] == [False]
+        assert [finished for _, finished in results.configurations(tmp_path).values()] == [True]
+    assert replaced
+
+
+def test_compacting_a_part_written_before_a_column_existed_keeps_that_column_null(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    train(tmp_path, 2)  # parts 1 and 2
+    older = tmp_path / "epochs" / "c~000001-000001.parquet"
+    pq.write_table(pq.read_table(older).drop_columns(["ce"]), older)  # as a sweep wrote it before the column existed
+    results.mark_stopped(tmp_path, "c")
+    epochs = results.read(tmp_path, "epochs")
+    assert visible(tmp_path / "epochs") == ["c.parquet"] and len(epochs) == 4
+    assert epochs.set_index(["seed", "epoch"])["ce"].isna().to_dict() == {
+        (1, 1): True, (1, 2): False, (0, 1): True, (0, 2): False}
 
 
 @pytest.mark.parametrize("where", ["local", "object store"])
