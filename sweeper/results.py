@@ -272,19 +272,24 @@ def inside(location: str | Path, relative: str) -> str:
     """The path of `relative` under the local results directory `location`, if it is a regular file there:
     else one line (FileNotFoundError where nothing is there). A symlink may point elsewhere inside the
     directory, never out of it (so no file outside ends up in a report), and a FIFO or a device is refused."""
-    import stat
-
     root = os.path.realpath(location)
     path = os.path.join(root, relative)
     real = os.path.realpath(path)
     if os.path.commonpath([root, real]) != root:
         raise SweeperError(f"{path}: leads out of the results directory {location} (a symlink to {real}); sweeper reads only "
                            "what is inside it: copy the file in instead")
+    _regular(real, path)
+    return real
+
+
+def _regular(real: str, named: str | None = None) -> None:
+    """One line unless the local path `real` (as `named`) is a regular file (FileNotFoundError where nothing is there)."""
+    import stat
+
     info = os.stat(real)
     if not stat.S_ISREG(info.st_mode):
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
-        raise SweeperError(f"{path}: is {kind}, not a file sweeper wrote; remove it from the results directory")
-    return real
+        raise SweeperError(f"{named or real}: is {kind}, not a file sweeper wrote; remove it from the results directory")
 
 
 def folder_inside(location: str | Path, relative: str) -> Path:
@@ -390,6 +395,8 @@ def configurations(out_dir: str | Path) -> dict[str, tuple[str | None, bool]]:
     for info in fs.get_file_info(pafs.FileSelector(f"{root}/trials", allow_not_found=True)):
         if info.base_name.startswith(".") or not info.base_name.endswith(".parquet"):
             continue
+        if isinstance(fs, pafs.LocalFileSystem):  # a symlink out of the directory, a FIFO or a device: one line
+            inside(root, f"trials/{info.base_name}")
         table = _read_file(fs, info.path)
         point = table.column("point")[0].as_py() if "point" in table.column_names and table.num_rows else None
         found[info.base_name.removesuffix(".parquet")] = (point, "running" not in table.column("status").to_pylist())
@@ -424,7 +431,7 @@ def configuration_epoch_rows(location: str | Path, config_id: str, wanted: range
     for info in sorted(found, key=_recency):  # later copies win
         try:
             table = _read_file(fs, info.path)
-        except (OSError, pa.ArrowException):
+        except (OSError, pa.ArrowException, SweeperError):
             continue
         for row in table.to_pylist():
             if row["epoch"] in wanted:
@@ -576,7 +583,10 @@ def _one_version(fs: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
     """A results file, footer and rows from one version of it whatever a running sweep replaces meanwhile: locally
     through one open handle (a rename leaves an open file as it was), elsewhere from one request for the whole
     object (an object store's ranged reads would each fetch whichever object is there then). pq.read_table
-    opens a file twice, and can meet one version's footer with the next one's rows."""
+    opens a file twice, and can meet one version's footer with the next one's rows. A local path that is no regular
+    file is refused before it is opened: opening a FIFO would wait for a writer for ever."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        _regular(path)
     with fs.open_input_file(path) as handle:
         yield pq.ParquetFile(handle if isinstance(fs, pafs.LocalFileSystem) else pa.BufferReader(handle.read()))
 

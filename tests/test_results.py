@@ -397,3 +397,39 @@ def test_the_epoch_rows_have_a_column_for_every_loss_part_any_model_returns():
 
     columns = {name for name, _ in results.EPOCH_FIELDS}
     assert {part for cls in models.MODELS.values() for part in cls.loss_parts} <= columns
+
+
+@pytest.mark.parametrize("reader", ["configurations", "configuration_rows", "configuration_epoch_rows", "mark_stopped"])
+def test_a_fifo_in_a_results_directory_is_never_opened(tmp_path, monkeypatch, reader):
+    """A pipe named like a results file: opening it would wait for a writer for ever. Each reader of one file refuses
+    it in one line, or passes it by where a file it cannot read now is passed by (what the stopping rules read)."""
+    import threading
+
+    monkeypatch.setattr(results, "ROLLUP_EPOCHS", 3)
+    train(tmp_path, 2)
+    fifo = tmp_path / ("epochs/c~000002-000002.parquet" if reader == "configuration_epoch_rows" else "trials/c.parquet")
+    fifo.unlink()
+    os.mkfifo(fifo)
+    returned, unblocked = threading.Event(), []
+
+    def unblock():  # a reader blocked on the pipe gets an empty one after 5 s, and the test fails instead of hanging
+        if not returned.wait(5):
+            unblocked.append(True)
+            with open(fifo, "wb"):
+                pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+    try:
+        if reader == "configurations":
+            with pytest.raises(SweeperError, match=r"trials/c.parquet: is a pipe, socket or device"):
+                results.configurations(tmp_path)
+        elif reader == "configuration_rows":
+            assert results.configuration_rows(tmp_path, "c") == []
+        elif reader == "configuration_epoch_rows":
+            assert [r["epoch"] for r in results.configuration_epoch_rows(tmp_path, "c", range(1, 3))] == [1, 1]
+        else:
+            with pytest.raises(SweeperError, match=r"is a pipe, socket or device, not a file sweeper wrote"):
+                results.mark_stopped(tmp_path, "c")
+    finally:
+        returned.set()
+    assert not unblocked  # nothing waited on the pipe
