@@ -81,19 +81,43 @@ class Records:
 
     def load(self, config_id: str) -> Logged | None:
         path = self.directory / f"{config_id}.json"
-        if not path.is_file():
+        if not path.is_file():  # nothing, or no regular file (a FIFO would block the read)
             return None
-        raw = json.loads(path.read_text())
-        return Logged(raw["group"], {trial: Seed(**seed) for trial, seed in raw["seeds"].items()}, raw.get("ended"))
+        raw = self._read(path)
+        try:
+            return Logged(raw["group"], {trial: Seed(**seed) for trial, seed in raw["seeds"].items()}, raw.get("ended"))
+        except (KeyError, TypeError, AttributeError):
+            raise self._unreadable(path) from None
+
+    def _read(self, path: Path) -> dict:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise self._unreadable(path) from None
+        if not isinstance(raw, dict):
+            raise self._unreadable(path)
+        return raw
+
+    @staticmethod
+    def _unreadable(path: Path) -> results.SweeperError:
+        return results.SweeperError(f"{path}: not the record of logged runs sweeper writes; remove it, and the tracker's "
+                                    "runs of that configuration are logged again as new ones")
 
     def save(self, config_id: str, logged: Logged) -> None:
         with results.atomic(self.directory / f"{config_id}.json") as temporary:
             temporary.write_text(json.dumps(asdict(logged)))
 
     def open_ones(self) -> list[str]:
-        """The configurations whose runs are not all ended."""
+        """The configurations whose runs are not all ended; a record that cannot be read among them (loading it says
+        why, where a tracker's failure is said)."""
         found = sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []
-        return [path.stem for path in found if not path.name.startswith(".") and json.loads(path.read_text()).get("ended") is None]
+        return [path.stem for path in found if not path.name.startswith(".") and path.is_file() and not self._ended(path)]
+
+    def _ended(self, path: Path) -> bool:
+        try:
+            return self._read(path).get("ended") is not None
+        except results.SweeperError:
+            return False
 
 
 # ---------------------------------------------------------------------------- logging what is new

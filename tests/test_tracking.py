@@ -343,3 +343,15 @@ def test_a_killed_and_resumed_sweep_logs_each_epoch_once(write_spec, tmp_path):
         assert run.info.status == "FINISHED"
     # a configuration whose checkpoint was lost runs again under a new id: its first runs end as removed
     assert all(r.info.status == "KILLED" for r in runs if r.data.tags.get("status") == "removed")
+
+
+def test_a_record_of_logged_runs_that_is_not_sweepers_is_said_in_one_line_and_a_pipe_is_never_read(tmp_path):
+    records = tracking.Records(tmp_path)
+    (tmp_path / "torn.json").write_text('{"group": "g", "seeds": ')  # cut short by hand, or another program's file
+    (tmp_path / "list.json").write_text("[1, 2]")
+    os.mkfifo(tmp_path / "pipe.json")  # reading it would wait for a writer for ever
+    assert records.open_ones() == ["list", "torn"]  # unreadable: still open, so that loading it says why
+    for name in ("torn", "list"):
+        with pytest.raises(SweeperError, match=rf"{name}.json: not the record of logged runs sweeper writes; remove it"):
+            records.load(name)
+    assert records.load("pipe") is None
