@@ -126,12 +126,24 @@ def _rdb_storage(url: str, beats: dict, attempts: int = 5,
     return connect(url, engine_kwargs=_engine_options(url), **beats)  # the last try: its error is the caller's
 
 
+CONNECT_TIMEOUT_S = 30  # a database server that takes a connection and never answers: given up on after this
+
+
 def _engine_options(url: str) -> dict:
     """SQLite lets one writer in at a time: wait for the lock (60 s) rather than fail at once (5 s),
-    since every driver and its heartbeat thread write. Servers: check a pooled connection before use."""
+    since every driver and its heartbeat thread write. Servers: check a pooled connection before use; give up
+    connecting after CONNECT_TIMEOUT_S (the drivers' default is to wait as long as the server keeps the socket
+    open); and for PostgreSQL, TCP keepalives, so that a server gone silent under an open connection is noticed in
+    about a minute instead of the system's two hours. What the URL's query sets itself stays as it says."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
+    from sqlalchemy.engine import make_url
+
+    wanted = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if url.startswith("postgresql"):  # libpq's keywords, which psycopg and psycopg2 take
+        wanted |= {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    given = make_url(url).query
+    return {"pool_pre_ping": True, "connect_args": {k: v for k, v in wanted.items() if k not in given}}
 
 
 def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:

@@ -467,3 +467,26 @@ def test_a_study_journal_that_is_a_fifo_is_refused(tmp_path, write_spec, capsys)
     os.mkfifo(journal)
     line = within(30, lambda: refused(["run", write_spec(tiny_spec()), "--study", journal, "--out", tmp_path / "r"], capsys))
     assert "is not a regular file" in line and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("query", ["", "?connect_timeout=1"])
+def test_a_study_database_that_takes_the_connection_and_never_answers_is_given_up_on(monkeypatch, query):
+    """A server (or a proxy) that accepts the TCP connection and then says nothing: the database driver would wait as
+    long as the socket stays open. The URL's own connect_timeout wins over sweeper's."""
+    import socket
+
+    from sweeper import study
+
+    monkeypatch.setattr(study, "CONNECT_TIMEOUT_S", 2 if not query else 600)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(8)], daemon=True).start()
+    url = f"postgresql+psycopg://me:s3cret-word@127.0.0.1:{silent.getsockname()[1]}/sweeps{query}"
+    try:
+        with pytest.raises(results.SweeperError, match=r"cannot open the study database \(OperationalError: .*timeout") as caught:
+            within(30, lambda: study.storage(url))
+    finally:
+        silent.close()
+    assert "s3cret-word" not in str(caught.value) and held  # it did connect, and the password stays out of the line
