@@ -544,24 +544,36 @@ def _ray(address: str | None, num_cpus: int | None, how_to_continue: str) -> Ite
         ray.shutdown()
 
 
+JOIN_ATTEMPTS = 4  # Ray tries to reach a cluster's GCS this many times, about 30 s each, before giving up (its default: 20)
+
+
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
     """Join `address`, or start Ray in this process. Nothing may touch Ray before this (ray.put would
-    start a Ray with default options)."""
+    start a Ray with default options). An address whose GCS never answers (a wrong port that something else
+    holds, a head that hangs) is given up on after JOIN_ATTEMPTS tries, about two minutes, rather than Ray's
+    twenty (over ten minutes): RAY_gcs_server_port_wait_time_s, Ray's own budget for them, unless set already."""
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                    runtime_env={"env_vars": allocator.worker_env()})  # workers start with malloc keeping freed memory
+    budget = "RAY_gcs_server_port_wait_time_s"
+    ours = bool(address) and budget not in os.environ
     try:
         if address:
+            if ours:
+                os.environ[budget] = str(JOIN_ATTEMPTS)
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=num_cpus, **options)
+    except (ConnectionError, RuntimeError, ValueError) as e:  # ConnectionError first, an OSError too: a GCS that does not answer
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        hint = "check --address and that the cluster is up" if address else "check that /tmp (or $TMPDIR) is writable and has space"
+        raise SweeperError(f"cannot start or join {where} ({first_line(e)}); {hint}") from None
     except OSError as e:  # a folder Ray writes its session or state to: not writable, not a folder, a full disk
         where = f" ({e.filename})" if e.filename else ""
         raise SweeperError(f"cannot start a local Ray: {e.strerror or first_line(e)}{where}; Ray writes its session under "
                            "$TMPDIR (else /tmp) and its state under $HOME: point them at a writable folder with free space") from None
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        hint = "check --address and that the cluster is up" if address else "check that /tmp (or $TMPDIR) is writable and has space"
-        raise SweeperError(f"cannot start or join {where} ({first_line(e)}); {hint}") from None
+    finally:
+        if ours:
+            os.environ.pop(budget, None)
 
 
 class StopSignals:

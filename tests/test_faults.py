@@ -490,3 +490,29 @@ def test_a_study_database_that_takes_the_connection_and_never_answers_is_given_u
     finally:
         silent.close()
     assert "s3cret-word" not in str(caught.value) and held  # it did connect, and the password stays out of the line
+
+
+@pytest.mark.parametrize("given", [None, "30"])
+def test_joining_a_cluster_that_never_answers_gives_up_in_a_few_tries_and_says_so(monkeypatch, given):
+    """Ray tries a silent GCS 20 times, about 30 s each; sweeper asks for JOIN_ATTEMPTS tries through Ray's own
+    budget, unless the user set one, and says in one line that the cluster did not answer (Ray raises a
+    ConnectionError, an OSError: not a local Ray's unwritable folder)."""
+    from sweeper import sweep
+
+    budget = "RAY_gcs_server_port_wait_time_s"
+    if given is None:
+        monkeypatch.delenv(budget, raising=False)
+    else:
+        monkeypatch.setenv(budget, given)
+    seen = []
+
+    def silent(**options):
+        seen.append(os.environ.get(budget))
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+
+    monkeypatch.setattr(sweep.ray, "init", silent)
+    with pytest.raises(results.SweeperError) as caught:
+        sweep._start_ray("10.0.0.9:6379", None)
+    assert str(caught.value) == ("cannot start or join the Ray cluster at 10.0.0.9:6379 (Failed to connect to Ray cluster at "
+                                 "10.0.0.9:6379); check --address and that the cluster is up")
+    assert seen == [given or str(sweep.JOIN_ATTEMPTS)] and os.environ.get(budget) == given  # the user's stays, ours goes
