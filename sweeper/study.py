@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -131,19 +132,27 @@ CONNECT_TIMEOUT_S = 30  # a database server that takes a connection and never an
 
 def _engine_options(url: str) -> dict:
     """SQLite lets one writer in at a time: wait for the lock (60 s) rather than fail at once (5 s),
-    since every driver and its heartbeat thread write. Servers: check a pooled connection before use; give up
-    connecting after CONNECT_TIMEOUT_S (the drivers' default is to wait as long as the server keeps the socket
-    open); and for PostgreSQL, TCP keepalives, so that a server gone silent under an open connection is noticed in
-    about a minute instead of the system's two hours. What the URL's query sets itself stays as it says."""
+    since every driver and its heartbeat thread write. Servers: check a pooled connection before use, and give up
+    connecting after CONNECT_TIMEOUT_S, in the words of the URL's driver (libpq's, psycopg's and psycopg2's, wait
+    as long as the server keeps the socket open); for libpq, TCP keepalives too, so that a server gone silent while
+    a connection idles or waits for a reply is noticed in about a minute instead of the system's two hours. What the
+    URL's query or PGCONNECT_TIMEOUT sets stays as it says; a driver not named below gets its own defaults."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
     from sqlalchemy.engine import make_url
 
-    wanted = {"connect_timeout": CONNECT_TIMEOUT_S}
-    if url.startswith("postgresql"):  # libpq's keywords, which psycopg and psycopg2 take
-        wanted |= {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
-    given = make_url(url).query
-    return {"pool_pre_ping": True, "connect_args": {k: v for k, v in wanted.items() if k not in given}}
+    parsed = make_url(url)
+    driver = parsed.get_dialect().driver
+    if driver in ("psycopg", "psycopg2"):
+        wanted = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+        wanted |= {} if "PGCONNECT_TIMEOUT" in os.environ else {"connect_timeout": CONNECT_TIMEOUT_S}
+    elif driver == "pg8000":
+        wanted = {"timeout": CONNECT_TIMEOUT_S}
+    elif driver in ("mysqldb", "pymysql", "mysqlconnector", "mariadbconnector"):
+        wanted = {"connect_timeout": CONNECT_TIMEOUT_S}
+    else:
+        wanted = {}
+    return {"pool_pre_ping": True, "connect_args": {k: v for k, v in wanted.items() if k not in parsed.query}}
 
 
 def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:

@@ -549,13 +549,15 @@ JOIN_ATTEMPTS = 4  # Ray tries to reach a cluster's GCS this many times, about 3
 
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
     """Join `address`, or start Ray in this process. Nothing may touch Ray before this (ray.put would
-    start a Ray with default options). An address whose GCS never answers (a wrong port that something else
-    holds, a head that hangs) is given up on after JOIN_ATTEMPTS tries, about two minutes, rather than Ray's
-    twenty (over ten minutes): RAY_gcs_server_port_wait_time_s, Ray's own budget for them, unless set already."""
+    start a Ray with default options). A cluster's address whose GCS never answers (a wrong port that something
+    else holds, a head that hangs) is given up on after JOIN_ATTEMPTS tries, about two minutes, rather than Ray's
+    twenty (over ten minutes): RAY_gcs_server_port_wait_time_s, Ray's own budget for them, unless set already. Not
+    for "local" (a head started here, whose processes would inherit it) nor ray:// (Ray Client, which ignores it)."""
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                    runtime_env={"env_vars": allocator.worker_env()})  # workers start with malloc keeping freed memory
     budget = "RAY_gcs_server_port_wait_time_s"
-    ours = bool(address) and budget not in os.environ
+    joining = bool(address) and address != "local" and not address.startswith("ray://")  # "local" starts a head here
+    ours = joining and budget not in os.environ
     try:
         if address:
             if ours:

@@ -100,8 +100,7 @@ class Records:
 
     @staticmethod
     def _unreadable(path: Path) -> results.SweeperError:
-        return results.SweeperError(f"{path}: not the record of logged runs sweeper writes; remove it, and the tracker's "
-                                    "runs of that configuration are logged again as new ones")
+        return results.SweeperError(f"{path}: not the record of logged runs sweeper writes; remove it")
 
     def save(self, config_id: str, logged: Logged) -> None:
         with results.atomic(self.directory / f"{config_id}.json") as temporary:
@@ -160,10 +159,15 @@ class TrackerLog:
 
     def end_removed(self, exists: Callable[[str], bool]) -> None:
         """The runs of configurations whose rows are gone (sweeper resume reruns them under new ids), ended as removed."""
+        unreadable = []
         for config_id in self.records.open_ones():
             if exists(config_id):
                 continue
-            logged = self.known.get(config_id) or self.records.load(config_id)
+            try:
+                logged = self.known.get(config_id) or self.records.load(config_id)
+            except results.SweeperError as e:  # said once the others are ended
+                unreadable.append(e)
+                continue
             for seed in logged.seeds.values():
                 if seed.ended is None:
                     self.tracker.end(seed.run, {}, "removed", "KILLED")
@@ -171,6 +175,8 @@ class TrackerLog:
             self.tracker.end_group(logged.group, {}, "removed", "KILLED")
             logged.ended = "removed"
             self.records.save(config_id, logged)
+        if unreadable:
+            raise unreadable[0]
 
     def close(self) -> None:
         self.tracker.close()

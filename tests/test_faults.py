@@ -516,3 +516,37 @@ def test_joining_a_cluster_that_never_answers_gives_up_in_a_few_tries_and_says_s
     assert str(caught.value) == ("cannot start or join the Ray cluster at 10.0.0.9:6379 (Failed to connect to Ray cluster at "
                                  "10.0.0.9:6379); check --address and that the cluster is up")
     assert seen == [given or str(sweep.JOIN_ATTEMPTS)] and os.environ.get(budget) == given  # the user's stays, ours goes
+
+
+@pytest.mark.parametrize("address", ["local", "ray://head:10001"])
+def test_starting_a_head_here_or_joining_through_ray_client_leaves_rays_retry_budget_alone(monkeypatch, address):
+    from sweeper import sweep
+
+    budget = "RAY_gcs_server_port_wait_time_s"
+    monkeypatch.delenv(budget, raising=False)
+    seen = []
+    monkeypatch.setattr(sweep.ray, "init", lambda **options: seen.append(os.environ.get(budget)))
+    sweep._start_ray(address, None)
+    assert seen == [None]  # "local"'s own GCS, raylet and workers would inherit it; Ray Client ignores it
+
+
+@pytest.mark.parametrize("url, connect_args", [
+    ("postgresql+psycopg://me@db/sweeps", {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                                          "keepalives_count": 3, "connect_timeout": 30}),
+    ("postgresql+psycopg://me@db/sweeps?connect_timeout=5&keepalives=0", {"keepalives_idle": 30, "keepalives_interval": 10,
+                                                                          "keepalives_count": 3}),
+    ("postgresql+pg8000://me@db/sweeps", {"timeout": 30}),  # pg8000 has no libpq keywords
+    ("mysql+pymysql://me@db/sweeps", {"connect_timeout": 30}),
+    ("mssql+pyodbc://me@db/sweeps", {}),  # a driver sweeper does not know: its own defaults
+])
+def test_a_study_databases_connect_timeout_is_said_in_its_drivers_words(url, connect_args):
+    from sweeper import study
+
+    assert study._engine_options(url) == {"pool_pre_ping": True, "connect_args": connect_args}
+
+
+def test_pgconnect_timeout_in_the_environment_is_libpqs_to_apply(monkeypatch):
+    from sweeper import study
+
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "7")
+    assert "connect_timeout" not in study._engine_options("postgresql+psycopg://me@db/sweeps")["connect_args"]

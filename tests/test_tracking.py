@@ -169,6 +169,17 @@ def test_runs_of_removed_rows_are_ended(tmp_path):
     assert [c[3] for c in tracker.calls[-3:]] == ["removed"] * 3 and tracking.Records(tmp_path).open_ones() == []
 
 
+def test_an_unreadable_record_does_not_keep_the_other_removed_configurations_runs_open(tmp_path):
+    spec = parse(tiny_spec(tracking="mlflow"))
+    tracker = Recorded()
+    follow = tracking.TrackerLog(tracker, tracking.Records(tmp_path), spec)
+    follow.update("z", trials(1), reader(epochs(1), []), tune_done=False)
+    (tmp_path / "a.json").write_text("{")  # sorted before z
+    with pytest.raises(SweeperError, match=r"a.json: not the record of logged runs sweeper writes; remove it$"):
+        follow.end_removed(lambda config_id: False)
+    assert [c[3] for c in tracker.calls[-3:]] == ["removed"] * 3  # z's two runs and its group all the same
+
+
 def test_epoch_rows_are_found_in_parts_and_in_the_whole_file_by_name(tmp_path):
     def rows(upto, status):
         trial = {"trial_id": "c-seed0", "config_id": "c", "model": "m2", "seed": 0, "status": status, "epochs": upto}
@@ -352,6 +363,6 @@ def test_a_record_of_logged_runs_that_is_not_sweepers_is_said_in_one_line_and_a_
     os.mkfifo(tmp_path / "pipe.json")  # reading it would wait for a writer for ever
     assert records.open_ones() == ["list", "torn"]  # unreadable: still open, so that loading it says why
     for name in ("torn", "list"):
-        with pytest.raises(SweeperError, match=rf"{name}.json: not the record of logged runs sweeper writes; remove it"):
+        with pytest.raises(SweeperError, match=rf"{name}.json: not the record of logged runs sweeper writes; remove it$"):
             records.load(name)
     assert records.load("pipe") is None
