@@ -1,5 +1,5 @@
 """How far a sweep is: configurations done, running and failed of the total, epochs trained of all it
-will train, the best mean validation accuracy so far, and the time left at the pace measured so far.
+will train, the best mean validation accuracy so far, and the time left at the pace of the latest epochs.
 
 The same numbers come from Tune's reports during `sweeper run` (sweep.Progress) and from a results
 directory (`sweeper status DIR`): no Ray here.
@@ -43,6 +43,18 @@ def time_left(started: list[tuple[int, float]], not_started: int, epochs: int, s
     return max(sum(each) / max(slots, 1), max(each))
 
 
+RECENT_EPOCHS = 20  # the pace is measured over each configuration's last this many epochs
+
+
+def recent_epoch_s(epoch_rows) -> dict[str, float]:
+    """Each configuration's seconds per seed-epoch over its last RECENT_EPOCHS epochs (epoch rows' wall_s, a
+    seed's share of its trial's epoch): the pace now, which a resumed run or a machine that got busier or
+    quieter has changed from the run's mean."""
+    timed = epoch_rows.dropna(subset=["wall_s"])
+    last = timed.groupby("config_id")["epoch"].transform("max")
+    return timed[timed["epoch"] > last - RECENT_EPOCHS].groupby("config_id")["wall_s"].mean().to_dict()
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "?"
@@ -72,7 +84,8 @@ def from_results(location: str | Path) -> State:
     total = space.configuration_count(spec)
     try:
         trials = results.read(location, "trials")
-        epochs = len(results.read(location, "epochs", columns=["trial_id", "epoch"]))
+        epoch_rows = results.read(location, "epochs", columns=["config_id", "epoch", "wall_s"])
+        epochs = len(epoch_rows)
     except NoResultsYet:
         trials, epochs = None, 0
     runs = provenance.read(location)
@@ -96,8 +109,10 @@ def from_results(location: str | Path) -> State:
         per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
         timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
         seeds = len(spec.seeds)
-        started = [(0 if "running" not in row.status else max(0, spec.epochs - int(row.epochs)), seeds * row.wall / row.epochs)
-                   for row in timed.itertuples()]  # wall_s is a seed's share of its trial's time
+        recent = recent_epoch_s(epoch_rows)
+        started = [(0 if "running" not in row.status else max(0, spec.epochs - int(row.epochs)),
+                    seeds * recent.get(row.Index, row.wall / row.epochs))  # wall_s is a seed's share of its trial's time
+                   for row in timed.itertuples()]
         left = time_left(started, max((total or 0) - len(per_config), 0), spec.epochs, max(running, 1))
     else:
         left = None

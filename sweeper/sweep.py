@@ -639,7 +639,8 @@ class StopSignals:
 
 class Progress(tune.Callback):
     """Progress (progress.State) as Tune reports: configurations (or packs) done, running and failed, epochs
-    trained of all, the best mean validation accuracy so far, and the time left at the measured pace. On a
+    trained of all, the best mean validation accuracy so far, and the time left at the pace measured since this
+    driver started. On a
     terminal one line redrawn in place with a bar; elsewhere (ray job logs, a file) a plain line when a
     trial starts or ends, and at most every `every_s` between.
 
@@ -661,6 +662,7 @@ class Progress(tune.Callback):
         self.bar = False  # a tqdm.auto bar instead of lines
         self._tqdm = None
         self.timed: dict[str, tuple[int, float]] = {}  # Tune trial id -> (epochs to go, seconds per epoch)
+        self.first_timed: dict[str, tuple[int, float]] = {}  # Tune trial id -> (epoch, wall_s) of its first result here
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._print(trials)
@@ -682,7 +684,10 @@ class Progress(tune.Callback):
         epoch = int(result.get("epoch", 0))
         self.trained[trial.trial_id] = epoch * self._members(trial)
         if epoch and result.get("wall_s"):  # the members' training time so far, summed
-            self.timed[trial.trial_id] = (max(0, self.epochs - epoch), result["wall_s"] / epoch)  # M1's m1_epochs run past them
+            # the pace since this driver first heard of the trial, once it has: a resumed run's or a busier machine's
+            first_epoch, first_wall = self.first_timed.setdefault(trial.trial_id, (epoch, result["wall_s"]))
+            pace = (result["wall_s"] - first_wall) / (epoch - first_epoch) if epoch > first_epoch else result["wall_s"] / epoch
+            self.timed[trial.trial_id] = (max(0, self.epochs - epoch), pace)  # M1's m1_epochs run past them
         if time.monotonic() - self.last >= self.every_s:
             self._print(trials)
 
@@ -703,7 +708,7 @@ class Progress(tune.Callback):
     def __setstate__(self, state: dict) -> None:
         """Restored by `sweeper resume` (Tune's pickle of the run as it started): time from this driver's start, since
         the monotonic clock of the first one may be another boot's."""
-        self.__dict__.update(state, start=time.monotonic(), last=0.0)
+        self.__dict__.update(state, start=time.monotonic(), last=0.0, first_timed={})
 
     def on_experiment_end(self, trials, **info):
         if self._tqdm is not None:

@@ -21,7 +21,8 @@ def test_status_of_a_results_directory(tmp_path, capsys):
     for config, status, epochs, val in (("a", "completed", 4, 0.7), ("b", "running", 2, 0.9)):
         rows = [{**trial_row(config, "m2", s, status=status, alpha=1.0), "epochs": epochs, "wall_s": 2.0 * epochs,
                  "best_val_acc": val, "point": json.dumps({"alpha": 1.0 if config == "a" else 10.0, "model": "m2"})} for s in range(2)]
-        results.write_configuration(tmp_path, config, [r for s in range(2) for r in epoch_rows(config, "m2", s, epochs=epochs)], rows, HYPER)
+        history = [{**r, "wall_s": 2.0} for s in range(2) for r in epoch_rows(config, "m2", s, epochs=epochs)]
+        results.write_configuration(tmp_path, config, history, rows, HYPER)
     (tmp_path / "provenance.json").write_text(json.dumps([{"start": "2026-01-01T00:00:00+00:00", "end": None}]))
     state = progress.from_results(tmp_path)
     assert (state.done, state.running, state.failed, state.total) == (1, 1, 0, 3)
@@ -63,3 +64,24 @@ def test_a_resumed_sweeps_progress_counts_the_epochs_trained_before_the_resume(c
     assert "epochs 48/" in line and line.startswith("[0m0")  # elapsed: this driver's time
     progress.on_trial_result(1, [done, running, waiting], running, {"epoch": 5})  # a new result replaces the restored one
     assert "epochs 50/" in capsys.readouterr().out
+
+
+def test_time_left_follows_the_latest_epochs_pace(tmp_path):
+    """A run that was slow for its first epochs (a busy machine, a resume) and is fast now: sweeper status and the
+    driver's line say the time left at today's pace, not at the run's mean."""
+    from types import SimpleNamespace
+
+    from sweeper import sweep
+    from sweeper.spec import parse
+
+    (tmp_path / "spec.yaml").write_text("name: t\ndataset: digits\nmodels: [m2]\nseeds: [0]\nepochs: 100\nsearch: {alpha: [1]}\n")
+    history = [{**r, "wall_s": 10.0 if r["epoch"] <= 30 else 1.0} for r in epoch_rows("a", "m2", 0, epochs=50)]
+    rows = [{**trial_row("a", "m2", 0, status="running", alpha=1.0), "epochs": 50, "wall_s": 320.0}]
+    results.write_configuration(tmp_path, "a", history, rows, HYPER)
+    assert progress.from_results(tmp_path).left_s == pytest.approx(50 * 1.0)  # the last 20 epochs' 1 s, not 320/50
+
+    driver = sweep.Progress(parse(tiny_spec(epochs=100, seeds=[0])), every_s=1e9, trials=1)
+    trial = SimpleNamespace(trial_id="a", status="RUNNING", config={}, has_reported_at_least_once=True, last_result={})
+    for epoch, wall in ((30, 300.0), (40, 310.0), (50, 320.0)):  # first heard of at epoch 30, as after a resume
+        driver.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "wall_s": wall})
+    assert driver.timed["a"] == (50, pytest.approx(1.0))  # (320 - 300) / 20, not 320 / 50
