@@ -43,16 +43,18 @@ def time_left(started: list[tuple[int, float]], not_started: int, epochs: int, s
     return max(sum(each) / max(slots, 1), max(each))
 
 
-RECENT_EPOCHS = 20  # the pace is measured over each configuration's last this many epochs
+RECENT_EPOCHS = 20  # the pace is measured over each configuration's last this many epochs (at least)
 
 
-def recent_epoch_s(epoch_rows) -> dict[str, float]:
+def recent_epoch_s(epoch_rows, eval_every: int = 1) -> dict[str, float]:
     """Each configuration's seconds per seed-epoch over its last RECENT_EPOCHS epochs (epoch rows' wall_s, a
     seed's share of its trial's epoch): the pace now, which a resumed run or a machine that got busier or
-    quieter has changed from the run's mean."""
+    quieter has changed from the run's mean. The window is a whole number of eval_every periods, so that it
+    holds its share of the dearer evaluated epochs."""
+    window = -(-RECENT_EPOCHS // eval_every) * eval_every
     timed = epoch_rows.dropna(subset=["wall_s"])
     last = timed.groupby("config_id")["epoch"].transform("max")
-    return timed[timed["epoch"] > last - RECENT_EPOCHS].groupby("config_id")["wall_s"].mean().to_dict()
+    return timed[timed["epoch"] > last - window].groupby("config_id")["wall_s"].mean().to_dict()
 
 
 def duration(seconds: float | None) -> str:
@@ -109,7 +111,7 @@ def from_results(location: str | Path) -> State:
         per_config = by_configuration.agg(wall=("wall_s", "max"), epochs=("epochs", "max"), status=("status", lambda s: set(s)))
         timed = per_config[(per_config["epochs"] > 0) & per_config["wall"].notna()]
         seeds = len(spec.seeds)
-        recent = recent_epoch_s(epoch_rows)
+        recent = recent_epoch_s(epoch_rows, spec.eval_every)
         started = [(0 if "running" not in row.status else max(0, spec.epochs - int(row.epochs)),
                     seeds * recent.get(row.Index, row.wall / row.epochs))  # wall_s is a seed's share of its trial's time
                    for row in timed.itertuples()]

@@ -686,6 +686,8 @@ class Progress(tune.Callback):
         if epoch and result.get("wall_s"):  # the members' training time so far, summed
             # the pace since this driver first heard of the trial, once it has: a resumed run's or a busier machine's
             first_epoch, first_wall = self.first_timed.setdefault(trial.trial_id, (epoch, result["wall_s"]))
+            if epoch < first_epoch or result["wall_s"] < first_wall:  # trained again from scratch: measured anew
+                first_epoch, first_wall = self.first_timed[trial.trial_id] = (epoch, result["wall_s"])
             pace = (result["wall_s"] - first_wall) / (epoch - first_epoch) if epoch > first_epoch else result["wall_s"] / epoch
             self.timed[trial.trial_id] = (max(0, self.epochs - epoch), pace)  # M1's m1_epochs run past them
         if time.monotonic() - self.last >= self.every_s:

@@ -85,3 +85,21 @@ def test_time_left_follows_the_latest_epochs_pace(tmp_path):
     for epoch, wall in ((30, 300.0), (40, 310.0), (50, 320.0)):  # first heard of at epoch 30, as after a resume
         driver.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "wall_s": wall})
     assert driver.timed["a"] == (50, pytest.approx(1.0))  # (320 - 300) / 20, not 320 / 50
+
+
+def test_the_recent_pace_holds_a_whole_number_of_evaluation_periods_and_a_restart_is_measured_anew():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from sweeper import sweep
+    from sweeper.spec import parse
+
+    # eval_every 15: every 15th epoch costs 16 s, the others 1 s; the window is the last 30 epochs (two periods)
+    rows = pd.DataFrame({"config_id": "a", "epoch": range(1, 61), "wall_s": [16.0 if e % 15 == 0 else 1.0 for e in range(1, 61)]})
+    assert progress.recent_epoch_s(rows, eval_every=15) == {"a": pytest.approx((28 * 1.0 + 2 * 16.0) / 30)}
+    driver = sweep.Progress(parse(tiny_spec(epochs=100, seeds=[0])), every_s=1e9, trials=1)
+    trial = SimpleNamespace(trial_id="a", status="RUNNING", config={}, has_reported_at_least_once=True, last_result={})
+    for epoch, wall in ((10, 100.0), (2, 4.0), (4, 8.0)):  # a retry from scratch after epoch 10: its clock starts again
+        driver.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "wall_s": wall})
+    assert driver.timed["a"][1] == pytest.approx(2.0) and driver.timed["a"][1] > 0
