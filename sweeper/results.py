@@ -585,10 +585,11 @@ def _one_version(fs: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
     object (an object store's ranged reads would each fetch whichever object is there then). pq.read_table
     opens a file twice, and can meet one version's footer with the next one's rows. A local path that is no regular
     file is refused before it is opened: opening a FIFO would wait for a writer for ever."""
-    if isinstance(fs, pafs.LocalFileSystem):
+    local = isinstance(fs, pafs.LocalFileSystem)
+    if local:
         _regular(path)
     with fs.open_input_file(path) as handle:
-        yield pq.ParquetFile(handle if isinstance(fs, pafs.LocalFileSystem) else pa.BufferReader(handle.read()))
+        yield pq.ParquetFile(handle if local else pa.BufferReader(handle.read()))
 
 
 def _read_file(fs: pafs.FileSystem, path: str, schema: pa.Schema | None = None) -> pa.Table:
