@@ -3,7 +3,7 @@
 training: one model's training step at a data shape, K configurations packed, on a device:
 samples/s, the step's FLOP/s (torch's FlopCounterMode, which counts every matmul and convolution
 from its shapes, forward and backward, label enumeration included), the dense matmul FLOP/s of this
-device measured in the same process (float32 1024³ on CPU; bf16 and tf32 on a GPU), their ratio,
+device measured in the same process (float32 1024³ on CPU; bf16 and tf32 4096³ on a GPU), their ratio,
 and peak memory.
 
 --spec: a grid spec's training time on this device, projected: the grid packed as a sweep packs it,
@@ -245,8 +245,8 @@ def _sync(device) -> None:
 
 
 def _matmul_flops(device) -> dict[str, float]:
-    """Dense 1024³ matmul FLOP/s here: float32 on a CPU, and bf16 where it multiplies bfloat16 natively;
-    bf16 and tf32 on a GPU."""
+    """Dense matmul FLOP/s here: float32 on a CPU, and bf16 where it multiplies bfloat16 natively; bf16 and
+    tf32 on a GPU. 1024³ on a CPU; 4096³ on a GPU, where a 1024³ product (microseconds) would time the launch."""
     import torch
 
     from .hardware import native_bf16
@@ -269,8 +269,9 @@ def _matmul_flops(device) -> dict[str, float]:
 def _dense_matmul_flops(device, dtype) -> float:
     import torch
 
-    a = torch.randn(1024, 1024, device=device).to(dtype)
-    b = torch.randn(1024, 1024, device=device).to(dtype)
+    n = 1024 if device.type == "cpu" else 4096
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     for _ in range(3):
         a @ b
     _sync(device)
@@ -281,7 +282,7 @@ def _dense_matmul_flops(device, dtype) -> float:
         if repeats % 10 == 0:
             _sync(device)
     _sync(device)
-    return 2 * 1024**3 * repeats / (time.perf_counter() - start)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def _peak_memory(device) -> float:
