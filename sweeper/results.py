@@ -284,12 +284,15 @@ def inside(location: str | Path, relative: str) -> str:
 
 def _regular(real: str, named: str | None = None) -> None:
     """One line unless the local path `real` (as `named`) is a regular file (FileNotFoundError where nothing is there)."""
+    _refuse_unless_regular(os.stat(real).st_mode, named or real)
+
+
+def _refuse_unless_regular(mode: int, named: str) -> None:
     import stat
 
-    info = os.stat(real)
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
-        raise SweeperError(f"{named or real}: is {kind}, not a file sweeper wrote; remove it from the results directory")
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a pipe, socket or device"
+        raise SweeperError(f"{named}: is {kind}, not a file sweeper wrote; remove it from the results directory")
 
 
 def folder_inside(location: str | Path, relative: str) -> Path:
@@ -583,13 +586,36 @@ def _one_version(fs: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
     """A results file, footer and rows from one version of it whatever a running sweep replaces meanwhile: locally
     through one open handle (a rename leaves an open file as it was), elsewhere from one request for the whole
     object (an object store's ranged reads would each fetch whichever object is there then). pq.read_table
-    opens a file twice, and can meet one version's footer with the next one's rows. A local path that is no regular
-    file is refused before it is opened: opening a FIFO would wait for a writer for ever."""
-    local = isinstance(fs, pafs.LocalFileSystem)
-    if local:
-        _regular(path)
-    with fs.open_input_file(path) as handle:
-        yield pq.ParquetFile(handle if local else pa.BufferReader(handle.read()))
+    opens a file twice, and can meet one version's footer with the next one's rows. A local path is opened without
+    waiting (a FIFO's plain open would wait for a writer for ever) and refused unless what was opened is a regular
+    file: checked on the open descriptor, so nothing can be swapped in between the check and the read."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as handle:
+            _refuse_unless_regular(os.fstat(descriptor).st_mode, path)
+            os.set_blocking(descriptor, True)
+            yield pq.ParquetFile(pa.PythonFile(handle, mode="r"))
+        return
+    yield pq.ParquetFile(pa.BufferReader(_whole_object(fs, path)))
+
+
+OBJECT_READS = 5  # an object replaced while it was read (a store reads its size and its bytes in two requests): read again
+
+
+def _whole_object(fs: pafs.FileSystem, path: str) -> pa.Buffer:
+    """The bytes of one version of a remote object. An object store's open learns the size in one request and
+    the read fetches that many bytes in another, so an object a sweep replaced in between comes back cut short or
+    as the new one's first bytes, without Parquet's closing magic: read again (up to OBJECT_READS times; then what
+    came is returned, and fails to parse as any unreadable file does)."""
+    for attempt in range(OBJECT_READS):
+        with fs.open_input_file(path) as handle:
+            size = handle.size()
+            data = handle.read()
+        if len(data) == size and data[-4:] == b"PAR1":
+            break
+        if attempt < OBJECT_READS - 1:
+            time.sleep(0.05 * 2 ** attempt)
+    return data
 
 
 def _read_file(fs: pafs.FileSystem, path: str, schema: pa.Schema | None = None) -> pa.Table:

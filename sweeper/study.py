@@ -136,7 +136,9 @@ def _engine_options(url: str) -> dict:
     connecting after CONNECT_TIMEOUT_S, in the words of the URL's driver (libpq's, psycopg's and psycopg2's, wait
     as long as the server keeps the socket open); for libpq, TCP keepalives too, so that a server gone silent while
     a connection idles or waits for a reply is noticed in about a minute instead of the system's two hours. What the
-    URL's query or PGCONNECT_TIMEOUT sets stays as it says; a driver not named below gets its own defaults."""
+    URL's query or PGCONNECT_TIMEOUT sets stays as it says; a driver not named below gets its own defaults. pg8000's
+    `timeout` and mysql-connector's `connect_timeout` are not set: each stays the socket's timeout for every later
+    read, so a query or a lock wait longer than it would break the connection mid-sweep."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
     from sqlalchemy.engine import make_url
@@ -146,9 +148,7 @@ def _engine_options(url: str) -> dict:
     if driver in ("psycopg", "psycopg2"):
         wanted = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
         wanted |= {} if "PGCONNECT_TIMEOUT" in os.environ else {"connect_timeout": CONNECT_TIMEOUT_S}
-    elif driver == "pg8000":
-        wanted = {"timeout": CONNECT_TIMEOUT_S}
-    elif driver in ("mysqldb", "pymysql", "mysqlconnector", "mariadbconnector"):
+    elif driver in ("mysqldb", "pymysql", "mariadbconnector"):
         wanted = {"connect_timeout": CONNECT_TIMEOUT_S}
     else:
         wanted = {}

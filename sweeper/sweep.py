@@ -544,7 +544,10 @@ def _ray(address: str | None, num_cpus: int | None, how_to_continue: str) -> Ite
         ray.shutdown()
 
 
-JOIN_ATTEMPTS = 4  # Ray tries to reach a cluster's GCS this many times, about 30 s each, before giving up (its default: 20)
+# Ray tries to reach a cluster's GCS this many times before giving up (its default: 20; 120 where RAY_gcs_storage is
+# rocksdb, whose head replays its store on a restart). A try lasts about a second where nothing listens, and about 30 s
+# where something takes the connection and never answers.
+JOIN_ATTEMPTS = 4
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
@@ -552,12 +555,13 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
     start a Ray with default options). A cluster's address whose GCS never answers (a wrong port that something
     else holds, a head that hangs) is given up on after JOIN_ATTEMPTS tries, about two minutes, rather than Ray's
     twenty (over ten minutes): RAY_gcs_server_port_wait_time_s, Ray's own budget for them, unless set already. Not
-    for "local" (a head started here, whose processes would inherit it) nor ray:// (Ray Client, which ignores it)."""
+    for "local" (a head started here, whose processes would inherit it), nor ray:// (Ray Client, which ignores it),
+    nor where RAY_gcs_storage is rocksdb (Ray allows a head replaying its store 120 tries; this would cut them)."""
     options = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                    runtime_env={"env_vars": allocator.worker_env()})  # workers start with malloc keeping freed memory
     budget = "RAY_gcs_server_port_wait_time_s"
     joining = bool(address) and address != "local" and not address.startswith("ray://")  # "local" starts a head here
-    ours = joining and budget not in os.environ
+    ours = joining and budget not in os.environ and os.environ.get("RAY_gcs_storage") != "rocksdb"
     try:
         if address:
             if ours:

@@ -175,8 +175,11 @@ class TrackerLog:
             self.tracker.end_group(logged.group, {}, "removed", "KILLED")
             logged.ended = "removed"
             self.records.save(config_id, logged)
-        if unreadable:
+        if len(unreadable) == 1:
             raise unreadable[0]
+        if unreadable:  # all of them in the one line, so that one look mends them all
+            raise results.SweeperError(f"{len(unreadable)} records of logged runs are unreadable: "
+                                       + "; ".join(str(e) for e in unreadable))
 
     def close(self) -> None:
         self.tracker.close()

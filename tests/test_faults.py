@@ -530,13 +530,28 @@ def test_starting_a_head_here_or_joining_through_ray_client_leaves_rays_retry_bu
     assert seen == [None]  # "local"'s own GCS, raylet and workers would inherit it; Ray Client ignores it
 
 
+def test_joining_a_cluster_whose_gcs_keeps_its_state_in_rocksdb_leaves_rays_longer_budget_alone(monkeypatch):
+    """A head restarting over RocksDB replays its store for a while; Ray allows it 120 tries where
+    RAY_gcs_storage=rocksdb is set, and a budget of sweeper's would cut that to JOIN_ATTEMPTS."""
+    from sweeper import sweep
+
+    budget = "RAY_gcs_server_port_wait_time_s"
+    monkeypatch.delenv(budget, raising=False)
+    monkeypatch.setenv("RAY_gcs_storage", "rocksdb")
+    seen = []
+    monkeypatch.setattr(sweep.ray, "init", lambda **options: seen.append(os.environ.get(budget)))
+    sweep._start_ray("10.0.0.9:6379", None)
+    assert seen == [None]
+
+
 @pytest.mark.parametrize("url, connect_args", [
     ("postgresql+psycopg://me@db/sweeps", {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
                                           "keepalives_count": 3, "connect_timeout": 30}),
     ("postgresql+psycopg://me@db/sweeps?connect_timeout=5&keepalives=0", {"keepalives_idle": 30, "keepalives_interval": 10,
                                                                           "keepalives_count": 3}),
-    ("postgresql+pg8000://me@db/sweeps", {"timeout": 30}),  # pg8000 has no libpq keywords
-    ("mysql+pymysql://me@db/sweeps", {"connect_timeout": 30}),
+    ("postgresql+pg8000://me@db/sweeps", {}),  # pg8000's timeout would also bound every later query
+    ("mysql+mysqlconnector://me@db/sweeps", {}),  # so would mysql-connector's connect_timeout
+    ("mysql+pymysql://me@db/sweeps", {"connect_timeout": 30}),  # PyMySQL's bounds the connecting alone
     ("mssql+pyodbc://me@db/sweeps", {}),  # a driver sweeper does not know: its own defaults
 ])
 def test_a_study_databases_connect_timeout_is_said_in_its_drivers_words(url, connect_args):

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -255,6 +256,53 @@ def test_a_file_replaced_between_a_readers_footer_and_its_rows_is_read_whole_as_
     assert replaced and list(trials["seed"]) == [0]  # the version it opened, whole
     assert isinstance(replaced[0], pa.BufferReader) == (where == "object store")  # an object store's: in one request
     assert list(results.read(tmp_path, "trials")["seed"]) == [0, 1]  # the next read: the new version
+
+
+class _ReplacedBetweenRequests:
+    """An object store (any filesystem but pyarrow's local one) where a sweep replaces a file between the two
+    requests of a read: the first open learns the old version's size, and its read fetches that many bytes of
+    the newer, longer version."""
+
+    def __init__(self, fs: pafs.FileSystem, newer: bytes):
+        self.fs, self.newer, self.opened = fs, newer, 0
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+    def open_input_file(self, path):
+        self.opened += 1
+        if self.opened == 1:
+            return pa.BufferReader(self.newer[:self.fs.get_file_info(path).size])
+        return self.fs.open_input_file(path)
+
+
+def test_an_object_replaced_between_its_size_and_its_bytes_is_read_again(tmp_path, monkeypatch):
+    """An object store's read is two requests, the size then the bytes: a version replaced in between comes back
+    as the new version's first bytes, without a footer. It is read again, whole, not reported as unreadable."""
+    one_seed = [trial_row("c", "m2", 0, status="running", alpha=1.0)]
+    results.write_configuration(tmp_path / "then", "c", [], one_seed, HYPER, epoch=1)
+    results.write_configuration(tmp_path / "now", "c", [], one_seed + [trial_row("c", "m2", 1, status="running", alpha=1.0)],
+                                HYPER, epoch=1)
+    newer = (tmp_path / "now/trials/c.parquet").read_bytes()
+    assert len(newer) > (tmp_path / "then/trials/c.parquet").stat().st_size
+    store = []
+
+    def replaced(location):
+        store.append(_ReplacedBetweenRequests(pafs.SubTreeFileSystem("/", pafs.LocalFileSystem()), newer))
+        return store[-1], str(Path(location).resolve()).lstrip("/")
+
+    monkeypatch.setattr(results, "filesystem", replaced)
+    assert list(results.read(tmp_path / "then", "trials")["seed"]) == [0]  # the version there at the second read, whole
+    assert store[-1].opened == 2
+
+
+def test_an_unreadable_object_is_read_a_bounded_number_of_times_then_reported_in_one_line(tmp_path, monkeypatch):
+    (tmp_path / "trials").mkdir()
+    (tmp_path / "trials/c.parquet").write_bytes(b"not parquet at all")
+    as_remote(monkeypatch)
+    monkeypatch.setattr(results.time, "sleep", lambda s: None)
+    with pytest.raises(SweeperError, match=r"trials/c.parquet: cannot read these results .*was it written by sweeper\?"):
+        results.read(tmp_path, "trials")
 
 
 @pytest.mark.parametrize("reader", ["configuration_rows", "configurations"])

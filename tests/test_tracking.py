@@ -180,6 +180,18 @@ def test_an_unreadable_record_does_not_keep_the_other_removed_configurations_run
     assert [c[3] for c in tracker.calls[-3:]] == ["removed"] * 3  # z's two runs and its group all the same
 
 
+def test_several_unreadable_records_are_named_in_one_line(tmp_path):
+    spec = parse(tiny_spec(tracking="mlflow"))
+    follow = tracking.TrackerLog(Recorded(), tracking.Records(tmp_path), spec)
+    (tmp_path / "a.json").write_text("{")
+    (tmp_path / "b.json").write_text("[")
+    with pytest.raises(SweeperError) as caught:
+        follow.end_removed(lambda config_id: False)
+    message = str(caught.value)
+    assert message.startswith("2 records of logged runs are unreadable: ") and "\n" not in message
+    assert "a.json: not the record" in message and "b.json: not the record" in message
+
+
 def test_epoch_rows_are_found_in_parts_and_in_the_whole_file_by_name(tmp_path):
     def rows(upto, status):
         trial = {"trial_id": "c-seed0", "config_id": "c", "model": "m2", "seed": 0, "status": status, "epochs": upto}
