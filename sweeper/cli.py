@@ -181,11 +181,34 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `sweeper models | head`: the reader left; nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as e:  # a bug: still one line, unless asked for the traceback
-        if os.environ.get("SWEEPER_DEBUG"):
-            raise
-        say(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)")
-        return 1
+    except (OSError, RuntimeError) as e:
+        looped = _symlink_loop(e)
+        if looped is None:
+            return _internal_error(e, say)
+        say(f"sweeper: error: {looped}: a symlink loop (too many levels of symbolic links); remove or mend the link")
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, unless asked for the traceback
+        return _internal_error(e, say)
+
+
+def _internal_error(e: Exception, say) -> int:
+    """A bug: one line, unless SWEEPER_DEBUG asks for the traceback."""
+    if os.environ.get("SWEEPER_DEBUG"):
+        raise e
+    say(f"sweeper: internal error: {type(e).__name__}: {e} (rerun with SWEEPER_DEBUG=1 for the traceback)")
+    return 1
+
+
+def _symlink_loop(e: BaseException) -> str | None:
+    """The path where a path given to sweeper loops through symlinks (ELOOP; pathlib's resolve() raises a
+    RuntimeError for it before Python 3.13), else None: the user's filesystem, not a bug, wherever it is met."""
+    import errno
+
+    if isinstance(e, OSError) and e.errno == errno.ELOOP:
+        return str(e.filename or "a path given")
+    if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop from "):
+        return str(e).removeprefix("Symlink loop from ").strip("'")
+    return None
 
 
 def show(text: str, end: str = "\n") -> None:
@@ -250,6 +273,9 @@ def _report(args) -> int:
         report.write(text, args.dirs, args.format, args.out, args.force)
     except OSError as e:
         where = redact.url(str(args.out or args.dirs[0]))
+        if args.out:  # asked for by name: not written is a failure (the default report.md is a convenience)
+            raise SweeperError(f"--out {where}: cannot write the report there ({e.strerror or type(e).__name__}); "
+                               "the table is above; give --out a file in a folder you can write to") from None
         print(f"sweeper: could not write the report into {where} ({e.strerror or type(e).__name__}); "
               "the table is above; give --out FILE to write it elsewhere", file=sys.stderr)
     if args.figures:
@@ -257,8 +283,8 @@ def _report(args) -> int:
             for path in report.write_figures(args.dirs):
                 print(f"figure: {path} (and .svg)")
         except OSError as e:
-            print(f"sweeper: could not write the figures into {args.dirs[0]}/figures ({e.strerror or type(e).__name__}); "
-                  "report a copy of the results you can write to", file=sys.stderr)
+            raise SweeperError(f"--figures: cannot write the figures into {redact.url(str(args.dirs[0]))}/figures "
+                               f"({e.strerror or type(e).__name__}); report a copy of the results you can write to") from None
     return 0
 
 
@@ -321,6 +347,9 @@ def _estimate(args) -> int:
     return 0
 
 
+MAX_BENCH_PACK = 4096  # members of one timed step: a pack of 128 at MNIST shapes holds 4.4 GB on a GPU
+
+
 def _bench(args) -> int:
     from . import bench
 
@@ -334,8 +363,8 @@ def _bench(args) -> int:
         raise SweeperError(f"bench --model {args.model}: unknown model; one of {', '.join(sorted(models.MODELS))}")
     if args.model and models.MODELS[args.model].fitted_by == "em":
         raise SweeperError(f"bench --model {args.model}: fitted by EM, it has no training step to time; choose a model trained by gradient")
-    if args.pack is not None and args.pack < 1:
-        raise SweeperError(f"bench --pack {args.pack}: must be at least 1")
+    if args.pack is not None and not 1 <= args.pack <= MAX_BENCH_PACK:
+        raise SweeperError(f"bench --pack {args.pack}: must be from 1 to {MAX_BENCH_PACK} (the members of one timed step)")
     options = dict(device=args.device, bf16=args.bf16, compile=args.compile)
     bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack or 1, **options),
                dict(spec_path=args.spec, pack=args.pack, **options))

@@ -13,25 +13,42 @@ from urllib.parse import unquote
 
 MASK = "***"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
+# a URL mistyped without its "://" ("postgresql:/user:pw@host", "postgresql:user:pw@host", "postgresql//user:pw@host")
+# still holds a password: a scheme, then ":" and any slashes, or "//"; then user information up to the last "@"
+_MISTYPED = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*(?::/*|//)(?=[^\s]*@)")
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|sig|session", re.IGNORECASE)
 MAX_MESSAGE = 600  # characters of one message line
 
 
+def mistyped_url(text: str) -> bool:
+    """Whether `text` reads as a URL with user information but without "://" (postgresql:/user:pw@host)."""
+    return "://" not in text and _MISTYPED.match(text) is not None
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text or _MISTYPED.match(text) is not None
+
+
 def _split(url: str) -> tuple[str, str | None, str, str | None]:
-    """(scheme://, userinfo or None, the rest before any query, the query or None)."""
-    scheme, rest = url.split("://", 1)
+    """(scheme://, userinfo or None, the rest before any query, the query or None); a mistyped URL's scheme as typed."""
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        scheme += "://"
+    else:
+        typed = _MISTYPED.match(url)
+        scheme, rest = url[:typed.end()], url[typed.end():]
     userinfo = None
     if "@" in rest:  # the last "@" anywhere: a password may hold "?", "/" or "#" (one in a query masks too much, never too little)
         userinfo, rest = rest.rsplit("@", 1)
     query = None
     if "?" in rest:
         rest, query = rest.split("?", 1)
-    return scheme + "://", userinfo, rest, query
+    return scheme, userinfo, rest, query
 
 
 def secrets(url: str) -> list[str]:
     """The secrets one URL holds (as written and percent-decoded): its password, its secret parameters."""
-    if "://" not in url:
+    if not _is_url(url):
         return []
     _, userinfo, _, query = _split(url)
     found = []
@@ -46,7 +63,7 @@ def secrets(url: str) -> list[str]:
 
 def url(text: str) -> str:
     """One URL with its password and secret parameters masked."""
-    if "://" not in text:
+    if not _is_url(text):
         return text
     scheme, userinfo, rest, query = _split(text)
     shown = scheme

@@ -325,6 +325,15 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
     return data
 
 
+def no_dangling_link(out_dir: str | Path) -> None:
+    """One line where `out_dir` or a folder above it is a symlink to nothing: making the results directory would
+    make the folders the link names, wherever they are."""
+    for path in [Path(out_dir).absolute(), *Path(out_dir).absolute().parents]:
+        if path.is_symlink() and not path.exists():
+            raise SweeperError(f"--out {out_dir}: {path} is a symlink to {os.readlink(path)}, which does not exist; make that "
+                               "folder first, or give --out a folder of your own")
+
+
 LOCK_FILE = ".lock"
 
 
@@ -484,6 +493,7 @@ NEEDED = {"trials": {"trial_id": "text", "config_id": "text", "model": "text", "
                      "best_val_acc": "number", "test_acc": "number", "dataset": "text", "label_count": "number",
                      "best_epoch": "number", "epochs": "number", "wall_s": "number"},
           "epochs": {"trial_id": "text", "config_id": "text", "epoch": "number", "val_acc": "number"}}
+NEVER_EMPTY = {"trials": ("trial_id", "config_id", "model", "seed"), "epochs": ("trial_id", "config_id", "epoch")}  # a row's identity
 
 
 def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: list[str] | None = None) -> pd.DataFrame:
@@ -642,11 +652,18 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
                 if (kind == "number") != numeric and parquet.metadata.num_rows:
                     holds = "numbers" if kind == "text" else "text"
                     raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
-            return parquet.read(columns=[c for c in wanted if c in schema.names] if wanted else None)
+            nested = [f for f in schema if pa.types.is_nested(f.type)]
+            if nested:  # sweeper writes numbers, text and flags; a table cannot group or show a struct or a list
+                raise SweeperError(f"{where}: column {nested[0].name} holds nested values ({nested[0].type}); was it written by sweeper?")
+            read = parquet.read(columns=[c for c in wanted if c in schema.names] if wanted else None)
     except FileNotFoundError:
         raise _Vanished(where) from None
     except (pa.ArrowException, OSError, ValueError) as e:
         raise SweeperError(f"{where}: cannot read these results ({first_line(e)}); was it written by sweeper?") from None
+    empty = [c for c in NEVER_EMPTY[table] if c in read.column_names and read.column(c).null_count]
+    if empty:
+        raise SweeperError(f"{where}: column {empty[0]} has empty values, which no row sweeper writes has; was it written by sweeper?")
+    return read
 
 
 def _latest_rows(files: list[pafs.FileInfo], counts: list[int], trial_ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:

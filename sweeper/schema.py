@@ -90,7 +90,10 @@ def checked(kind, parse, written_as):
     return Annotated[SkipValidation[kind], BeforeValidator(parse, json_schema_input_type=written_as)]
 
 
-def Integer(low: int, high: int | None = None):  # noqa: N802 - a type
+INTEGER_LIMIT = 2**31 - 1  # the most any count of a spec may be: every one fits the results' int64 columns, with room
+
+
+def Integer(low: int, high: int = INTEGER_LIMIT):  # noqa: N802 - a type
     return checked(int, lambda v: integer(v, low, high), Annotated[int, Field(ge=low, le=high)])
 
 

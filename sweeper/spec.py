@@ -24,8 +24,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from . import hyperparameters
 from .data.base import DataOptions
-from .errors import SpecError
+from .errors import SpecError, first_line
 from .schema import (
+    INTEGER_LIMIT,
     Boolean,
     Choice,
     Integer,
@@ -88,24 +89,27 @@ class Scheduler(Section):
         return raw
 
 
+MAX_RESOURCE = 10_000  # CPUs or GPUs one trial may ask for: more than any node has (Ray's own bound is near 1e15)
+
+
 def _cpu(value) -> float:
-    if number(value) <= 0:
-        raise SpecError(f"must be > 0, got {shown(value)}")
+    if number(value) <= 0 or value > MAX_RESOURCE:
+        raise SpecError(f"must be > 0 and <= {MAX_RESOURCE}, got {shown(value)}")
     return value
 
 
 def _gpu(value) -> float:
-    if number(value) < 0:
-        raise SpecError(f"must be >= 0 (a fraction shares one GPU between trials), got {shown(value)}")
+    if number(value) < 0 or value > MAX_RESOURCE:
+        raise SpecError(f"must be >= 0 (a fraction shares one GPU between trials) and <= {MAX_RESOURCE}, got {shown(value)}")
     return value
 
 
 class Resources(Section):
     """`resources: {cpu: N, gpu: N}`: what each Ray trial reserves."""
 
-    cpu: checked(float, _cpu, Annotated[float, Field(gt=0)]) = 1.0
+    cpu: checked(float, _cpu, Annotated[float, Field(gt=0, le=MAX_RESOURCE)]) = 1.0
     # a fraction shares one GPU between trials
-    gpu: checked(float, _gpu, Annotated[float, Field(ge=0)]) = 0.0
+    gpu: checked(float, _gpu, Annotated[float, Field(ge=0, le=MAX_RESOURCE)]) = 0.0
 
 
 class Study(Section):
@@ -429,7 +433,7 @@ def _pack(value) -> int | str:
         return value
     if isinstance(value, str):
         raise SpecError(f"expected auto or an integer >= 1, got {shown(value)}")
-    return integer(value, low=1)
+    return integer(value, low=1, high=INTEGER_LIMIT)
 
 
 def _objectives(value) -> tuple[str, ...]:
@@ -511,7 +515,8 @@ class Spec(Section):
     max_concurrent: Integer(1) | None = None
     retries: Integer(0) = 2  # a crashed trial is retried from its last checkpoint
     study: Study = Study()
-    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1)], default="auto")  # configurations trained as one vectorised model
+    # configurations trained as one vectorised model
+    pack: _parsed(int | str, _pack, Literal["auto"] | Annotated[int, Field(ge=1, le=INTEGER_LIMIT)], default="auto")
     patience: Integer(0) = 0  # epochs without a better validation accuracy before a seed stops (0: never)
     eval_every: Integer(1) = 1  # evaluate (validation, test, q(y|x) on the unlabelled set) every E epochs and at the last
     step: Step = Step()  # always written: its default has changed
@@ -856,6 +861,9 @@ def read_ran(location: str | Path) -> dict:
         raise SpecError(f"{location}: not a sweep's results directory (no spec.yaml); give the --out of a 'sweeper run'") from None
     except UnicodeDecodeError as e:
         raise SpecError(f"{location}/spec.yaml: is not UTF-8 text (byte {e.start}); was it written by sweeper?") from None
+    except OSError as e:  # a store that does not answer, a file this user may not read
+        raise SpecError(f"{location}/spec.yaml: cannot read it ({first_line(e)}); check the path or URI, and that its "
+                        "store answers from this machine") from None
     with naming(f"{location}/spec.yaml"):
         raw = read_yaml(text)
     if not isinstance(raw, dict):

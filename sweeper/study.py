@@ -69,6 +69,7 @@ def describe(url: str) -> str:
 def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
     """The storage a URL names: an RDB URL (postgresql://, mysql://, sqlite:///), else a journal file
     (file:///path or a path). With `spec`, heartbeats and reclaiming are on, as the spec sets them."""
+    _not_mistyped(url)
     if "://" not in url or url.startswith("file://"):
         path = Path(url.removeprefix("file://")).expanduser()
         if not path.parent.is_dir():
@@ -76,6 +77,7 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
                                "or give a database URL such as postgresql://user@host/db")
         if path.exists() and not path.is_file():  # a FIFO or a device would block every driver for ever
             raise SweeperError(f"--study {url}: is not a regular file (a directory, a pipe or a device); give a journal file's path")
+        _journal_or_empty(path, url)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
@@ -88,6 +90,28 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         first = redact.message(first_line(e), url)
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
                            "check the URL, that the server is up and that this machine reaches it") from None
+
+
+JOURNAL_LINE_LIMIT = 2**20  # bytes of a journal's first line read to tell a journal from another file
+
+
+def _journal_or_empty(path: Path, url: str) -> None:
+    """One line unless `path` is missing, empty, or begins with an Optuna journal entry (a JSON object with an
+    op_code): Optuna would read any other file as an empty study, or fail on one that is not UTF-8, and a driver
+    would append its study to someone's file. A first line still being written (no newline yet) is let be."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        first = f.readline(JOURNAL_LINE_LIMIT)
+    if not first.endswith(b"\n"):
+        return
+    try:
+        entry = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        entry = None
+    if not isinstance(entry, dict) or "op_code" not in entry:
+        raise SweeperError(f"--study {url}: is not an Optuna journal file (its first line is no journal entry); "
+                           "give the journal the drivers run with, or a new file's path")
 
 
 class ReferencedRDBStorage(RDBStorage):
@@ -512,14 +536,24 @@ def point_of(row: dict) -> dict:
     return json.loads(row["point"])
 
 
+def _not_mistyped(url: str) -> None:
+    """One line for a database URL typed without its "://", which would otherwise be taken for a journal's path."""
+    if redact.mistyped_url(url):
+        raise SweeperError(f"--study {describe(url)}: reads as a database URL without its '://'; write it as "
+                           "postgresql://user@host/db (or give a journal file's path)")
+
+
 def _must_exist(url: str) -> None:
     """A file-backed study (a journal, SQLite) must be there already: reading never makes one."""
+    _not_mistyped(url)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
     elif "://" not in url or url.startswith("file://"):
         path = Path(url.removeprefix("file://")).expanduser()
     else:
         return
+    if path.is_dir():
+        raise SweeperError(f"--study {describe(url)}: is a directory; give the study's journal or SQLite file")
     if not path.is_file():
         raise SweeperError(f"--study {describe(url)}: no study file at {path}; give the --study the drivers run with")
 

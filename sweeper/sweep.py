@@ -65,6 +65,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     `trainable` is for tests that inject faults. `bar`: progress as a tqdm.auto bar (a widget in a notebook)
     instead of lines.
     """
+    results.no_dangling_link(out_dir)
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise SweeperError(f"--out {out_dir}: is a file, not a folder; give a new folder for the results")

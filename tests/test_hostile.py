@@ -39,6 +39,9 @@ def files_under(path) -> set:
     ("mysql://u:topsecret@127.0.0.1:1/db?sslkey=k", "topsecret"),
     ("postgresql://user:pa?ss@127.0.0.1:1/db", "pa?ss"),
     ("postgresql://user:p#w?x@127.0.0.1:1/db?sslpassword=y", "p#w?x"),
+    ("postgresql:/user:secretpw@127.0.0.1:1/db", "secretpw"),  # mistyped, without its "://"
+    ("postgresql:user:secretpw@127.0.0.1:1/db", "secretpw"),
+    ("postgresql//user:secretpw@127.0.0.1:1/db", "secretpw"),
 ])
 def test_no_password_in_any_message_however_the_url_spells_it(url, secret, capsys):
     message = refused(["status", "--study", url], capsys)
@@ -54,6 +57,13 @@ def test_a_url_keeps_what_is_not_secret():
     assert redact.message("failed for 'postgresql://u:pw1@h/d' and pw1 again", "postgresql://u:pw1@h/d") == \
         "failed for 'postgresql://u:***@h/d' and *** again"
     assert redact.url("https://acct.blob/c?sv=1&sig=abc") == "https://acct.blob/c?sv=1&sig=***"
+    assert redact.url("postgresql:/alice:pw@host/db") == "postgresql:/alice:***@host/db"  # mistyped: masked all the same
+    assert [redact.url(path) for path in ("/data/a:b/c", "me@host", "C:/x@y")] == ["/data/a:b/c", "me@host", "C:/x@y"]
+
+
+def test_a_database_url_typed_without_its_slashes_is_named_as_such(capsys):
+    message = refused(["status", "--study", "postgresql:/user:secretpw@127.0.0.1:1/db"], capsys)
+    assert "reads as a database URL without its '://'" in message and "secretpw" not in message
 
 
 def test_a_report_of_a_location_with_credentials_never_prints_them(capsys, tmp_path):
@@ -284,3 +294,98 @@ def test_many_mutated_specs_each_get_one_line_exit_2_and_no_files(tmp_path, caps
         before = files_under(tmp_path)
         refused(["validate", path], capsys)
         assert files_under(tmp_path) == before
+
+
+# ------------------------------------------------------------------ symlink loops
+
+
+@pytest.mark.parametrize("command", ["status", "inspect", "resume", "report", "run --out"])
+def test_a_symlink_loop_given_as_a_results_directory_is_one_line(tmp_path, capsys, command):
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec()))
+    argv = ["run", spec, "--out", tmp_path / "loop1"] if command == "run --out" else [command, tmp_path / "loop1"]
+    message = refused(argv, capsys)
+    assert "loop" in message and str(tmp_path) in message
+
+
+def test_a_spec_file_that_links_to_itself_in_a_results_directory_is_one_line(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "spec.yaml").symlink_to(tmp_path / "out" / "spec.yaml")
+    message = refused(["status", tmp_path / "out"], capsys)
+    assert "spec.yaml" in message
+
+
+# ------------------------------------------------------------------ results files with sweeper's columns, not its rows
+
+
+def _trials_file_changed(tmp_path, change):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from helpers import HYPER, trial_row
+
+    out = tmp_path / "out"
+    results.write_configuration(out, "c", [], [trial_row("c", "m2", s, alpha=1.0) for s in range(2)], HYPER)
+    path = out / "trials" / "c.parquet"
+    pq.write_table(change(pq.read_table(path), pa), path)
+    (out / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))  # sweeper status reads the spec beside the rows
+    return out
+
+
+@pytest.mark.parametrize("command", ["status", "report"])
+@pytest.mark.parametrize("change, said", [
+    (lambda t, pa: t.set_column(t.schema.get_field_index("trial_id"), "trial_id", pa.nulls(t.num_rows, pa.string())),
+     "trials/c.parquet: column trial_id has empty values, which no row sweeper writes has"),
+    (lambda t, pa: t.append_column("nested", pa.array([{"a": 1}] * t.num_rows)),
+     "trials/c.parquet: column nested holds nested values (struct<a: int64>)"),
+])
+def test_a_results_file_with_empty_identities_or_nested_columns_is_one_line(tmp_path, capsys, command, change, said):
+    out = _trials_file_changed(tmp_path, change)
+    assert said in refused([command, out], capsys)
+
+
+# ------------------------------------------------------------------ a study file that is not a journal
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\n", b"hello world\n", b'{"not": "a journal entry"}\n'])
+def test_a_study_file_that_is_no_optuna_journal_is_one_line_and_left_alone(tmp_path, capsys, content):
+    path = tmp_path / "notes.journal"
+    path.write_bytes(content)
+    assert "is not an Optuna journal file" in refused(["status", "--study", path], capsys)
+    assert path.read_bytes() == content
+
+
+def test_a_study_path_that_is_a_directory_says_so(tmp_path, capsys):
+    assert refused(["status", "--study", tmp_path], capsys).endswith(": is a directory; give the study's journal or SQLite file")
+
+
+def test_a_results_location_whose_store_does_not_answer_is_one_line(capsys):
+    message = refused(["status", "s3://AK:SECRETKEY@bucket/x?endpoint_override=127.0.0.1:9&scheme=http"], capsys)
+    assert "spec.yaml: cannot read it (" in message and "SECRETKEY" not in message
+
+
+def test_an_out_that_is_a_dangling_symlink_makes_nothing_where_it_points(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec()))
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere" / "deeper")
+    for out in (tmp_path / "out", tmp_path / "out" / "sub"):
+        assert f"{tmp_path}/out is a symlink to {tmp_path}/elsewhere/deeper, which does not exist" in refused(["run", spec, "--out", out], capsys)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("override, said", [
+    ("epochs=99999999999999999999999", "epochs: must be <= 2147483647"),
+    ("eval_every=3000000000", "eval_every: must be <= 2147483647"),
+    ("pack=99999999999999999999", "pack: must be <= 2147483647"),
+    ("resources.cpu=1e308", "resources.cpu: must be > 0 and <= 10000"),
+])
+def test_counts_beyond_what_a_results_column_holds_are_refused(tmp_path, capsys, override, said):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec()))
+    assert said in refused(["validate", spec, override], capsys)
+
+
+def test_a_bench_pack_beyond_memory_is_refused(capsys):
+    assert refused(["bench", "--model", "m2", "--pack", "1000000000000"], capsys).startswith("bench --pack 1000000000000: must be from 1 to 4096")

@@ -293,8 +293,41 @@ def test_a_read_only_copy_is_reported_and_says_where_it_could_not_write(sweep_di
     assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere)]) == 0
     assert elsewhere.read_text() == capsys.readouterr().out
     (sweep_dir / "figures").write_text("a file where the figures' folder would go")
-    assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere), "--figures"]) == 0
-    assert capsys.readouterr().err.startswith(f"sweeper: could not write the figures into {sweep_dir}/figures (")
+    assert cli.main(["report", str(sweep_dir), "--out", str(elsewhere), "--figures"]) == 2  # asked for, not made
+    assert capsys.readouterr().err.startswith(f"sweeper: error: --figures: cannot write the figures into {sweep_dir}/figures (")
+
+
+def test_an_out_that_cannot_be_written_is_a_failure(sweep_dir, tmp_path, capsys):
+    from sweeper import cli
+
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "no such folder" / "report.md")
+    assert cli.main(["report", str(sweep_dir), "--out", str(tmp_path / "dangling.md")]) == 2
+    out, err = capsys.readouterr()
+    assert "| 1 | – | 92.00 ± 2.00 (3) |" in out  # the table all the same
+    assert err.startswith(f"sweeper: error: --out {tmp_path}/dangling.md: cannot write the report there (") and err.count("\n") == 1
+
+
+def test_an_out_symlink_to_a_file_of_the_users_is_not_written_over(sweep_dir, tmp_path, capsys):
+    from sweeper import cli
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("notes of mine\n")
+    (tmp_path / "link.md").symlink_to(precious)
+    assert cli.main(["report", str(sweep_dir), "--out", str(tmp_path / "link.md")]) == 2
+    assert precious.read_text() == "notes of mine\n"
+    assert "is a file that is not a report of sweeper's (the symlink leads to" in capsys.readouterr().err
+    assert cli.main(["report", str(sweep_dir), "--out", str(tmp_path / "link.md"), "--force"]) == 0
+    assert "provenance of" in precious.read_text() and (tmp_path / "link.md").is_symlink()  # written through the link
+    assert cli.main(["report", str(sweep_dir), "--out", str(tmp_path / "link.md")]) == 0  # now a report: replaced
+
+
+@pytest.mark.parametrize("pair, problem", [(("m2", "nosuch"), "no column 'nosuch' in this table"),
+                                           (("m2", "m2"), "the same column twice")])
+def test_a_paired_comparison_names_two_of_the_tables_columns(tmp_path, pair, problem):
+    with pytest.raises(SweeperError) as caught:
+        report.table([paper_dir(tmp_path, "jurasinski")], layout="jurasinski", pair=pair)
+    assert str(caught.value).startswith(f"--paired {','.join(pair)}: {problem}; give two of its columns (model): ")
+    assert "m2" in str(caught.value) and "jurasinski" in str(caught.value)
 
 
 def test_figures_and_the_html_page(sweep_dir):
@@ -415,3 +448,16 @@ def test_paired_tests_read_the_seeds_at_the_epoch_the_table_does(tmp_path):
     text = report.table([tmp_path], layout="jurasinski", pair=("m2", "jurasinski"), at="final")
     t = stats.ttest_rel([0.80, 0.82], [0.90, 0.96]).pvalue
     assert f"| 10 | 2 | -12 | {t:.4g} |" in text
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex"])
+def test_a_label_with_control_characters_and_bars_stays_one_cell_of_one_line(tmp_path, fmt):
+    odd = "red\x1b[31m|x\ny"
+    results.write_configuration(tmp_path, "c", [], [trial_row("c", odd, s, alpha=1.0) for s in range(2)], HYPER)
+    text = report.table([tmp_path], fmt=fmt)
+    assert "\x1b" not in text and "red\\x1b[31m" in text.replace("\\textbackslash{}", "\\")
+    if fmt == "markdown":
+        header = next(line for line in text.splitlines() if line.startswith("| "))
+        assert header.endswith("| red\\x1b[31m\\|x y |") and header.count(" | ") == 1
+    else:
+        assert not any(line.strip() in ("y", "y \\\\") for line in text.splitlines())

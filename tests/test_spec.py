@@ -66,7 +66,7 @@ def test_yaml_1_1_exponent_without_dot_is_read_as_a_number(write_spec):
         ({"fixed": {"clip_norm": -1}}, "fixed.clip_norm: must be >= 0, got -1"),
         ({"search": {"lr_decay": [0.5, 1.5]}}, "search.lr_decay: must be <= 1, got 1.5"),
         ({"fixed": {"lr_decay_every": 0.5}}, "fixed.lr_decay_every: expected an integer, got 0.5"),
-        ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0, got 0"),
+        ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0 and <= 10000, got 0"),
         ({"data": {"preprocess": "whiten"}}, "data.preprocess: unknown preprocessing 'whiten'; allowed: scale, dynamic_binarize, static_binarize, standardize"),
         ({"data": {"noise": 0.1}}, "data.noise: only the toy sets (moons, circles) take noise, not digits"),
         ({"data": {"labelled_in_unlabelled": "yes"}}, "data.labelled_in_unlabelled: expected true or false, got 'yes'"),

@@ -54,6 +54,11 @@ def table(dirs: list[str | Path], fmt: str = "markdown", rows: str | None = None
     if fmt == "csv":  # comment lines, which pandas reads past with comment="#"
         text = "".join(f"# {line}\n" for line in made.footnotes if line.startswith(("provenance of", "precision of"))) + text
     if pair:
+        unknown = [name for name in pair if name not in made.col_labels]
+        if unknown or pair[0] == pair[1]:
+            problem = f"no column {unknown[0]!r} in this table" if unknown else "the same column twice"
+            raise SweeperError(f"--paired {','.join(pair)}: {problem}; give two of its columns ({made.cols}): "
+                               + ", ".join(made.col_labels))
         text += _paired_text(paired(trials, made, *pair), pair, fmt)
     return text
 
@@ -93,8 +98,8 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
 
     A report never costs a sweep its results: nothing is written inside a results directory's trials/,
     epochs/, models/ or tune*/, and an existing file is replaced only if it is an earlier report (it holds
-    a provenance line) or `force` is given. A symlink, FIFO or device given as `out` is written into,
-    never replaced by a file."""
+    a provenance line) or `force` is given, also where `out` is a symlink to it. A symlink, FIFO or device given
+    as `out` is written into, never replaced by a file."""
     if out is None:
         results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
         return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
@@ -102,15 +107,20 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
     if path.is_dir():
         raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
     _not_results(path, dirs)
+    if path.is_file() and not force and not _is_report(path):  # through a symlink too: the file it leads to
+        raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's{_leading_to(path)}; give another name, "
+                           "or --force to replace it")
     if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO, a device: written into
         with open(path, "w") as f:
             f.write(text)
         return str(path)
-    if path.exists() and not force and not _is_report(path):
-        raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's; give another name, or --force to replace it")
     with results.atomic(path) as temporary:
         temporary.write_text(text)
     return str(path)
+
+
+def _leading_to(path: Path) -> str:
+    return f" (the symlink leads to {os.path.realpath(path)})" if path.is_symlink() else ""
 
 
 SWEEP_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", "study.txt", ".lock")

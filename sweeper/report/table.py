@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from ..errors import SweeperError
-from .. import results
+from .. import redact, results
 from ..results import TRIAL_FIELDS_AFTER, TRIAL_FIELDS_BEFORE
 from .layouts import Layout
 
@@ -340,6 +340,12 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(ch, ch if ch.isascii() else "?") for ch in text)
 
 
+def _one_line(text) -> str:
+    """A label or note as one line of a report file, its control characters shown as escapes: the rows it comes
+    from may hold anything (a model's name with a newline or an escape sequence)."""
+    return " ".join(redact.printable(str(text)).split())
+
+
 def render(table: Table, fmt: str = "markdown") -> str:
     if fmt == "csv":
         records = [dict(row=r, column=c, mean=cell.mean, std=cell.std, n=cell.n,
@@ -352,23 +358,25 @@ def render(table: Table, fmt: str = "markdown") -> str:
                    for r in table.row_labels for c in table.col_labels if (cell := table.cells.get((r, c))) is not None]
         frame = pd.DataFrame(records).rename(columns={"row": axis_title(table.rows), "column": table.cols})
         return frame.to_csv(index=False)
-    header = [axis_title(table.rows)] + table.col_labels
+    header = [axis_title(table.rows)] + [_one_line(c) for c in table.col_labels]
     notes = ([f"selected by validation: {'; '.join(table.selected)}"] if table.selected else []) + table.footnotes
-    if fmt == "markdown":
-        body = [[r] + [_cell_text(table.cells.get((r, c)), lambda t: f"**{t}**") for c in table.col_labels] for r in table.row_labels]
-        lines = [table.caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(line) + " |" for line in body]
-        lines += [""] + notes if notes else []
+    if fmt == "markdown":  # labels and notes hold what the rows hold: one line each, and no "|" that ends a cell
+        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+        body = [[_one_line(r)] + [_cell_text(table.cells.get((r, c)), lambda t: f"**{t}**") for c in table.col_labels]
+                for r in table.row_labels]
+        lines = [table.caption, "", "| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(map(cell, line)) + " |" for line in body]
+        lines += [""] + [_one_line(n) for n in notes] if notes else []
         return "\n".join(lines) + "\n"
     if fmt == "latex":
         bold = lambda t: "\x00" + t + "\x01"  # noqa: E731  (escaped first, then made \textbf)
-        body = [[r] + [_cell_text(table.cells.get((r, c)), bold) for c in table.col_labels] for r in table.row_labels]
+        body = [[_one_line(r)] + [_cell_text(table.cells.get((r, c)), bold) for c in table.col_labels] for r in table.row_labels]
         tex = lambda s: latex_escape(s).replace("\x00", r"\textbf{").replace("\x01", "}")  # noqa: E731
         lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(table.col_labels) + "}", r"\toprule"]
         lines.append(" & ".join(tex(h) for h in header) + r" \\")
         lines.append(r"\midrule")
         lines += [" & ".join(tex(c) for c in line) + r" \\" for line in body]
-        caption = " ".join([table.caption + "."] + [n if n.endswith(".") else n + "." for n in notes])
+        caption = " ".join([table.caption + "."] + [_one_line(n if n.endswith(".") else n + ".") for n in notes])
         lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{tex(caption)}}}", r"\end{table}"]
         return "\n".join(lines) + "\n"
     if fmt == "html":  # a fragment: the table and its notes, for report.page
