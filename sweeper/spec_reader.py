@@ -118,10 +118,14 @@ def override(raw: Any, assignments: list[str]) -> Any:
     if not isinstance(raw, dict):
         raise SpecError("a spec must be a mapping of keys to values before overrides apply")
     raw = dict(raw)
+    given = set()
     for assignment in assignments:
         key, equals, text = assignment.partition("=")
         if not equals or not key or any(not part for part in key.split(".")):
             raise SpecError("expected key=value, e.g. epochs=20 or batch.labelled=50", f"override {shown(assignment)}")
+        if key in given:  # as a file's duplicate key is refused: which of the two was meant is not for sweeper to guess
+            raise SpecError("given twice on the command line; give it once", f"override {key}")
+        given.add(key)
         with at(f"override {key}"):
             _assign(raw, key.split("."), _override_value(text))
     return raw
