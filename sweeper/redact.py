@@ -13,16 +13,20 @@ from urllib.parse import unquote
 
 MASK = "***"
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
-# a URL mistyped without its "://" ("postgresql:/user:pw@host", "postgresql:user:pw@host", "postgresql//user:pw@host")
-# still holds a password: a scheme, then ":" and any slashes, or "//"; then user information up to the last "@"
-_MISTYPED = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*(?::/*|//)(?=[^\s]*@)")
+# a database URL mistyped without its "://" ("postgresql:/user:pw@host", "postgresql:user:pw@host",
+# "postgresql//user:pw@host") still holds a password: a database's scheme (SQLAlchemy's dialects, with or without a
+# driver), then ":" and any slashes, or "//"; then user information up to the last "@". Only those schemes: a
+# folder named "run:2026@node3" is no URL, and nothing of it is a secret.
+DATABASE_SCHEMES = r"(?:postgres|postgresql|mysql|mariadb|sqlite|oracle|mssql|cockroachdb)(?:\+[A-Za-z0-9_]+)?"
+_DATABASE = re.compile(DATABASE_SCHEMES + r"(?::/*|//)", re.IGNORECASE)
+_MISTYPED = re.compile(DATABASE_SCHEMES + r"(?::/*|//)(?=[^\s]*@)", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|sig|session", re.IGNORECASE)
 MAX_MESSAGE = 600  # characters of one message line
 
 
 def mistyped_url(text: str) -> bool:
-    """Whether `text` reads as a URL with user information but without "://" (postgresql:/user:pw@host)."""
-    return "://" not in text and _MISTYPED.match(text) is not None
+    """Whether `text` reads as a database URL without its "://" (postgresql:/user:pw@host, sqlite:study.db)."""
+    return "://" not in text and _DATABASE.match(text) is not None
 
 
 def _is_url(text: str) -> bool:
@@ -82,7 +86,8 @@ def url(text: str) -> str:
 def message(text: str, *sources: str) -> str:
     """A message fit to print: the secrets of any URL in `sources` (the command line) or in the text itself
     replaced wherever they appear, every URL masked, and the whole cut to one bounded line."""
-    for source in [*sources, *_URL.findall(text)]:
+    values = [str(s).split("=", 1)[1] for s in sources if "=" in str(s)]  # --study=URL, study.uri=URL
+    for source in [*sources, *values, *_URL.findall(text)]:
         for secret in sorted(secrets(str(source)), key=len, reverse=True):
             text = text.replace(secret, MASK)
     text = _URL.sub(lambda m: url(m.group(0)), text)

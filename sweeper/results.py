@@ -33,6 +33,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from . import files
 from .errors import NoAnswer, NoResultsYet, SweeperError, first_line
 
 TABLES = ("epochs", "trials")
@@ -284,15 +286,26 @@ def inside(location: str | Path, relative: str) -> str:
 
 def _regular(real: str, named: str | None = None) -> None:
     """One line unless the local path `real` (as `named`) is a regular file (FileNotFoundError where nothing is there)."""
-    _refuse_unless_regular(os.stat(real).st_mode, named or real)
-
-
-def _refuse_unless_regular(mode: int, named: str) -> None:
     import stat
 
+    mode = os.stat(real).st_mode
     if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "a pipe, socket or device"
-        raise SweeperError(f"{named}: is {kind}, not a file sweeper wrote; remove it from the results directory")
+        _not_written_here(named or real, "a directory" if stat.S_ISDIR(mode) else "a pipe, socket or device")
+
+
+def _not_written_here(named: str, kind: str):
+    raise SweeperError(f"{named}: is {kind}, not a file sweeper wrote; remove it from the results directory")
+
+
+@contextmanager
+def _opened_regular(path: str, named: str | None = None) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """A local results file opened only if it is a regular file (files.open_regular), else one line."""
+    try:
+        handle, info = files.open_regular(path)
+    except files.NotRegular as e:
+        _not_written_here(named or path, e.kind)
+    with handle:
+        yield handle, info
 
 
 def folder_inside(location: str | Path, relative: str) -> Path:
@@ -313,10 +326,10 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
     fs, root = filesystem(location)
     if isinstance(fs, pafs.LocalFileSystem):
         path = inside(root, relative)
-        size = os.path.getsize(path)
-        if size > limit:
-            raise SweeperError(f"{path}: {size:,} bytes is more than sweeper writes here (at most {limit:,}); was it written by sweeper?")
-        with open(path, "rb") as f:
+        with _opened_regular(path) as (f, info):
+            if info.st_size > limit:
+                raise SweeperError(f"{path}: {info.st_size:,} bytes is more than sweeper writes here (at most {limit:,}); "
+                                   "was it written by sweeper?")
             return f.read(limit + 1)
     with fs.open_input_stream(f"{root}/{relative}") as f:
         data = f.read(limit + 1)
@@ -326,12 +339,16 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
 
 
 def no_dangling_link(out_dir: str | Path) -> None:
-    """One line where `out_dir` or a folder above it is a symlink to nothing: making the results directory would
-    make the folders the link names, wherever they are."""
+    """One line where `out_dir` or a folder above it is a symlink to a folder whose own parent is missing: making
+    the results directory would make a chain of folders where the link points, wherever that is. A link to a new
+    folder in a folder that exists (results/run7 -> /scratch/me/run7) is made, as the user meant."""
     for path in [Path(out_dir).absolute(), *Path(out_dir).absolute().parents]:
         if path.is_symlink() and not path.exists():
-            raise SweeperError(f"--out {out_dir}: {path} is a symlink to {os.readlink(path)}, which does not exist; make that "
-                               "folder first, or give --out a folder of your own")
+            target = Path(os.readlink(path))
+            target = target if target.is_absolute() else path.parent / target
+            if not target.parent.is_dir():
+                raise SweeperError(f"--out {out_dir}: {path} is a symlink to {target}, whose folder {target.parent} does not "
+                                   "exist; make it first, or give --out a folder of your own")
 
 
 LOCK_FILE = ".lock"
@@ -600,10 +617,7 @@ def _one_version(fs: pafs.FileSystem, path: str) -> Iterator[pq.ParquetFile]:
     waiting (a FIFO's plain open would wait for a writer for ever) and refused unless what was opened is a regular
     file: checked on the open descriptor, so nothing can be swapped in between the check and the read."""
     if isinstance(fs, pafs.LocalFileSystem):
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(descriptor, "rb") as handle:
-            _refuse_unless_regular(os.fstat(descriptor).st_mode, path)
-            os.set_blocking(descriptor, True)
+        with _opened_regular(path) as (handle, _):
             yield pq.ParquetFile(pa.PythonFile(handle, mode="r"))
         return
     yield pq.ParquetFile(pa.BufferReader(_whole_object(fs, path)))

@@ -13,6 +13,7 @@ load), so a message is one line: "FILE: KEY: what is wrong; what to do".
 """
 from __future__ import annotations
 
+import errno
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -862,8 +863,11 @@ def read_ran(location: str | Path) -> dict:
     except UnicodeDecodeError as e:
         raise SpecError(f"{location}/spec.yaml: is not UTF-8 text (byte {e.start}); was it written by sweeper?") from None
     except OSError as e:  # a store that does not answer, a file this user may not read
-        raise SpecError(f"{location}/spec.yaml: cannot read it ({first_line(e)}); check the path or URI, and that its "
-                        "store answers from this machine") from None
+        if e.errno == errno.ELOOP:  # the command line says it as it says every symlink loop
+            raise
+        hint = "check the URI, and that its store answers from this machine" if "://" in str(location) else \
+            "check that this user may read it"
+        raise SpecError(f"{location}/spec.yaml: cannot read it ({first_line(e)}); {hint}") from None
     with naming(f"{location}/spec.yaml"):
         raw = read_yaml(text)
     if not isinstance(raw, dict):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .errors import SpecError, first_line
+from .files import NotRegular, open_regular
 from .schema import at, shown
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; more is not a spec
@@ -71,21 +72,19 @@ _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?
 def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:
     """A small text file, read only if it is a regular file (never a FIFO or a device, which could block
     or never end) of at most `limit` bytes, as UTF-8: else one clear SpecError (the caller names the file)."""
-    import stat
-
     try:
-        info = path.stat()
+        f, info = open_regular(path)
     except FileNotFoundError:
         raise SpecError(f"no such file; give the path of a {what}, e.g. search_spaces/quickstart.yaml") from None
+    except NotRegular as e:
+        kind = e.kind if e.kind == "a directory" else "not a regular file (a pipe or a device)"
+        raise SpecError(f"is {kind}; give a YAML file") from None
     except OSError as e:  # a symlink loop, a name too long, a path through a file
         raise SpecError(f"cannot read the {what} ({e.strerror or type(e).__name__}); give a readable YAML file") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or a device)"
-        raise SpecError(f"is {kind}; give a YAML file")
-    if info.st_size > limit:
-        raise SpecError(f"{info.st_size:,} bytes is too large for a {what} (at most {limit:,}); give the spec's YAML file")
     try:
-        with open(path, "rb") as f:
+        with f:
+            if info.st_size > limit:
+                raise SpecError(f"{info.st_size:,} bytes is too large for a {what} (at most {limit:,}); give the spec's YAML file")
             data = f.read(limit + 1)
         if len(data) > limit:  # it grew since stat
             raise SpecError(f"more than {limit:,} bytes is too large for a {what}; give the spec's YAML file")
@@ -124,7 +123,7 @@ def override(raw: Any, assignments: list[str]) -> Any:
         if not equals or not key or any(not part for part in key.split(".")):
             raise SpecError("expected key=value, e.g. epochs=20 or batch.labelled=50", f"override {shown(assignment)}")
         if key in given:  # as a file's duplicate key is refused: which of the two was meant is not for sweeper to guess
-            raise SpecError("given twice on the command line; give it once", f"override {key}")
+            raise SpecError("given twice among the overrides; give it once", f"override {key}")
         given.add(key)
         with at(f"override {key}"):
             _assign(raw, key.split("."), _override_value(text))

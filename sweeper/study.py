@@ -43,7 +43,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from . import redact, space
+from . import files, redact, space
 from .errors import SweeperError, first_line
 from .ids import CLAIM_KEYS, DRIVER, STUDY_TRIAL  # noqa: F401 - study.DRIVER etc. name a claimed trial's keys
 from .spec import Spec, to_yaml
@@ -95,20 +95,28 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
 JOURNAL_LINE_LIMIT = 2**20  # bytes of a journal's first line read to tell a journal from another file
 
 
+JOURNAL_START = b'{"op_code":'  # how Optuna's journal writes every entry (json.dumps with compact separators)
+
+
 def _journal_or_empty(path: Path, url: str) -> None:
     """One line unless `path` is missing, empty, or begins with an Optuna journal entry (a JSON object with an
     op_code): Optuna would read any other file as an empty study, or fail on one that is not UTF-8, and a driver
-    would append its study to someone's file. A first line still being written (no newline yet) is let be."""
-    if not path.exists():
-        return
-    with open(path, "rb") as f:
-        first = f.readline(JOURNAL_LINE_LIMIT)
-    if not first.endswith(b"\n"):
-        return
+    would append its study to someone's file. A first entry still being written (no newline yet) is let be."""
     try:
-        entry = json.loads(first.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        entry = None
+        handle, _ = files.open_regular(path)
+    except FileNotFoundError:
+        return
+    except files.NotRegular:  # storage() said so already, unless it was swapped in since
+        raise SweeperError(f"--study {url}: is not a regular file (a directory, a pipe or a device); give a journal file's path") from None
+    with handle:
+        first = handle.readline(JOURNAL_LINE_LIMIT)
+    if not first.endswith(b"\n"):
+        entry = {"op_code": None} if JOURNAL_START.startswith(first[:len(JOURNAL_START)]) else None
+    else:
+        try:
+            entry = json.loads(first.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            entry = None
     if not isinstance(entry, dict) or "op_code" not in entry:
         raise SweeperError(f"--study {url}: is not an Optuna journal file (its first line is no journal entry); "
                            "give the journal the drivers run with, or a new file's path")
@@ -538,7 +546,7 @@ def point_of(row: dict) -> dict:
 
 def _not_mistyped(url: str) -> None:
     """One line for a database URL typed without its "://", which would otherwise be taken for a journal's path."""
-    if redact.mistyped_url(url):
+    if redact.mistyped_url(url) and not Path(url).exists():  # a journal file may be named anything
         raise SweeperError(f"--study {describe(url)}: reads as a database URL without its '://'; write it as "
                            "postgresql://user@host/db (or give a journal file's path)")
 

@@ -73,6 +73,9 @@ class Logged:
     ended: str | None = None
 
 
+MAX_NAMED = 10  # unreadable records named in one message; the rest counted
+
+
 class Records:
     """What has been logged, a small JSON file per configuration in `directory`, written whole (results.atomic)."""
 
@@ -166,7 +169,7 @@ class TrackerLog:
             try:
                 logged = self.known.get(config_id) or self.records.load(config_id)
             except results.SweeperError as e:  # said once the others are ended
-                unreadable.append(e)
+                unreadable.append((config_id, e))
                 continue
             for seed in logged.seeds.values():
                 if seed.ended is None:
@@ -176,10 +179,12 @@ class TrackerLog:
             logged.ended = "removed"
             self.records.save(config_id, logged)
         if len(unreadable) == 1:
-            raise unreadable[0]
-        if unreadable:  # all of them in the one line, so that one look mends them all
-            raise results.SweeperError(f"{len(unreadable)} records of logged runs are unreadable: "
-                                       + "; ".join(str(e) for e in unreadable))
+            raise unreadable[0][1]
+        if unreadable:  # all of them in the one line, the folder named once, so that one look mends them all
+            names = [f"{config_id}.json" for config_id, _ in unreadable]
+            shown = ", ".join(names[:MAX_NAMED]) + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
+            raise results.SweeperError(f"{len(names)} files in {self.records.directory} are not records of logged runs "
+                                       f"sweeper writes; remove them: {shown}")
 
     def close(self) -> None:
         self.tracker.close()

@@ -48,7 +48,7 @@ def test_overrides_change_the_spec_as_the_file_would(write_spec, capsys):
     for argv, message in ((["epochs=0"], "epochs: must be >= 1, got 0"), (["bogus=1"], "bogus: unknown key; allowed keys: name"),
                           (["epochs.x=1"], "override epochs.x: epochs is not a mapping here; set it whole (epochs=...)"),
                           (["=3"], "override '=3': expected key=value"), (["seeds=[0"], "override seeds: the value '[0' is not valid YAML"),
-                          (["epochs=5", "epochs=6"], "override epochs: given twice on the command line; give it once")):
+                          (["epochs=5", "epochs=6"], "override epochs: given twice among the overrides; give it once")):
         assert main(["validate", str(path), *argv]) == 2
         assert message in capsys.readouterr().err
 

@@ -58,12 +58,27 @@ def test_a_url_keeps_what_is_not_secret():
         "failed for 'postgresql://u:***@h/d' and *** again"
     assert redact.url("https://acct.blob/c?sv=1&sig=abc") == "https://acct.blob/c?sv=1&sig=***"
     assert redact.url("postgresql:/alice:pw@host/db") == "postgresql:/alice:***@host/db"  # mistyped: masked all the same
-    assert [redact.url(path) for path in ("/data/a:b/c", "me@host", "C:/x@y")] == ["/data/a:b/c", "me@host", "C:/x@y"]
+    ordinary = ["/data/a:b/c", "me@host", "C:/x@y", "sweep-2026-12-05T20:06:12@node3", "team:exp@v2.journal"]
+    assert [redact.url(path) for path in ordinary] == ordinary and not any(redact.secrets(path) for path in ordinary)
+    assert redact.message("--study=postgresql:/u:pw99@h/db failed", "--study=postgresql:/u:pw99@h/db") == \
+        "--study=postgresql:/u:***@h/db failed"
 
 
-def test_a_database_url_typed_without_its_slashes_is_named_as_such(capsys):
+def test_a_database_url_typed_without_its_slashes_is_named_as_such(capsys, tmp_path, monkeypatch):
     message = refused(["status", "--study", "postgresql:/user:secretpw@127.0.0.1:1/db"], capsys)
     assert "reads as a database URL without its '://'" in message and "secretpw" not in message
+    monkeypatch.chdir(tmp_path)
+    assert "reads as a database URL without its '://'" in refused(["status", "--study", "sqlite:study.db"], capsys)
+    assert not (tmp_path / "sqlite:study.db").exists()
+
+
+def test_a_journal_named_like_a_folder_with_a_time_and_a_host_is_a_journal(tmp_path, capsys):
+    journal = tmp_path / "team:exp@v2.journal"
+    journal.write_bytes(b"")
+    message = refused(["status", "--study", journal], capsys)  # an empty journal: no study in it yet
+    assert "holds 0 studies" in message and "team:exp@v2.journal" in message
+    journal.write_bytes(b'{"op_code":0,"worker_id":"a')  # a first entry still being written
+    assert "holds 0 studies" in refused(["status", "--study", journal], capsys)
 
 
 def test_a_report_of_a_location_with_credentials_never_prints_them(capsys, tmp_path):
@@ -301,13 +316,13 @@ def test_many_mutated_specs_each_get_one_line_exit_2_and_no_files(tmp_path, caps
 
 @pytest.mark.parametrize("command", ["status", "inspect", "resume", "report", "run --out"])
 def test_a_symlink_loop_given_as_a_results_directory_is_one_line(tmp_path, capsys, command):
-    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
-    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
     spec = tmp_path / "s.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec()))
-    argv = ["run", spec, "--out", tmp_path / "loop1"] if command == "run --out" else [command, tmp_path / "loop1"]
+    argv = ["run", spec, "--out", tmp_path / "a"] if command == "run --out" else [command, tmp_path / "a"]
     message = refused(argv, capsys)
-    assert "loop" in message and str(tmp_path) in message
+    assert ("a symlink loop" in message or "Too many levels of symbolic links" in message) and str(tmp_path) in message
 
 
 def test_a_spec_file_that_links_to_itself_in_a_results_directory_is_one_line(tmp_path, capsys):
@@ -349,7 +364,7 @@ def test_a_results_file_with_empty_identities_or_nested_columns_is_one_line(tmp_
 # ------------------------------------------------------------------ a study file that is not a journal
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe\n", b"hello world\n", b'{"not": "a journal entry"}\n'])
+@pytest.mark.parametrize("content", [b"\xff\xfe\n", b"hello world\n", b'{"not": "a journal entry"}\n', b"notes without a newline"])
 def test_a_study_file_that_is_no_optuna_journal_is_one_line_and_left_alone(tmp_path, capsys, content):
     path = tmp_path / "notes.journal"
     path.write_bytes(content)
@@ -371,8 +386,17 @@ def test_an_out_that_is_a_dangling_symlink_makes_nothing_where_it_points(tmp_pat
     spec.write_text(yaml.safe_dump(tiny_spec()))
     (tmp_path / "out").symlink_to(tmp_path / "elsewhere" / "deeper")
     for out in (tmp_path / "out", tmp_path / "out" / "sub"):
-        assert f"{tmp_path}/out is a symlink to {tmp_path}/elsewhere/deeper, which does not exist" in refused(["run", spec, "--out", out], capsys)
+        assert f"{tmp_path}/out is a symlink to {tmp_path}/elsewhere/deeper, whose folder {tmp_path}/elsewhere does not exist" \
+            in refused(["run", spec, "--out", out], capsys)
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_an_out_that_links_to_a_new_folder_in_a_folder_that_exists_is_made_there(tmp_path):
+    from sweeper import results
+
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "run7").symlink_to(tmp_path / "scratch" / "run7")
+    results.no_dangling_link(tmp_path / "run7")  # the usual scratch link: allowed, and run makes scratch/run7
 
 
 @pytest.mark.parametrize("override, said", [

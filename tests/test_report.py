@@ -450,7 +450,7 @@ def test_paired_tests_read_the_seeds_at_the_epoch_the_table_does(tmp_path):
     assert f"| 10 | 2 | -12 | {t:.4g} |" in text
 
 
-@pytest.mark.parametrize("fmt", ["markdown", "latex"])
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "html"])
 def test_a_label_with_control_characters_and_bars_stays_one_cell_of_one_line(tmp_path, fmt):
     odd = "red\x1b[31m|x\ny"
     results.write_configuration(tmp_path, "c", [], [trial_row("c", odd, s, alpha=1.0) for s in range(2)], HYPER)
@@ -459,5 +459,7 @@ def test_a_label_with_control_characters_and_bars_stays_one_cell_of_one_line(tmp
     if fmt == "markdown":
         header = next(line for line in text.splitlines() if line.startswith("| "))
         assert header.endswith("| red\\x1b[31m\\|x y |") and header.count(" | ") == 1
+    elif fmt == "html":
+        assert "<th>red\\x1b[31m|x y</th>" in text
     else:
         assert not any(line.strip() in ("y", "y \\\\") for line in text.splitlines())

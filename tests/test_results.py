@@ -299,10 +299,29 @@ def test_an_object_replaced_between_its_size_and_its_bytes_is_read_again(tmp_pat
 def test_an_unreadable_object_is_read_a_bounded_number_of_times_then_reported_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "trials").mkdir()
     (tmp_path / "trials/c.parquet").write_bytes(b"not parquet at all")
-    as_remote(monkeypatch)
+    real = results.filesystem
+    opened = []
+
+    class Counted:  # a remote filesystem whose opens are counted
+        def __init__(self, fs):
+            self.fs = fs
+
+        def __getattr__(self, name):
+            return getattr(self.fs, name)
+
+        def open_input_file(self, path):
+            opened.append(path)
+            return self.fs.open_input_file(path)
+
+    def remote(location):
+        fs, root = real(location)
+        return Counted(pafs.SubTreeFileSystem("/", fs)), root.lstrip("/")
+
+    monkeypatch.setattr(results, "filesystem", remote)
     monkeypatch.setattr(results.time, "sleep", lambda s: None)
     with pytest.raises(SweeperError, match=r"trials/c.parquet: cannot read these results .*was it written by sweeper\?"):
         results.read(tmp_path, "trials")
+    assert len(opened) == results.OBJECT_READS  # read again a bounded number of times, then reported
 
 
 @pytest.mark.parametrize("reader", ["configuration_rows", "configurations"])

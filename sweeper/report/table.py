@@ -383,9 +383,10 @@ def render(table: Table, fmt: str = "markdown") -> str:
         bold = lambda t: "\x00" + t + "\x01"  # noqa: E731  (escaped first, then made <b>)
         html = lambda s: html_escape.escape(s).replace("\x00", "<b>").replace("\x01", "</b>")  # noqa: E731
         lines = [f"<table class='results'><caption>{html(table.caption)}</caption><tr>" + "".join(f"<th>{html(h)}</th>" for h in header) + "</tr>"]
-        lines += [f"<tr><th>{html(r)}</th>" + "".join(f"<td>{html(_cell_text(table.cells.get((r, c)), bold))}</td>" for c in table.col_labels)
+        lines += [f"<tr><th>{html(_one_line(r))}</th>"
+                  + "".join(f"<td>{html(_cell_text(table.cells.get((r, c)), bold))}</td>" for c in table.col_labels)
                   + "</tr>" for r in table.row_labels]
-        lines += ["</table>"] + [f"<p>{html(n)}</p>" for n in notes]
+        lines += ["</table>"] + [f"<p>{html(_one_line(n))}</p>" for n in notes]
         return "\n".join(lines) + "\n"
     raise SweeperError(f"--format {fmt}: unknown format; choose one of: {', '.join(FORMATS)}, html")
 

@@ -1,0 +1,30 @@
+"""Opening a local file that must be a regular one, without the gap between checking and opening."""
+from __future__ import annotations
+
+import os
+import stat
+from typing import BinaryIO
+
+
+class NotRegular(Exception):
+    """What was opened is no regular file: `kind` says what it is ("a directory", "a pipe, socket or device")."""
+
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
+    """`path` opened for reading, with its stat, only if it is a regular file. Opened without waiting (a FIFO's
+    plain open waits for a writer for ever) and checked on the open descriptor, so nothing swapped in between a
+    check and the open is read. OSError as open raises it (FileNotFoundError, ELOOP, EACCES); NotRegular else."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegular("a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb"), info
+    except BaseException:
+        os.close(descriptor)
+        raise
