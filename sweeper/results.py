@@ -664,7 +664,9 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
                     raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
                 numeric = pa.types.is_integer(schema.field(column).type) or pa.types.is_floating(schema.field(column).type)
                 if (kind == "number") != numeric and parquet.metadata.num_rows:
-                    holds = "numbers" if kind == "text" else "text"
+                    written = schema.field(column).type
+                    holds = "numbers" if numeric else "text" if pa.types.is_string(written) or pa.types.is_large_string(written) \
+                        else f"{written} values"
                     raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
             nested = [f for f in schema if pa.types.is_nested(f.type)]
             if nested:  # sweeper writes numbers, text and flags; a table cannot group or show a struct or a list
