@@ -8,6 +8,7 @@ command does, with the same checks, the same messages (as SweeperError) and the 
 """
 from __future__ import annotations
 
+import functools
 import html
 import os
 from collections.abc import Mapping
@@ -16,8 +17,57 @@ from typing import Any
 
 import pandas as pd
 
-from . import results
+from . import redact, results
 from .errors import SweeperError
+from .schema import shown
+
+
+def _told(function):
+    """A public function's errors as the command line prints them: no secret of its arguments or of any URL in
+    the message (the command line masks them where it prints; here the message is the caller's to print)."""
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except SweeperError as e:
+            sources = [os.fspath(a) for a in (*args, *kwargs.values()) if isinstance(a, (str, os.PathLike))]
+            said = redact.message(str(e), *(s for s in sources if isinstance(s, str)))
+            if said == str(e):
+                raise
+            try:
+                masked = type(e)(said)
+            except TypeError:  # a subclass with other arguments: its message all the same
+                masked = SweeperError(said)
+            raise masked from None
+    return checked
+
+
+def _location(value, what: str) -> str:
+    """A path or URI given to the API, as text; one line for anything else (bytes, a number, a list, "")."""
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if isinstance(text, str) and text:
+            return text
+    raise SweeperError(f"{what}: expected a path or URI as text, got {shown(value)}")
+
+
+def _text(value, what: str) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise SweeperError(f"{what}: expected text or None, got {shown(value)}")
+
+
+def _plain(value):
+    """A spec mapping's numpy numbers as Python's (np.float64(0.1) -> 0.1), which the spec's checks and YAML take."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 class Table:
@@ -44,37 +94,52 @@ class Table:
 class Sweep:
     """A sweep's results directory: its rows as DataFrames, its table, its figures."""
 
+    @_told
     def __init__(self, results_dir: str | os.PathLike):
-        self.path = Path(results_dir)
+        location = _location(results_dir, "results_dir")
+        self.path = location if "://" in location else Path(location)  # a URI keeps its "//"
         self.outcome = None  # what run() saw of the sweep it ran: configurations, failures, time
         from . import spec as spec_module
 
         self.spec = spec_module.load_ran(self.path)
 
+    @_told
     def trials(self) -> pd.DataFrame:
         """One row per trial (a configuration's seed): its hyperparameters, status and accuracies."""
         return results.read(self.path, "trials")
 
+    @_told
     def epochs(self) -> pd.DataFrame:
         """One row per trial and epoch: losses and accuracies."""
         return results.read(self.path, "epochs")
 
+    @_told
     def table(self, layout: str = "generic", rows: str | None = None, cols: str | None = None, ci: bool = False,
               compare: bool = False, published: str | None = None, at: str = "best") -> Table:
         """The report's table (`sweeper report DIR --table layout`): mean ± std over seeds of the test accuracy
         at each seed's best validation epoch (`at="final"`: its final epoch), configurations chosen by validation."""
         from . import report
 
+        if layout not in report.LAYOUTS:
+            raise SweeperError(f"layout {shown(layout)}: choose one of {', '.join(report.LAYOUTS)}")
+        if at not in ("best", "final"):
+            raise SweeperError(f"at {shown(at)}: choose best (each seed's best validation epoch) or final")
+        for key, value in (("rows", rows), ("cols", cols)):
+            _text(value, key)
+        if published is not None:
+            published = _location(published, "published")
         dirs = [str(self.path)]
         return Table(report.built(dirs, rows=rows, cols=cols, layout=layout, ci=ci, compare=compare, published_dir=published, at=at),
                      dirs)
 
+    @_told
     def figures(self) -> dict[str, Any]:
         """Every figure the results support, as matplotlib figures by name (`report --figures` writes the same)."""
         from . import report
 
         return report.figures_of([str(self.path)])
 
+    @_told
     def status(self) -> str:
         """How far the sweep is, as `sweeper status DIR` says it."""
         from . import progress
@@ -85,14 +150,18 @@ class Sweep:
         return f"Sweep({str(self.path)!r}: {self.spec.name})"
 
     def _repr_html_(self) -> str:
-        try:
-            table = self.table()._repr_html_()
-        except SweeperError as e:  # no finished trial yet
-            table = f"<p>{html.escape(str(e))}</p>"
-        return (f"<h3>{html.escape(self.spec.name)}</h3><p>{html.escape(self.spec.description or '')}</p>"
-                f"<p>{html.escape(self.status())}</p>{table}")
+        def shown_or_said(part) -> str:  # a notebook shows what could not be read, in place of it
+            try:
+                return part()
+            except SweeperError as e:  # no finished trial yet, a damaged file
+                return f"<p>{html.escape(str(e))}</p>"
+
+        table = shown_or_said(lambda: self.table()._repr_html_())
+        status = shown_or_said(lambda: f"<p>{html.escape(self.status())}</p>")
+        return f"<h3>{html.escape(self.spec.name)}</h3><p>{html.escape(self.spec.description or '')}</p>{status}{table}"
 
 
+@_told
 def run(spec: str | os.PathLike | Mapping, *overrides: str, out: str | os.PathLike | None = None, scale: str = "full",
         address: str | None = None, pack: int | None = None, study: str | None = None, driver: str | None = None,
         storage: str | None = None, data_dir: str | os.PathLike | None = None, progress: bool = True) -> Sweep:
@@ -104,9 +173,15 @@ def run(spec: str | os.PathLike | Mapping, *overrides: str, out: str | os.PathLi
     `progress`: a progress bar (tqdm.auto: a widget in a notebook, a line on a terminal).
     Raises SweeperError with the command's message for what the command refuses; a failed configuration
     is not an error (its rows say `failed`: `Sweep.outcome.errored` counts them)."""
+    if not isinstance(spec, Mapping):
+        spec = _location(spec, "spec")
+    out = None if out is None else _location(out, "out")
+    data_dir = None if data_dir is None else _location(data_dir, "data_dir")
+    for key, value in (("address", address), ("study", study), ("driver", driver), ("storage", storage)):
+        _text(value, key)
     where, _, outcome = start(spec, list(overrides), out=out, scale=scale, address=address, pack=pack, study=study, driver=driver,
                               storage=storage, data_dir=data_dir, quiet=not progress, bar=progress)
-    finished = Sweep(where)
+    finished = Sweep(where if outcome.location == str(outcome.out_dir) else outcome.location)  # with storage: <storage>/<name>
     finished.outcome = outcome
     return finished
 
@@ -138,20 +213,31 @@ def _spec(spec: str | os.PathLike | Mapping, overrides: list[str]) -> Any:
     from . import spec as spec_module
 
     if isinstance(spec, Mapping):
-        raw = spec_module.override(dict(spec), overrides)
+        raw = spec_module.override(_plain(spec), overrides)
         return spec_module.parse(raw, source="<spec mapping>" + (f" (with {', '.join(o.split('=', 1)[0] for o in overrides)} overridden)"
                                                                  if overrides else ""))
     return spec_module.load(spec, overrides)
 
 
+@_told
 def open(results_dir: str | os.PathLike) -> Sweep:  # noqa: A001 - sweeper.open, as the issue and the docs name it
     """A sweep's results directory, as `sweeper report` and `sweeper status` read it."""
     return Sweep(results_dir)
 
 
+@_told
 def load(results_dir: str | os.PathLike, trial_id: str, device: str = "cpu"):
     """The trained model of one trial (a configuration's seed) as a torch module in eval mode: `classify(x)`,
     and `.about` with its epoch, accuracies and hyperparameters."""
+    import torch
+
     from .kept import load as load_kept
 
-    return load_kept(results_dir, trial_id, device)
+    location = _location(results_dir, "results_dir")
+    if "://" not in location and not Path(location).is_dir():
+        raise SweeperError(f"{location}: not a results directory (no such folder); give the --out of a 'sweeper run'")
+    kind = device.split(":", 1)[0] if isinstance(device, str) else None
+    if kind not in ("cpu", "cuda") or (kind == "cuda" and not torch.cuda.is_available()):
+        usable = "cpu or cuda" if torch.cuda.is_available() else "cpu (this torch has no CUDA device)"
+        raise SweeperError(f"device {shown(device)}: give {usable}")
+    return load_kept(location, trial_id, device)

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from . import files
+from . import files, redact
 from .errors import NoAnswer, NoResultsYet, SweeperError, first_line
 
 TABLES = ("epochs", "trials")
@@ -101,7 +101,11 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
     """A results location (a path, or a URI pyarrow knows: file://, s3://, gs://, hdfs://) as (filesystem, path)."""
     location = str(location)
     if "://" in location:
-        return answered_in_time(lambda: pafs.FileSystem.from_uri(location), location)
+        try:
+            return answered_in_time(lambda: pafs.FileSystem.from_uri(location), location)
+        except (pa.ArrowException, ValueError) as e:  # a scheme pyarrow has no filesystem for, a parameter it does not take
+            raise SweeperError(f"{redact.url(location)}: not a location pyarrow can open ({redact.message(first_line(e), location)}); "
+                               "check the URI (file://, s3://, gs://, hdfs://)") from None
     return pafs.LocalFileSystem(), os.path.abspath(location)
 
 
@@ -132,7 +136,7 @@ def answered_in_time(call, location: str):
     worker.start()
     worker.join(remote_timeout_s())
     if worker.is_alive():
-        shown = location.split("?", 1)[0]
+        shown = redact.url(location).split("?", 1)[0]
         raise NoAnswer(f"{shown}: no answer within {remote_timeout_s():g} s; check the network and the URI "
                            "($SWEEPER_REMOTE_TIMEOUT_S sets how long to wait)")
     if "error" in outcome:
@@ -360,11 +364,17 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
     exclusive lock (flock) on DIR/.lock, which the OS drops when the process ends however it ends, so a
     killed driver leaves nothing that blocks `sweeper resume`. A second driver is refused with one line.
     The lock file is never removed while a sweep may use the directory (removing it would let two
-    drivers lock two files); a directory this call made and nothing else wrote to is removed again."""
+    drivers lock two files); where the block fails with nothing written, the lock file this call made goes, and so
+    do the folders it made."""
     import fcntl
     import socket
 
-    made = not out_dir.exists()
+    created = []  # the folders this call makes, innermost first
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists():
+            break
+        created.append(folder)
+    lock_was_there = (out_dir / LOCK_FILE).exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         handle = open(out_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
@@ -385,9 +395,13 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
         handle.flush()
         yield
     except BaseException:
-        if made and [p.name for p in out_dir.iterdir()] == [LOCK_FILE]:  # nothing written: leave nothing behind
+        if not lock_was_there and [p.name for p in out_dir.iterdir()] == [LOCK_FILE]:  # nothing written: leave nothing behind
             (out_dir / LOCK_FILE).unlink()
-            out_dir.rmdir()
+            for folder in created:  # results/ too, where results/<name> was the first of it
+                try:
+                    folder.rmdir()
+                except OSError:  # another process wrote there meanwhile
+                    break
         raise
     finally:
         handle.close()  # closing drops the lock

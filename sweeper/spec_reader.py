@@ -119,6 +119,9 @@ def override(raw: Any, assignments: list[str]) -> Any:
     raw = dict(raw)
     given = set()
     for assignment in assignments:
+        if not isinstance(assignment, str):  # run(spec, ["epochs=20"]) from Python
+            raise SpecError(f"expected key=value as text, got {shown(assignment)}; give each override as its own "
+                            "argument, e.g. run(spec, 'epochs=20', 'seeds=[0, 1]')")
         key, equals, text = assignment.partition("=")
         if not equals or not key or any(not part for part in key.split(".")):
             raise SpecError("expected key=value, e.g. epochs=20 or batch.labelled=50", f"override {shown(assignment)}")

@@ -62,3 +62,93 @@ def test_open_says_what_status_says_of_a_folder_that_is_no_sweep(tmp_path, capsy
     with pytest.raises(sweeper.SweeperError) as refused:
         sweeper.open(tmp_path)
     assert str(refused.value) == line
+
+
+# ------------------------------------------------------------------ what a notebook may pass by mistake
+
+
+def _results_dir(tmp_path):
+    import yaml
+
+    from helpers import HYPER, trial_row
+    from sweeper import results
+
+    out = tmp_path / "done"
+    results.write_configuration(out, "c", [], [trial_row("c", "m2", s, alpha=1.0) for s in range(2)], HYPER)
+    (out / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    return out
+
+
+def test_no_secret_reaches_an_error_raised_to_python():
+    for location in ("s3://AKIA:s3cr3tPW@bucket/x?endpoint_override=127.0.0.1:9&scheme=http",
+                     "gs://bucket/x?token=s3cr3tPW"):
+        with pytest.raises(sweeper.SweeperError) as refused:
+            sweeper.open(location)
+        assert "s3cr3tPW" not in str(refused.value) and "***" in str(refused.value), str(refused.value)
+
+
+def test_a_results_location_given_as_a_uri_keeps_its_slashes(tmp_path):
+    out = _results_dir(tmp_path)
+    opened = sweeper.open(f"file://{out}")
+    assert opened.path == f"file://{out}" and len(opened.trials()) == 2
+
+
+@pytest.mark.parametrize("call, said", [
+    (lambda p: sweeper.run(p, ["epochs=20"]), "expected key=value as text, got ['epochs=20']; give each override as its own argument"),
+    (lambda p: sweeper.run(None), "spec: expected a path or URI as text, got None"),
+    (lambda p: sweeper.run(b"q.yaml"), "spec: expected a path or URI as text, got b'q.yaml'"),
+    (lambda p: sweeper.run(p, out=5), "out: expected a path or URI as text, got 5"),
+    (lambda p: sweeper.run(p, out=""), "out: expected a path or URI as text, got ''"),
+    (lambda p: sweeper.run(p, address=5), "address: expected text or None, got 5"),
+    (lambda p: sweeper.run(p, study="j.journal", driver=5), "driver: expected text or None, got 5"),
+    (lambda p: sweeper.open(None), "results_dir: expected a path or URI as text, got None"),
+])
+def test_wrong_types_from_python_are_one_clear_error(write_spec, tmp_path, monkeypatch, call, said):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sweeper.SweeperError) as refused:
+        call(write_spec(tiny_spec()))
+    assert said in str(refused.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # nothing made: no results/, no .lock
+
+
+@pytest.mark.parametrize("options, said", [
+    (dict(layout="nope"), "layout 'nope': choose one of generic"),
+    (dict(at="x"), "at 'x': choose best"),
+    (dict(rows=5), "rows: expected text or None, got 5"),
+])
+def test_a_tables_options_are_checked(tmp_path, options, said):
+    with pytest.raises(sweeper.SweeperError) as refused:
+        sweeper.open(_results_dir(tmp_path)).table(**options)
+    assert said in str(refused.value)
+
+
+def test_numpy_numbers_in_a_spec_mapping_are_numbers(tmp_path):
+    import numpy as np
+
+    from sweeper import api
+
+    plain = api._plain(tiny_spec(epochs=np.int64(3), fixed={"lr": np.float64(0.01), "hidden": np.int32(4)}))
+    assert plain["epochs"] == 3 and type(plain["epochs"]) is int and type(plain["fixed"]["lr"]) is float
+    assert api._spec(tiny_spec(epochs=np.int64(3)), []).epochs == 3
+
+
+@pytest.mark.parametrize("device, said", [("gpu", "device 'gpu': give cpu"), (5, "device 5: give cpu")])
+def test_load_checks_its_device_and_its_folder(tmp_path, device, said):
+    out = _results_dir(tmp_path)
+    with pytest.raises(sweeper.SweeperError, match=said):
+        sweeper.load(out, "c-seed0", device=device)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(sweeper.SweeperError, match="not a results directory"):
+        sweeper.load(tmp_path / "a-file", "c-seed0")
+
+
+def test_a_refusal_after_the_results_directory_is_taken_leaves_nothing_behind(write_spec, tmp_path, monkeypatch):
+    spec = write_spec(tiny_spec())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sweeper.SweeperError, match="no directory"):  # the study's folder is missing
+        sweeper.run(spec, study="no-such-folder/j.journal")
+    assert not (tmp_path / "results").exists()  # neither results/<name> nor the results/ made for it
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(sweeper.SweeperError, match="no directory"):
+        sweeper.run(spec, study="no-such-folder/j.journal", out=tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []  # the user's folder as it was: no .lock
