@@ -18,28 +18,41 @@ from typing import Any
 import pandas as pd
 
 from . import redact, results
-from .errors import SweeperError
+from .errors import SpecError, SweeperError
 from .schema import shown
 
 
 def _told(function):
-    """A public function's errors as the command line prints them: no secret of its arguments or of any URL in
-    the message (the command line masks them where it prints; here the message is the caller's to print)."""
+    """A public function's errors with no secret of its arguments, or of any URL in the message, in them (the command
+    line masks them where it prints; here the message is the caller's to print). An error with nothing to mask is
+    raised as it was; one with a secret, as a copy of its type (a SpecError keeps its key and file), masked, with
+    no link back to the unmasked one."""
     @functools.wraps(function)
     def checked(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except SweeperError as e:
-            sources = [os.fspath(a) for a in (*args, *kwargs.values()) if isinstance(a, (str, os.PathLike))]
-            said = redact.message(str(e), *(s for s in sources if isinstance(s, str)))
-            if said == str(e):
-                raise
-            try:
-                masked = type(e)(said)
-            except TypeError:  # a subclass with other arguments: its message all the same
-                masked = SweeperError(said)
-            raise masked from None
+            error = e
+        sources = [s for s in (_as_text(a) for a in (*args, *kwargs.values())) if s]
+        if redact.masked(str(error), *sources) == str(error):
+            raise error
+        raise _masked(error, sources).with_traceback(error.__traceback__)
     return checked
+
+
+def _as_text(value) -> str | None:
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    return text if isinstance(text, str) else None
+
+
+def _masked(error: SweeperError, sources: list[str]) -> SweeperError:
+    mask = lambda part: None if part is None else redact.masked(str(part), *sources)  # noqa: E731
+    if isinstance(error, SpecError):
+        return SpecError(mask(error.problem), mask(error.key), mask(error.source))
+    try:
+        return type(error)(mask(str(error)))
+    except TypeError:  # a subclass with other arguments: its message all the same
+        return SweeperError(mask(str(error)))
 
 
 def _location(value, what: str) -> str:
@@ -52,7 +65,10 @@ def _location(value, what: str) -> str:
 
 
 def _text(value, what: str) -> str | None:
-    if value is None or (isinstance(value, str) and value):
+    """Text or None ("" is None, as an unset environment variable gives it)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
         return value
     raise SweeperError(f"{what}: expected text or None, got {shown(value)}")
 
@@ -63,6 +79,8 @@ def _plain(value):
 
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):  # a grid written as np.logspace(-2, 2, 5)
+        return value.tolist()
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -120,9 +138,9 @@ class Sweep:
         at each seed's best validation epoch (`at="final"`: its final epoch), configurations chosen by validation."""
         from . import report
 
-        if layout not in report.LAYOUTS:
+        if not isinstance(layout, str) or layout not in report.LAYOUTS:
             raise SweeperError(f"layout {shown(layout)}: choose one of {', '.join(report.LAYOUTS)}")
-        if at not in ("best", "final"):
+        if not isinstance(at, str) or at not in ("best", "final"):
             raise SweeperError(f"at {shown(at)}: choose best (each seed's best validation epoch) or final")
         for key, value in (("rows", rows), ("cols", cols)):
             _text(value, key)
@@ -147,7 +165,7 @@ class Sweep:
         return progress.line(progress.from_results(self.path))
 
     def __repr__(self) -> str:
-        return f"Sweep({str(self.path)!r}: {self.spec.name})"
+        return f"Sweep({redact.url(str(self.path))!r}: {self.spec.name})"
 
     def _repr_html_(self) -> str:
         def shown_or_said(part) -> str:  # a notebook shows what could not be read, in place of it
@@ -177,8 +195,9 @@ def run(spec: str | os.PathLike | Mapping, *overrides: str, out: str | os.PathLi
         spec = _location(spec, "spec")
     out = None if out is None else _location(out, "out")
     data_dir = None if data_dir is None else _location(data_dir, "data_dir")
-    for key, value in (("address", address), ("study", study), ("driver", driver), ("storage", storage)):
-        _text(value, key)
+    study = None if study in (None, "") else _location(study, "study")  # a journal's path, or a database URL
+    storage = None if storage in (None, "") else _location(storage, "storage")  # a shared path, or a URI
+    address, driver = _text(address, "address"), _text(driver, "driver")
     where, _, outcome = start(spec, list(overrides), out=out, scale=scale, address=address, pack=pack, study=study, driver=driver,
                               storage=storage, data_dir=data_dir, quiet=not progress, bar=progress)
     finished = Sweep(where if outcome.location == str(outcome.out_dir) else outcome.location)  # with storage: <storage>/<name>
@@ -236,8 +255,11 @@ def load(results_dir: str | os.PathLike, trial_id: str, device: str = "cpu"):
     location = _location(results_dir, "results_dir")
     if "://" not in location and not Path(location).is_dir():
         raise SweeperError(f"{location}: not a results directory (no such folder); give the --out of a 'sweeper run'")
-    kind = device.split(":", 1)[0] if isinstance(device, str) else None
-    if kind not in ("cpu", "cuda") or (kind == "cuda" and not torch.cuda.is_available()):
-        usable = "cpu or cuda" if torch.cuda.is_available() else "cpu (this torch has no CUDA device)"
-        raise SweeperError(f"device {shown(device)}: give {usable}")
-    return load_kept(location, trial_id, device)
+    try:
+        where = torch.device(device)
+    except (TypeError, RuntimeError):
+        where = None
+    if where is None or (where.type == "cuda" and not torch.cuda.is_available()):
+        usable = "cpu, or cuda where torch has a CUDA device" if not torch.cuda.is_available() else "cpu or cuda"
+        raise SweeperError(f"device {shown(device)}: give a torch device this machine has ({usable})")
+    return load_kept(location, trial_id, where)

@@ -83,15 +83,29 @@ def url(text: str) -> str:
     return shown
 
 
-def message(text: str, *sources: str) -> str:
-    """A message fit to print: the secrets of any URL in `sources` (the command line) or in the text itself
-    replaced wherever they appear, every URL masked, and the whole cut to one bounded line."""
+def masked(text: str, *sources: str) -> str:
+    """`text` with the secrets of any URL in `sources` (the command line, a function's arguments) or in the text
+    itself replaced wherever they appear, and every URL in it masked; nothing else changed."""
     values = [str(s).split("=", 1)[1] for s in sources if "=" in str(s)]  # --study=URL, study.uri=URL
-    for source in [*sources, *values, *_URL.findall(text)]:
+    for source in [*sources, *values, *(found.rstrip(_CLOSING) for found in _URL.findall(text))]:
         for secret in sorted(secrets(str(source)), key=len, reverse=True):
             text = text.replace(secret, MASK)
-    text = _URL.sub(lambda m: url(m.group(0)), text)
-    text = printable(" ".join(text.split()))  # one line, and no escape sequence reaches the terminal
+    return _URL.sub(_url_in_text, text)
+
+
+_CLOSING = ".,;:)"  # what ends a sentence or a clause after a URL in running text
+
+
+def _url_in_text(found: re.Match) -> str:
+    """A URL met in running text, masked; the punctuation that ends a sentence or a clause stays the text's."""
+    whole = found.group(0)
+    bare = whole.rstrip(_CLOSING)
+    return url(bare) + whole[len(bare):]
+
+
+def message(text: str, *sources: str) -> str:
+    """A message fit to print: masked(), and the whole cut to one bounded line."""
+    text = printable(" ".join(masked(text, *sources).split()))  # one line, and no escape sequence reaches the terminal
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 

@@ -374,13 +374,17 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
         if folder.exists():
             break
         created.append(folder)
-    lock_was_there = (out_dir / LOCK_FILE).exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(out_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
+        try:  # made here (O_EXCL), or opened as another driver, or an earlier run, left it
+            descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR), False
+        handle = os.fdopen(descriptor, "r+")  # held for the block
     except OSError as e:
         raise SweeperError(f"{out_dir}: cannot make or open this results directory ({e.strerror or type(e).__name__}); "
                            "give a folder you can write to") from None
+    locked = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -389,13 +393,16 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
             holder = handle.read(200).strip() or "another process"
             raise SweeperError(f"{out_dir}: another sweeper driver ({holder}) is using this results directory; "
                                f"wait for it to end, or {command} into another directory") from None
+        locked = True
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield
     except BaseException:
-        if not lock_was_there and [p.name for p in out_dir.iterdir()] == [LOCK_FILE]:  # nothing written: leave nothing behind
+        # nothing written by the driver that held the lock: leave nothing behind (a driver refused by the lock
+        # leaves the holder's directory as it is)
+        if locked and made_lock and [p.name for p in out_dir.iterdir()] == [LOCK_FILE]:
             (out_dir / LOCK_FILE).unlink()
             for folder in created:  # results/ too, where results/<name> was the first of it
                 try:

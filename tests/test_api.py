@@ -132,7 +132,7 @@ def test_numpy_numbers_in_a_spec_mapping_are_numbers(tmp_path):
     assert api._spec(tiny_spec(epochs=np.int64(3)), []).epochs == 3
 
 
-@pytest.mark.parametrize("device, said", [("gpu", "device 'gpu': give cpu"), (5, "device 5: give cpu")])
+@pytest.mark.parametrize("device, said", [("gpu", "device 'gpu': give a torch device this machine has"), (5, "device 5: give a torch device")])
 def test_load_checks_its_device_and_its_folder(tmp_path, device, said):
     out = _results_dir(tmp_path)
     with pytest.raises(sweeper.SweeperError, match=said):
@@ -152,3 +152,67 @@ def test_a_refusal_after_the_results_directory_is_taken_leaves_nothing_behind(wr
     with pytest.raises(sweeper.SweeperError, match="no directory"):
         sweeper.run(spec, study="no-such-folder/j.journal", out=tmp_path / "empty")
     assert list((tmp_path / "empty").iterdir()) == []  # the user's folder as it was: no .lock
+
+
+def test_a_driver_refused_by_the_lock_leaves_the_holders_directory_and_lock_as_they_are(tmp_path):
+    import fcntl
+
+    from sweeper import results
+
+    out = tmp_path / "results" / "x"
+    out.mkdir(parents=True)
+    holder = open(out / results.LOCK_FILE, "a+")  # another driver, started first, still before its first row
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(sweeper.SweeperError, match="another sweeper driver"):
+            with results.one_driver(out, "run"):
+                pass
+        assert (out / results.LOCK_FILE).exists() and out.is_dir()
+    finally:
+        holder.close()
+
+
+def test_a_lock_file_left_by_an_earlier_driver_stays(tmp_path):
+    from sweeper import results
+
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / results.LOCK_FILE).write_text("pid 1 on elsewhere\n")
+    with pytest.raises(RuntimeError):
+        with results.one_driver(out, "run"):
+            raise RuntimeError("refused after the lock")
+    assert (out / results.LOCK_FILE).exists()
+
+
+def test_an_error_from_python_keeps_its_type_and_its_key(tmp_path):
+    with pytest.raises(sweeper.SweeperError) as refused:
+        sweeper.run(tiny_spec(epochs=0), out=tmp_path / "r")
+    assert type(refused.value).__name__ == "SpecError" and refused.value.key == "epochs" and refused.value.source == "<spec mapping>"
+
+
+def test_a_masked_error_holds_no_link_to_the_unmasked_one():
+    with pytest.raises(sweeper.SweeperError) as refused:
+        sweeper.open("s3://AKIA:s3cr3tPW@bucket/x?endpoint_override=127.0.0.1:9&scheme=http")
+    chain, seen = refused.value, []
+    while chain is not None:
+        seen.append(str(chain))
+        chain = chain.__cause__ or chain.__context__
+    assert not any("s3cr3tPW" in text for text in seen)
+
+
+def test_load_takes_a_torch_device_and_a_grid_may_be_a_numpy_array(tmp_path):
+    import numpy as np
+    import torch
+
+    from sweeper import api
+
+    with pytest.raises(sweeper.SweeperError, match="no kept model for trial c-seed0"):  # past the device check
+        sweeper.load(_results_dir(tmp_path), "c-seed0", device=torch.device("cpu"))
+    grid = api._plain(tiny_spec(search={"alpha": np.logspace(-1, 1, 3)}, seeds=np.arange(2)))
+    assert grid["search"]["alpha"] == pytest.approx([0.1, 1.0, 10.0]) and grid["seeds"] == [0, 1]
+
+
+def test_a_sweeps_repr_masks_its_location(tmp_path):
+    opened = sweeper.open(_results_dir(tmp_path))
+    opened.path = "s3://AKIA:s3cr3tPW@bucket/x"
+    assert "s3cr3tPW" not in repr(opened) and "***" in repr(opened)

@@ -62,6 +62,7 @@ def test_a_url_keeps_what_is_not_secret():
     assert [redact.url(path) for path in ordinary] == ordinary and not any(redact.secrets(path) for path in ordinary)
     assert redact.message("--study=postgresql:/u:pw99@h/db failed", "--study=postgresql:/u:pw99@h/db") == \
         "--study=postgresql:/u:***@h/db failed"
+    assert redact.message("gs://bucket/x?token=abc: not a location") == "gs://bucket/x?token=***: not a location"
 
 
 def test_a_database_url_typed_without_its_slashes_is_named_as_such(capsys, tmp_path, monkeypatch):
