@@ -255,11 +255,12 @@ def load(results_dir: str | os.PathLike, trial_id: str, device: str = "cpu"):
     location = _location(results_dir, "results_dir")
     if "://" not in location and not Path(location).is_dir():
         raise SweeperError(f"{location}: not a results directory (no such folder); give the --out of a 'sweeper run'")
-    try:
-        where = torch.device(device)
+    try:  # a name or a torch.device; a number (torch would read it as a CUDA index) is no device here
+        where = torch.device(device) if isinstance(device, (str, torch.device)) else None
     except (TypeError, RuntimeError):
         where = None
-    if where is None or (where.type == "cuda" and not torch.cuda.is_available()):
-        usable = "cpu, or cuda where torch has a CUDA device" if not torch.cuda.is_available() else "cpu or cuda"
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if where is None or where.type not in ("cpu", "cuda") or (where.type == "cuda" and (where.index or 0) >= cuda):
+        usable = f"cpu, or cuda:0 to cuda:{cuda - 1}" if cuda else "cpu: this torch has no CUDA device"
         raise SweeperError(f"device {shown(device)}: give a torch device this machine has ({usable})")
     return load_kept(location, trial_id, where)

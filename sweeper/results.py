@@ -380,7 +380,11 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
             descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
         except FileExistsError:
             descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR), False
-        handle = os.fdopen(descriptor, "r+")  # held for the block
+        try:
+            handle = os.fdopen(descriptor, "r+")  # held for the block
+        except BaseException:
+            os.close(descriptor)
+            raise
     except OSError as e:
         raise SweeperError(f"{out_dir}: cannot make or open this results directory ({e.strerror or type(e).__name__}); "
                            "give a folder you can write to") from None

@@ -132,7 +132,8 @@ def test_numpy_numbers_in_a_spec_mapping_are_numbers(tmp_path):
     assert api._spec(tiny_spec(epochs=np.int64(3)), []).epochs == 3
 
 
-@pytest.mark.parametrize("device, said", [("gpu", "device 'gpu': give a torch device this machine has"), (5, "device 5: give a torch device")])
+@pytest.mark.parametrize("device, said", [("gpu", "device 'gpu': give a torch device this machine has"), (5, "device 5: give a torch device"),
+                                          ("meta", "device 'meta': give a torch device"), ("cuda:99", "device 'cuda:99': give a torch device")])
 def test_load_checks_its_device_and_its_folder(tmp_path, device, said):
     out = _results_dir(tmp_path)
     with pytest.raises(sweeper.SweeperError, match=said):
