@@ -294,11 +294,11 @@ def _regular(real: str, named: str | None = None) -> None:
 
     mode = os.stat(real).st_mode
     if not stat.S_ISREG(mode):
-        _not_written_here(named or real, "a directory" if stat.S_ISDIR(mode) else "a pipe, socket or device")
+        raise _not_written_here(named or real, "a directory" if stat.S_ISDIR(mode) else "a pipe, socket or device")
 
 
-def _not_written_here(named: str, kind: str):
-    raise SweeperError(f"{named}: is {kind}, not a file sweeper wrote; remove it from the results directory")
+def _not_written_here(named: str, kind: str) -> SweeperError:
+    return SweeperError(f"{named}: is {kind}, not a file sweeper wrote; remove it from the results directory")
 
 
 @contextmanager
@@ -307,7 +307,7 @@ def _opened_regular(path: str, named: str | None = None) -> Iterator[tuple[Binar
     try:
         handle, info = files.open_regular(path)
     except files.NotRegular as e:
-        _not_written_here(named or path, e.kind)
+        raise _not_written_here(named or path, e.kind) from None
     with handle:
         yield handle, info
 

@@ -75,9 +75,7 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         if not path.parent.is_dir():
             raise SweeperError(f"--study {url}: no directory {path.parent} for the journal file; create it, "
                                "or give a database URL such as postgresql://user@host/db")
-        if path.exists() and not path.is_file():  # a FIFO or a device would block every driver for ever
-            raise SweeperError(f"--study {url}: is not a regular file (a directory, a pipe or a device); give a journal file's path")
-        _journal_or_empty(path, url)
+        _journal_or_empty(path, url)  # a FIFO or a device would block every driver for ever: refused there
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
@@ -106,7 +104,7 @@ def _journal_or_empty(path: Path, url: str) -> None:
         handle, _ = files.open_regular(path)
     except FileNotFoundError:
         return
-    except files.NotRegular:  # storage() said so already, unless it was swapped in since
+    except files.NotRegular:
         raise SweeperError(f"--study {url}: is not a regular file (a directory, a pipe or a device); give a journal file's path") from None
     with handle:
         first = handle.readline(JOURNAL_LINE_LIMIT)
