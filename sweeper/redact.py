@@ -87,10 +87,22 @@ def masked(text: str, *sources: str) -> str:
     """`text` with the secrets of any URL in `sources` (the command line, a function's arguments) or in the text
     itself replaced wherever they appear, and every URL in it masked; nothing else changed."""
     values = [str(s).split("=", 1)[1] for s in sources if "=" in str(s)]  # --study=URL, study.uri=URL
-    for source in [*sources, *values, *(found.rstrip(_CLOSING) for found in _URL.findall(text))]:
-        for secret in sorted(secrets(str(source)), key=len, reverse=True):
-            text = text.replace(secret, MASK)
+    in_text = [found.rstrip(_CLOSING) for found in _URL.findall(text)]
+    for secret in sorted({s for source in [*sources, *values, *in_text] for s in secrets(str(source))}, key=len, reverse=True):
+        text = _mask_secret(text, secret)
     return _URL.sub(_url_in_text, text)
+
+
+SHORT_SECRET = 4  # characters: a shorter secret is masked only where it stands alone
+
+
+def _mask_secret(text: str, secret: str) -> str:
+    """`text` with `secret` masked. A secret of a few characters ("a") is masked where no letter or digit
+    adjoins it, not inside every word: masked everywhere it would garble the message, and a word that holds
+    it shows nothing of it."""
+    if len(secret) >= SHORT_SECRET:
+        return text.replace(secret, MASK)
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
 
 
 _CLOSING = ".,;:)"  # what ends a sentence or a clause after a URL in running text

@@ -65,6 +65,16 @@ def test_a_url_keeps_what_is_not_secret():
     assert redact.message("gs://bucket/x?token=abc: not a location") == "gs://bucket/x?token=***: not a location"
 
 
+def test_a_short_password_is_masked_where_it_stands_alone_not_inside_every_word():
+    url = "postgresql://alice:a@host/db"
+    assert redact.message(f"could not connect to {url} as alice", url) == \
+        "could not connect to postgresql://alice:***@host/db as alice"
+    assert redact.message("password a was refused", url) == "password *** was refused"
+    assert redact.message("a'", "postgresql://u:a@h/d") == "***'"
+    # four characters and more: masked wherever they appear, inside words too
+    assert redact.message("xpw12x", "postgresql://u:pw12@h/d") == "x***x"
+
+
 def test_a_database_url_typed_without_its_slashes_is_named_as_such(capsys, tmp_path, monkeypatch):
     message = refused(["status", "--study", "postgresql:/user:secretpw@127.0.0.1:1/db"], capsys)
     assert "reads as a database URL without its '://'" in message and "secretpw" not in message
