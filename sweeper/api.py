@@ -73,19 +73,35 @@ def _text(value, what: str) -> str | None:
     raise SweeperError(f"{what}: expected text or None, got {shown(value)}")
 
 
-def _plain(value):
-    """A spec mapping's numpy numbers as Python's (np.float64(0.1) -> 0.1), which the spec's checks and YAML take."""
+MAX_SPEC_DEPTH = 32  # nested mappings and lists in a spec: a real one has a handful
+
+
+def _plain(value, depth: int = 0):
+    """A spec mapping's numpy numbers as Python's (np.float64(0.1) -> 0.1), which the spec's checks and YAML take.
+    A mapping that holds itself (d["fixed"] = d) is one line, not a RecursionError."""
     import numpy as np
 
+    if depth > MAX_SPEC_DEPTH:
+        raise SweeperError(f"spec: nested more than {MAX_SPEC_DEPTH} deep (a mapping or list that holds itself?); "
+                           "give the spec as plain mappings, lists and values")
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):  # a grid written as np.logspace(-2, 2, 5)
         return value.tolist()
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     return value
+
+
+def _flag(value, what: str) -> bool:
+    """True or False (numpy's too); one line for "yes", 1.5 or None, which would read as either."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise SweeperError(f"{what}: expected True or False, got {shown(value)}")
 
 
 class Table:
@@ -144,6 +160,7 @@ class Sweep:
             raise SweeperError(f"at {shown(at)}: choose best (each seed's best validation epoch) or final")
         for key, value in (("rows", rows), ("cols", cols)):
             _text(value, key)
+        ci, compare = _flag(ci, "ci"), _flag(compare, "compare")
         if published is not None:
             published = _location(published, "published")
         dirs = [str(self.path)]
@@ -198,6 +215,7 @@ def run(spec: str | os.PathLike | Mapping, *overrides: str, out: str | os.PathLi
     study = None if study in (None, "") else _location(study, "study")  # a journal's path, or a database URL
     storage = None if storage in (None, "") else _location(storage, "storage")  # a shared path, or a URI
     address, driver = _text(address, "address"), _text(driver, "driver")
+    progress = _flag(progress, "progress")
     where, _, outcome = start(spec, list(overrides), out=out, scale=scale, address=address, pack=pack, study=study, driver=driver,
                               storage=storage, data_dir=data_dir, quiet=not progress, bar=progress)
     finished = Sweep(where if outcome.location == str(outcome.out_dir) else outcome.location)  # with storage: <storage>/<name>

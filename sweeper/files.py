@@ -1,6 +1,7 @@
 """Opening a local file that must be a regular one, without the gap between checking and opening."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import BinaryIO
@@ -25,6 +26,23 @@ def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
             raise NotRegular("a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device")
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb"), info
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def open_for_writing(path: str | os.PathLike) -> BinaryIO:
+    """`path` (a link, a pipe, a device, a file) opened to be written into from its start. A pipe that no
+    process reads would keep a plain open waiting for ever: it is an OSError (ENXIO) at once instead."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a pipe that no process reads") from None
+        raise
+    try:
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "wb")
     except BaseException:
         os.close(descriptor)
         raise

@@ -8,6 +8,7 @@ training that needs torch.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -48,6 +49,11 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
             data_dir: str | Path | None = None, each: bool = False) -> dict[str, dict]:
     """The figures that fit each trial's model and data; returns, per trial, what was drawn and found."""
     location = str(location)
+    if out is not None:
+        out = results.local_out(out, "the figures")
+        if out.exists() and not out.is_dir():
+            raise results.SweeperError(f"--out {out}: is a file, not a folder; give a folder for the figures (one subfolder a trial)")
+        results.not_over_results(out, [location], "give --out a folder of your own, e.g. --out figures")
     spec = spec_module.load_ran(location)
     trial_ids = [results.checked_id(t, "--trial", location) for t in trial_ids] if trial_ids else \
         [results.checked_id(t, "trial_id", f"{location}/trials") for t in chosen_trials(location, each)]
@@ -58,10 +64,20 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
             raise results.SweeperError(f"{location}/models/{trial_id}.json: dataset {model.about['dataset']!r} is not one of "
                                        f"the sweep's ({', '.join(spec.datasets)}); was it written by this sweep?")
         data = load_data(model.about["dataset"], data_dir, spec.data)
-        folder = Path(out) / trial_id if out else results.folder_inside(location, f"inspect/{trial_id}")
-        summary[trial_id] = draw_figures(model, data, folder)
-        with results.atomic(folder / "summary.json") as temporary:  # replaces a link there, never writes through it
-            temporary.write_text(json.dumps(summary[trial_id], indent=1) + "\n")
+        features = math.prod(model.about["input_shape"])  # an MLP's (64,) reads digits' (1, 8, 8) as well
+        if (features, model.about["n_classes"]) != (data.n_features, data.n_classes):
+            raise results.SweeperError(f"{location}/models/{trial_id}.json: a model of {features} input values and "
+                                       f"{model.about['n_classes']} classes, but {data.name} has {data.n_features} and {data.n_classes}; "
+                                       "was it written by this sweep?")
+        try:
+            folder = out / trial_id if out else results.folder_inside(location, f"inspect/{trial_id}")
+            summary[trial_id] = draw_figures(model, data, folder)
+            with results.atomic(folder / "summary.json") as temporary:  # replaces a link there, never writes through it
+                temporary.write_text(json.dumps(summary[trial_id], indent=1) + "\n")
+        except OSError as e:
+            where = f"--out {out}" if out else f"{location}/inspect"
+            raise results.SweeperError(f"{where}: cannot write the figures there ({e.strerror or type(e).__name__}); "
+                                       "give --out a folder you can write to") from None
     return summary
 
 

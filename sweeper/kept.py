@@ -63,9 +63,13 @@ def load(location: str | Path, trial_id: str, device: str | torch.device = "cpu"
         raise SweeperError(f"{where}: not a kept model sweeper wrote ({type(e).__name__}); remove it, or run the "
                            "configuration again") from None
     description = _description(kept, where)
+    if description["trial_id"] != trial_id:  # a file copied over another trial's: its model is not this trial's
+        raise SweeperError(f"{where}: holds the model of trial {description['trial_id'][:80]}, not of {trial_id}; remove it, "
+                           "or run the configuration again")
+    _fits(description, kept["weights"], where)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the initial weights are all replaced; a fixed seed keeps building quiet and cheap
-        module = models.build(description["model"], tuple(description["input_shape"]), description["n_classes"], description["hyper"])
+        module = _built(description)
     try:
         assign(module, kept["weights"])
     except (ValueError, RuntimeError, TypeError, AttributeError) as e:
@@ -108,6 +112,26 @@ def _description(kept, where: str) -> dict:
         if not isinstance(about.get(key), str):
             raise wrong(f"its {key} is not text")
     return about
+
+
+def _fits(description: dict, weights: dict, where: str) -> None:
+    """The kept tensors against the shapes of the model the description builds, compared on the meta device
+    (no memory): a description whose sizes differ from its weights (hidden: 65536 beside a 500-unit file)
+    is refused before anything is allocated for it."""
+    with torch.device("meta"):
+        module = _built(description)
+    shapes = {name: tuple(t.shape) for name, t in (dict(module.named_parameters()) | dict(module.named_buffers())).items()}
+    kept = {name: tuple(t.shape) for name, t in weights.items() if isinstance(t, torch.Tensor)}
+    differing = sorted(name for name in shapes if kept.get(name) != shapes[name])
+    if differing or set(kept) != set(shapes) or len(kept) != len(weights):
+        shown = differing[0] if differing else "their names"
+        raise SweeperError(f"{where}: its weights do not fit its model as its description builds it ({shown[:80]} differs); remove it, "
+                           "or run the configuration again; a model whose networks changed since it was kept loads with the "
+                           "sweeper that wrote it")
+
+
+def _built(description: dict) -> models.Model:
+    return models.build(description["model"], tuple(description["input_shape"]), description["n_classes"], description["hyper"])
 
 
 def assign(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:

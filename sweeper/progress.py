@@ -58,7 +58,7 @@ def recent_epoch_s(epoch_rows, eval_every: int = 1) -> dict[str, float]:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:  # a clock set back, or a provenance edited
         return "?"
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

@@ -26,8 +26,10 @@ No torch and no Ray here.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import time
 import uuid
 from contextlib import contextmanager
@@ -45,6 +47,7 @@ from . import files, redact
 from .errors import NoAnswer, NoResultsYet, SweeperError, first_line
 
 TABLES = ("epochs", "trials")
+LOCK_FILE = ".lock"
 STATUSES = ("running", "completed", "stopped", "diverged", "failed")
 
 _ID = [("trial_id", pa.string()), ("config_id", pa.string()), ("model", pa.string()), ("seed", pa.int64())]
@@ -107,6 +110,20 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
             raise SweeperError(f"{redact.url(location)}: not a location pyarrow can open ({redact.message(first_line(e), location)}); "
                                "check the URI (file://, s3://, gs://, hdfs://)") from None
     return pafs.LocalFileSystem(), os.path.abspath(location)
+
+
+def holds_any(location: str | Path, names: tuple[str, ...]) -> bool:
+    """Whether any of `names` is in the results location (a local folder or a URI), asked once."""
+    fs, root = filesystem(location)
+
+    def look() -> bool:
+        return any(info.type != pafs.FileType.NotFound for info in fs.get_file_info([f"{root}/{name}" for name in names]))
+
+    try:
+        return answered_in_time(look, str(location)) if "://" in str(location) else look()
+    except (OSError, pa.ArrowException) as e:
+        raise SweeperError(f"{redact.url(str(location))}: cannot be read ({redact.message(first_line(e), str(location))}); "
+                           "check the location and its credentials") from None
 
 
 def remote_timeout_s() -> float:
@@ -342,6 +359,30 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
     return data
 
 
+RESULTS_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", "study.txt", LOCK_FILE)
+
+
+def local_out(out: str | Path, what: str) -> Path:
+    """An --out that names a local path: a URI (s3://...) would be made as folders named after it here, its
+    credentials included, while the user thinks it went to the store."""
+    if "://" in str(out) or redact.mistyped_url(str(out)):
+        raise SweeperError(f"--out {redact.url(str(out))}: writes {what} to a local path only; write it here and copy it "
+                           "to the store, or give a path")
+    return Path(out)
+
+
+def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
+    """Refuse `path` (or where its link leads) among a results directory's own files and folders (tune* too)."""
+    target = Path(os.path.realpath(path))
+    for d in dirs:
+        root = Path(os.path.realpath(d))
+        if "://" in str(d) or target == root or not target.is_relative_to(root):
+            continue
+        first = target.relative_to(root).parts[0]
+        if first in RESULTS_PARTS or first.startswith("tune"):
+            raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); {advice}")
+
+
 def no_dangling_link(out_dir: str | Path) -> None:
     """One line where `out_dir` or a folder above it is a symlink to a folder whose own parent is missing: making
     the results directory would make a chain of folders where the link points, wherever that is. A link to a new
@@ -353,9 +394,6 @@ def no_dangling_link(out_dir: str | Path) -> None:
             if not target.parent.is_dir():
                 raise SweeperError(f"--out {out_dir}: {path} is a symlink to {target}, whose folder {target.parent} does not "
                                    "exist; make it first, or give --out a folder of your own")
-
-
-LOCK_FILE = ".lock"
 
 
 @contextmanager
@@ -376,11 +414,22 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
         created.append(folder)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        # never through a link, nor waiting on a pipe: the lock file is this directory's own regular file
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK
+        lock_path = out_dir / LOCK_FILE
         try:  # made here (O_EXCL), or opened as another driver, or an earlier run, left it
-            descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+            descriptor, made_lock = os.open(lock_path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
         except FileExistsError:
-            descriptor, made_lock = os.open(out_dir / LOCK_FILE, os.O_RDWR), False
+            try:
+                descriptor, made_lock = os.open(lock_path, flags), False
+            except OSError as e:
+                if e.errno not in (errno.ELOOP, errno.ENXIO):
+                    raise
+                raise SweeperError(f"{lock_path}: the lock file is a link or a pipe, not a file this directory made; "
+                                   "remove it, or give another directory") from None
         try:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise SweeperError(f"{lock_path}: the lock file is not a regular file; remove it, or give another directory")
             handle = os.fdopen(descriptor, "r+")  # held for the block
         except BaseException:
             os.close(descriptor)

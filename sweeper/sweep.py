@@ -84,6 +84,12 @@ def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cp
     if driver is not None and not study.DRIVER_NAME.match(driver):
         raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
     location = _location(out, storage, spec.name)
+    with _held(location, out, "run"):
+        return _started(spec, out, location, address, shown, num_cpus, data_dir, study_url, driver, trainable)
+
+
+def _started(spec: Spec, out: Path, location: str, address: str | None, shown: str | None, num_cpus: int | None, data_dir,
+             study_url: str | None, driver: str | None, trainable) -> Outcome:
     datasets = _datasets(spec, data_dir)  # first: a bad file stops the sweep before anything starts
     if not address:  # a joined cluster's nodes are not this machine
         footprint.check_memory(spec)
@@ -202,12 +208,17 @@ def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, stor
                            "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
     spec = load_ran(out)  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
+    with _held(location, out, "resume"):
+        return _resumed_at(spec, out, location, address, num_cpus, data_dir, trainable)
+
+
+def _resumed_at(spec: Spec, out: Path, location: str, address: str | None, num_cpus: int | None, data_dir, trainable) -> Outcome:
     datasets = _datasets(spec, data_dir)
     tracking.check(spec)
     _trusted_state(location)
-    if not tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"):
-        raise SweeperError(f"{location}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage as the run, "
-                           "or start the sweep again into a new --out")
+    if not _can_restore(location):
+        raise SweeperError(f"{redact.url(location)}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage "
+                           "as the run, or start the sweep again into a new --out")
 
     def tuner() -> tune.Tuner:
         return tune.Tuner.restore(f"{location}/{TUNE_DIR}", _runnable(spec, location, datasets, trainable),
@@ -322,6 +333,40 @@ def _trial_id(result) -> str:
     return result.metrics.get("trial_id") or Path(result.path).name.split("_")[2]
 
 
+@contextmanager
+def _held(location: str, out: Path, command: str) -> Iterator[None]:
+    """The results location, where --storage puts it outside the results directory, for the block. A new run
+    refuses one that already holds a sweep (two sweeps' rows would mix there); a local one is held by one
+    driver at a time, as the results directory is. (An object store has no lock: there, the first driver's
+    files refuse a second run, and two drivers resuming one location at once are the user's to avoid.)"""
+    if location == str(out):
+        yield
+        return
+    if command == "run" and results.holds_any(location, (*results.TABLES, TUNE_DIR)):
+        raise SweeperError(f"--storage: {redact.url(location)} already holds a sweep of this name; give another --storage, "
+                           f"or rename the spec (name:)")
+    if "://" in location:
+        yield
+        return
+    results.no_dangling_link(location)
+    with results.one_driver(Path(location), command):
+        yield
+
+
+def _can_restore(location: str) -> bool:
+    """Whether Ray Tune left state to resume at the location: one line, not pyarrow's error, for a URI it cannot
+    open, and no silent wait on one that does not answer."""
+    import pyarrow as pa
+
+    results.filesystem(location)  # a scheme pyarrow has no filesystem for: one line
+    try:
+        return results.answered_in_time(lambda: tune.Tuner.can_restore(f"{location}/{TUNE_DIR}"), location) \
+            if "://" in location else tune.Tuner.can_restore(f"{location}/{TUNE_DIR}")
+    except (OSError, pa.ArrowException, ValueError) as e:
+        raise SweeperError(f"--storage {redact.url(location)}: cannot be read ({redact.message(first_line(e), location)}); "
+                           "check the URI and its credentials") from None
+
+
 def _trusted_state(location: str) -> None:
     """Ray Tune's saved state is pickles (tune/tuner.pkl, the searcher's, the trials' checkpoints): restoring
     it runs code the files hold. So resume refuses state that someone else could have written: a file or
@@ -330,10 +375,17 @@ def _trusted_state(location: str) -> None:
     if "://" in location:
         return
     me = os.getuid()
+    for name in results.TABLES:  # rows are rewritten where they lie: never through a link out of the directory
+        if (Path(location) / name).is_symlink():
+            raise SweeperError(f"{Path(location) / name}: is a link; resume writes only into the results directory's own "
+                               "folders: put the folder itself there, or resume a copy")
     for folder in sorted(Path(location).glob(f"{TUNE_DIR}*")):
         for path in [folder, *folder.rglob("*")]:
             info = path.lstat()
-            if info.st_uid != me or (info.st_mode & 0o022 and not path.is_symlink()):
+            if path.is_symlink():  # restored from and rewritten there: Tune's state is the directory's own files
+                raise SweeperError(f"{path}: is a link in Ray Tune's saved state; resume reads and rewrites only the results "
+                                   "directory's own files: put the folder itself there, or resume a copy")
+            if info.st_uid != me or info.st_mode & 0o022:
                 whose = "another user's" if info.st_uid != me else "writable by others"
                 raise SweeperError(f"{path}: Ray Tune's saved state here is {whose}; resuming runs code from these files "
                                    "(they are pickles), so only your own are resumed: check where this directory came from, "
@@ -537,12 +589,19 @@ def _ray(address: str | None, num_cpus: int | None, how_to_continue: str) -> Ite
     if ray.is_initialized():
         yield StopSignals(how_to_continue)  # not entered: no handler of its own
         return
-    _start_ray(address, num_cpus)
-    try:
-        with StopSignals(how_to_continue) as signals:  # after ray.init, which puts a handler of its own on SIGTERM
+    starting = "Ray was still starting, nothing had run; give the same command again"
+    with StopSignals(starting) as signals:  # from before Ray starts until it has stopped: a signal is one line throughout
+        try:
+            try:
+                _start_ray(address, num_cpus)
+            except SystemExit as e:  # Ray's SIGTERM handler, set first thing in ray.init, exits with code 15 and no word
+                if e.code != signal.SIGTERM:
+                    raise
+                raise Interrupted(signal.SIGTERM, starting) from None
+            signals.take_over(how_to_continue)  # from ray.init's handler
             yield signals
-    finally:
-        ray.shutdown()
+        finally:
+            ray.shutdown()
 
 
 # Ray tries to reach a cluster's GCS this many times before giving up (its default: 20; 120 where RAY_gcs_storage is
@@ -611,6 +670,14 @@ class StopSignals:
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+
+    def take_over(self, how_to_continue: str) -> None:
+        """The handlers set again, over those set meanwhile (ray.init's on SIGTERM), and what a stop from now
+        on tells the user; __exit__ still puts back those from before __enter__."""
+        self.how_to_continue = how_to_continue
+        if self.previous:
+            for s in self.previous:
+                signal.signal(s, self._stop)
 
     def _stop(self, signum: int, frame) -> None:
         first, self.received = self.received is None, self.received or signum

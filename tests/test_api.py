@@ -93,6 +93,12 @@ def test_a_results_location_given_as_a_uri_keeps_its_slashes(tmp_path):
     assert opened.path == f"file://{out}" and len(opened.trials()) == 2
 
 
+def _holding_itself() -> dict:
+    spec = tiny_spec()
+    spec["fixed"] = spec
+    return spec
+
+
 @pytest.mark.parametrize("call, said", [
     (lambda p: sweeper.run(p, ["epochs=20"]), "expected key=value as text, got ['epochs=20']; give each override as its own argument"),
     (lambda p: sweeper.run(None), "spec: expected a path or URI as text, got None"),
@@ -102,6 +108,8 @@ def test_a_results_location_given_as_a_uri_keeps_its_slashes(tmp_path):
     (lambda p: sweeper.run(p, address=5), "address: expected text or None, got 5"),
     (lambda p: sweeper.run(p, study="j.journal", driver=5), "driver: expected text or None, got 5"),
     (lambda p: sweeper.open(None), "results_dir: expected a path or URI as text, got None"),
+    (lambda p: sweeper.run(p, progress="no"), "progress: expected True or False, got 'no'"),
+    (lambda p: sweeper.run(_holding_itself()), "spec: nested more than 32 deep"),
 ])
 def test_wrong_types_from_python_are_one_clear_error(write_spec, tmp_path, monkeypatch, call, said):
     monkeypatch.chdir(tmp_path)
@@ -115,6 +123,8 @@ def test_wrong_types_from_python_are_one_clear_error(write_spec, tmp_path, monke
     (dict(layout="nope"), "layout 'nope': choose one of generic"),
     (dict(at="x"), "at 'x': choose best"),
     (dict(rows=5), "rows: expected text or None, got 5"),
+    (dict(ci="yes"), "ci: expected True or False, got 'yes'"),
+    (dict(compare=None), "compare: expected True or False, got None"),
 ])
 def test_a_tables_options_are_checked(tmp_path, options, said):
     with pytest.raises(sweeper.SweeperError) as refused:

@@ -13,13 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from helpers import HYPER, epoch_rows, tiny_spec, trial_row
-from sweeper import kept, models, provenance, results
+from sweeper import kept, models, provenance, results, sweep
 from sweeper.cli import main
 
 
@@ -112,6 +113,54 @@ def test_a_killed_drivers_lock_does_not_block_the_next(tmp_path):
     holder.wait()
     with results.one_driver(out, "resume"):  # the OS dropped the lock with the process
         assert (out / ".lock").read_text().startswith(f"pid {os.getpid()} ")
+
+
+def test_a_lock_file_that_is_a_link_or_a_pipe_is_refused_and_nothing_is_written_through_it(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the user's own notes\n")
+    linked, piped = tmp_path / "linked", tmp_path / "piped"
+    linked.mkdir()
+    (linked / results.LOCK_FILE).symlink_to(victim)
+    piped.mkdir()
+    os.mkfifo(piped / results.LOCK_FILE)
+    for out, kind in ((linked, "a link or a pipe"), (piped, "not a regular file")):
+        with pytest.raises(results.SweeperError, match=f"the lock file is {kind}"):
+            with results.one_driver(out, "run"):
+                pass
+    assert victim.read_text() == "the user's own notes\n"
+
+
+def test_a_local_storage_location_is_held_by_one_driver_as_the_results_directory_is(tmp_path, write_spec, capsys):
+    storage = tmp_path / "shared"
+    with results.one_driver(storage / "tiny", "run"):  # another driver's sweep of this name, before its first row
+        line = refused(["run", write_spec(tiny_spec()), "--out", tmp_path / "mine", "--storage", storage], capsys)
+    assert line.startswith(f"{storage / 'tiny'}: another sweeper driver (pid {os.getpid()} on ")
+    assert not (tmp_path / "mine").exists()
+
+
+def test_resume_refuses_links_in_the_state_it_would_read_and_rewrite(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "tune").mkdir(parents=True)
+    (elsewhere / "trials").mkdir()
+    for linked, message in (("tune", "is a link in Ray Tune's saved state"), ("trials", "is a link; resume writes only")):
+        location = tmp_path / f"results-{linked}"
+        location.mkdir()
+        (location / linked).symlink_to(elsewhere / linked)
+        with pytest.raises(results.SweeperError, match=message):
+            sweep._trusted_state(str(location))
+    inner = tmp_path / "results-inner"
+    (inner / "tune").mkdir(parents=True)
+    (inner / "tune" / "tuner.pkl").symlink_to(elsewhere / "tune")
+    with pytest.raises(results.SweeperError, match="is a link in Ray Tune's saved state"):
+        sweep._trusted_state(str(inner))
+
+
+def test_resume_into_a_storage_that_cannot_be_opened_is_one_line(tmp_path, write_spec, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "spec.yaml").write_text(Path(write_spec(tiny_spec())).read_text())
+    line = refused(["resume", out, "--storage", "foo://u:hunter2@x/y"], capsys)
+    assert "not a location pyarrow can open" in line and "hunter2" not in line
 
 
 def test_a_run_refused_before_it_wrote_anything_leaves_no_directory(tmp_path, write_spec, capsys):
@@ -221,6 +270,31 @@ def test_inspect_takes_only_trial_ids_never_paths(swept, capsys, argv_tail):
     assert not (swept / "inspect").exists()
 
 
+@pytest.mark.parametrize("where, says", [
+    ("a file", "is a file, not a folder"),
+    ("/proc/sweeper-figures", "cannot write the figures there"),
+    ("models", "would write over the results of"),
+    ("s3://u:hunter2@bucket/figures", "writes the figures to a local path only"),
+])
+def test_inspect_out_that_cannot_take_figures_is_one_line(swept, capsys, tmp_path, where, says):
+    out = {"a file": tmp_path / "notes.txt", "models": swept / "models"}.get(where, where)
+    if where == "a file":
+        out.write_text("the user's notes\n")
+    line = refused(["inspect", swept, "--trial", "c0-seed0", "--out", out], capsys)
+    assert says in line and "hunter2" not in line
+    assert not Path("s3:").exists() and not (swept / "inspect").exists()
+    assert where != "a file" or out.read_text() == "the user's notes\n"
+
+
+def test_report_out_names_a_local_file_and_a_pipe_nobody_reads_is_not_waited_on(swept, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = refused(["report", swept, "--out", "s3://u:hunter2@bucket/r.md"], capsys)
+    assert "writes the report to a local path only" in line and "hunter2" not in line and not Path("s3:").exists()
+    os.mkfifo(tmp_path / "pipe")
+    line = within(30, lambda: refused(["report", swept, "--out", tmp_path / "pipe"], capsys))
+    assert "a pipe that no process reads" in line
+
+
 def test_a_trials_row_whose_trial_id_is_a_path_is_refused(swept, capsys, tmp_path):
     row = trial_row("c0", "baseline", 0, test_acc=0.99)
     row["trial_id"] = "../../escaped"
@@ -326,11 +400,19 @@ def kept_file(swept, weights=None, **about):
     (lambda s: kept_file(s, hyper={"hidden": 2**40}), "hyper.hidden: must be at most"),
     (lambda s: kept_file(s, dataset="/etc/passwd"), "is not one of the sweep's"),
     (lambda s: kept_file(s, weights={"w": torch.zeros(2)}), "its weights do not fit its model"),
+    # sizes that would take terabytes to build are refused against the file's own tensors first
+    (lambda s: kept_file(s, input_shape=[4096, 4096], hyper={"hidden": 10000.0}), "its weights do not fit its model"),
+    (lambda s: kept_file(s, trial_id="c1-seed0"), "holds the model of trial c1-seed0, not of c0-seed0"),
+    (lambda s: kept_file(s, input_shape=[10], weights=dict(models.build("baseline", (10,), 10, {"hidden": 16}).named_parameters())),
+     "a model of 10 input values and 10 classes, but digits has 64 and 10"),
+    (lambda s: kept_file(s, n_classes=3, weights=dict(models.build("baseline", (64,), 3, {"hidden": 16}).named_parameters())),
+     "a model of 64 input values and 3 classes"),
 ])
 def test_a_damaged_kept_model_is_one_line(swept, capsys, damage, says):
     damage(swept)
     line = refused(["inspect", swept, "--trial", "c0-seed0"], capsys)
     assert says in line and "weights_only" not in line
+    assert not (swept / "inspect").exists()  # refused before any folder was made
 
 
 # ------------------------------------------------------------------ resume runs code: only the user's own
@@ -516,6 +598,40 @@ def test_joining_a_cluster_that_never_answers_gives_up_in_a_few_tries_and_says_s
     assert str(caught.value) == ("cannot start or join the Ray cluster at 10.0.0.9:6379 (Failed to connect to Ray cluster at "
                                  "10.0.0.9:6379); check --address and that the cluster is up")
     assert seen == [given or str(sweep.JOIN_ATTEMPTS)] and os.environ.get(budget) == given  # the user's stays, ours goes
+
+
+@pytest.mark.parametrize("when", ["before ray.init's handler", "after ray.init's handler", "while Ray stops"])
+def test_a_sigterm_while_ray_starts_or_stops_is_a_stop_in_one_line_not_a_quiet_exit_15(monkeypatch, when):
+    from sweeper.errors import Interrupted
+
+    def rays_handler(signum, frame):  # what ray.init sets on SIGTERM first thing
+        sys.exit(signum)
+
+    def starting(address, num_cpus):
+        if when == "after ray.init's handler":
+            signal.signal(signal.SIGTERM, rays_handler)
+        if when != "while Ray stops":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs before this ends
+        else:
+            signal.signal(signal.SIGTERM, rays_handler)
+
+    def stopping():
+        if when == "while Ray stops":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+
+    monkeypatch.setattr(sweep.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(sweep, "_start_ray", starting)
+    monkeypatch.setattr(sweep.ray, "shutdown", stopping)
+    before = signal.getsignal(signal.SIGTERM)
+    ran = []
+    with pytest.raises(Interrupted) as caught:
+        with sweep._ray(None, None, "continue with: sweeper resume r"):
+            ran.append(True)
+    assert caught.value.exit_code == 143 and signal.getsignal(signal.SIGTERM) is before
+    expected = "continue with: sweeper resume r" if when == "while Ray stops" else "Ray was still starting, nothing had run"
+    assert expected in str(caught.value) and ran == ([True] if when == "while Ray stops" else [])
 
 
 @pytest.mark.parametrize("address", ["local", "ray://head:10001"])

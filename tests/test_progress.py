@@ -103,3 +103,8 @@ def test_the_recent_pace_holds_a_whole_number_of_evaluation_periods_and_a_restar
     for epoch, wall in ((10, 100.0), (2, 4.0), (4, 8.0)):  # a retry from scratch after epoch 10: its clock starts again
         driver.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "wall_s": wall})
     assert driver.timed["a"][1] == pytest.approx(2.0) and driver.timed["a"][1] > 0
+
+
+def test_a_duration_below_zero_or_not_finite_is_unknown_not_a_negative_clock():
+    assert [progress.duration(s) for s in (-4193428360 * 60.0, float("nan"), None, 0, 61, 3661)] == \
+        ["?", "?", "?", "0m00s", "1m01s", "1h01m"]

@@ -167,6 +167,11 @@ def test_storage_uri_takes_the_results_and_checkpoints(write_spec, tmp_path, cap
     caption, table, notes = printed.split("\n\n")
     assert (shared / "tiny" / "report.md").read_text() == printed and table.count("(2)") == 1  # one cell, both seeds
     assert f"provenance of file://{shared}/tiny: run: sweeper" in notes
+    # a second sweep of the same name into the same storage is refused: two sweeps' rows would mix there
+    before = sorted(p.relative_to(shared) for p in shared.rglob("*"))
+    assert main(["run", str(write_spec(spec)), "--out", str(tmp_path / "second"), "--storage", f"file://{shared}", "--quiet"]) == 2
+    assert "already holds a sweep of this name" in capsys.readouterr().err
+    assert sorted(p.relative_to(shared) for p in shared.rglob("*")) == before and not (tmp_path / "second").exists()
 
 
 def test_eval_every_writes_nan_accuracies_between_evaluations_and_reports_the_measured_ones(write_spec, tmp_path, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import results
 from ..errors import SpecError, SweeperError
 from ..spec import read_ran
-from .. import provenance, redact
+from .. import files, provenance, redact
 from . import figures, published
 from .layouts import LAYOUTS
 from .table import FORMATS, at_final_epoch, build, latex_escape, paired, render
@@ -103,16 +103,16 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
     if out is None:
         results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
         return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
-    path = Path(out)
+    path = results.local_out(out, "the report")
     if path.is_dir():
         raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
-    _not_results(path, dirs)
+    results.not_over_results(path, dirs, "write the report elsewhere, e.g. --out report.md")
     if path.is_file() and not force and not _is_report(path):  # through a symlink too: the file it leads to
         raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's{_leading_to(path)}; give another name, "
                            "or --force to replace it")
     if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO, a device: written into
-        with open(path, "w") as f:
-            f.write(text)
+        with files.open_for_writing(path) as f:
+            f.write(text.encode())
         return str(path)
     with results.atomic(path) as temporary:
         temporary.write_text(text)
@@ -121,22 +121,6 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
 
 def _leading_to(path: Path) -> str:
     return f" (the symlink leads to {os.path.realpath(path)})" if path.is_symlink() else ""
-
-
-SWEEP_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", "study.txt", ".lock")
-
-
-def _not_results(path: Path, dirs: list[str | Path]) -> None:
-    """Refuse `path` (or where its link leads) among a results directory's own files and folders (tune* too)."""
-    target = Path(os.path.realpath(path))
-    for d in dirs:
-        root = Path(os.path.realpath(d))
-        if "://" in str(d) or target == root or not target.is_relative_to(root):
-            continue
-        first = target.relative_to(root).parts[0]
-        if first in SWEEP_PARTS or first.startswith("tune"):
-            raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); "
-                               "write the report elsewhere, e.g. --out report.md")
 
 
 def _is_report(path: Path) -> bool:
