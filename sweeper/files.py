@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from typing import BinaryIO
 
 
@@ -31,15 +32,27 @@ def open_regular(path: str | os.PathLike) -> tuple[BinaryIO, os.stat_result]:
         raise
 
 
-def open_for_writing(path: str | os.PathLike) -> BinaryIO:
+READER_WAIT_S = 10.0  # how long a pipe may wait for its reader (one started just after sweeper)
+
+
+def open_for_writing(path: str | os.PathLike, reader_wait_s: float | None = None) -> BinaryIO:
     """`path` (a link, a pipe, a device, a file) opened to be written into from its start. A pipe that no
-    process reads would keep a plain open waiting for ever: it is an OSError (ENXIO) at once instead."""
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
-    except OSError as e:
-        if e.errno == errno.ENXIO:
-            raise OSError(errno.ENXIO, "a pipe that no process reads") from None
-        raise
+    process reads would keep a plain open waiting for ever: it is waited on for `reader_wait_s`, then an
+    OSError (ENXIO). A socket cannot be opened by name at all: ENXIO at once."""
+    reader_wait_s = READER_WAIT_S if reader_wait_s is None else reader_wait_s
+    deadline = time.monotonic() + reader_wait_s
+    while True:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK, 0o666)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                raise OSError(errno.ENXIO, "a socket, which cannot be opened by name") from None
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ENXIO, f"a pipe that no process read within {reader_wait_s:g} s") from None
+            time.sleep(0.1)
     try:
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "wb")

@@ -69,6 +69,8 @@ def inspect(location: str | Path, trial_ids: list[str] | None = None, out: str |
             raise results.SweeperError(f"{location}/models/{trial_id}.json: a model of {features} input values and "
                                        f"{model.about['n_classes']} classes, but {data.name} has {data.n_features} and {data.n_classes}; "
                                        "was it written by this sweep?")
+        if out and (out / trial_id).is_symlink():  # the figures go into a folder of --out's own, never through a link
+            raise results.SweeperError(f"--out {out}: {out / trial_id} is a link; give --out a folder of your own")
         try:
             folder = out / trial_id if out else results.folder_inside(location, f"inspect/{trial_id}")
             summary[trial_id] = draw_figures(model, data, folder)

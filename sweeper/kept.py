@@ -118,8 +118,12 @@ def _fits(description: dict, weights: dict, where: str) -> None:
     """The kept tensors against the shapes of the model the description builds, compared on the meta device
     (no memory): a description whose sizes differ from its weights (hidden: 65536 beside a 500-unit file)
     is refused before anything is allocated for it."""
-    with torch.device("meta"):
-        module = _built(description)
+    try:
+        with torch.device("meta"):
+            module = _built(description)
+    except (ValueError, RuntimeError, TypeError) as e:  # a network its input cannot take (a CNN of a flat input)
+        raise SweeperError(f"{where}: its description builds no model ({first_line(e)}); remove it, or run the "
+                           "configuration again") from None
     shapes = {name: tuple(t.shape) for name, t in (dict(module.named_parameters()) | dict(module.named_buffers())).items()}
     kept = {name: tuple(t.shape) for name, t in weights.items() if isinstance(t, torch.Tensor)}
     differing = sorted(name for name in shapes if kept.get(name) != shapes[name])

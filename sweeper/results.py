@@ -383,7 +383,18 @@ def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
             raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); {advice}")
 
 
-def no_dangling_link(out_dir: str | Path) -> None:
+def local_path(location: str | Path) -> Path | None:
+    """A results location on this machine's filesystem (a path, or a file:// URI) as an absolute path with its
+    links resolved; None for an object store."""
+    text = str(location)
+    if text.startswith("file://"):
+        text = text.removeprefix("file://")
+    elif "://" in text:
+        return None
+    return Path(os.path.realpath(text))
+
+
+def no_dangling_link(out_dir: str | Path, flag: str = "--out") -> None:
     """One line where `out_dir` or a folder above it is a symlink to a folder whose own parent is missing: making
     the results directory would make a chain of folders where the link points, wherever that is. A link to a new
     folder in a folder that exists (results/run7 -> /scratch/me/run7) is made, as the user meant."""
@@ -392,8 +403,8 @@ def no_dangling_link(out_dir: str | Path) -> None:
             target = Path(os.readlink(path))
             target = target if target.is_absolute() else path.parent / target
             if not target.parent.is_dir():
-                raise SweeperError(f"--out {out_dir}: {path} is a symlink to {target}, whose folder {target.parent} does not "
-                                   "exist; make it first, or give --out a folder of your own")
+                raise SweeperError(f"{flag} {out_dir}: {path} is a symlink to {target}, whose folder {target.parent} does not "
+                                   f"exist; make it first, or give {flag} a folder of your own")
 
 
 @contextmanager
@@ -441,7 +452,10 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # no lock to be had here at all (NFS without lockd)
+                raise SweeperError(f"{out_dir}: cannot lock this results directory ({e.strerror}); its filesystem takes no "
+                                   "locks (NFS without a lock daemon?): give a folder on one that does") from None
             handle.seek(0)
             holder = handle.read(200).strip() or "another process"
             raise SweeperError(f"{out_dir}: another sweeper driver ({holder}) is using this results directory; "

@@ -30,7 +30,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
 from ray.tune.search import ConcurrencyLimiter
 
-from . import allocator, data, footprint, progress, provenance, redact, results, searchers, space, study, tracking
+from . import allocator, data, footprint, kept, progress, provenance, redact, results, searchers, space, study, tracking
 from .errors import Interrupted, SweeperError, first_line
 from .packing import auto_packs, pack_limit, packs, sampled_pack_size
 from .spec import OBJECTIVES, Spec, load_ran, read_ran, to_yaml
@@ -206,6 +206,9 @@ def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, stor
     if (out / SHARED_FILE).is_file():
         raise SweeperError(f"{out}: this driver took its work from a shared study ({out / SHARED_FILE}); its unfinished "
                            "configurations go back to that study: run 'sweeper run SPEC --study URL' again, into a new --out")
+    if (out / STUDY_FILE).is_symlink():  # Optuna appends to it: never through a link out of the directory
+        raise SweeperError(f"{out / STUDY_FILE}: is a link; resume appends only to the results directory's own study: "
+                           "put the file itself there, or resume a copy")
     spec = load_ran(out)  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
     with _held(location, out, "resume"):
@@ -318,14 +321,14 @@ def rerun_plan(spec: Spec, found: dict[str, tuple[str | None, bool]], trials: li
         again = [{"pack": group} for group in packs(spec, missing, limit)] if limit > 1 else missing
         rerun = {space.point_key(p) for p in missing}
         stale = {i for i, (point, ended) in found.items() if not ended and point in rerun}
-        kept = [t for t in errored if finished(t.config_ids)]
+        kept_failed = [t for t in errored if finished(t.config_ids)]
     else:
         again = [t.config for t in lost if not finished(t.config_ids)]
         stale = {i for t in lost for i in t.config_ids if not found.get(i, (None, True))[1]}
-        kept = errored
+        kept_failed = errored
     owned = {i for t in trials for i in t.config_ids}
     stale |= {i for i, (_, ended) in found.items() if not ended and i not in owned}  # orphans
-    return Rerun(again, stale, sum(t.size for t in kept))
+    return Rerun(again, stale, sum(t.size for t in kept_failed))
 
 
 def _trial_id(result) -> str:
@@ -339,18 +342,24 @@ def _held(location: str, out: Path, command: str) -> Iterator[None]:
     refuses one that already holds a sweep (two sweeps' rows would mix there); a local one is held by one
     driver at a time, as the results directory is. (An object store has no lock: there, the first driver's
     files refuse a second run, and two drivers resuming one location at once are the user's to avoid.)"""
-    if location == str(out):
+    local = results.local_path(location)
+    if local == out:  # --storage names the results directory itself, however spelt: held already
         yield
         return
+    if local is None:
+        _fresh(location, command)
+        yield
+        return
+    results.no_dangling_link(local, "--storage")
+    with results.one_driver(local, command):
+        _fresh(location, command)  # once held: no other driver can start writing there in between
+        yield
+
+
+def _fresh(location: str, command: str) -> None:
     if command == "run" and results.holds_any(location, (*results.TABLES, TUNE_DIR)):
         raise SweeperError(f"--storage: {redact.url(location)} already holds a sweep of this name; give another --storage, "
                            f"or rename the spec (name:)")
-    if "://" in location:
-        yield
-        return
-    results.no_dangling_link(location)
-    with results.one_driver(Path(location), command):
-        yield
 
 
 def _can_restore(location: str) -> bool:
@@ -372,14 +381,15 @@ def _trusted_state(location: str) -> None:
     it runs code the files hold. So resume refuses state that someone else could have written: a file or
     folder under tune* that another user owns, or that others may write to. (Local results only: an object
     store's objects have no owner here.)"""
-    if "://" in location:
+    local = results.local_path(location)
+    if local is None:
         return
     me = os.getuid()
-    for name in results.TABLES:  # rows are rewritten where they lie: never through a link out of the directory
-        if (Path(location) / name).is_symlink():
-            raise SweeperError(f"{Path(location) / name}: is a link; resume writes only into the results directory's own "
+    for name in (*results.TABLES, kept.FOLDER):  # rewritten and deleted where they lie: never through a link out of the directory
+        if (local / name).is_symlink():
+            raise SweeperError(f"{local / name}: is a link; resume writes only into the results directory's own "
                                "folders: put the folder itself there, or resume a copy")
-    for folder in sorted(Path(location).glob(f"{TUNE_DIR}*")):
+    for folder in sorted(local.glob(f"{TUNE_DIR}*")):
         for path in [folder, *folder.rglob("*")]:
             info = path.lstat()
             if path.is_symlink():  # restored from and rewritten there: Tune's state is the directory's own files

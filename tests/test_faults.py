@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from helpers import HYPER, epoch_rows, tiny_spec, trial_row
-from sweeper import kept, models, provenance, results, sweep
+from sweeper import files, kept, models, provenance, results, sweep
 from sweeper.cli import main
 
 
@@ -138,11 +138,35 @@ def test_a_local_storage_location_is_held_by_one_driver_as_the_results_directory
     assert not (tmp_path / "mine").exists()
 
 
+def test_storage_naming_the_results_directory_however_spelt_is_held_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs" / "tiny"
+    out.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    with results.one_driver(out, "run"):
+        for storage in ("runs", "./runs/", str(tmp_path / "link"), f"file://{tmp_path}/runs"):
+            with sweep._held(sweep._location(out, storage, "tiny"), out, "resume"):
+                pass  # not refused by its own lock
+
+
+def test_a_file_uri_storage_is_held_as_a_local_one(tmp_path):
+    with results.one_driver(tmp_path / "shared" / "tiny", "run"):
+        with pytest.raises(results.SweeperError, match="another sweeper driver"):
+            with sweep._held(f"file://{tmp_path}/shared/tiny", tmp_path / "mine", "run"):
+                pass
+    (tmp_path / "shared" / "tiny" / "tune").mkdir()
+    (tmp_path / "shared" / "tiny" / "tune" / "tuner.pkl").symlink_to(tmp_path / "elsewhere.pkl")
+    with pytest.raises(results.SweeperError, match="is a link in Ray Tune's saved state"):
+        sweep._trusted_state(f"file://{tmp_path}/shared/tiny")
+
+
 def test_resume_refuses_links_in_the_state_it_would_read_and_rewrite(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "tune").mkdir(parents=True)
     (elsewhere / "trials").mkdir()
-    for linked, message in (("tune", "is a link in Ray Tune's saved state"), ("trials", "is a link; resume writes only")):
+    (elsewhere / "models").mkdir()
+    for linked, message in (("tune", "is a link in Ray Tune's saved state"), ("trials", "is a link; resume writes only"),
+                            ("models", "is a link; resume writes only")):
         location = tmp_path / f"results-{linked}"
         location.mkdir()
         (location / linked).symlink_to(elsewhere / linked)
@@ -276,7 +300,8 @@ def test_inspect_takes_only_trial_ids_never_paths(swept, capsys, argv_tail):
     ("models", "would write over the results of"),
     ("s3://u:hunter2@bucket/figures", "writes the figures to a local path only"),
 ])
-def test_inspect_out_that_cannot_take_figures_is_one_line(swept, capsys, tmp_path, where, says):
+def test_inspect_out_that_cannot_take_figures_is_one_line(swept, capsys, tmp_path, monkeypatch, where, says):
+    monkeypatch.chdir(tmp_path)
     out = {"a file": tmp_path / "notes.txt", "models": swept / "models"}.get(where, where)
     if where == "a file":
         out.write_text("the user's notes\n")
@@ -291,8 +316,24 @@ def test_report_out_names_a_local_file_and_a_pipe_nobody_reads_is_not_waited_on(
     line = refused(["report", swept, "--out", "s3://u:hunter2@bucket/r.md"], capsys)
     assert "writes the report to a local path only" in line and "hunter2" not in line and not Path("s3:").exists()
     os.mkfifo(tmp_path / "pipe")
+    monkeypatch.setattr(files, "READER_WAIT_S", 0.5)
     line = within(30, lambda: refused(["report", swept, "--out", tmp_path / "pipe"], capsys))
-    assert "a pipe that no process reads" in line
+    assert "a pipe that no process read within 0.5 s" in line
+    # a reader that comes a moment later gets the report
+    read = []
+    reader = threading.Thread(target=lambda: (time.sleep(0.2), read.append(open(tmp_path / "pipe").read())))
+    reader.start()
+    monkeypatch.setattr(files, "READER_WAIT_S", 10.0)
+    assert main(["report", str(swept), "--out", str(tmp_path / "pipe")]) == 0
+    reader.join(10)
+    assert read and read[0] == capsys.readouterr().out
+
+
+def test_inspect_out_never_writes_through_a_link_in_its_folder(swept, capsys, tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "c0-seed0").symlink_to(swept / "models")
+    line = refused(["inspect", swept, "--trial", "c0-seed0", "--out", tmp_path / "figures"], capsys)
+    assert "c0-seed0 is a link" in line and sorted(p.name for p in (swept / "models").iterdir()) == ["c0-seed0.json", "c0-seed0.pt"]
 
 
 def test_a_trials_row_whose_trial_id_is_a_path_is_refused(swept, capsys, tmp_path):
@@ -403,6 +444,7 @@ def kept_file(swept, weights=None, **about):
     # sizes that would take terabytes to build are refused against the file's own tensors first
     (lambda s: kept_file(s, input_shape=[4096, 4096], hyper={"hidden": 10000.0}), "its weights do not fit its model"),
     (lambda s: kept_file(s, trial_id="c1-seed0"), "holds the model of trial c1-seed0, not of c0-seed0"),
+    (lambda s: kept_file(s, hyper={"hidden": 16.0, "network": "cnn"}), "its description builds no model"),
     (lambda s: kept_file(s, input_shape=[10], weights=dict(models.build("baseline", (10,), 10, {"hidden": 16}).named_parameters())),
      "a model of 10 input values and 10 classes, but digits has 64 and 10"),
     (lambda s: kept_file(s, n_classes=3, weights=dict(models.build("baseline", (64,), 3, {"hidden": 16}).named_parameters())),
