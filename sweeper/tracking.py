@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from ray import tune
 
@@ -284,12 +285,55 @@ def _library(kind: str):
 
 
 def check(spec: Spec) -> None:
-    """Before a sweep starts: the library its `tracking:` names is there."""
-    if spec.tracking is not None:
-        try:
-            _library(spec.tracking.kind)
-        except SweeperError as e:
-            raise SweeperError(f"{spec.source}: {e}") from None
+    """Before a sweep starts: the library its `tracking:` names is there, and it can log without stopping the
+    sweep: an MLflow server answers (MLflow's own retries would hold the driver for minutes at every
+    epoch), and W&B online has a key (else it would stop the sweep to ask for one on the terminal)."""
+    if spec.tracking is None:
+        return
+    try:
+        _library(spec.tracking.kind)
+        {"mlflow": _mlflow_answers, "wandb": _wandb_logged_in}[spec.tracking.kind](spec.tracking)
+    except SweeperError as e:
+        raise SweeperError(f"{spec.source}: {e}") from None
+
+
+ANSWER_S = 10  # seconds an MLflow server has to answer the check, without retries
+
+
+def _mlflow_answers(tracking: Tracking) -> None:
+    if not (tracking.uri or "").lower().startswith(("http://", "https://")):
+        return  # a store on this machine (sqlite, a folder): it answers, or fails at once
+    import mlflow
+
+    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")  # MLflow's documented settings
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update({names[0]: "0", names[1]: str(ANSWER_S)})
+    try:
+        mlflow.MlflowClient(tracking_uri=tracking.uri).search_experiments(max_results=1)
+    except Exception as e:  # noqa: BLE001 - refused, unreachable, not an MLflow server, no permission
+        raise SweeperError(redact.message(f"tracking: mlflow: {tracking.uri} does not answer ({first_line(e)}); start the "
+                                          "server, or fix tracking.uri", tracking.uri)) from None
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _wandb_logged_in(tracking: Tracking) -> None:
+    mode = tracking.mode or os.environ.get("WANDB_MODE") or "online"
+    if mode != "online":
+        return
+    import contextlib
+    import io
+
+    wandb = _library("wandb")
+    with contextlib.redirect_stderr(io.StringIO()):  # its line saying where it found the key
+        logged_in = wandb.login(prompt=False, verify=False)
+    if not logged_in:
+        raise SweeperError("tracking: wandb runs online but finds no API key here, and would stop the sweep to ask for one; "
+                           "run 'wandb login' (or set WANDB_API_KEY), or set tracking: {kind: wandb, mode: offline}")
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -311,7 +355,8 @@ class MLflowTracker:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # not a line per table it creates in a new store
         self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
-        self.uri = tracking.uri or f"sqlite:///{out / 'mlflow.db'}"
+        # the path quoted: SQLAlchemy decodes %41 and cuts at "?", which would put the store outside the results directory
+        self.uri = tracking.uri or f"sqlite:///{quote(str(out / 'mlflow.db'))}"
         self.client = mlflow.MlflowClient(tracking_uri=self.uri)
         experiment = tracking.experiment or name
         found = self.client.get_experiment_by_name(experiment)
@@ -404,6 +449,7 @@ class WandbTracker:
 
 
 TRACKER_TYPES = {"mlflow": MLflowTracker, "wandb": WandbTracker}
+OPEN_AGAIN_S = 300.0  # after a tracker failed to open, the next try; what was not logged is logged then
 
 
 # ---------------------------------------------------------------------------- Ray Tune's side
@@ -424,9 +470,10 @@ class TrackSeeds(tune.Callback):
         self.spec, self.location, self.out = spec, location, out
         self._follow: TrackerLog | None = None
         self._said: set[str] = set()  # lines printed: each once
+        self._open_again_at = 0.0  # after a tracker failed to open: not before then (monotonic seconds)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_follow": None, "_said": set()}
+        return {**self.__dict__, "_follow": None, "_said": set(), "_open_again_at": 0.0}
 
     def setup(self, **info):
         self._safely(TrackerLog.end_removed, lambda config_id: bool(results.configuration_rows(self.location, config_id)))
@@ -459,6 +506,9 @@ class TrackSeeds(tune.Callback):
         """act(follow, *args), the tracker opened first; a failure is said once, and the sweep goes on."""
         try:
             if self._follow is None:
+                if time.monotonic() < self._open_again_at:  # a server that went away: not at every result, which waits each time
+                    return
+                self._open_again_at = time.monotonic() + OPEN_AGAIN_S
                 opened = TRACKER_TYPES[self.spec.tracking.kind](self.spec.tracking, self.spec.name, Path(self.out))
                 self._follow = TrackerLog(opened, Records(Path(self.out) / RECORDS), self.spec)
             act(self._follow, *args)

@@ -112,6 +112,54 @@ def reader(rows: list[dict], asked: list):
     return read
 
 
+def checked_in_a_process_of_its_own(spec: dict, **env) -> str:
+    """tracking.check's outcome, in a process of its own: W&B keeps what its first call found (a key, its
+    settings) for the whole process, which would reach the tests after this one."""
+    code = ("import json, sys; from sweeper import tracking; from sweeper.spec import parse; from sweeper.errors import SweeperError\n"
+            "try:\n    tracking.check(parse(json.loads(sys.argv[1]))); print('taken')\nexcept SweeperError as e:\n    print(e)")
+    environment = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")} | env
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, timeout=120, env=environment)
+    assert done.stderr == "", done.stderr
+    return done.stdout.strip()
+
+
+def test_a_tracker_that_would_stop_the_sweep_is_refused_before_it_starts(tmp_path):
+    dead = parse(tiny_spec(tracking={"kind": "mlflow", "uri": "http://127.0.0.1:1/hunter2"}))
+    with pytest.raises(SweeperError) as refused:
+        tracking.check(dead)
+    assert str(refused.value).startswith("<spec>: tracking: mlflow: http://127.0.0.1:1/hunter2 does not answer (")
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # MLflow's settings left as they were
+    home = str(tmp_path)  # no ~/.netrc
+    assert "wandb runs online but finds no API key here" in checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home)
+    assert checked_in_a_process_of_its_own(tiny_spec(tracking={"kind": "wandb", "mode": "offline"}), HOME=home) == "taken"
+    assert checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home, WANDB_API_KEY="0" * 40) == "taken"
+
+
+def test_mlflows_default_store_stays_in_a_results_directory_named_with_percent_and_question_marks(tmp_path):
+    out = tmp_path / "r%41x?1"
+    out.mkdir()
+    tracking.MLflowTracker(Tracking(kind="mlflow"), "tiny", out)
+    assert sorted(p.name for p in tmp_path.rglob("*.db")) == ["mlflow.db"] and (out / "mlflow.db").is_file()
+
+
+def test_a_tracker_that_failed_to_open_is_not_opened_again_at_every_result(tmp_path, monkeypatch):
+    opened = []
+
+    class Failing:
+        def __init__(self, *args):
+            opened.append(1)
+            raise ConnectionError("no server")
+
+    monkeypatch.setitem(tracking.TRACKER_TYPES, "mlflow", Failing)
+    callback = tracking.TrackSeeds(parse(tiny_spec(tracking="mlflow")), str(tmp_path), str(tmp_path))
+    for _ in range(5):
+        callback._safely(lambda follow: None)
+    assert opened == [1]
+    callback._open_again_at = 0.0  # the wait is over
+    callback._safely(lambda follow: None)
+    assert opened == [1, 1]
+
+
 def test_each_epoch_is_logged_once_through_retries_and_a_restart(tmp_path):
     spec = parse(tiny_spec(tracking="mlflow"))
     records = tracking.Records(tmp_path / "tracking")
