@@ -229,6 +229,7 @@ def start(spec: str | os.PathLike | Mapping, overrides: list[str], *, out: str |
     """What `sweeper run` and run() share: the spec read, scaled and packed, the sweep run into its directory;
     returns (the directory as given or made, the spec, sweep.Outcome)."""
     from . import spec as spec_module
+    from . import study as study_module
     from . import sweep
 
     if scale not in ("full", "smoke"):
@@ -239,6 +240,8 @@ def start(spec: str | os.PathLike | Mapping, overrides: list[str], *, out: str |
     if driver and not study:
         raise SweeperError("--driver names a driver of a shared study: give --study URL too")
     driver = (driver or sweep.default_driver()) if study else None
+    if driver is not None:  # it names the results folder: checked before that is made
+        study_module.checked_driver(driver)
     name = loaded.name + ("" if scale == "full" else f"-{scale}") + (f"-{driver}" if driver else "")
     where = str(out) if out is not None else os.path.join("results", name)
     outcome = sweep.run(loaded, where, address=address, quiet=quiet, data_dir=data_dir, storage=storage, study_url=study,

@@ -6,6 +6,7 @@ error; 2 bad input (usage, spec, results directory); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (OSError, RuntimeError) as e:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # stdout, or a file written, on a full disk
+            say(f"sweeper: error: no space left on the device it writes to ({e.filename or 'its output'}); free some, or write elsewhere")
+            return 2
         looped = _symlink_loop(e)
         if looped is None:
             return _internal_error(e, say)
@@ -339,11 +343,11 @@ def _estimate(args) -> int:
         by_model[e.configuration.model] = by_model.get(e.configuration.model, 0.0) + e.train_s
     total = sum(by_model.values())
     count = len(estimates) if spec.sampler == "grid" else spec.trials
-    print(f"{args.spec}: {count} configurations × {len(spec.seeds)} seeds = {count * len(spec.seeds)} runs of {spec.epochs} epochs; "
-          f"training ≈ {total / 3600:.2f} CPU core-hours measured here (steps timed on 1 thread; evaluation and Ray overhead not counted)")
+    show(f"{args.spec}: {count} configurations × {len(spec.seeds)} seeds = {count * len(spec.seeds)} runs of {spec.epochs} epochs; "
+         f"training ≈ {total / 3600:.2f} CPU core-hours measured here (steps timed on 1 thread; evaluation and Ray overhead not counted)")
     for model, seconds in sorted(by_model.items(), key=lambda kv: -kv[1]):
         steps = [e.step_s for e in estimates if e.configuration.model == model]
-        print(f"    {model}: {seconds / 3600:.2f} core-hours ({1000 * min(steps):.1f}–{1000 * max(steps):.1f} ms a step)")
+        show(f"    {model}: {seconds / 3600:.2f} core-hours ({1000 * min(steps):.1f}–{1000 * max(steps):.1f} ms a step)")
     return 0
 
 

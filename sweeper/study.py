@@ -23,6 +23,7 @@ Only Optuna here: the Ray side (the searchers Tune drives) is searchers.py.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -53,7 +54,14 @@ CONFIGURATIONS = "sweeper_configurations"
 READY = "sweeper_ready"  # set once the grid is enqueued
 HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
 UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
-DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # it names a results folder and every trial id: kept short
+
+
+def checked_driver(driver: str) -> str:
+    if not DRIVER_NAME.match(driver):
+        raise SweeperError(f"--driver {redact.printable(repr(driver[:80]))}: use letters, digits, '.', '_' and '-' only, "
+                           "at most 64 of them")
+    return driver
 READY_WAIT_S = 120  # how long a driver waits for another to finish enqueuing the grid
 
 
@@ -76,7 +84,12 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
             raise SweeperError(f"--study {url}: no directory {path.parent} for the journal file; create it, "
                                "or give a database URL such as postgresql://user@host/db")
         _journal_or_empty(path, url)  # a FIFO or a device would block every driver for ever: refused there
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        # absolute: Optuna's lock is a symlink to the journal, and a relative target would dangle beside it, which
+        # Optuna then neither takes nor breaks (a busy loop for ever)
+        try:
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path.resolve())))
+        except UNREADABLE_JOURNAL as e:
+            raise _damaged(url, e) from None
     beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
@@ -88,6 +101,17 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
         first = redact.message(first_line(e), url)
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
                            "check the URL, that the server is up and that this machine reaches it") from None
+
+
+# what Optuna raises replaying a journal a crash or a hand left damaged, or entries it did not write (bytes that are no
+# UTF-8, an op_code it does not know, attributes of types it never writes)
+UNREADABLE_JOURNAL = (UnicodeDecodeError, ValueError, TypeError, KeyError, AssertionError, AttributeError, IndexError)
+
+
+def _damaged(url: str, e: Exception) -> SweeperError:
+    return SweeperError(f"--study {describe(url)}: holds entries Optuna cannot read ({type(e).__name__}: "
+                        f"{redact.message(first_line(e), url)[:120]}); it was damaged or written by something else: "
+                        "give the drivers a new journal, and keep this one to look at")
 
 
 JOURNAL_LINE_LIMIT = 2**20  # bytes of a journal's first line read to tell a journal from another file
@@ -193,6 +217,9 @@ def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
         study = optuna.create_study(storage=where, study_name=spec.name, directions=space.directions(spec))
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=where, study_name=spec.name)
+        if FINGERPRINT not in study.user_attrs and study.get_trials(deepcopy=False):
+            raise SweeperError(f"--study {describe(url)}: study '{spec.name}' holds trials but was not made by 'sweeper run --study'; "
+                               "give the drivers a study of their own (another --study, or rename the sweep)") from None
         _wait_until_ready(study, url)
         theirs = study.user_attrs.get(FINGERPRINT)
         if theirs != mine:
@@ -209,12 +236,16 @@ def open_shared(spec: Spec, url: str) -> optuna.storages.BaseStorage:
 
 
 def _wait_until_ready(study: optuna.Study, url: str) -> None:
-    deadline = time.monotonic() + READY_WAIT_S
+    """Until the driver that made the study has enqueued its grid: READY_WAIT_S without progress (a big grid
+    takes minutes to enqueue, and the wait goes on while its trials grow)."""
+    deadline, seen = time.monotonic() + READY_WAIT_S, 0
     while not study.user_attrs.get(READY):
+        enqueued = len(study.get_trials(deepcopy=False))
+        if enqueued > seen:
+            deadline, seen = time.monotonic() + READY_WAIT_S, enqueued
         if time.monotonic() > deadline:
-            raise SweeperError(f"--study {describe(url)}: study '{study.study_name}' exists but its creator never "
-                               f"finished enqueuing the grid; delete it (optuna delete-study --study-name "
-                               f"{study.study_name}) and start again")
+            raise SweeperError(f"--study {describe(url)}: study '{study.study_name}' exists but its creator stopped enqueuing "
+                               f"the grid; delete it (optuna delete-study --storage URL --study-name {study.study_name}) and start again")
         time.sleep(1.0)
 
 
@@ -562,12 +593,33 @@ def _must_exist(url: str) -> None:
         raise SweeperError(f"--study {describe(url)}: is a directory; give the study's journal or SQLite file")
     if not path.is_file():
         raise SweeperError(f"--study {describe(url)}: no study file at {path}; give the --study the drivers run with")
+    if url.startswith("sqlite:///") and not _optuna_sqlite(path):  # Optuna would add its tables to someone's database
+        raise SweeperError(f"--study {describe(url)}: is not an Optuna study database (it has no 'studies' table); "
+                           "give the --study the drivers run with")
+
+
+def _optuna_sqlite(path: Path) -> bool:
+    """Whether an SQLite file holds Optuna's tables, read without writing (read-only, never creating)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone() is not None
+    except sqlite3.Error:  # not an SQLite file at all
+        return False
 
 
 def status(url: str, name: str | None = None) -> str:
     """Per driver: configurations done, running, failed, taken over by another; and the sweep overall.
     Reads only: a journal or SQLite file that does not exist is not created."""
     _must_exist(url)
+    try:
+        return _status(url, name)
+    except UNREADABLE_JOURNAL as e:  # replayed lazily, and attributes sweeper reads: what it did not write
+        raise _damaged(url, e) from None
+
+
+def _status(url: str, name: str | None) -> str:
     where = storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(where, include_best_trial=False)]
     if name is None:

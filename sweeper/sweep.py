@@ -81,8 +81,8 @@ def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cp
     if study_url and spec.pack not in (1, "auto") and spec.sampler == "grid":
         raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one grid point at a time; "
                            "use pack: 1 with --study, or a sampler")
-    if driver is not None and not study.DRIVER_NAME.match(driver):
-        raise SweeperError(f"--driver {driver!r}: use letters, digits, '.', '_' and '-' only")
+    if driver is not None:
+        study.checked_driver(driver)
     location = _location(out, storage, spec.name)
     with _held(location, out, "run"):
         return _started(spec, out, location, address, shown, num_cpus, data_dir, study_url, driver, trainable)
@@ -189,7 +189,7 @@ def _sampled_packs(spec: Spec, size: int) -> int | None:
 
 def default_driver() -> str:
     """This driver's name in a shared study: host and process, unique among drivers running at once."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    return f"{socket.gethostname()[:40]}-{os.getpid()}"  # within a driver name's 64 characters
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
@@ -385,7 +385,8 @@ def _trusted_state(location: str) -> None:
     if local is None:
         return
     me = os.getuid()
-    for name in (*results.TABLES, kept.FOLDER):  # rewritten and deleted where they lie: never through a link out of the directory
+    # rewritten and deleted where they lie: never through a link out of the directory (the trackers' too)
+    for name in (*results.TABLES, kept.FOLDER, tracking.RECORDS, "mlflow.db", "mlruns", "wandb"):
         if (local / name).is_symlink():
             raise SweeperError(f"{local / name}: is a link; resume writes only into the results directory's own "
                                "folders: put the folder itself there, or resume a copy")

@@ -5,6 +5,7 @@ import http.server
 import io
 import tarfile
 import threading
+import urllib.request
 from functools import partial
 from pathlib import Path
 
@@ -190,3 +191,15 @@ def test_real_mnist_loads_verified_with_the_papers_split():
     assert np.bincount(data.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert (np.bincount(data.y_train) + np.bincount(data.y_val)).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert 0.0 <= data.x_train.min() and data.x_train.max() == 1.0
+
+
+@pytest.mark.parametrize("file_at", ["dfile", "dfile/mnist"])
+def test_a_data_dir_or_dataset_folder_that_is_a_file_is_one_line_before_any_download(tmp_path, file_at, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("reached for the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    (tmp_path / file_at).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / file_at).write_text("not a folder\n")
+    with pytest.raises(DataError, match="cannot hold the dataset.s files"):
+        load("mnist", tmp_path / "dfile")

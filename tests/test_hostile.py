@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -424,3 +425,13 @@ def test_counts_beyond_what_a_results_column_holds_are_refused(tmp_path, capsys,
 
 def test_a_bench_pack_beyond_memory_is_refused(capsys):
     assert refused(["bench", "--model", "m2", "--pack", "1000000000000"], capsys).startswith("bench --pack 1000000000000: must be from 1 to 4096")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["schema", "models"])
+def test_output_to_a_full_disk_is_one_line_not_an_internal_error(command):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "sweeper", command], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2 and "internal error" not in done.stderr
+    assert done.stderr == ("sweeper: error: no space left on the device it writes to (its output); "
+                           "free some, or write elsewhere\n")

@@ -218,3 +218,66 @@ def test_the_study_and_sweeper_status_need_only_optuna():
     code = "import sys, sweeper.cli, sweeper.study; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert shown.stdout.strip() == "[]"
+
+
+def test_a_relative_journal_path_takes_a_lock_it_can_break(tmp_path, monkeypatch):
+    """Optuna's lock is a symlink to the journal; given a relative path, the link's target dangled, and a stale
+    lock left by a killed driver was neither taken nor broken: a busy loop for ever."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shared").mkdir()
+    store = study.storage("shared/j.journal")
+    assert store._backend._file_path == str(tmp_path / "shared" / "j.journal")  # noqa: SLF001 - where Optuna writes
+
+
+def journal_with(tmp_path, tail: bytes):
+    url = str(tmp_path / "j.journal")
+    spec = grid_spec()
+    study.open_shared(spec, url)
+    with open(url, "ab") as f:
+        f.write(tail)
+    return url
+
+
+@pytest.mark.parametrize("tail", [b"\0" * 4096 + b"\n", b"\xff\xfe\n", b'{"op_code": 99}\n'], ids=["nul", "not-utf-8", "unknown-op"])
+def test_a_damaged_journal_is_one_line_for_status_and_for_a_driver(tmp_path, capsys, tail):
+    url = journal_with(tmp_path, tail)
+    assert main(["status", "--study", url]) == 2
+    err = capsys.readouterr().err
+    assert "holds entries Optuna cannot read" in err and err.count("\n") == 1
+    with pytest.raises(SweeperError, match="holds entries Optuna cannot read"):
+        study.storage(url)
+
+
+def test_status_never_writes_into_a_database_that_is_not_optunas(tmp_path, capsys):
+    import sqlite3
+
+    mine = tmp_path / "app.db"
+    with sqlite3.connect(mine) as connection:
+        connection.execute("CREATE TABLE mine (x)")
+    before = mine.read_bytes()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for path in (mine, empty):
+        assert main(["status", "--study", f"sqlite:///{path}"]) == 2
+        assert "is not an Optuna study database" in capsys.readouterr().err
+    assert mine.read_bytes() == before and empty.stat().st_size == 0
+
+
+def test_a_study_not_made_by_run_study_is_refused_at_once(tmp_path):
+    url = str(tmp_path / "own.journal")
+    spec = grid_spec()
+    own = optuna.create_study(storage=study.storage(url), study_name=spec.name, direction="maximize")
+    own.enqueue_trial({"alpha": 1.0})
+    started = time.monotonic()
+    with pytest.raises(SweeperError, match="holds trials but was not made by 'sweeper run --study'"):
+        study.open_shared(spec, url)
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("driver", ["a/../../x", "d" * 65])
+def test_a_bad_driver_name_is_refused_before_any_folder_is_made(write_spec, tmp_path, capsys, monkeypatch, driver):
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tiny_spec())
+    assert main(["run", str(spec), "--study", str(tmp_path / "j.journal"), "--driver", driver, "--quiet"]) == 2
+    assert "use letters, digits, '.', '_' and '-' only, at most 64" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [spec.name]

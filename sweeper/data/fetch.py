@@ -87,7 +87,11 @@ class _Mismatch(Exception):
 
 def _download(source: Source, path: Path) -> Path:
     made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # removed again if nothing arrives
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # --data-dir, or DATA_DIR/<dataset>, is a file; or not writable
+        raise DataError(f"{path.parent}: cannot hold the dataset's files ({e.strerror or type(e).__name__}); give --data-dir "
+                        "a folder (the files go into <folder>/<dataset>/)") from None
     failures = []
     for url in source.urls:
         try:
