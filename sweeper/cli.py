@@ -11,7 +11,7 @@ import os
 import sys
 
 from . import redact
-from .errors import Interrupted, NoAnswer, SweeperError
+from .errors import Interrupted, NoAnswer, SweeperError, first_line
 
 
 OVERRIDES_HELP = "change the spec from the command line: epochs=20, batch.labelled=50, 'search.alpha=[1, 10]' (values are YAML)"
@@ -370,8 +370,14 @@ def _bench(args) -> int:
     if args.pack is not None and not 1 <= args.pack <= MAX_BENCH_PACK:
         raise SweeperError(f"bench --pack {args.pack}: must be from 1 to {MAX_BENCH_PACK} (the members of one timed step)")
     options = dict(device=args.device, bf16=args.bf16, compile=args.compile)
-    bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack or 1, **options),
-               dict(spec_path=args.spec, pack=args.pack, **options))
+    try:
+        bench.main(cases, dict(model=args.model, shape=args.shape, pack=args.pack or 1, **options),
+                   dict(spec_path=args.spec, pack=args.pack, **options))
+    except (RuntimeError, MemoryError) as e:  # torch's words for an allocation the machine (or the GPU) refused
+        if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        raise SweeperError(f"bench: the timed step does not fit this {args.device.upper()}'s memory ({first_line(e)[:120]}); "
+                           "lower --pack (or, with --spec, its pack)") from None
     return 0
 
 

@@ -56,6 +56,17 @@ def check_memory(spec: Spec, available: int | None = None) -> None:
                                f"step, more than this machine's {available / 2**30:,.1f} GiB; lower the network's sizes or the batch")
 
 
+def configurations_that_fit(spec: Spec, budget: float) -> int | None:
+    """How many configurations (each with all its seeds) one pack may hold in `budget` bytes, at the largest
+    configuration's step; None where any number would (a model with no gradient step)."""
+    per_configuration = 0
+    for point in _largest_points(spec):
+        chosen = space.configuration(spec, point)
+        if hyperparameters.MODELS[chosen.model].fitted_by != "em":
+            per_configuration = max(per_configuration, memory_needed(chosen, members=len(spec.seeds)))
+    return max(1, int(budget // per_configuration)) if per_configuration else None
+
+
 SIZES = ("hidden", "latent", "depth", "auxiliary", "features", "mc_samples")
 NETWORKS_AT_MOST = 12  # networks in a model (M1+M2 and ADGM have the most: 7); tests/test_footprint.py checks every model
 CONVOLUTIONS = 100_000  # parameters of Raj's convolutions, at most (3 x 32 x 9 + 32 x 64 x 9 and back: about 40,000)

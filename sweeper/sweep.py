@@ -162,7 +162,11 @@ def _packs(spec: Spec) -> tuple[list[list[dict]] | None, Spec]:
     limit = pack_limit(spec)
     if limit == 1 or spec.sampler != "grid":  # a sampled search asks for its packs as it goes (PackSearch)
         return None, spec
-    grouped, spare = auto_packs(spec, space.grid_points(spec), _slots(spec), limit)
+    slots = _slots(spec)
+    memory = ray.cluster_resources().get("memory", 0.0)
+    if limit is None and spec.resources.gpu == 0 and memory > 0:  # auto: no pack above a slot's share of the memory Ray reports
+        limit = footprint.configurations_that_fit(spec, memory / slots)
+    grouped, spare = auto_packs(spec, space.grid_points(spec), slots, limit)
     if limit is None and spec.resources.gpu == 0 and spare > 1:
         spec = spec.replace(resources=spec.resources.model_copy(update={"cpu": spec.resources.cpu * spare}))
     return (None if all(len(p) == 1 for p in grouped) else grouped), spec

@@ -73,3 +73,17 @@ def test_bench_report_tables_a_synthetic_sweep_of_distinct_configurations():
     figures = report_case(configurations=16, seeds=2, epochs=3)  # a repeated configuration would be refused
     assert (figures["table_rows"], figures["epoch_rows"], figures["trial_rows"], figures["files"]) == (16, 96, 32, 16)
     assert figures["table_s"] > 0 and figures["learning_curves_s"] > 0
+
+
+def test_a_timed_step_that_does_not_fit_in_memory_is_one_line(monkeypatch, capsys):
+    from sweeper import bench
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 158913789952 bytes")
+
+    monkeypatch.setattr(bench, "main", refused)
+    assert main(["bench", "--model", "m2", "--pack", "4096"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sweeper: error: bench: the timed step does not fit this CPU's memory (") and err.count("\n") == 1
+    assert "lower --pack" in err

@@ -55,6 +55,19 @@ def test_auto_packs_give_spare_slots_to_the_packs_as_threads():
     assert sum(chosen, []) == space.grid_points(mixed)
 
 
+def test_auto_packs_hold_no_more_than_a_slots_share_of_the_memory_ray_reports(monkeypatch):
+    from sweeper import footprint, sweep
+
+    spec = parse(tiny_spec(models=["m2"], search={"alpha": [round(0.1 * i, 1) for i in range(1, 41)]}))  # 40 configurations
+    per_configuration = footprint.memory_needed(space.configuration(spec, space.grid_points(spec)[0]), members=len(spec.seeds))
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0, "memory": 2 * 5.5 * per_configuration})
+    grouped, _ = sweep._packs(spec)
+    assert [len(p) for p in grouped] == [5] * 8  # whole waves of two packs, each within its slot's half
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0, "memory": 1e15})
+    grouped, _ = sweep._packs(spec)
+    assert [len(p) for p in grouped] == [20, 20]
+
+
 @pytest.mark.ray
 def test_a_packed_grid_writes_every_configuration_rows_as_the_unpacked_grid_does(tmp_path):
     spec = parse(tiny_spec(models=["m2", "baseline"], search=SEARCH, epochs=3))
