@@ -613,15 +613,13 @@ def status(url: str, name: str | None = None) -> str:
     """Per driver: configurations done, running, failed, taken over by another; and the sweep overall.
     Reads only: a journal or SQLite file that does not exist is not created."""
     _must_exist(url)
-    try:
-        return _status(url, name)
-    except UNREADABLE_JOURNAL as e:  # replayed lazily, and attributes sweeper reads: what it did not write
-        raise _damaged(url, e) from None
-
-
-def _status(url: str, name: str | None) -> str:
     where = storage(url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(where, include_best_trial=False)]
+    try:  # a journal is replayed as it is first read
+        names = [s.study_name for s in optuna.get_all_study_summaries(where, include_best_trial=False)]
+    except UNREADABLE_JOURNAL as e:
+        if "://" in url and not url.startswith("file://"):  # a database's: not a journal's damage
+            raise
+        raise _damaged(url, e) from None
     if name is None:
         if len(names) != 1:
             listed = ", ".join(names) if names else "none"

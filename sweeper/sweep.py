@@ -11,6 +11,7 @@ driver's configurations. A grid's packs, which no searcher hands out, are record
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -164,9 +165,10 @@ def _packs(spec: Spec) -> tuple[list[list[dict]] | None, Spec]:
         return None, spec
     slots = _slots(spec)
     memory = ray.cluster_resources().get("memory", 0.0)
+    at_most = limit
     if limit is None and spec.resources.gpu == 0 and memory > 0:  # auto: no pack above a slot's share of the memory Ray reports
-        limit = footprint.configurations_that_fit(spec, memory / slots)
-    grouped, spare = auto_packs(spec, space.grid_points(spec), slots, limit)
+        at_most = footprint.configurations_that_fit(spec, memory / slots)
+    grouped, spare = auto_packs(spec, space.grid_points(spec), slots, at_most)
     if limit is None and spec.resources.gpu == 0 and spare > 1:
         spec = spec.replace(resources=spec.resources.model_copy(update={"cpu": spec.resources.cpu * spare}))
     return (None if all(len(p) == 1 for p in grouped) else grouped), spec
@@ -193,7 +195,10 @@ def _sampled_packs(spec: Spec, size: int) -> int | None:
 
 def default_driver() -> str:
     """This driver's name in a shared study: host and process, unique among drivers running at once."""
-    return f"{socket.gethostname()[:40]}-{os.getpid()}"  # within a driver name's 64 characters
+    host = socket.gethostname()
+    if len(host) > 40:  # within a driver name's 64 characters, and still one name a host (pods differ at their ends)
+        host = f"{host[:32]}-{hashlib.sha256(host.encode()).hexdigest()[:7]}"
+    return f"{host}-{os.getpid()}"
 
 
 def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None = None,
@@ -221,7 +226,7 @@ def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, stor
 
 def _resumed_at(spec: Spec, out: Path, location: str, address: str | None, num_cpus: int | None, data_dir, trainable) -> Outcome:
     datasets = _datasets(spec, data_dir)
-    tracking.check(spec)
+    tracking.check(spec, reach=False)
     _trusted_state(location)
     if not _can_restore(location):
         raise SweeperError(f"{redact.url(location)}/{TUNE_DIR}: Ray Tune left no state to resume from; give the same --storage "

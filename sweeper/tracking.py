@@ -284,15 +284,17 @@ def _library(kind: str):
         raise SweeperError(f"tracking: {kind} is not installed; install it with pip install -e '.[{kind}]'") from None
 
 
-def check(spec: Spec) -> None:
-    """Before a sweep starts: the library its `tracking:` names is there, and it can log without stopping the
-    sweep: an MLflow server answers (MLflow's own retries would hold the driver for minutes at every
-    epoch), and W&B online has a key (else it would stop the sweep to ask for one on the terminal)."""
+def check(spec: Spec, reach: bool = True) -> None:
+    """Before a sweep starts: the library its `tracking:` names is there, and (`reach`) it can log without
+    stopping the sweep: an MLflow server answers (MLflow's own retries would hold the driver for minutes at
+    every epoch), and W&B online has a key (else it would stop the sweep to ask for one on the terminal).
+    A resume does not reach: training goes on while a tracker is away, and its records catch up later."""
     if spec.tracking is None:
         return
     try:
         _library(spec.tracking.kind)
-        {"mlflow": _mlflow_answers, "wandb": _wandb_logged_in}[spec.tracking.kind](spec.tracking)
+        if reach:
+            {"mlflow": _mlflow_answers, "wandb": _wandb_logged_in}[spec.tracking.kind](spec.tracking)
     except SweeperError as e:
         raise SweeperError(f"{spec.source}: {e}") from None
 
@@ -311,8 +313,9 @@ def _mlflow_answers(tracking: Tracking) -> None:
     try:
         mlflow.MlflowClient(tracking_uri=tracking.uri).search_experiments(max_results=1)
     except Exception as e:  # noqa: BLE001 - refused, unreachable, not an MLflow server, no permission
-        raise SweeperError(redact.message(f"tracking: mlflow: {tracking.uri} does not answer ({first_line(e)}); start the "
-                                          "server, or fix tracking.uri", tracking.uri)) from None
+        raise SweeperError(redact.message(f"tracking: mlflow: {tracking.uri} does not answer, or refuses this client "
+                                          f"({first_line(e)}); start the server, or fix tracking.uri and its credentials "
+                                          "($MLFLOW_TRACKING_USERNAME, ...)", tracking.uri)) from None
     finally:
         for name, value in before.items():
             if value is None:
@@ -323,14 +326,19 @@ def _mlflow_answers(tracking: Tracking) -> None:
 
 def _wandb_logged_in(tracking: Tracking) -> None:
     mode = tracking.mode or os.environ.get("WANDB_MODE") or "online"
-    if mode != "online":
+    disabled = os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1", "yes")
+    if mode != "online" or (disabled and not tracking.mode):
         return
     import contextlib
     import io
 
     wandb = _library("wandb")
-    with contextlib.redirect_stderr(io.StringIO()):  # its line saying where it found the key
-        logged_in = wandb.login(prompt=False, verify=False)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its line saying where it found the key
+            logged_in = wandb.login(prompt=False, verify=False)
+    except Exception as e:  # noqa: BLE001 - wandb's AuthenticationError and UsageError: a key it cannot take
+        raise SweeperError(f"tracking: wandb cannot log in ({type(e).__name__}: {redact.message(first_line(e))[:120]}); run "
+                           "'wandb login' again (or fix WANDB_API_KEY), or set tracking: {kind: wandb, mode: offline}") from None
     if not logged_in:
         raise SweeperError("tracking: wandb runs online but finds no API key here, and would stop the sweep to ask for one; "
                            "run 'wandb login' (or set WANDB_API_KEY), or set tracking: {kind: wandb, mode: offline}")
@@ -471,6 +479,7 @@ class TrackSeeds(tune.Callback):
         self._follow: TrackerLog | None = None
         self._said: set[str] = set()  # lines printed: each once
         self._open_again_at = 0.0  # after a tracker failed to open: not before then (monotonic seconds)
+        self._missed = False  # whether something was not handed to the tracker
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_follow": None, "_said": set(), "_open_again_at": 0.0}
@@ -488,7 +497,11 @@ class TrackSeeds(tune.Callback):
         self._update(trial, tune_done=True)
 
     def on_experiment_end(self, trials, **info):
-        for config_id in Records(Path(self.out) / RECORDS).open_ones():  # what a failing tracker left: once more
+        self._open_again_at = 0.0  # the last chance in this driver: tried whatever the back-off says
+        left = set(Records(Path(self.out) / RECORDS).open_ones())  # what a failing tracker left: once more
+        if self._missed:  # and configurations that ended while it could not be opened, which no record names
+            left |= set(self._safely(lambda follow: results.configurations(self.location)) or ())
+        for config_id in sorted(left):
             self._safely(self._update_configuration, config_id, True)
         if self._follow is not None:
             self._safely(TrackerLog.close)
@@ -502,17 +515,19 @@ class TrackSeeds(tune.Callback):
         trials = results.configuration_rows(self.location, config_id)
         follow.update(config_id, trials, partial(results.configuration_epoch_rows, self.location, config_id), tune_done)
 
-    def _safely(self, act, *args) -> None:
+    def _safely(self, act, *args):
         """act(follow, *args), the tracker opened first; a failure is said once, and the sweep goes on."""
         try:
             if self._follow is None:
                 if time.monotonic() < self._open_again_at:  # a server that went away: not at every result, which waits each time
-                    return
+                    self._missed = True
+                    return None
                 self._open_again_at = time.monotonic() + OPEN_AGAIN_S
                 opened = TRACKER_TYPES[self.spec.tracking.kind](self.spec.tracking, self.spec.name, Path(self.out))
                 self._follow = TrackerLog(opened, Records(Path(self.out) / RECORDS), self.spec)
-            act(self._follow, *args)
+            return act(self._follow, *args)
         except Exception as e:  # noqa: BLE001 - a listener's failure must not end hours of training
+            self._missed = True
             line = redact.message(f"tracking: {self.spec.tracking.kind}: {first_line(e)}; the sweep goes on, and what was "
                                   "not logged is logged at a later epoch", self.spec.tracking.uri or "")
             if line not in self._said:

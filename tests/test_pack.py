@@ -66,6 +66,9 @@ def test_auto_packs_hold_no_more_than_a_slots_share_of_the_memory_ray_reports(mo
     monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 2.0, "memory": 1e15})
     grouped, _ = sweep._packs(spec)
     assert [len(p) for p in grouped] == [20, 20]
+    few = parse(tiny_spec(models=["m2"], search={"alpha": [0.1, 1.0]}))  # fewer configurations than slots: the rest as threads
+    monkeypatch.setattr(sweep.ray, "cluster_resources", lambda: {"CPU": 8.0, "memory": 1e15})
+    assert sweep._packs(few)[1].resources.cpu == 4
 
 
 @pytest.mark.ray

@@ -281,3 +281,13 @@ def test_a_bad_driver_name_is_refused_before_any_folder_is_made(write_spec, tmp_
     assert main(["run", str(spec), "--study", str(tmp_path / "j.journal"), "--driver", driver, "--quiet"]) == 2
     assert "use letters, digits, '.', '_' and '-' only, at most 64" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == [spec.name]
+
+
+def test_default_driver_names_fit_and_stay_apart_for_long_hostnames_that_differ_at_their_ends(monkeypatch):
+    from sweeper import sweep
+
+    names = []
+    for host in ("sweeper-driver-" + "x" * 40 + "-7f9c2", "sweeper-driver-" + "x" * 40 + "-8d1e4"):
+        monkeypatch.setattr(sweep.socket, "gethostname", lambda host=host: host)
+        names.append(sweep.default_driver())
+    assert names[0] != names[1] and all(study.DRIVER_NAME.match(n) for n in names)

@@ -127,12 +127,15 @@ def test_a_tracker_that_would_stop_the_sweep_is_refused_before_it_starts(tmp_pat
     dead = parse(tiny_spec(tracking={"kind": "mlflow", "uri": "http://127.0.0.1:1/hunter2"}))
     with pytest.raises(SweeperError) as refused:
         tracking.check(dead)
-    assert str(refused.value).startswith("<spec>: tracking: mlflow: http://127.0.0.1:1/hunter2 does not answer (")
+    assert str(refused.value).startswith("<spec>: tracking: mlflow: http://127.0.0.1:1/hunter2 does not answer, or refuses this client (")
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # MLflow's settings left as they were
     home = str(tmp_path)  # no ~/.netrc
     assert "wandb runs online but finds no API key here" in checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home)
     assert checked_in_a_process_of_its_own(tiny_spec(tracking={"kind": "wandb", "mode": "offline"}), HOME=home) == "taken"
     assert checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home, WANDB_API_KEY="0" * 40) == "taken"
+    assert checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home, WANDB_DISABLED="true") == "taken"
+    assert "wandb cannot log in" in checked_in_a_process_of_its_own(tiny_spec(tracking="wandb"), HOME=home, WANDB_API_KEY="abc")
+    tracking.check(dead, reach=False)  # a resume goes on while the server is away
 
 
 def test_mlflows_default_store_stays_in_a_results_directory_named_with_percent_and_question_marks(tmp_path):
@@ -158,6 +161,31 @@ def test_a_tracker_that_failed_to_open_is_not_opened_again_at_every_result(tmp_p
     callback._open_again_at = 0.0  # the wait is over
     callback._safely(lambda follow: None)
     assert opened == [1, 1]
+    callback.on_experiment_end([])  # the last chance: tried whatever the back-off says
+    assert opened == [1, 1, 1]
+
+
+def test_configurations_that_ended_while_the_tracker_was_away_are_logged_at_the_end(tmp_path, monkeypatch):
+    from helpers import HYPER, epoch_rows, trial_row
+
+    results.write_configuration(tmp_path, "c0", epoch_rows("c0", "baseline", 0), [trial_row("c0", "baseline", 0)], HYPER)
+    updated, away = [], [True]
+
+    class Sometimes:
+        def __init__(self, *args):
+            if away[0]:
+                raise ConnectionError("no server")
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(tracking.TRACKER_TYPES, "mlflow", Sometimes)
+    callback = tracking.TrackSeeds(parse(tiny_spec(tracking="mlflow")), str(tmp_path), str(tmp_path))
+    monkeypatch.setattr(callback, "_update_configuration", lambda follow, config_id, done: updated.append(config_id))
+    callback._safely(lambda follow: None)  # c0 ends while the server is away: no record names it
+    away[0] = False
+    callback.on_experiment_end([])
+    assert updated == ["c0"]
 
 
 def test_each_epoch_is_logged_once_through_retries_and_a_restart(tmp_path):
