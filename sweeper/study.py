@@ -55,14 +55,15 @@ READY = "sweeper_ready"  # set once the grid is enqueued
 HEARTBEAT = "heartbeat"  # journal only: the claiming driver's last word (seconds since the epoch)
 UNCLAIMED = "unclaimed"  # asked when the grid's queue had just run dry: no point, never run
 DRIVER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # it names a results folder and every trial id: kept short
+READY_WAIT_S = 120  # how long a driver waits, without progress, for another to finish enqueuing the grid
 
 
 def checked_driver(driver: str) -> str:
+    """A driver's name as --driver gives it, or one line: it becomes part of a folder's name and of every trial id."""
     if not DRIVER_NAME.match(driver):
         raise SweeperError(f"--driver {redact.printable(repr(driver[:80]))}: use letters, digits, '.', '_' and '-' only, "
                            "at most 64 of them")
     return driver
-READY_WAIT_S = 120  # how long a driver waits for another to finish enqueuing the grid
 
 
 def fingerprint(spec: Spec) -> str:
