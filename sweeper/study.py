@@ -351,13 +351,18 @@ def census(study: optuna.Study) -> StudyCounts:
     by_driver: dict[str, Counter] = {}
     for t in trials:
         driver = t.user_attrs.get(DRIVER)
+        driver = driver if isinstance(driver, str) else None  # a trial's attribute sweeper did not write: counted, no driver's
         counts = by_driver.setdefault(driver, Counter()) if driver and t.state != TrialState.WAITING else Counter()
         if t.number in retried:
             counts["reclaimed"] += 1
             continue
         states[t.state.name] += 1
         counts[{"COMPLETE": "done", "PRUNED": "done", "RUNNING": "running", "FAIL": "failed"}.get(t.state.name, "other")] += 1
-    return StudyCounts(int(study.user_attrs.get(CONFIGURATIONS, 0)), states, by_driver, len(retried))
+    total = study.user_attrs.get(CONFIGURATIONS, 0)
+    if type(total) is not int or total < 0:
+        raise SweeperError(f"study '{study.study_name}': its {CONFIGURATIONS} is {str(total)[:40]!r}, not the count of configurations "
+                           "sweeper writes; was the study made by 'sweeper run --study'?")
+    return StudyCounts(total, states, by_driver, len(retried))
 
 
 class Heartbeats(threading.Thread):

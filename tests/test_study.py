@@ -291,3 +291,19 @@ def test_default_driver_names_fit_and_stay_apart_for_long_hostnames_that_differ_
         monkeypatch.setattr(sweep.socket, "gethostname", lambda host=host: host)
         names.append(sweep.default_driver())
     assert names[0] != names[1] and all(study.DRIVER_NAME.match(n) for n in names)
+
+
+def test_status_of_a_study_whose_attributes_sweeper_did_not_write_is_one_line(tmp_path, capsys):
+    url = str(tmp_path / "j.journal")
+    spec = grid_spec()
+    study.open_shared(spec, url)
+    loaded = optuna.load_study(storage=study.storage(url), study_name=spec.name)
+    for driver in ("east", 5, {"a": 1}):  # drivers' names of types sweeper never writes: counted, under no driver
+        trial = loaded.ask()
+        trial.set_user_attr(study.DRIVER, driver)
+    assert main(["status", "--study", url]) == 0
+    printed = capsys.readouterr().out
+    assert "3 running" in printed and "\neast " in printed
+    loaded.set_user_attr(study.CONFIGURATIONS, "many")
+    assert main(["status", "--study", url]) == 2
+    assert "its sweeper_configurations is 'many', not the count of configurations" in capsys.readouterr().err
