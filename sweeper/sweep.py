@@ -359,7 +359,7 @@ def _held(location: str, out: Path, command: str) -> Iterator[None]:
         _fresh(location, command)
         yield
         return
-    results.no_dangling_link(local, "--storage")
+    results.no_dangling_link(location.removeprefix("file://"), "--storage")  # as given: its resolved path hides the link
     with results.one_driver(local, command):
         _fresh(location, command)  # once held: no other driver can start writing there in between
         yield
