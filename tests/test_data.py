@@ -17,6 +17,27 @@ def test_digits_is_scaled_and_split_fixed():
     assert len(parts) == len(original) == 1797
     assert sorted(map(tuple, parts.round())) == sorted(map(tuple, original))
 
+def test_digits_are_read_as_scikit_learn_reads_them_without_importing_its_datasets(monkeypatch):
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from sweeper.data import digits
+
+    bunch = load_digits()
+    pixels, labels = digits.pixels_and_labels()
+    assert np.array_equal(pixels, bunch.data) and np.array_equal(labels, bunch.target)
+    monkeypatch.setattr(digits, "_bundled_file", lambda: None)  # a scikit-learn that keeps the file elsewhere
+    pixels, labels = digits.pixels_and_labels()
+    assert np.array_equal(pixels, bunch.data) and np.array_equal(labels, bunch.target)
+    # sklearn.datasets' import is a second of every short sweep's start
+    loaded = subprocess.run([sys.executable, "-c", "import sys; from sweeper.data import load; load('digits'); "
+                             "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+
+
 def test_the_labelled_subset_is_balanced_and_disjoint_from_the_unlabelled():
     labels = load("digits").y_train
     labelled, unlabelled = labelled_split(labels, 100, 10, seed=3)
