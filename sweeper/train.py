@@ -513,7 +513,16 @@ class Stack:
                 self.losses = self._vmapped_losses()
 
     def _vmapped_losses(self):
-        losses = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
+        vmapped = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
+        low_precision = frozenset(self.low_precision)
+
+        def losses(params, *rest):
+            # under bfloat16 the layers' parameters are cast once a step, not at every use, and a bias is added in
+            # bfloat16; compiled, the casts (and their gradients' casts back) are part of the graph, fused with
+            # their neighbours rather than a kernel each
+            params = {name: p.to(torch.bfloat16) if name in low_precision else p for name, p in params.items()}
+            return vmapped(params, *rest)
+
         if not self.compile:
             return losses
         # whole or not at all: a graph break inside vmap would run the entire loss eagerly, silently; and
@@ -547,11 +556,9 @@ class Stack:
 
     def step(self, batch, schedule: Schedule, keys: torch.Tensor, dynamic_binarize: bool) -> torch.Tensor:
         """One optimiser step for every member; returns (members, 1 + len(parts)) detached."""
-        # under bfloat16 the layers' parameters are cast once a step, not at every use, and a bias is added
-        # in bfloat16; autocast casts what else meets a matmul (the data, a float32 draw of z)
-        params = {name: p.to(torch.bfloat16) if name in self.low_precision else p for name, p in self.params.items()}
+        # autocast casts what meets a matmul in bfloat16 besides the parameters (the data, a float32 draw of z)
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
-            losses, parts = self.losses(params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
+            losses, parts = self.losses(self.params, self.buffers, *batch, self.loss_weights, keys, schedule, dynamic_binarize)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # members share no parameter: each gets the gradient of its own loss
         self.settings.clip([p.grad for p in self.params.values() if p.grad is not None])
