@@ -270,6 +270,8 @@ def _report(args) -> int:
     pair = tuple(args.paired.split(",")) if args.paired else None
     if pair and len(pair) != 2:
         raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
+    if args.out:  # before the table: a refused --out prints nothing
+        report.checked_out(args.out, args.dirs, args.format, args.force)
     text = report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
                         compare=args.compare, published_dir=args.published, pair=pair, at=args.at)
     show(text, end="")

@@ -41,12 +41,12 @@ class Hyper:
             return f"expected a finite number, got {shown(value)}"
         if self.integer and not number.is_integer():
             return f"expected an integer, got {shown(value)}"
-        if self.integer and abs(number) > 2**31:
-            return f"must be at most {2**31}, got {shown(value)}"
         if self.low is not None and value < self.low:
             return f"must be >= {self.low:g}, got {shown(value)}"
         if self.high is not None and value > self.high:
             return f"must be <= {self.high:g}, got {shown(value)}"
+        if self.integer and abs(number) > 2**31:  # beyond any bound a hyperparameter states: what torch's sizes take
+            return f"must be at most {2**31}, got {shown(value)}"
         return None
 
 

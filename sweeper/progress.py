@@ -30,6 +30,7 @@ class State:
     left_s: float | None = None  # time_left(): None before any epoch was timed
     best: float | None = None  # best mean validation accuracy over a configuration's seeds
     best_settings: str = ""
+    stopped: str = ""  # from a results directory whose driver has ended: why nothing runs, and how to go on
 
 
 def time_left(started: list[tuple[int, float]], not_started: int, epochs: int, slots: int) -> float | None:
@@ -68,7 +69,7 @@ def line(state: State) -> str:
     share = 100 * state.epochs_done / state.epochs_total if state.epochs_total else 0.0
     text = (f"[{duration(state.elapsed_s)}] {state.unit}: {state.done}/{state.total} done, {state.running} running, "
             f"{state.failed} failed; epochs {state.epochs_done}/{state.epochs_total} ({share:.0f}%), "
-            f"about {duration(state.left_s)} left")
+            + (state.stopped if state.stopped else f"about {duration(state.left_s)} left"))
     if state.best is not None:
         text += f"; best mean val_acc {state.best:.4f}" + (f": {state.best_settings}" if state.best_settings else "")
     return text
@@ -120,8 +121,15 @@ def from_results(location: str | Path) -> State:
         left = None
     if runs and runs[-1].get("end"):
         left = 0.0 if done == total else left
+    stopped = ""
+    ended = results.ended_driver(location) if runs and not runs[-1].get("end") else None  # killed: no end recorded
+    if running and (ended or runs and runs[-1].get("end")):
+        # its rows still say running, but no driver trains them
+        how = f"its driver ({ended}) is gone" if ended else "its last driver stopped before the sweep was done"
+        stopped = f"{running} stopped part-way: {how}; continue with: sweeper resume {location}"
+        running = 0
     return State("configurations", done, running, failed, total or 0, epochs, (total or 0) * len(spec.seeds) * spec.epochs,
-                 elapsed, left, best, settings)
+                 elapsed, left, best, settings, stopped)
 
 
 def _point(location: str | Path, text: str) -> dict:

@@ -106,7 +106,8 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
     if "://" in location:
         try:
             return answered_in_time(lambda: pafs.FileSystem.from_uri(location), location)
-        except (pa.ArrowException, ValueError) as e:  # a scheme pyarrow has no filesystem for, a parameter it does not take
+        except (pa.ArrowException, ValueError, OSError) as e:  # a scheme pyarrow has no filesystem for, a parameter it does
+            # not take, a store it cannot reach (an S3 bucket's region asked of a host that does not answer)
             raise SweeperError(f"{redact.url(location)}: not a location pyarrow can open ({redact.message(first_line(e), location)}); "
                                "check the URI (file://, s3://, gs://, hdfs://)") from None
     return pafs.LocalFileSystem(), os.path.abspath(location)
@@ -371,8 +372,37 @@ def local_out(out: str | Path, what: str) -> Path:
     return Path(out)
 
 
+def results_folder(out_dir: str | Path, flag: str = "--out") -> Path:
+    """The results directory `sweeper run` or `resume` is given: a folder on this machine, which holds the sweep's
+    lock and its Optuna study (a URI would be made here as folders named after it, credentials and all), and not
+    inside another sweep's own files and folders."""
+    text = str(out_dir)
+    if not text.strip():
+        raise SweeperError(f"{flag}: empty; give a folder for the results, e.g. {flag} results/my-sweep")
+    if "://" in text or redact.mistyped_url(text):
+        raise SweeperError(f"{flag} {redact.url(text)}: the results directory is a folder on this machine (it holds the sweep's "
+                           "lock and its Optuna study); give a path, and --storage URI to keep the results in a store")
+    inside = inside_results(Path(text))
+    if inside:
+        raise SweeperError(f"{flag} {text}: is inside the results of {inside[0]} ({inside[1]}); give a folder of your own")
+    return Path(text)
+
+
+def inside_results(path: Path) -> tuple[Path, Path] | None:
+    """The results directory above `path` (or above where its link leads) and where in it `path` is, where that is
+    among the directory's own files and folders (trials/, epochs/, models/, tune*/, its spec, study and lock)."""
+    target = Path(os.path.realpath(path))
+    for folder in target.parents:
+        if (folder / LOCK_FILE).is_file() or (folder / "provenance.json").is_file():  # files a sweep's driver writes first
+            inner = target.relative_to(folder)
+            if inner.parts[0] in RESULTS_PARTS or inner.parts[0].startswith("tune"):
+                return folder, inner
+    return None
+
+
 def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
-    """Refuse `path` (or where its link leads) among a results directory's own files and folders (tune* too)."""
+    """Refuse `path` (or where its link leads) among a results directory's own files and folders (tune* too): the
+    directories read for this command, and any results directory above it."""
     target = Path(os.path.realpath(path))
     for d in dirs:
         root = Path(os.path.realpath(d))
@@ -381,6 +411,9 @@ def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
         first = target.relative_to(root).parts[0]
         if first in RESULTS_PARTS or first.startswith("tune"):
             raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); {advice}")
+    inside = inside_results(path)
+    if inside:
+        raise SweeperError(f"--out {path}: would write over the results of {inside[0]} ({inside[1]}); {advice}")
 
 
 def local_path(location: str | Path) -> Path | None:
@@ -479,6 +512,37 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
         raise
     finally:
         handle.close()  # closing drops the lock
+
+
+def ended_driver(location: str | Path) -> str | None:
+    """The driver named in a local results directory's lock ("pid N on HOST") where it is a process of this
+    machine that no longer runs (stopped by kill -9, a crash, the machine's restart); None where it runs, where
+    it ran elsewhere, or where there is no such lock to read."""
+    import socket
+
+    path = local_path(location)
+    if path is None:
+        return None
+    try:  # never through a link, nor waiting on a pipe
+        descriptor = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        holder = os.read(descriptor, 200).decode(errors="replace").strip() if stat.S_ISREG(os.fstat(descriptor).st_mode) else ""
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    pid, _, host = holder.removeprefix("pid ").partition(" on ")
+    if not pid.isdigit() or host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return holder
+    except (PermissionError, OverflowError):  # another user's process: running
+        return None
+    return None
 
 
 def write_text(location: str | Path, name: str, text: str) -> None:
@@ -632,6 +696,9 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
             first = clash[clash[keys].eq(clash[keys].iloc[0]).all(axis=1)]
             files = [sources[i] for i in first.index[:2]]
             named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
+            if files[0] == files[1]:
+                raise SweeperError(f"{named} has two different rows in {files[0]}; sweeper writes one: this file was "
+                                   "changed since, so report a copy of the results without it")
             raise SweeperError(f"{named} has different rows in {files[0]} and {files[1]}; "
                                "report one of the two (they are not the same results)")
     rows = rows.reset_index(drop=True)
@@ -685,7 +752,9 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
         raise NoResultsYet(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
     read = [_file(fs, f.path, f"{d}/{table}/{f.base_name}", table, wanted) for f in files]
     try:
-        frame = pa.concat_tables(read, promote_options="default").to_pandas()
+        # permissive: a file rewritten by pandas or another tool (large_string for string, double for an integer
+        # column) still reads beside sweeper's own; types that cannot meet (text against numbers) are refused
+        frame = pa.concat_tables(read, promote_options="permissive").to_pandas()
     except (pa.ArrowException, ValueError) as e:
         raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
     sizes = [(f"{d}/{table}/{f.base_name}", t.num_rows) for f, t in zip(files, read)]
@@ -767,6 +836,11 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
     empty = [c for c in NEVER_EMPTY[table] if c in read.column_names and read.column(c).null_count]
     if empty:
         raise SweeperError(f"{where}: column {empty[0]} has empty values, which no row sweeper writes has; was it written by sweeper?")
+    for column in (c for c in read.column_names if c.endswith("_acc") and pa.types.is_floating(read.schema.field(c).type)):
+        values = read.column(column).to_numpy(zero_copy_only=False).astype(float)  # nulls as NaN: not measured
+        outside = values[~np.isnan(values) & ((values < 0) | (values > 1))]
+        if len(outside):  # a table would print it as a percentage, and could select it
+            raise SweeperError(f"{where}: column {column} holds {outside[0]:g}, not an accuracy from 0 to 1; was it written by sweeper?")
     return read
 
 

@@ -66,6 +66,7 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
     `trainable` is for tests that inject faults. `bar`: progress as a tqdm.auto bar (a widget in a notebook)
     instead of lines.
     """
+    results.results_folder(out_dir)
     results.no_dangling_link(out_dir)
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
@@ -205,7 +206,7 @@ def resume(out_dir: str | Path, address: str | None = None, num_cpus: int | None
            data_dir: str | Path | None = None, storage: str | None = None, trainable=train_configuration) -> Outcome:
     """Continue a sweep whose driver stopped: finished configurations stay as they are, unfinished
     ones continue from their last checkpoint, and the Optuna study goes on where it was."""
-    out = Path(out_dir).resolve()
+    out = results.results_folder(out_dir, "sweeper resume").resolve()
     read_ran(out)  # a results directory (before the lock, which would make one)
     with results.one_driver(out, "resume"):
         return _resume(out, address, num_cpus, data_dir, storage, trainable)

@@ -438,7 +438,7 @@ def kept_file(swept, weights=None, **about):
     (lambda s: torch.save([1, 2], s / "models" / "c0-seed0.pt"), "not the {weights, about} sweeper keeps"),
     (lambda s: kept_file(s, model="os.system"), "names no model sweeper has"),
     (lambda s: kept_file(s, input_shape=[2**40, 2**40]), "is not an input sweeper trains on"),
-    (lambda s: kept_file(s, hyper={"hidden": 2**40}), "hyper.hidden: must be at most"),
+    (lambda s: kept_file(s, hyper={"hidden": 2**40}), "hyper.hidden: must be <= 65536"),
     (lambda s: kept_file(s, dataset="/etc/passwd"), "is not one of the sweep's"),
     (lambda s: kept_file(s, weights={"w": torch.zeros(2)}), "its weights do not fit its model"),
     # sizes that would take terabytes to build are refused against the file's own tensors first

@@ -435,3 +435,115 @@ def test_output_to_a_full_disk_is_one_line_not_an_internal_error(command):
     assert done.returncode == 2 and "internal error" not in done.stderr
     assert done.stderr == ("sweeper: error: no space left on the device it writes to (its output); "
                            "free some, or write elsewhere\n")
+
+
+@pytest.mark.parametrize("out, says", [
+    ("s3://AKIA:hunter2@127.0.0.1:1/x", "the results directory is a folder on this machine"),
+    ("", "--out: empty; give a folder for the results"),
+    ("earlier/trials", "is inside the results of"),
+    ("earlier/tune/again", "is inside the results of"),
+])
+def test_run_takes_a_results_directory_of_its_own_on_this_machine(tmp_path, capsys, monkeypatch, write_spec, out, says):
+    """A URI would be made here as folders named after it, password and all; a folder among another sweep's
+    own files would mix two sweeps; an empty --out would be the current directory."""
+    from test_results import HYPER, epoch_rows, trial_row
+
+    spec = write_spec(tiny_spec())
+    monkeypatch.chdir(tmp_path)
+    results.write_configuration(tmp_path / "earlier", "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
+    (tmp_path / "earlier" / "provenance.json").write_text("[]")
+    before = files_under(tmp_path)
+    line = refused(["run", spec, "--out", out], capsys)
+    assert says in line and "hunter2" not in line
+    assert files_under(tmp_path) == before
+    if out.startswith("s3"):
+        assert "the results directory is a folder on this machine" in refused(["resume", out], capsys)
+
+
+def test_report_out_never_lands_among_any_sweeps_own_files(tmp_path, capsys, monkeypatch):
+    """Not the directories reported only: a stray file in another sweep's trials/ would make it unreadable. And an
+    --out ending in / names a folder, not a file to make under that name."""
+    from test_results import HYPER, epoch_rows, trial_row
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("r", "other"):
+        results.write_configuration(tmp_path / name, "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
+    (tmp_path / "other" / "provenance.json").write_text("[]")
+    line = refused(["report", "r", "--out", "other/trials/zz.parquet"], capsys)
+    assert "would write over the results of" in line and "trials/zz.parquet" in line
+    assert "names a folder (it ends in /); give a file name" in refused(["report", "r", "--out", "newdir/"], capsys)
+    assert not (tmp_path / "newdir").exists() and not (tmp_path / "other" / "trials" / "zz.parquet").exists()
+    assert main(["report", "r", "--out", "other/report.md"]) == 0  # beside the results, not among them: a report
+
+
+def test_an_unreachable_store_is_one_line_for_resume_and_for_the_api(tmp_path, capsys, monkeypatch):
+    import sweeper
+    from sweeper.errors import SweeperError
+
+    def unreachable(call, location):  # what pyarrow's S3 raises where the bucket's region cannot be asked
+        raise OSError("When resolving region for bucket 'b': AWS Error NETWORK_CONNECTION during HeadBucket")
+
+    monkeypatch.setattr(results, "answered_in_time", unreachable)
+    with pytest.raises(SweeperError, match="not a location pyarrow can open .*NETWORK_CONNECTION") as raised:
+        sweeper.load("s3://u:secretpw@b/c", "x-seed0")
+    assert "secretpw" not in str(raised.value)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    line = refused(["resume", tmp_path / "d", "--storage", "s3://AKIA:hunter2@b/x"], capsys)
+    assert "not a location pyarrow can open" in line and "hunter2" not in line
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--rows", "alpha,alpha"], "names a column twice"),
+    (["--rows", "model"], "holds model, the columns' axis by default"),
+    (["--rows", "alpha,model"], "holds model, the columns' axis by default"),
+])
+def test_a_report_axis_never_holds_one_column_twice(tmp_path, capsys, argv, says):
+    from test_results import HYPER, epoch_rows, trial_row
+
+    for config, alpha in (("a", 1.0), ("b", 10.0)):
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0), [trial_row(config, "m2", 0, alpha=alpha)], HYPER)
+    assert says in refused(["report", tmp_path, *argv], capsys)
+
+
+def test_a_clock_time_is_no_number_of_epochs_and_a_bound_is_the_hyperparameters_own(write_spec, capsys):
+    spec = write_spec(tiny_spec())
+    assert "epochs: expected an integer, got '10:00'" in refused(["validate", spec, "epochs=10:00"], capsys)
+    assert "must be <= 65536" in refused(["validate", spec, "fixed.hidden=2147483649"], capsys)
+
+
+def test_published_figures_are_finite_and_given_once(tmp_path, capsys):
+    from test_results import HYPER, epoch_rows, trial_row
+
+    results.write_configuration(tmp_path / "r", "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
+    (tmp_path / "p").mkdir()
+    argv = ["report", tmp_path / "r", "--compare", "--published", tmp_path / "p"]
+    for rows, says in (("t,1,m2,93.7,-1", "std -1 is not a finite number >= 0"), ("t,1,m2,1e999,", "value inf is not a finite number"),
+                       ("t,1,m2,93.7,\nt,1,m2,92.0,", "table t row 1 column m2 has more than one published figure")):
+        (tmp_path / "p" / "a.csv").write_text(f"table,row,column,value,std\n{rows}\n")
+        assert says in refused(argv, capsys)
+
+
+def test_results_rewritten_by_pandas_still_read_beside_sweepers_own(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from test_results import HYPER, epoch_rows, trial_row
+
+    for config in ("a", "b"):
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0), [trial_row(config, "m2", 0)], HYPER)
+    path = tmp_path / "trials" / "b.parquet"
+    table = pq.read_table(path)
+    wide = pa.schema([pa.field(f.name, pa.large_string()) if f.type == pa.string() else f for f in table.schema])
+    pq.write_table(table.cast(wide), path)
+    trials = results.read(tmp_path, "trials")
+    assert sorted(trials["config_id"]) == ["a", "b"] and isinstance(trials, pd.DataFrame)
+
+
+@pytest.mark.parametrize("accuracy", [-3.0, float("inf"), 1.5])
+def test_an_accuracy_outside_0_to_1_in_a_results_file_is_refused(tmp_path, capsys, accuracy):
+    from test_results import HYPER, epoch_rows, trial_row
+
+    results.write_configuration(tmp_path, "c", epoch_rows("c", "m2", 0), [{**trial_row("c", "m2", 0), "test_acc": accuracy}], HYPER)
+    assert f"column test_acc holds {accuracy:g}, not an accuracy from 0 to 1" in refused(["report", tmp_path], capsys)

@@ -1,5 +1,6 @@
 """Progress: from Tune's reports during a run and from a results directory, the same numbers."""
 import json
+import os
 import pickle
 
 import pytest
@@ -32,6 +33,37 @@ def test_status_of_a_results_directory(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "configurations: 1/3 done, 1 running, 0 failed; epochs 12/24 (50%), about 0m24s left; best mean val_acc 0.9000: alpha=10.0 model=m2" in out
+
+
+def test_status_says_when_the_rows_say_running_but_no_driver_trains_them(tmp_path, capsys):
+    """A sweep stopped by SIGTERM (its run's end recorded) or killed (its lock names a process of this machine
+    that is gone) is not running: status says so and how to go on, not a time left."""
+    import socket
+    import subprocess
+    import sys
+
+    (tmp_path / "spec.yaml").write_text("name: t\ndataset: digits\nmodels: [m2]\nseeds: [0]\nepochs: 4\nsearch: {alpha: [1, 10]}\n")
+    for config, status in (("a", "completed"), ("b", "running")):
+        rows = [{**trial_row(config, "m2", 0, status=status, alpha=1.0), "epochs": 2, "wall_s": 4.0}]
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0, epochs=2), rows, HYPER)
+    provenance = tmp_path / "provenance.json"
+    provenance.write_text(json.dumps([{"start": "2026-01-01T00:00:00+00:00", "end": None}]))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / results.LOCK_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    assert progress.from_results(tmp_path).running == 1  # this process holds it: running
+
+    (tmp_path / results.LOCK_FILE).write_text(f"pid {gone} on {socket.gethostname()}\n")
+    state = progress.from_results(tmp_path)
+    assert (state.done, state.running) == (1, 0)
+    assert f"1 stopped part-way: its driver (pid {gone} on {socket.gethostname()}) is gone; continue with: sweeper resume {tmp_path}" \
+        in progress.line(state) and "left" not in progress.line(state)
+    (tmp_path / results.LOCK_FILE).write_text(f"pid {gone} on another-machine\n")
+    assert progress.from_results(tmp_path).running == 1  # another machine's process: not ours to judge
+
+    provenance.write_text(json.dumps([{"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:01:00+00:00"}]))
+    assert main(["status", str(tmp_path)]) == 0
+    assert "1/2 done, 0 running, 0 failed; epochs 4/8 (50%), 1 stopped part-way: its last driver stopped before the sweep " \
+        f"was done; continue with: sweeper resume {tmp_path}" in capsys.readouterr().out
 
 
 def test_status_needs_a_directory_or_a_study(tmp_path, capsys):

@@ -103,13 +103,7 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
     if out is None:
         results.write_text(dirs[0], f"report.{EXTENSIONS[fmt]}", text)
         return f"{dirs[0]}/report.{EXTENSIONS[fmt]}"
-    path = results.local_out(out, "the report")
-    if path.is_dir():
-        raise SweeperError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
-    results.not_over_results(path, dirs, "write the report elsewhere, e.g. --out report.md")
-    if path.is_file() and not force and not _is_report(path):  # through a symlink too: the file it leads to
-        raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's{_leading_to(path)}; give another name, "
-                           "or --force to replace it")
+    path = checked_out(out, dirs, fmt, force)
     if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a FIFO, a device: written into
         with files.open_for_writing(path) as f:
             f.write(text.encode())
@@ -117,6 +111,20 @@ def write(text: str, dirs: list[str | Path], fmt: str, out: str | Path | None = 
     with results.atomic(path) as temporary:
         temporary.write_text(text)
     return str(path)
+
+
+def checked_out(out: str | Path, dirs: list[str | Path], fmt: str, force: bool = False) -> Path:
+    """`out` as a place `write` may put the report (see there), or one SweeperError: checked before the report
+    is made, so a refused --out prints nothing."""
+    path = results.local_out(out, "the report")
+    if path.is_dir() or str(out).endswith(("/", os.sep)):  # a trailing slash names a folder, made or not
+        what = "is a directory" if path.is_dir() else "names a folder (it ends in /)"
+        raise SweeperError(f"--out {out}: {what}; give a file name, e.g. {Path(out) / ('report.' + EXTENSIONS[fmt])}")
+    results.not_over_results(path, dirs, "write the report elsewhere, e.g. --out report.md")
+    if path.is_file() and not force and not _is_report(path):  # through a symlink too: the file it leads to
+        raise SweeperError(f"--out {out}: is a file that is not a report of sweeper's{_leading_to(path)}; give another name, "
+                           "or --force to replace it")
+    return path
 
 
 def _leading_to(path: Path) -> str:

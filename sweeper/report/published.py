@@ -1,6 +1,7 @@
 """The papers' published figures, from CSV files (one per paper, its citation in # lines)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -34,8 +35,26 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
         for column in ("value", "std"):
             if not pd.api.types.is_numeric_dtype(frame[column]) and frame[column].notna().any():
                 raise SweeperError(f"{f}: column {column} holds text, not numbers; give figures such as 93.7")
+        _check_figures(f, frame)
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    figures = pd.concat(frames, ignore_index=True)
+    twice = figures[figures.duplicated(["table", "row", "column"], keep=False)]
+    if len(twice):
+        first = twice.iloc[0]
+        raise SweeperError(f"{candidates[0]}: table {first['table']} row {first['row']} column {first['column']} has more than one "
+                           "published figure; keep one")
+    return figures
+
+
+def _check_figures(path: Path, frame: pd.DataFrame) -> None:
+    """A figure is a finite number (a value the paper printed; a std of at least 0 where it printed one)."""
+    bad_value = frame[~frame["value"].map(lambda v: pd.notna(v) and math.isfinite(v))]
+    bad_std = frame[frame["std"].notna() & ~frame["std"].map(lambda v: pd.notna(v) and math.isfinite(v) and v >= 0)]
+    for column, bad, wanted in (("value", bad_value, "a finite number"), ("std", bad_std, "a finite number >= 0, or empty")):
+        if len(bad):
+            row = bad.iloc[0]
+            raise SweeperError(f"{path}: table {row['table']} row {row['row']} column {row['column']}: {column} {float(row[column]):g} "
+                               f"is not {wanted}; give the paper's figure")
 
 
 def lookup(published: pd.DataFrame, table: str):

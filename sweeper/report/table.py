@@ -94,6 +94,8 @@ def check_axes(trials: pd.DataFrame, rows: str | None, cols: str | None) -> None
                                    f"choose one of: {', '.join(allowed)}")
             if name not in trials.columns or name in _NOT_AXES:
                 raise SweeperError(f"{axis} {name[:60]}: not a column of these results; choose one of: {', '.join(allowed)}")
+    if rows and len(set(axis_names(rows))) < len(axis_names(rows)):
+        raise SweeperError(f"--rows {rows[:60]}: names a column twice; give each column once")
     if rows and cols and cols in axis_names(rows):
         raise SweeperError(f"--rows {rows[:60]} --cols {cols[:60]}: the same column on both axes; give two different columns")
 
@@ -174,6 +176,9 @@ def build(trials: pd.DataFrame, layout: Layout, rows: str | None = None, cols: s
     layout = replace(layout, row_values=layout.row_values if own_rows else None, columns=layout.columns if own_cols else None)
     if layout.name != "generic" and not (own_rows and own_cols):
         published = None  # a paper's figures sit in its own rows and columns, not on other axes
+    if rows and not cols and layout.cols in axis_names(rows):
+        raise SweeperError(f"--rows {rows[:60]}: holds {layout.cols}, the columns' axis by default; give --cols another column, "
+                           f"or leave {layout.cols} out of --rows")
     cols = cols or layout.cols
     rows = rows or layout.rows or default_rows(trials, exclude=cols)
     done = trials[results.finished(trials)]
