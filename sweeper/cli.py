@@ -271,7 +271,11 @@ def _report(args) -> int:
     if pair and len(pair) != 2:
         raise SweeperError(f"--paired {args.paired}: give two models as A,B, e.g. --paired m2,baseline")
     if args.out:  # before the table: a refused --out prints nothing
-        report.checked_out(args.out, args.dirs, args.format, args.force)
+        try:
+            report.checked_out(args.out, args.dirs, args.format, args.force)
+        except OSError as e:  # a folder on the way that cannot be searched, a stale mount
+            raise SweeperError(f"--out {redact.url(str(args.out))}: cannot write the report there ({e.strerror or type(e).__name__}); "
+                               "give --out a file in a folder you can write to") from None
     text = report.table(args.dirs, fmt=args.format, rows=args.rows, cols=args.cols, layout=args.table, ci=args.ci,
                         compare=args.compare, published_dir=args.published, pair=pair, at=args.at)
     show(text, end="")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import provenance, results, space
+from . import provenance, redact, results, space
 from . import spec as spec_module
 from .errors import NoResultsYet
 
@@ -122,14 +122,34 @@ def from_results(location: str | Path) -> State:
     if runs and runs[-1].get("end"):
         left = 0.0 if done == total else left
     stopped = ""
-    ended = results.ended_driver(location) if runs and not runs[-1].get("end") else None  # killed: no end recorded
-    if running and (ended or runs and runs[-1].get("end")):
-        # its rows still say running, but no driver trains them
-        how = f"its driver ({ended}) is gone" if ended else "its last driver stopped before the sweep was done"
-        stopped = f"{running} stopped part-way: {how}; continue with: sweeper resume {location}"
-        running = 0
+    if running:
+        why = _not_trained(location, runs)
+        if why:  # its rows still say running, but no driver trains them
+            stopped, running = f"{running} stopped part-way: {why}; {_how_to_go_on(location)}", 0
     return State("configurations", done, running, failed, total or 0, epochs, (total or 0) * len(spec.seeds) * spec.epochs,
                  elapsed, left, best, settings, stopped)
+
+
+def _not_trained(location: str | Path, runs: list[dict]) -> str:
+    """Why no driver trains a sweep whose rows say running, or "" where one may: its last run recorded its end
+    (stopped by a signal or an error) and nothing holds its lock now (a resume starting holds it before it records
+    its start), or the process its lock names on this machine is gone (killed: no end recorded)."""
+    local = results.local_path(location)
+    if local is not None and results.lock_is_held(local):
+        return ""
+    if runs and runs[-1].get("end"):
+        return "its last driver stopped before the sweep was done"
+    ended = results.ended_driver(location)
+    return f"its driver ({ended}) is gone" if ended else ""
+
+
+def _how_to_go_on(location: str | Path) -> str:
+    local = results.local_path(location)
+    if local is None:  # a --storage location: the driver's own results directory holds the study
+        return f"continue with: sweeper resume OUT --storage {redact.url(str(location))}, OUT the run's --out"
+    if (local / results.SHARED_STUDY_FILE).is_file():
+        return "its configurations go back to the shared study: run the same 'sweeper run ... --study URL' again"
+    return f"continue with: sweeper resume {location}"
 
 
 def _point(location: str | Path, text: str) -> dict:

@@ -360,7 +360,8 @@ def read_bytes(location: str | Path, relative: str, limit: int = MAX_SMALL_FILE)
     return data
 
 
-RESULTS_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", "study.txt", LOCK_FILE)
+SHARED_STUDY_FILE = "study.txt"  # a driver of a shared study (--study) names it here
+RESULTS_PARTS = ("trials", "epochs", "models", "tune", "spec.yaml", "optuna.journal", "provenance.json", SHARED_STUDY_FILE, LOCK_FILE)
 
 
 def local_out(out: str | Path, what: str) -> Path:
@@ -378,7 +379,7 @@ def results_folder(out_dir: str | Path, flag: str = "--out") -> Path:
     inside another sweep's own files and folders."""
     text = str(out_dir)
     if not text.strip():
-        raise SweeperError(f"{flag}: empty; give a folder for the results, e.g. {flag} results/my-sweep")
+        raise SweeperError(f"{flag}: empty or blank; give a folder for the results, e.g. {flag} results/my-sweep")
     if "://" in text or redact.mistyped_url(text):
         raise SweeperError(f"{flag} {redact.url(text)}: the results directory is a folder on this machine (it holds the sweep's "
                            "lock and its Optuna study); give a path, and --storage URI to keep the results in a store")
@@ -393,11 +394,63 @@ def inside_results(path: Path) -> tuple[Path, Path] | None:
     among the directory's own files and folders (trials/, epochs/, models/, tune*/, its spec, study and lock)."""
     target = Path(os.path.realpath(path))
     for folder in target.parents:
-        if (folder / LOCK_FILE).is_file() or (folder / "provenance.json").is_file():  # files a sweep's driver writes first
+        if is_results_directory(folder):
             inner = target.relative_to(folder)
-            if inner.parts[0] in RESULTS_PARTS or inner.parts[0].startswith("tune"):
+            if own_part(inner.parts[0]):
                 return folder, inner
     return None
+
+
+def own_part(name: str) -> bool:
+    """Whether `name`, directly in a results directory, is one of its own files or folders (Ray Tune's are tune and
+    tune-rerun-<time>)."""
+    return name in RESULTS_PARTS or name == "tune" or name.startswith("tune-")
+
+
+def is_results_directory(folder: Path) -> bool:
+    """Whether `folder` is a sweep's results directory: its lock names a driver as one_driver writes it, or it holds
+    the spec as run beside the provenance. Never raises (an unreadable folder is not one)."""
+    return bool(lock_holder(folder)) or (os.path.isfile(folder / "spec.yaml") and os.path.isfile(folder / "provenance.json"))
+
+
+def lock_holder(folder: Path) -> str | None:
+    """Who a results directory's lock names ("pid N on HOST", as one_driver writes it); None where there is no such
+    lock (a lock that is a link, a pipe or unreadable is none). Never raises."""
+    if not os.path.isfile(folder / LOCK_FILE):
+        return None
+    try:  # never through a link, nor waiting on a pipe
+        descriptor = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        holder = os.read(descriptor, 200).decode(errors="replace").strip() if stat.S_ISREG(os.fstat(descriptor).st_mode) else ""
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return holder if re.fullmatch(r"pid \d+ on \S+", holder) else None
+
+
+def lock_is_held(folder: Path) -> bool | None:
+    """Whether some process of this machine's kernel holds a results directory's lock, read from /proc/locks without
+    touching the lock (taking it, even for a moment, could turn away a driver starting then); None where that cannot
+    be told (no /proc/locks: not Linux)."""
+    try:
+        lock = os.stat(folder / LOCK_FILE, follow_symlinks=False)
+        with open("/proc/locks") as f:
+            table = f.read()
+    except OSError:
+        return None
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 2254 fd:01:1234567 0 EOF"; a waiter's has "->"
+        fields = line.replace("->", "").split()
+        if len(fields) > 5 and fields[5].count(":") == 2:
+            major, minor, inode = fields[5].split(":")
+            try:
+                if (int(major, 16), int(minor, 16), int(inode)) == (os.major(lock.st_dev), os.minor(lock.st_dev), lock.st_ino):
+                    return True
+            except ValueError:
+                continue
+    return False
 
 
 def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
@@ -408,8 +461,7 @@ def not_over_results(path: Path, dirs: list[str | Path], advice: str) -> None:
         root = Path(os.path.realpath(d))
         if "://" in str(d) or target == root or not target.is_relative_to(root):
             continue
-        first = target.relative_to(root).parts[0]
-        if first in RESULTS_PARTS or first.startswith("tune"):
+        if own_part(target.relative_to(root).parts[0]):
             raise SweeperError(f"--out {path}: would write over the results of {d} ({target.relative_to(root)}); {advice}")
     inside = inside_results(path)
     if inside:
@@ -515,26 +567,18 @@ def one_driver(out_dir: Path, command: str) -> Iterator[None]:
 
 
 def ended_driver(location: str | Path) -> str | None:
-    """The driver named in a local results directory's lock ("pid N on HOST") where it is a process of this
-    machine that no longer runs (stopped by kill -9, a crash, the machine's restart); None where it runs, where
-    it ran elsewhere, or where there is no such lock to read."""
+    """The driver a local results directory's lock names ("pid N on HOST") where it is a process of this machine that
+    no longer runs (stopped by kill -9, a crash, the machine's restart) and nothing holds the lock; None where it may
+    run (its process is alive, or the lock is held: another container on this host, with its own process ids), ran
+    elsewhere, or there is no such lock to read."""
     import socket
 
     path = local_path(location)
-    if path is None:
+    holder = lock_holder(path) if path else None
+    if holder is None or lock_is_held(path) is not False:
         return None
-    try:  # never through a link, nor waiting on a pipe
-        descriptor = os.open(path / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        holder = os.read(descriptor, 200).decode(errors="replace").strip() if stat.S_ISREG(os.fstat(descriptor).st_mode) else ""
-    except OSError:
-        return None
-    finally:
-        os.close(descriptor)
     pid, _, host = holder.removeprefix("pid ").partition(" on ")
-    if not pid.isdigit() or host != socket.gethostname():
+    if host != socket.gethostname():
         return None
     try:
         os.kill(int(pid), 0)
@@ -697,8 +741,8 @@ def read(dirs: str | Path | list[str | Path], table: str = "trials", columns: li
             files = [sources[i] for i in first.index[:2]]
             named = " ".join(f"{k} {first[k].iloc[0]}" for k in keys)
             if files[0] == files[1]:
-                raise SweeperError(f"{named} has two different rows in {files[0]}; sweeper writes one: this file was "
-                                   "changed since, so report a copy of the results without it")
+                raise SweeperError(f"{named} has two different rows in {files[0]}, where sweeper writes one; the file was "
+                                   "changed since sweeper wrote it: restore it from a copy, or run that configuration again")
             raise SweeperError(f"{named} has different rows in {files[0]} and {files[1]}; "
                                "report one of the two (they are not the same results)")
     rows = rows.reset_index(drop=True)
@@ -752,9 +796,7 @@ def _directory_listed(d: str | Path, table: str, wanted: list[str] | None) -> tu
         raise NoResultsYet(f"{d}: no {table} results yet; run a sweep into it with 'sweeper run SPEC --out {d}'")
     read = [_file(fs, f.path, f"{d}/{table}/{f.base_name}", table, wanted) for f in files]
     try:
-        # permissive: a file rewritten by pandas or another tool (large_string for string, double for an integer
-        # column) still reads beside sweeper's own; types that cannot meet (text against numbers) are refused
-        frame = pa.concat_tables(read, promote_options="permissive").to_pandas()
+        frame = pa.concat_tables(read, promote_options="default").to_pandas()
     except (pa.ArrowException, ValueError) as e:
         raise SweeperError(f"{d}/{table}: cannot read these results together ({first_line(e)}); were they written by one sweep?") from None
     sizes = [(f"{d}/{table}/{f.base_name}", t.num_rows) for f, t in zip(files, read)]
@@ -819,16 +861,19 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
             for column, kind in NEEDED[table].items():
                 if column not in schema.names:
                     raise SweeperError(f"{where}: has no {column} column; was it written by sweeper?")
-                numeric = pa.types.is_integer(schema.field(column).type) or pa.types.is_floating(schema.field(column).type)
-                if (kind == "number") != numeric and parquet.metadata.num_rows:
-                    written = schema.field(column).type
-                    holds = "numbers" if numeric else "text" if pa.types.is_string(written) or pa.types.is_large_string(written) \
-                        else f"{written} values"
+                written = schema.field(column).type
+                numeric = pa.types.is_integer(written) or pa.types.is_floating(written)
+                text = pa.types.is_string(written) or pa.types.is_large_string(written)
+                if (numeric if kind == "number" else text) is False and parquet.metadata.num_rows:
+                    holds = "numbers" if numeric else "text" if text else f"{written} values"
                     raise SweeperError(f"{where}: column {column} holds {holds}, not {kind}; was it written by sweeper?")
             nested = [f for f in schema if pa.types.is_nested(f.type)]
             if nested:  # sweeper writes numbers, text and flags; a table cannot group or show a struct or a list
                 raise SweeperError(f"{where}: column {nested[0].name} holds nested values ({nested[0].type}); was it written by sweeper?")
             read = parquet.read(columns=[c for c in wanted if c in schema.names] if wanted else None)
+            # text as sweeper writes it: a file rewritten by pandas or another tool holds large_string, which would
+            # not meet sweeper's own files' string
+            read = read.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in read.schema]))
     except FileNotFoundError:
         raise _Vanished(where) from None
     except (pa.ArrowException, OSError, ValueError) as e:
@@ -836,7 +881,8 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
     empty = [c for c in NEVER_EMPTY[table] if c in read.column_names and read.column(c).null_count]
     if empty:
         raise SweeperError(f"{where}: column {empty[0]} has empty values, which no row sweeper writes has; was it written by sweeper?")
-    for column in (c for c in read.column_names if c.endswith("_acc") and pa.types.is_floating(read.schema.field(c).type)):
+    for column in (c for c in read.column_names if c.endswith("_acc") and (pa.types.is_floating(read.schema.field(c).type)
+                                                                             or pa.types.is_integer(read.schema.field(c).type))):
         values = read.column(column).to_numpy(zero_copy_only=False).astype(float)  # nulls as NaN: not measured
         outside = values[~np.isnan(values) & ((values < 0) | (values > 1))]
         if len(outside):  # a table would print it as a percentage, and could select it

@@ -69,9 +69,9 @@ _SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?
                                   list("-+0123456789"))
 # YAML 1.1 reads 10:00 as the base-60 number 600 (epochs=10:00 would train 600 epochs); YAML 1.2 and a reader of
 # the spec, as text, which the schema then refuses where it wants a number. Ahead of PyYAML's own number patterns.
-for _first_character in "-+0123456789":
-    _SpecLoader.yaml_implicit_resolvers[_first_character].insert(
-        0, ("tag:yaml.org,2002:str", re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")))
+_CLOCK_TIME = ("tag:yaml.org,2002:str", re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$"))
+_SpecLoader.yaml_implicit_resolvers = {first: [_CLOCK_TIME, *resolvers] if first in "-+0123456789" else resolvers
+                                       for first, resolvers in _SpecLoader.yaml_implicit_resolvers.items()}
 
 
 def read_text(path: Path, what: str, limit: int = MAX_SPEC_BYTES) -> str:

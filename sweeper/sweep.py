@@ -41,7 +41,7 @@ from .trainable import Setup, train_configuration
 STUDY_FILE = "optuna.journal"
 TUNE_DIR = "tune"
 SPEC_FILE = "spec.yaml"
-SHARED_FILE = "study.txt"
+SHARED_FILE = results.SHARED_STUDY_FILE
 LOST_CHECKPOINT = "does not exist on storage anymore"  # Ray Tune's words when a trial's checkpoint is gone
 
 
@@ -361,6 +361,9 @@ def _held(location: str, out: Path, command: str) -> Iterator[None]:
         yield
         return
     results.no_dangling_link(location.removeprefix("file://"), "--storage")  # as given: its resolved path hides the link
+    inside = results.inside_results(local)
+    if inside:
+        raise SweeperError(f"--storage {location}: is inside the results of {inside[0]} ({inside[1]}); give a location of your own")
     with results.one_driver(local, command):
         _fresh(location, command)  # once held: no other driver can start writing there in between
         yield

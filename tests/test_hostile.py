@@ -439,7 +439,7 @@ def test_output_to_a_full_disk_is_one_line_not_an_internal_error(command):
 
 @pytest.mark.parametrize("out, says", [
     ("s3://AKIA:hunter2@127.0.0.1:1/x", "the results directory is a folder on this machine"),
-    ("", "--out: empty; give a folder for the results"),
+    ("", "--out: empty or blank; give a folder for the results"),
     ("earlier/trials", "is inside the results of"),
     ("earlier/tune/again", "is inside the results of"),
 ])
@@ -452,6 +452,7 @@ def test_run_takes_a_results_directory_of_its_own_on_this_machine(tmp_path, caps
     monkeypatch.chdir(tmp_path)
     results.write_configuration(tmp_path / "earlier", "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
     (tmp_path / "earlier" / "provenance.json").write_text("[]")
+    (tmp_path / "earlier" / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
     before = files_under(tmp_path)
     line = refused(["run", spec, "--out", out], capsys)
     assert says in line and "hunter2" not in line
@@ -468,7 +469,7 @@ def test_report_out_never_lands_among_any_sweeps_own_files(tmp_path, capsys, mon
     monkeypatch.chdir(tmp_path)
     for name in ("r", "other"):
         results.write_configuration(tmp_path / name, "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
-    (tmp_path / "other" / "provenance.json").write_text("[]")
+    (tmp_path / "other" / results.LOCK_FILE).write_text("pid 1 on elsewhere\n")
     line = refused(["report", "r", "--out", "other/trials/zz.parquet"], capsys)
     assert "would write over the results of" in line and "trials/zz.parquet" in line
     assert "names a folder (it ends in /); give a file name" in refused(["report", "r", "--out", "newdir/"], capsys)
@@ -522,6 +523,11 @@ def test_published_figures_are_finite_and_given_once(tmp_path, capsys):
                        ("t,1,m2,93.7,\nt,1,m2,92.0,", "table t row 1 column m2 has more than one published figure")):
         (tmp_path / "p" / "a.csv").write_text(f"table,row,column,value,std\n{rows}\n")
         assert says in refused(argv, capsys)
+    (tmp_path / "p" / "a.csv").write_text("table,row,column,value,std\nt,1,m2,,\n")
+    assert "value is empty" in refused(argv, capsys)
+    (tmp_path / "p" / "a.csv").write_text("table,row,column,value,std\nt,1,m2,93.7,\n")
+    (tmp_path / "p" / "b.csv").write_text("table,row,column,value,std\nt,1,m2,92.0,\n")
+    assert "more than one published figure (in a.csv, b.csv)" in refused(argv, capsys)
 
 
 def test_results_rewritten_by_pandas_still_read_beside_sweepers_own(tmp_path):
@@ -541,9 +547,47 @@ def test_results_rewritten_by_pandas_still_read_beside_sweepers_own(tmp_path):
     assert sorted(trials["config_id"]) == ["a", "b"] and isinstance(trials, pd.DataFrame)
 
 
-@pytest.mark.parametrize("accuracy", [-3.0, float("inf"), 1.5])
+@pytest.mark.parametrize("accuracy", [-3.0, float("inf"), 1.5, 93])
 def test_an_accuracy_outside_0_to_1_in_a_results_file_is_refused(tmp_path, capsys, accuracy):
     from test_results import HYPER, epoch_rows, trial_row
 
     results.write_configuration(tmp_path, "c", epoch_rows("c", "m2", 0), [{**trial_row("c", "m2", 0), "test_acc": accuracy}], HYPER)
     assert f"column test_acc holds {accuracy:g}, not an accuracy from 0 to 1" in refused(["report", tmp_path], capsys)
+
+
+def test_a_text_column_written_as_bytes_or_an_integer_one_as_fractions_is_refused(tmp_path, capsys):
+    """Read beside sweeper's own files, bytes would make every status unknown (an empty table) and a seed of 0.5
+    another seed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from test_results import HYPER, epoch_rows, trial_row
+
+    for config in ("a", "b"):
+        results.write_configuration(tmp_path, config, epoch_rows(config, "m2", 0), [trial_row(config, "m2", 0)], HYPER)
+    path = tmp_path / "trials" / "b.parquet"
+    original = pq.read_table(path)
+    status = original.schema.get_field_index("status")
+    pq.write_table(original.set_column(status, "status", original.column("status").cast(pa.binary())), path)
+    assert "column status holds binary values, not text" in refused(["report", tmp_path], capsys)
+    seed = original.schema.get_field_index("seed")
+    pq.write_table(original.set_column(seed, "seed", pa.array([0.5])), path)
+    assert "cannot read these results together" in refused(["report", tmp_path], capsys)
+
+
+def test_only_sweepers_own_files_mark_a_results_directory(tmp_path, capsys, monkeypatch, write_spec):
+    """A project of the user's own with a provenance.json, a models/ folder or a tuned.md is no results directory; a
+    local --storage among a sweep's own files is refused as --out is."""
+    from test_results import HYPER, epoch_rows, trial_row
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "provenance.json").write_text('{"builder": "someone else"}')
+    (tmp_path / "models").mkdir()
+    assert results.inside_results(tmp_path / "models" / "vae") is None
+    results.write_configuration(tmp_path / "r", "c", epoch_rows("c", "m2", 0), [trial_row("c", "m2", 0)], HYPER)
+    assert main(["report", "r", "--out", "models/report.md"]) == 0 and main(["report", "r", "--out", "r/tuned.md"]) == 0
+    capsys.readouterr()
+    (tmp_path / "r" / results.LOCK_FILE).write_text("pid 1 on somewhere\n")
+    assert results.inside_results(tmp_path / "r" / "tune-rerun-1" / "x") == (tmp_path / "r", Path("tune-rerun-1/x"))
+    line = refused(["run", write_spec(tiny_spec()), "--out", "mine", "--storage", "r/models"], capsys)
+    assert "--storage r/models/tiny: is inside the results of" in line and not (tmp_path / "mine").exists()

@@ -1,4 +1,5 @@
 """Progress: from Tune's reports during a run and from a results directory, the same numbers."""
+import fcntl
 import json
 import os
 import pickle
@@ -57,6 +58,9 @@ def test_status_says_when_the_rows_say_running_but_no_driver_trains_them(tmp_pat
     assert (state.done, state.running) == (1, 0)
     assert f"1 stopped part-way: its driver (pid {gone} on {socket.gethostname()}) is gone; continue with: sweeper resume {tmp_path}" \
         in progress.line(state) and "left" not in progress.line(state)
+    with open(tmp_path / results.LOCK_FILE, "r+") as held:  # its process id is another container's: the lock says it runs
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert progress.from_results(tmp_path).running == 1
     (tmp_path / results.LOCK_FILE).write_text(f"pid {gone} on another-machine\n")
     assert progress.from_results(tmp_path).running == 1  # another machine's process: not ours to judge
 
@@ -64,6 +68,11 @@ def test_status_says_when_the_rows_say_running_but_no_driver_trains_them(tmp_pat
     assert main(["status", str(tmp_path)]) == 0
     assert "1/2 done, 0 running, 0 failed; epochs 4/8 (50%), 1 stopped part-way: its last driver stopped before the sweep " \
         f"was done; continue with: sweeper resume {tmp_path}" in capsys.readouterr().out
+    with open(tmp_path / results.LOCK_FILE, "r+") as held:  # a resume that holds the lock, its start not yet recorded
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert progress.from_results(tmp_path).running == 1
+    (tmp_path / results.SHARED_STUDY_FILE).write_text("journal\n")  # a shared study's driver: not resumed, run again
+    assert "go back to the shared study: run the same 'sweeper run ... --study URL' again" in progress.line(progress.from_results(tmp_path))
 
 
 def test_status_needs_a_directory_or_a_study(tmp_path, capsys):

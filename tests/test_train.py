@@ -168,6 +168,9 @@ def test_the_compiled_and_the_bfloat16_steps_track_the_plain_one():
     assert torch.allclose(losses(rows=12, compile=True), losses(rows=12), rtol=1e-4, atol=1e-4)
     in_bf16 = losses(bf16=True)
     assert torch.isfinite(in_bf16).all() and torch.allclose(in_bf16[:, :, 0], plain[:, :, 0], rtol=0.05)
+    # compiled, the parameters' casts to bfloat16 are in the graph; inductor may keep a fused sum in float32 a
+    # little longer than eager's rounding does, so close, not equal
+    assert torch.allclose(losses(bf16=True, compile=True)[:, :, 0], in_bf16[:, :, 0], rtol=1e-3)
 
 
 def test_a_plans_step_options_reach_its_stack():

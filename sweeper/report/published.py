@@ -36,14 +36,15 @@ def load(directory: str | Path | None = None) -> pd.DataFrame:
             if not pd.api.types.is_numeric_dtype(frame[column]) and frame[column].notna().any():
                 raise SweeperError(f"{f}: column {column} holds text, not numbers; give figures such as 93.7")
         _check_figures(f, frame)
-        frames.append(frame)
+        frames.append(frame.assign(source=f.name))
     figures = pd.concat(frames, ignore_index=True)
     twice = figures[figures.duplicated(["table", "row", "column"], keep=False)]
     if len(twice):
         first = twice.iloc[0]
+        where = twice[(twice["table"] == first["table"]) & (twice["row"] == first["row"]) & (twice["column"] == first["column"])]
         raise SweeperError(f"{candidates[0]}: table {first['table']} row {first['row']} column {first['column']} has more than one "
-                           "published figure; keep one")
-    return figures
+                           f"published figure (in {', '.join(dict.fromkeys(where['source']))}); keep one")
+    return figures.drop(columns="source")
 
 
 def _check_figures(path: Path, frame: pd.DataFrame) -> None:
@@ -53,8 +54,9 @@ def _check_figures(path: Path, frame: pd.DataFrame) -> None:
     for column, bad, wanted in (("value", bad_value, "a finite number"), ("std", bad_std, "a finite number >= 0, or empty")):
         if len(bad):
             row = bad.iloc[0]
-            raise SweeperError(f"{path}: table {row['table']} row {row['row']} column {row['column']}: {column} {float(row[column]):g} "
-                               f"is not {wanted}; give the paper's figure")
+            given = "is empty" if pd.isna(row[column]) else f"{float(row[column]):g} is not {wanted}"
+            raise SweeperError(f"{path}: table {row['table']} row {row['row']} column {row['column']}: {column} {given}; "
+                               "give the paper's figure")
 
 
 def lookup(published: pd.DataFrame, table: str):
