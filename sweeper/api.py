@@ -236,7 +236,7 @@ def start(spec: str | os.PathLike | Mapping, overrides: list[str], *, out: str |
         raise SweeperError(f"--scale {scale}: choose full or smoke")
     loaded = spec_module.at_scale(_spec(spec, overrides), scale)
     if pack is not None:
-        loaded = spec_module.with_pack(loaded, pack)
+        loaded = spec_module.with_pack(loaded, _plain(pack))  # np.int64(8) as 8, as a spec mapping's numbers are
     if driver and not study:
         raise SweeperError("--driver names a driver of a shared study: give --study URL too")
     driver = (driver or sweep.default_driver()) if study else None

@@ -232,6 +232,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning,
                             message=r".*(heartbeat|RetryHeartbeatStaleTrialCallback|fail_stale_trials).*")
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    # a resumed trial's epochs that Tune hands Ray's OptunaSearch again: Optuna keeps the first value, as it should
+    warnings.filterwarnings("ignore", message=r"The reported value is ignored because this step=\d+ is already reported")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # sweeper's progress lines instead of Tune's tables
 
 
@@ -369,6 +371,15 @@ def _bench(args) -> int:
         + (["projection"] if args.spec else [])
     if not cases:
         raise SweeperError("bench: choose a case: --model NAME (training step), --spec FILE (a grid's projected time), --report, --overhead")
+    # the step's options shape --model's and --spec's cases only: given with --report or --overhead alone, a timing
+    # would come back that did not use them
+    stepped = [flag for flag, given in (("--pack", args.pack is not None), ("--device", args.device != "cpu"), ("--bf16", args.bf16),
+                                        ("--compile", args.compile), ("--shape", args.shape != "mnist")) if given]
+    if stepped and not (args.model or args.spec):
+        raise SweeperError(f"bench {' '.join(stepped)}: shapes a timed step (--model or --spec); --report and --overhead "
+                           "take none of them")
+    if args.shape != "mnist" and not args.model:
+        raise SweeperError(f"bench --shape {args.shape}: sizes --model's step; --spec times the spec's own shapes")
     if args.model and args.model not in models.MODELS:
         raise SweeperError(f"bench --model {args.model}: unknown model; one of {', '.join(sorted(models.MODELS))}")
     if args.model and models.MODELS[args.model].fitted_by == "em":

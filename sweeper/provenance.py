@@ -102,8 +102,15 @@ def _well_formed(entry) -> bool:
     return isinstance(entry.get("start"), str)
 
 
-def start(location: str | Path, command: str, gpu: bool) -> None:
-    results.write_text(location, FILE, json.dumps(read(location) + [collect(command, gpu)], indent=1) + "\n")
+def start(location: str | Path, command: str, gpu: bool, spec_sha256: str | None = None) -> None:
+    """A new entry for this driver; `spec_sha256`: the digest of the spec.yaml it runs, which a resume checks."""
+    entry = collect(command, gpu) | ({"spec_sha256": spec_sha256} if spec_sha256 else {})
+    results.write_text(location, FILE, json.dumps(read(location) + [entry], indent=1) + "\n")
+
+
+def spec_digest_ran(location: str | Path) -> str | None:
+    """The digest of the spec.yaml the sweep at `location` started with, where its first driver recorded one."""
+    return next((e["spec_sha256"] for e in read(location) if isinstance(e.get("spec_sha256"), str)), None)
 
 
 def finish(location: str | Path) -> None:

@@ -91,6 +91,8 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path.resolve())))
         except UNREADABLE_JOURNAL as e:
             raise _damaged(url, e) from None
+    if url.startswith("sqlite:"):
+        _shareable_sqlite(url)
     beats = {} if spec is None else dict(heartbeat_interval=spec.study.heartbeat_s, grace_period=spec.study.reclaim_after_s,
                                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=spec.retries))
     try:
@@ -100,8 +102,35 @@ def storage(url: str, spec: Spec | None = None) -> optuna.storages.BaseStorage:
                            "pip install -e '.[postgres]' for PostgreSQL (psycopg), or the driver SQLAlchemy names for yours") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy's errors: bad URL, server down, refused login
         first = redact.message(first_line(e), url)
+        where = "that the file's folder can be written" if url.startswith("sqlite:") else \
+            "that the server is up and that this machine reaches it"
         raise SweeperError(f"--study {describe(url)}: cannot open the study database ({type(e).__name__}: {first}); "
-                           "check the URL, that the server is up and that this machine reaches it") from None
+                           f"check the URL, {where}") from None
+
+
+def _shareable_sqlite(url: str) -> None:
+    """An SQLite study the drivers can share, and one Optuna may add its tables to: a file (an in-memory database is
+    a new, empty one on each connection, so a driver would not find the study it made), new, empty or Optuna's."""
+    database = url.split("?", 1)[0].removeprefix("sqlite:").removeprefix("///")
+    if database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in url:
+        raise SweeperError(f"--study {describe(url)}: an in-memory SQLite database is a new one on each connection, so no "
+                           "driver finds the study another made; give a file, e.g. sqlite:///sweeps.db")
+    path = Path(database)
+    if path.is_file() and path.stat().st_size and not _optuna_sqlite(path) and _has_tables(path):
+        raise SweeperError(f"--study {describe(url)}: holds tables that are not Optuna's; give the study a database "
+                           "of its own (a new file), not one another program uses")
+
+
+def _has_tables(path: Path) -> bool:
+    """Whether an SQLite file holds any table, read without writing; a file that is no SQLite database counts as one
+    (Optuna would fail on it, or write into it)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT 1 FROM sqlite_master WHERE type='table'").fetchone() is not None
+    except sqlite3.Error:
+        return True
 
 
 # what Optuna raises replaying a journal a crash or a hand left damaged, or entries it did not write (bytes that are no

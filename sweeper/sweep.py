@@ -80,6 +80,8 @@ def run(spec: Spec, out_dir: str | Path, address: str | None = None, quiet: bool
 
 def _start(spec: Spec, out: Path, address: str | None, shown: str | None, num_cpus: int | None, data_dir, storage: str | None,
            study_url: str | None, driver: str | None, trainable) -> Outcome:
+    if study_url is not None and not study_url.strip():  # an unset $STUDY: not a sweep of its own, silently
+        raise SweeperError("--study: empty; give the shared study's URL or journal path, or leave --study out")
     if study_url and spec.pack not in (1, "auto") and spec.sampler == "grid":
         raise SweeperError(f"{spec.source}: pack: a shared study (--study) hands out one grid point at a time; "
                            "use pack: 1 with --study, or a sampler")
@@ -148,7 +150,7 @@ def _run(spec: Spec, out: Path, location: str, datasets: dict, shared, study_url
     heartbeats = study.Heartbeats(board) if board else None
     if heartbeats:
         heartbeats.start()
-    provenance.start(location, "run", spec.resources.gpu > 0)
+    provenance.start(location, "run", spec.resources.gpu > 0, _spec_digest(out))
     try:
         return replace(_fit(tuner, out, signals)[0], location=location)
     finally:
@@ -221,6 +223,10 @@ def _resume(out: Path, address: str | None, num_cpus: int | None, data_dir, stor
                            "put the file itself there, or resume a copy")
     spec = load_ran(out)  # the precision it started in, whatever today's default
     location = _location(out, storage, spec.name)
+    ran = provenance.spec_digest_ran(location)
+    if ran and ran != _spec_digest(out):  # the rows, Tune's state and the study all belong to the spec that ran
+        raise SweeperError(f"{out}/{SPEC_FILE}: changed since the sweep started; resume goes on with the sweep as it ran: put "
+                           "its spec back, or run the changed spec into a new --out")
     with _held(location, out, "resume"):
         return _resumed_at(spec, out, location, address, num_cpus, data_dir, trainable)
 
@@ -237,7 +243,7 @@ def _resumed_at(spec: Spec, out: Path, location: str, address: str | None, num_c
         return tune.Tuner.restore(f"{location}/{TUNE_DIR}", _runnable(spec, location, datasets, trainable),
                                   resume_unfinished=True, resume_errored=True)
 
-    provenance.start(location, "resume", spec.resources.gpu > 0)
+    provenance.start(location, "resume", spec.resources.gpu > 0, _spec_digest(out))
     try:
         with _ray(address, num_cpus, f"the rows so far are kept; continue with: sweeper resume {out}") as signals:
             _fits_a_node(spec, joined=bool(address))
@@ -373,6 +379,11 @@ def _fresh(location: str, command: str) -> None:
     if command == "run" and results.holds_any(location, (*results.TABLES, TUNE_DIR)):
         raise SweeperError(f"--storage: {redact.url(location)} already holds a sweep of this name; give another --storage, "
                            f"or rename the spec (name:)")
+
+
+def _spec_digest(out: Path) -> str:
+    """The SHA-256 of the results directory's spec.yaml, as written at the sweep's start."""
+    return hashlib.sha256(results.read_bytes(out, SPEC_FILE)).hexdigest()
 
 
 def _can_restore(location: str) -> bool:

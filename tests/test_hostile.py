@@ -591,3 +591,49 @@ def test_only_sweepers_own_files_mark_a_results_directory(tmp_path, capsys, monk
     assert results.inside_results(tmp_path / "r" / "tune-rerun-1" / "x") == (tmp_path / "r", Path("tune-rerun-1/x"))
     line = refused(["run", write_spec(tiny_spec()), "--out", "mine", "--storage", "r/models"], capsys)
     assert "--storage r/models/tiny: is inside the results of" in line and not (tmp_path / "mine").exists()
+
+
+def test_a_study_in_memory_or_in_another_programs_database_is_refused_untouched(tmp_path, capsys, write_spec):
+    import sqlite3
+
+    spec = write_spec(tiny_spec())
+    for url in ("sqlite:///", "sqlite:///:memory:"):
+        assert "an in-memory SQLite database is a new one on each connection" in \
+            refused(["run", spec, "--study", url, "--out", tmp_path / "o"], capsys)
+    theirs = tmp_path / "theirs.db"
+    with sqlite3.connect(theirs) as connection:
+        connection.execute("create table users(id int)")
+    line = refused(["run", spec, "--study", f"sqlite:///{theirs}", "--out", tmp_path / "o"], capsys)
+    assert "holds tables that are not Optuna's" in line
+    with sqlite3.connect(theirs) as connection:
+        assert connection.execute("select name from sqlite_master where type='table'").fetchall() == [("users",)]
+    assert "--study: empty" in refused(["run", spec, "--study", "", "--out", tmp_path / "o"], capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_data_dir_under_a_home_that_is_not_there_is_one_line(write_spec, tmp_path, capsys):
+    line = refused(["run", write_spec(tiny_spec()), "--data-dir", "~no-such-user-here/x", "--out", tmp_path / "o"], capsys)
+    assert "--data-dir ~no-such-user-here/x: no home folder to read '~' as here" in line and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--overhead", "--device", "cuda"], "bench --device: shapes a timed step"),
+    (["--report", "--pack", "3"], "bench --pack: shapes a timed step"),
+    (["--spec", "search_spaces/quickstart.yaml", "--shape", "digits"], "bench --shape digits: sizes --model's step"),
+])
+def test_bench_refuses_options_its_case_would_not_use(capsys, argv, says):
+    assert says in refused(["bench", *argv], capsys)
+
+
+def test_resume_refuses_a_spec_changed_since_the_sweep_started(tmp_path, capsys):
+    import hashlib
+
+    from sweeper import provenance
+
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    provenance.start(out, "run", False, hashlib.sha256((out / "spec.yaml").read_bytes()).hexdigest())
+    provenance.finish(out)
+    (out / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(epochs=50)))
+    assert "spec.yaml: changed since the sweep started" in refused(["resume", out], capsys)

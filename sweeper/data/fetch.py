@@ -40,8 +40,12 @@ class Source:
 
 def data_dir(option: str | os.PathLike | None = None) -> Path:
     """--data-dir, else $SWEEPER_DATA_DIR, else ~/.cache/sweeper."""
-    chosen = option or os.environ.get("SWEEPER_DATA_DIR") or Path.home() / ".cache" / "sweeper"
-    return Path(chosen).expanduser()
+    given = option or os.environ.get("SWEEPER_DATA_DIR")
+    try:
+        return Path(given or Path.home() / ".cache" / "sweeper").expanduser()
+    except RuntimeError:  # ~someone who has no account here, or no home to be found
+        named = f"--data-dir {option}" if option else f"$SWEEPER_DATA_DIR {given}" if given else "the default data folder ~/.cache/sweeper"
+        raise DataError(f"{named}: no home folder to read '~' as here; give the folder's full path") from None
 
 
 def ensure(source: Source, directory: Path) -> Path:
