@@ -873,7 +873,9 @@ def _file(fs: pafs.FileSystem, path: str, where: str, table: str, wanted: list[s
             read = parquet.read(columns=[c for c in wanted if c in schema.names] if wanted else None)
             # text as sweeper writes it: a file rewritten by pandas or another tool holds large_string, which would
             # not meet sweeper's own files' string
-            read = read.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in read.schema]))
+            if any(pa.types.is_large_string(f.type) for f in read.schema):
+                read = read.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in read.schema],
+                                           metadata=read.schema.metadata))
     except FileNotFoundError:
         raise _Vanished(where) from None
     except (pa.ArrowException, OSError, ValueError) as e:
