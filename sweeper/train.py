@@ -512,7 +512,8 @@ class Stack:
             if rebuild:
                 self.losses = self._vmapped_losses()
 
-    def _vmapped_losses(self):
+    def _vmapped_losses(self, mode: str = "default"):
+        """The members' losses, vmapped, and compiled (with torch.compile's `mode`) when the stack compiles."""
         vmapped = torch.func.vmap(self._loss, in_dims=(0, 0, 0, 0, 0, 0, 0, None, None))
         low_precision = frozenset(self.low_precision)
 
@@ -530,7 +531,7 @@ class Stack:
         # one, making a size that differs symbolic (vmap's linear refuses those) and counting its
         # compilations against the limit
         torch.compiler.reset()
-        return torch.compile(losses, fullgraph=True)
+        return torch.compile(losses, fullgraph=True, mode=mode)
 
     def keep(self, positions: list[int]) -> None:
         """Only the members at `positions` from now on: parameters, buffers, loss weights, learning rates and

@@ -58,3 +58,8 @@ def test_the_floor_benchmarks_trainable_takes_one_adam_step_and_reports_it(monke
     floor.trainable({"index": 3})
     assert len(reported) == 1 and reported[0]["epoch"] == 1
     assert abs(reported[0]["objective"] - (3 - 1e-3)) < 1e-6  # Adam's first step moves the weight by lr against the gradient
+
+
+def test_the_step_profile_benchmark_profiles_the_stacks_step():
+    table = benchmark("step_profile").main(["--shape", "anchor", "--pack", "2", "--steps", "1"])
+    assert "aten::bmm" in table and "aten::softplus" in table
