@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import footprint, models, space, train
+from . import footprint, models, packing, space, train
 from .bench import costlier_stage, steps_in_an_epoch, time_stack
 from .data import DATASETS
-from .packing import trial_epochs
 from .spec import Spec
 
 
@@ -48,12 +47,17 @@ def _estimate(spec: Spec, steps: int) -> list[Estimate]:
             space.DefineByRun(spec)(trial)
             points.append(trial.params)
             study.tell(trial, 0.0)
-    estimates = []
+    estimates, timed = [], {}
     for point in points:
         chosen = space.configuration(spec, point)
-        step_s = _time_step(spec, chosen, steps)
+        # configurations that would share a pack differ only in loss weights and learning rates: one step's cost,
+        # timed once (a grid of 10,000 alphas is one timing, not 10,000)
+        shape = (chosen.dataset, packing.pack_key(packing.plan_of(spec, chosen)))
+        if shape not in timed:
+            timed[shape] = _time_step(spec, chosen, steps)
+        step_s = timed[shape]
         per_epoch = 1 if models.MODELS[chosen.model].fitted_by == "em" else steps_in_an_epoch(spec, chosen)
-        estimates.append(Estimate(chosen, step_s, step_s * per_epoch * trial_epochs(spec, chosen) * len(spec.seeds)))
+        estimates.append(Estimate(chosen, step_s, step_s * per_epoch * packing.trial_epochs(spec, chosen) * len(spec.seeds)))
     if spec.sampler != "grid":  # scale the draws up to the sampled trial count
         estimates = [Estimate(e.configuration, e.step_s, e.train_s * spec.trials / len(estimates)) for e in estimates]
     return estimates
@@ -73,6 +77,6 @@ def _time_step(spec: Spec, chosen: space.Configuration, steps: int) -> float:
     seconds, _ = time_stack(chosen.model, info.input_shape, info.n_classes, [hyper],
                             (chosen.batch_labelled, chosen.batch_unlabelled), torch.device("cpu"), steps, train.bfloat16(spec.step.bf16, "cpu"),
                             spec.step.compile is True, costlier_stage(info.n_train, chosen.label_count, spec.data.labelled_in_unlabelled,
-                                                              trial_epochs(spec, chosen)),
+                                                              packing.trial_epochs(spec, chosen)),
                             count_flops=False)
     return seconds
