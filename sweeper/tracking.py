@@ -339,6 +339,10 @@ def _wandb_logged_in(tracking: Tracking) -> None:
     except Exception as e:  # noqa: BLE001 - wandb's AuthenticationError and UsageError: a key it cannot take
         raise SweeperError(f"tracking: wandb cannot log in ({type(e).__name__}: {redact.message(first_line(e))[:120]}); run "
                            "'wandb login' again (or fix WANDB_API_KEY), or set tracking: {kind: wandb, mode: offline}") from None
+    finally:
+        # login starts wandb's service process; left running, it holds this process at its exit for minutes where
+        # W&B's server cannot be reached. The trackers start it again when they log.
+        wandb.teardown()
     if not logged_in:
         raise SweeperError("tracking: wandb runs online but finds no API key here, and would stop the sweep to ask for one; "
                            "run 'wandb login' (or set WANDB_API_KEY), or set tracking: {kind: wandb, mode: offline}")
