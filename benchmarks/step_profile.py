@@ -16,7 +16,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from sweeper import models
+from sweeper import allocator, models
 from sweeper.bench import SHAPES
 from sweeper.models.noise import fold_in, key
 from sweeper.train import Stack, schedule
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--float32", action="store_true")
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
+    allocator.keep_freed_memory()  # as a sweep's trials allocate (docs/performance.md, "Memory a trial keeps")
     step = stepper(args.shape, args.pack, not args.float32, args.compile)
     for s in range(3):  # warm up (and compile)
         step(s)
