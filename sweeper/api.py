@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,9 @@ def start(spec: str | os.PathLike | Mapping, overrides: list[str], *, out: str |
 
     if scale not in ("full", "smoke"):
         raise SweeperError(f"--scale {scale}: choose full or smoke")
-    loaded = spec_module.at_scale(_spec(spec, overrides), scale)
+    loaded, note = spec_module.scaled(_spec(spec, overrides), scale, list(overrides))
+    if note:  # the command line's and a notebook's alike: beside the progress, not a warning's file and line
+        print(f"sweeper: note: {note}", file=sys.stderr)
     if pack is not None:
         loaded = spec_module.with_pack(loaded, _plain(pack))  # np.int64(8) as 8, as a spec mapping's numbers are
     if driver and not study:

@@ -215,6 +215,15 @@ def _symlink_loop(e: BaseException) -> str | None:
     return None
 
 
+def _scaled(spec, scale: str, overrides: list[str]):
+    from . import spec as spec_module
+
+    small, note = spec_module.scaled(spec, scale, overrides)
+    if note:
+        print(f"sweeper: note: {note}", file=sys.stderr)
+    return small
+
+
 def show(text: str, end: str = "\n") -> None:
     """Print to stdout what may hold text from a file or the user (a table, a name), no control character in it."""
     print(redact.printable(text), end=end)
@@ -318,7 +327,7 @@ def _validate(args) -> int:
     from . import footprint, space
     from . import spec as spec_module
 
-    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
+    spec = _scaled(spec_module.load(args.spec, args.overrides), args.scale, args.overrides)
     footprint.check_memory(spec)  # as run checks it: what validates, runs
     show(f"{spec.source}: ok: {space.configuration_count(spec)} configurations × {len(spec.seeds)} seeds "
           f"of {', '.join(spec.models)} on {', '.join(spec.datasets)}, {spec.epochs} epochs each{_longer_trials(spec)}")
@@ -344,7 +353,7 @@ def _estimate(args) -> int:
     from . import estimate
     from . import spec as spec_module
 
-    spec = spec_module.at_scale(spec_module.load(args.spec, args.overrides), args.scale)
+    spec = _scaled(spec_module.load(args.spec, args.overrides), args.scale, args.overrides)
     estimates = estimate.estimate(spec)
     by_model: dict[str, float] = {}
     for e in estimates:

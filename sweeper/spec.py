@@ -817,6 +817,25 @@ def at_scale(spec: Spec, scale: str) -> Spec:
     )
 
 
+SMOKE_SETS = {"epochs": "epochs", "seeds": "seeds", "trials": "trials", "batch": "batches", "label_count": "label_counts",
+              "dataset": "datasets"}  # an override's key -> the Spec field at_scale sets itself
+
+
+def scaled(spec: Spec, scale: str, overrides: list[str] | None = None) -> tuple[Spec, str | None]:
+    """at_scale(spec, scale), and a note naming the command line's overrides the smoke scale set its own values over
+    (epochs=1 under smoke trains its 2 epochs): said, not dropped without a word."""
+    small = at_scale(spec, scale)
+    replaced = []
+    for item in overrides or []:
+        top, _, rest = item.split("=", 1)[0].strip().partition(".")
+        if top in SMOKE_SETS and not rest and getattr(spec, SMOKE_SETS[top]) != getattr(small, SMOKE_SETS[top]) or \
+                top == "fixed" and rest and spec.fixed.get(rest) != small.fixed.get(rest):
+            replaced.append(item)
+    note = (f"--scale smoke sets its own values over {', '.join(replaced)[:200]}; drop --scale smoke to run them as given"
+            if replaced else None)
+    return small, note
+
+
 def with_pack(spec: Spec, pack: int | str) -> Spec:
     """The spec with `pack` (--pack), checked as if the file said so."""
     return parse({**yaml.safe_load(to_yaml(spec)), "pack": pack}, source=f"{spec.source} with --pack {pack}")

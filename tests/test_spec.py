@@ -352,3 +352,15 @@ def test_eval_every_is_refused_with_a_scheduler_or_a_shorter_patience():
         parse(tiny_spec(eval_every=3, patience=2))
     with pytest.raises(SpecError, match=r"^<spec>: eval_every: "):
         parse(tiny_spec(eval_every=0))
+
+
+def test_an_override_the_smoke_scale_sets_its_own_value_over_is_named(write_spec, capsys):
+    from helpers import tiny_spec
+    from sweeper.cli import main
+
+    spec = write_spec(tiny_spec(epochs=5))
+    assert main(["validate", str(spec), "--scale", "smoke", "epochs=1", "search.alpha=[1.0]", "fixed.hidden=8"]) == 0
+    out, err = capsys.readouterr()
+    assert "2 epochs each" in out
+    assert err == "sweeper: note: --scale smoke sets its own values over epochs=1; drop --scale smoke to run them as given\n"
+    assert main(["validate", str(spec), "epochs=1"]) == 0 and capsys.readouterr().err == ""
