@@ -117,7 +117,8 @@ def checked_in_a_process_of_its_own(spec: dict, **env) -> str:
     settings) for the whole process, which would reach the tests after this one."""
     code = ("import json, sys; from sweeper import tracking; from sweeper.spec import parse; from sweeper.errors import SweeperError\n"
             "try:\n    tracking.check(parse(json.loads(sys.argv[1]))); print('taken')\nexcept SweeperError as e:\n    print(e)")
-    environment = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")} | env
+    # none of this session's W&B state either: an earlier test's WANDB_SERVICE would send the child to that test's service
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | env
     done = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, timeout=120, env=environment)
     assert done.stderr == "", done.stderr
     return done.stdout.strip()
